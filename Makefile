@@ -1,0 +1,41 @@
+# The README's two commands: `make run` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint index bench eval clean
+
+install: $(STAMP)
+
+# torch is installed first, pinned, so that nothing later pulls a CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/qa serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check qa web tests
+	$(BIN)/ruff format --check qa web tests
+
+index: install
+	$(BIN)/qa index
+
+eval: install
+	$(BIN)/qa eval ../shared/eval/dev.jsonl
+
+bench: install
+	$(BIN)/qa bench
+
+clean:
+	rm -rf $(VENV) index/manifest.json index/*.faiss index/*.jsonl index/*.npy

@@ -1,0 +1,67 @@
+"""One source of configuration: defaults, then environment variables, then flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+# environment variable -> field name
+ENV_VARS = {
+    "QA_SEEDS": "seeds_dir",
+    "QA_INDEX": "index_dir",
+    "QA_MODEL": "model",
+    "QA_TOP_K": "top_k",
+    "QA_HOST": "host",
+    "QA_PORT": "port",
+    "QA_THREADS": "threads",
+    "QA_MAX_QUESTION_CHARS": "max_question_chars",
+    "QA_MAX_HISTORY": "max_history",
+    "QA_MAX_BODY_BYTES": "max_body_bytes",
+    "QA_RATE_LIMIT": "rate_limit",
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    seeds_dir: Path = Path("seeds")
+    index_dir: Path = Path("index")
+    model: str = DEFAULT_MODEL
+    top_k: int = 3
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threads: int = 4
+    max_question_chars: int = 1000
+    max_history: int = 20
+    max_top_k: int = 10
+    max_body_bytes: int = 64 * 1024
+    # requests per minute per client; 0 turns the limit off (the default, for local use)
+    rate_limit: int = 0
+
+    @classmethod
+    def load(cls, **overrides) -> Config:
+        """Defaults, overridden by QA_* environment variables, overridden by ``overrides``
+        (flags; a value of None means "not given")."""
+        values: dict = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for var, name in ENV_VARS.items():
+            raw = os.environ.get(var)
+            if raw not in (None, ""):
+                values[name] = _coerce(name, types[name], raw)
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = _coerce(name, types[name], value)
+        return replace(cls(), **values)
+
+
+def _coerce(name: str, kind: str, value):
+    try:
+        if kind == "Path":
+            return Path(value)
+        if kind == "int":
+            return int(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid value for {name}: {value!r}") from exc

@@ -1,0 +1,87 @@
+"""Reading the corpus: every ``.txt`` and ``.md`` file under the seeds folder."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .records import Document
+
+SUFFIXES = (".txt", ".md")
+
+
+class DocumentError(Exception):
+    """A document, or the corpus as a whole, cannot be used."""
+
+
+@dataclass(frozen=True)
+class Corpus:
+    documents: tuple[Document, ...]
+    skipped: tuple[str, ...]  # one message per file left out, naming it and why
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def corpus_files(seeds_dir: Path) -> list[Path]:
+    """The corpus files under ``seeds_dir``, in a stable order (hidden files excluded)."""
+    seeds_dir = Path(seeds_dir)
+    if not seeds_dir.is_dir():
+        raise DocumentError(f"seeds folder {seeds_dir} does not exist")
+    files = [
+        p
+        for p in seeds_dir.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(seeds_dir).parts)
+    ]
+    return sorted(files, key=lambda p: p.relative_to(seeds_dir).as_posix())
+
+
+def read_document(path: Path, doc_id: str) -> Document:
+    """Read one UTF-8 document; raise DocumentError naming the file when it is unusable."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DocumentError(f"{doc_id}: cannot be read ({exc.strerror})") from exc
+    try:
+        # utf-8-sig: a byte-order mark is not part of the text
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            f"{doc_id}: not valid UTF-8 (byte {exc.start}); save it as UTF-8"
+        ) from exc
+    if not text.strip():
+        raise DocumentError(f"{doc_id}: the document is empty")
+    return Document(id=doc_id, text=text, sha256=sha256_bytes(data))
+
+
+def load_corpus(seeds_dir: Path) -> Corpus:
+    """Read every corpus file. Unusable files are skipped with a message; a corpus with no
+    usable document at all is an error."""
+    seeds_dir = Path(seeds_dir)
+    documents, skipped = [], []
+    for path in corpus_files(seeds_dir):
+        doc_id = path.relative_to(seeds_dir).as_posix()
+        try:
+            documents.append(read_document(path, doc_id))
+        except DocumentError as exc:
+            skipped.append(str(exc))
+    if not documents:
+        why = f" ({'; '.join(skipped)})" if skipped else ""
+        raise DocumentError(
+            f"no usable documents in {seeds_dir}: add .txt or .md files (UTF-8){why}"
+        )
+    return Corpus(tuple(documents), tuple(skipped))
+
+
+def corpus_fingerprint(seeds_dir: Path) -> dict[str, str]:
+    """doc id -> sha256 of its bytes, for every corpus file (usable or not): cheap to
+    compute, so a loader can tell whether the index is stale without reading the model."""
+    seeds_dir = Path(seeds_dir)
+    return {
+        p.relative_to(seeds_dir).as_posix(): sha256_bytes(p.read_bytes())
+        for p in corpus_files(seeds_dir)
+    }

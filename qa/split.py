@@ -1,0 +1,126 @@
+"""Splitting a document into sentences with exact character offsets.
+
+``split_sentences(text)`` returns ``(start, end)`` pairs such that ``text[start:end]`` is a
+sentence, trimmed of surrounding white space. A line break always ends a sentence, so a
+heading without a final stop, a credit line or a list item stands on its own. Inside a
+line, a sentence ends at ``.``, ``!``, ``?`` or ``…`` (with any closing quotes or brackets)
+followed by white space and something that can start a sentence, except after an
+abbreviation or an initial, and not inside a quotation, so that a quotation and its
+attribution stay one sentence.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Titles that are always followed by a name: never the end of a sentence.
+TITLES = frozenset(
+    "mr mrs ms dr prof st sr jr gen lt col sgt capt cmdr adm maj rev hon gov sen rep pres "
+    "supt insp mt ft fig figs no nos vol vols ch pp p vs cf approx dept est".split()
+)
+# Abbreviations that may also end a sentence: a boundary only when a common sentence
+# opener follows ("... in the U.S. The next day ...").
+MAYBE_END = frozenset(
+    "jan feb mar apr jun jul aug sep sept oct nov dec mon tue tues wed thu thur thurs fri "
+    "sat sun inc ltd co corp bros llc plc etc al e.g i.e a.m p.m".split()
+)
+OPENERS = frozenset(
+    "the a an he she it they we i you this that these those there his her its their our "
+    "my but and or so yet in on at after before when while if as however meanwhile then "
+    "still also since though although what who why how".split()
+)
+SPEECH_VERBS = frozenset(
+    "said says say asked asks told tells added adds wrote writes replied replies "
+    "shouted yelled cried insisted noted stated explained continued according".split()
+)
+
+# A quotation is kept in one sentence up to this length; past it, it is split as usual.
+MAX_QUOTED = 300
+
+_TERMINAL = re.compile(r"[.!?…]+[\"'”’»)\]]*")
+_WORD_BEFORE = re.compile(r"([A-Za-z](?:[A-Za-z.]*[A-Za-z])?)\.$")
+_NEXT_WORD = re.compile(r"[\"'“‘«(\[]*([^\s\"'“‘«(\[]+)")
+_LIST_MARKER = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+•]\s+|\d{1,3}[.)]\s+)")
+_HAS_WORD = re.compile(r"\w")
+_CLOSERS = "\"'”’»)]"
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of ``text`` as ``(start, end)`` Python string indices."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        start, end = pos, pos + len(line.rstrip("\r\n"))
+        pos += len(line)
+        start = _skip_space(text, start, end)
+        marker = _LIST_MARKER.match(text, start, end)
+        if marker and marker.end() < end:
+            start = _skip_space(text, marker.end(), end)
+        spans.extend(_split_line(text, start, end))
+    return spans
+
+
+def _skip_space(text: str, i: int, end: int) -> int:
+    while i < end and text[i].isspace():
+        i += 1
+    return i
+
+
+def _split_line(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    spans = []
+    sent_start = start
+    for m in _TERMINAL.finditer(text, start, end):
+        nxt = _skip_space(text, m.end(), end)
+        if nxt == m.end() or nxt >= end:
+            continue  # no white space after it, or the line's end (handled below)
+        if _inside_quote(text, sent_start, m.end()) and m.end() - sent_start < MAX_QUOTED:
+            continue  # a quotation stays whole, with its attribution
+        if _is_boundary(text, m, nxt, end):
+            spans.append((sent_start, m.end()))
+            sent_start = nxt
+    spans.append((sent_start, end))
+    return [(s, _rstrip(text, s, e)) for s, e in spans if _HAS_WORD.search(text, s, e)]
+
+
+def _inside_quote(text: str, start: int, end: int) -> bool:
+    """Whether a quotation opened in ``text[start:end]`` is still open at ``end``."""
+    segment = text[start:end]
+    depth = segment.count("“") - segment.count("”")
+    return depth > 0 or (depth == 0 and segment.count('"') % 2 == 1)
+
+
+def _rstrip(text: str, start: int, end: int) -> int:
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def _is_boundary(text: str, m: re.Match, nxt: int, end: int) -> bool:
+    first = text[nxt]
+    if first.islower() or first in ",;:)]–—-":
+        return False
+    word_m = _NEXT_WORD.match(text, nxt, end)
+    next_word = word_m.group(1).strip(".,;:!?").lower() if word_m else ""
+    punct = m.group(0).rstrip(_CLOSERS)
+    quoted = len(m.group(0)) > len(punct)
+
+    if punct == ".":
+        before = _WORD_BEFORE.search(text, max(0, m.start() - 30), m.start() + 1)
+        if before:
+            word = before.group(1).lower()
+            if word in TITLES:
+                return False
+            if word in MAYBE_END or len(word) == 1 or "." in word:
+                # an initial (J. Smith), a dotted acronym (U.S.) or a month (Jan. 5)
+                return next_word in OPENERS
+    if quoted and punct[-1] in "!?":
+        # “Stop!” the officer shouted. / “Why?” Smith asked.  -- one sentence
+        tail = text[nxt : _next_terminal(text, nxt, end)].split()
+        if len(tail) <= 5 and any(w.strip(",.").lower() in SPEECH_VERBS for w in tail):
+            return False
+    return True
+
+
+def _next_terminal(text: str, i: int, end: int) -> int:
+    m = _TERMINAL.search(text, i, end)
+    return m.start() if m else end
