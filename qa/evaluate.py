@@ -1,0 +1,188 @@
+"""Scoring a question set with the metrics of ``shared/eval/README.md``.
+
+A question set is JSON lines: ``id``, ``turns`` (only the last is scored; earlier ones are
+asked first and sent back as history with the service's own answers), ``answerable``,
+``support`` (strings in the supporting sentence) and ``answer`` (acceptable answers).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# ask(question, history) -> the JSON answer as a dict; history is [{"question", "answer"}]
+AskFn = Callable[[str, list[dict]], dict]
+
+MAX_ANSWER_CHARS = 300
+MAX_CITATION_CHARS = 400
+METRICS = ("support@1", "support@3", "answer_hit", "false_abstain", "abstain", "followup",
+           "answer_chars_median")
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    turns: tuple[str, ...]
+    answerable: bool
+    support: tuple[str, ...] = ()
+    answer: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    item: Item
+    response: dict
+    supported_at_1: bool
+    supported_at_3: bool
+    hit: bool
+
+    @property
+    def abstained(self) -> bool:
+        return self.response.get("answer") is None
+
+    @property
+    def correct(self) -> bool:
+        if not self.item.answerable:
+            return self.abstained
+        return self.supported_at_1 and self.hit
+
+
+@dataclass(frozen=True)
+class Report:
+    metrics: dict[str, float | None]
+    counts: dict[str, int]
+    outcomes: tuple[Outcome, ...] = field(repr=False, default=())
+
+    def misses(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.correct]
+
+    def to_dict(self) -> dict:
+        return {
+            "metrics": self.metrics,
+            "counts": self.counts,
+            "misses": [
+                {"id": o.item.id, "question": o.item.turns[-1], "answer": o.response.get("answer"),
+                 "first_citation": (o.response.get("citations") or [{}])[0].get("text")}
+                for o in self.misses()
+            ],
+        }
+
+
+def load_items(path: Path) -> list[Item]:
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                items.append(Item(row["id"], tuple(row["turns"]), bool(row["answerable"]),
+                                  tuple(row.get("support", ())), tuple(row.get("answer", ()))))
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{n}: not a question-set line ({exc})") from exc
+    return items
+
+
+def supports(citation: dict, support: tuple[str, ...]) -> bool:
+    text = citation.get("text") or ""
+    if len(text) > MAX_CITATION_CHARS:
+        return False
+    return any(s.lower() in text.lower() for s in support)
+
+
+def is_hit(answer: str | None, acceptable: tuple[str, ...]) -> bool:
+    if answer is None or len(answer) > MAX_ANSWER_CHARS:
+        return False
+    return any(a.lower() in answer.lower() for a in acceptable)
+
+
+def run_item(ask: AskFn, item: Item) -> Outcome:
+    history: list[dict] = []
+    for question in item.turns[:-1]:
+        response = ask(question, history)
+        history.append({"question": question, "answer": response.get("answer")})
+    response = ask(item.turns[-1], history)
+    citations = response.get("citations") or []
+    return Outcome(
+        item,
+        response,
+        supported_at_1=bool(citations) and supports(citations[0], item.support),
+        supported_at_3=any(supports(c, item.support) for c in citations[:3]),
+        hit=is_hit(response.get("answer"), item.answer),
+    )
+
+
+def score(outcomes: list[Outcome]) -> Report:
+    answerable = [o for o in outcomes if o.item.answerable]
+    unanswerable = [o for o in outcomes if not o.item.answerable]
+    followups = [o for o in answerable if len(o.item.turns) > 1]
+
+    def rate(xs, pred):
+        return round(sum(1 for x in xs if pred(x)) / len(xs), 4) if xs else None
+
+    hit_lengths = [len(o.response["answer"]) for o in answerable if o.hit]
+    metrics = {
+        "support@1": rate(answerable, lambda o: o.supported_at_1),
+        "support@3": rate(answerable, lambda o: o.supported_at_3),
+        "answer_hit": rate(answerable, lambda o: o.hit),
+        "false_abstain": rate(answerable, lambda o: o.abstained),
+        "abstain": rate(unanswerable, lambda o: o.abstained),
+        "followup": rate(followups, lambda o: o.supported_at_1 and o.hit),
+        "answer_chars_median": statistics.median(hit_lengths) if hit_lengths else None,
+    }
+    counts = {"questions": len(outcomes), "answerable": len(answerable),
+              "unanswerable": len(unanswerable), "followup": len(followups)}
+    return Report(metrics, counts, tuple(outcomes))
+
+
+def evaluate(ask: AskFn, items: list[Item]) -> Report:
+    return score([run_item(ask, item) for item in items])
+
+
+def library_asker(engine) -> AskFn:
+    from .answer import Turn
+
+    def ask(question: str, history: list[dict]) -> dict:
+        turns = [Turn(h["question"], h.get("answer")) for h in history]
+        return engine.ask(question, history=turns).to_dict()
+
+    return ask
+
+
+def http_asker(url: str, timeout: float = 30.0) -> AskFn:
+    import urllib.error
+    import urllib.request
+
+    endpoint = url.rstrip("/") + "/api/ask"
+
+    def ask(question: str, history: list[dict]) -> dict:
+        body = json.dumps({"question": question, "history": history}).encode()
+        request = urllib.request.Request(
+            endpoint, data=body, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            raise ConnectionError(f"{endpoint} answered {exc.code}: {exc.read()[:200]!r}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise ConnectionError(f"cannot reach {endpoint}: {exc}") from exc
+
+    return ask
+
+
+def check_thresholds(report: Report, minimums: dict[str, float],
+                     maximums: dict[str, float]) -> list[str]:
+    """The failed thresholds, as readable lines."""
+    failures = []
+    for name, bound in minimums.items():
+        value = report.metrics.get(name)
+        if value is None or value < bound:
+            failures.append(f"{name} = {value} is under {bound}")
+    for name, bound in maximums.items():
+        value = report.metrics.get(name)
+        if value is None or value > bound:
+            failures.append(f"{name} = {value} is over {bound}")
+    return failures

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real bundled model, loaded once per test session, and indexes
+built in temporary folders from copies of the documents."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+ARTICLE = next(p for p in sorted(SEEDS.glob("*.txt")))
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from qa.embed import load_embedder
+
+    return load_embedder()
+
+
+@pytest.fixture(scope="session")
+def article_text() -> str:
+    return ARTICLE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def article_index(tmp_path_factory, embedder):
+    """An index of the project's seeds, built once for the session (read-only)."""
+    from qa.index import build_index
+
+    base = tmp_path_factory.mktemp("article")
+    seeds = base / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    return build_index(seeds, base / "index", embedder)
+
+
+@pytest.fixture(scope="session")
+def engine(article_index, embedder):
+    """An Engine over the session's article index."""
+    from qa.config import Config
+    from qa.engine import Engine
+
+    config = Config.load(seeds_dir=article_index.path.parent / "seeds",
+                         index_dir=article_index.path)
+    return Engine(config, notify=lambda m: None)
+
+
+@pytest.fixture
+def seeds_copy(tmp_path) -> Path:
+    """A writable copy of the project's seeds, for tests that change documents."""
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    return seeds

@@ -1,0 +1,110 @@
+"""The command line: qa index, qa ask, and its errors."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import cli
+
+
+@pytest.fixture
+def dirs(seeds_copy, tmp_path):
+    return ["--seeds", str(seeds_copy), "--index", str(tmp_path / "index")]
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_index_then_ask_json_cites_the_members_sentence(dirs, seeds_copy):
+    result = invoke("index", *dirs)
+    assert result.exit_code == 0, result.output
+    assert "indexed 1 documents" in result.output and "sentences" in result.output
+
+    result = invoke("ask", "--json", "How many members does the Clan del Golfo have?", *dirs)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert set(answer) == {"question", "answer", "answer_start", "answer_end", "confidence",
+                           "citations", "index_version"}
+    assert 0 <= answer["confidence"] <= 1 and len(answer["citations"]) <= 3
+    texts = {}
+    for c in answer["citations"]:
+        text = texts.setdefault(c["doc"], (seeds_copy / c["doc"]).read_text(encoding="utf-8"))
+        assert text[c["start"]:c["end"]] == c["text"]
+    assert any("7,500" in c["text"] for c in answer["citations"])
+    if answer["answer"] is not None:
+        first = answer["citations"][0]
+        doc = texts[first["doc"]]
+        assert answer["answer"] in first["text"]
+        assert doc[answer["answer_start"]:answer["answer_end"]] == answer["answer"]
+        assert first["start"] <= answer["answer_start"] < answer["answer_end"] <= first["end"]
+
+
+def test_ask_prints_a_readable_answer_with_numbered_citations(dirs):
+    result = invoke("ask", "--top-k", "2", "Who was instructed to use military force?", *dirs)
+    assert result.exit_code == 0, result.output
+    assert "[1]" in result.output and "[2]" in result.output and "[3]" not in result.output
+
+
+def test_ask_builds_a_missing_index_with_a_notice(dirs, tmp_path):
+    result = CliRunner().invoke(cli, ["ask", "Who spoke?", *dirs])
+    assert result.exit_code == 0, result.output
+    assert "building the index" in result.output
+    assert (tmp_path / "index" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ask", "   "], "question is empty"),
+        (["ask", "--top-k", "0", "Who?"], "--top-k"),
+        (["ask", "--bogus", "Who?"], "No such option"),
+    ],
+)
+def test_errors_are_one_clear_line(dirs, args, message):
+    result = CliRunner().invoke(cli, args + dirs)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_no_documents_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(
+        cli, ["index", "--seeds", str(tmp_path / "empty"), "--index", str(tmp_path / "i")])
+    assert result.exit_code == 1
+    assert "no usable documents" in result.output and "Traceback" not in result.output
+
+
+def test_damaged_index_is_a_clear_error(dirs, tmp_path):
+    assert invoke("index", *dirs).exit_code == 0
+    (tmp_path / "index" / "manifest.json").write_text("garbage", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["ask", "Who?", *dirs])
+    assert result.exit_code == 1
+    assert "not valid JSON" in result.output and "qa index" in result.output
+
+
+def test_skipped_document_is_a_warning(dirs, seeds_copy):
+    (seeds_copy / "broken.txt").write_bytes(b"\xff\xfe\x00bad")
+    result = CliRunner().invoke(cli, ["index", *dirs])
+    assert result.exit_code == 0, result.output
+    assert "skipped broken.txt" in result.output
+
+
+def test_help_and_version_answer_fast():
+    for flag in ("--help", "--version"):
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "qa", flag], capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        # generous bound: it guards against heavy imports (torch takes seconds), not speed
+        assert time.perf_counter() - started < 3
+    assert "qa, version" in out.stdout
+    heavy = subprocess.run(
+        [sys.executable, "-c", "import sys, qa.cli; print(sorted(m for m in "
+         "('torch', 'faiss', 'sentence_transformers', 'flask') if m in sys.modules))"],
+        capture_output=True, text=True)
+    assert heavy.stdout.strip() == "[]"

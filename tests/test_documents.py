@@ -1,0 +1,39 @@
+"""Reading the corpus."""
+
+import pytest
+
+from qa.documents import DocumentError, corpus_files, load_corpus
+
+
+def test_reads_txt_and_md_recursively_with_relative_ids(tmp_path):
+    (tmp_path / "a.txt").write_text("Alpha one.", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.md").write_text("# Beta\nBeta two.", encoding="utf-8")
+    (tmp_path / "examples.json").write_text("[]", encoding="utf-8")
+    (tmp_path / ".hidden.txt").write_text("Hidden.", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert [d.id for d in corpus.documents] == ["a.txt", "sub/b.md"]
+    assert corpus.documents[1].text == "# Beta\nBeta two."
+    assert corpus.skipped == ()
+
+
+def test_bad_documents_are_skipped_with_a_message_naming_them(tmp_path):
+    (tmp_path / "good.txt").write_text("Fine text.", encoding="utf-8")
+    (tmp_path / "empty.txt").write_text("  \n", encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes("Caf\xe9 cr\xe8me.".encode("latin-1"))
+    corpus = load_corpus(tmp_path)
+    assert [d.id for d in corpus.documents] == ["good.txt"]
+    assert any("empty.txt" in m and "empty" in m for m in corpus.skipped)
+    assert any("latin1.txt" in m and "UTF-8" in m for m in corpus.skipped)
+
+
+def test_byte_order_mark_is_not_text(tmp_path):
+    (tmp_path / "bom.txt").write_bytes("\ufeffHello there.".encode())
+    assert load_corpus(tmp_path).documents[0].text == "Hello there."
+
+
+def test_no_documents_is_an_error(tmp_path):
+    with pytest.raises(DocumentError, match="no usable documents"):
+        load_corpus(tmp_path)
+    with pytest.raises(DocumentError, match="does not exist"):
+        corpus_files(tmp_path / "missing")

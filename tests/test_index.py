@@ -1,0 +1,102 @@
+"""Building, loading, verifying and rebuilding the index."""
+
+import json
+
+import pytest
+
+from qa.config import Config
+from qa.engine import open_index
+from qa.index import IndexProblem, build_index, load_index, stale_reason
+
+
+def test_manifest_records_how_the_index_was_built(article_index):
+    m = article_index.manifest
+    assert m["format_version"] == 1
+    assert m["model"] == {"name": "all-MiniLM-L6-v2", "dimension": 384}
+    assert m["counts"]["documents"] == len(m["documents"]) == 1
+    assert m["counts"]["sentences"] == len(article_index.sentences) > 20
+    doc = m["documents"][0]
+    assert len(doc["sha256"]) == 64 and doc["sentences"] == m["counts"]["sentences"]
+    assert {"qa", "sentence_transformers", "faiss", "torch", "numpy"} <= set(m["versions"])
+    assert m["built_at"] and m["faiss"]["metric"] == "inner_product"
+    for entry in m["files"].values():
+        assert (article_index.path / entry["name"]).stat().st_size == entry["bytes"]
+
+
+def test_sentences_are_exact_slices_of_their_documents(article_index):
+    for i, s in enumerate(article_index.sentences):
+        assert article_index.documents[s.doc].text[s.start:s.end] == s.text
+    assert [s.index for s in article_index.sentences] == list(range(len(article_index.sentences)))
+
+
+def test_vectors_are_normalised_and_searchable(article_index, embedder):
+    v = article_index.vectors.reconstruct(0)
+    assert abs(float((v * v).sum()) - 1.0) < 1e-4
+    q = embedder.encode([article_index.sentences[5].text])
+    _, ids = article_index.vectors.search(q, 1)
+    assert ids[0][0] == 5
+
+
+def test_several_documents(tmp_path, embedder):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "one.txt").write_text("Bees make honey. Honey is sweet.", encoding="utf-8")
+    (tmp_path / "s" / "two.md").write_text("# Trains\nTrains run on rails.", encoding="utf-8")
+    index = build_index(tmp_path / "s", tmp_path / "i", embedder)
+    assert sorted(index.documents) == ["one.txt", "two.md"]
+    assert [(s.doc, s.index, s.text) for s in index.sentences] == [
+        ("one.txt", 0, "Bees make honey."), ("one.txt", 1, "Honey is sweet."),
+        ("two.md", 0, "Trains"), ("two.md", 1, "Trains run on rails.")]
+
+
+def test_stale_index_is_rebuilt_with_a_notice(seeds_copy, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    config = Config.load(seeds_dir=seeds_copy, index_dir=index_dir)
+    notices = []
+    first = open_index(config, embedder, notify=notices.append)
+    assert len(notices) == 1 and "no index" in notices[0]
+    assert open_index(config, embedder, notify=notices.append).version == first.version
+    assert len(notices) == 1  # up to date: loaded, not rebuilt
+    (seeds_copy / "extra.txt").write_text("Penguins live in Antarctica.", encoding="utf-8")
+    assert "extra.txt" in stale_reason(index_dir, seeds_copy, config.model)
+    second = open_index(config, embedder, notify=notices.append)
+    assert len(notices) == 2 and second.version != first.version
+    assert "extra.txt" in second.documents
+    assert "model" in stale_reason(index_dir, seeds_copy, "some-other-model")
+
+
+def test_interrupted_build_leaves_the_previous_index_intact(seeds_copy, tmp_path, embedder):
+    index_dir = tmp_path / "index"
+    good = build_index(seeds_copy, index_dir, embedder)
+    (seeds_copy / "extra.txt").write_text("Another document here.", encoding="utf-8")
+
+    class Interrupting:
+        name, dimension = embedder.name, embedder.dimension
+
+        def encode(self, texts, progress=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_index(seeds_copy, index_dir, Interrupting())
+    assert load_index(index_dir).version == good.version
+    assert not list(index_dir.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("damage", ["manifest_not_json", "manifest_lacks_fields",
+                                    "faiss_truncated", "sentences_missing"])
+def test_damaged_index_gives_a_message_that_says_how_to_rebuild(seeds_copy, tmp_path,
+                                                                 embedder, damage):
+    index_dir = tmp_path / "index"
+    index = build_index(seeds_copy, index_dir, embedder)
+    files = index.manifest["files"]
+    if damage == "manifest_not_json":
+        (index_dir / "manifest.json").write_text("{not json", encoding="utf-8")
+    elif damage == "manifest_lacks_fields":
+        (index_dir / "manifest.json").write_text(json.dumps({"format_version": 1}))
+    elif damage == "faiss_truncated":
+        path = index_dir / files["vectors"]["name"]
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        (index_dir / files["sentences"]["name"]).unlink()
+    with pytest.raises(IndexProblem, match="qa index") as err:
+        load_index(index_dir)
+    assert str(index_dir) in str(err.value)

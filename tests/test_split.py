@@ -1,0 +1,105 @@
+"""Sentence splitting: exact offsets, and the cases real news text has."""
+
+import pytest
+
+from qa.split import split_sentences
+
+
+def sentences(text):
+    spans = split_sentences(text)
+    for s, e in spans:
+        assert text[s:e] == text[s:e].strip() and text[s:e]
+    return [text[s:e] for s, e in spans]
+
+
+def test_offsets_index_the_text_exactly(article_text):
+    spans = split_sentences(article_text)
+    assert len(spans) > 20
+    last_end = 0
+    for s, e in spans:
+        assert last_end <= s < e <= len(article_text)
+        last_end = e
+    # every non-space character of the text belongs to some sentence
+    covered = set()
+    for s, e in spans:
+        covered.update(range(s, e))
+    assert all(article_text[i].isspace() for i in range(len(article_text)) if i not in covered)
+
+
+def test_plain_sentences():
+    assert sentences("The cat sat. The dog ran! Did it? Yes.") == [
+        "The cat sat.", "The dog ran!", "Did it?", "Yes."]
+
+
+def test_quotation_with_attribution_is_one_sentence():
+    text = "“We have to act now, not later,” Rubio said. Then he left."
+    assert sentences(text) == ["“We have to act now, not later,” Rubio said.", "Then he left."]
+
+
+def test_quotation_ending_in_question_mark_keeps_its_attribution():
+    assert sentences("“Why now?” Smith asked. Nobody knew.") == [
+        "“Why now?” Smith asked.", "Nobody knew."]
+    assert sentences('"Stop!" the officer shouted. We stopped.') == [
+        '"Stop!" the officer shouted.', "We stopped."]
+
+
+def test_multi_sentence_quotation_stays_with_its_attribution():
+    text = "“We are cooperating. There will be no invasion,” she said. Talks go on."
+    assert sentences(text) == [
+        "“We are cooperating. There will be no invasion,” she said.", "Talks go on."]
+
+
+def test_straight_quotes():
+    text = 'He said "no more delays." The vote followed.'
+    assert sentences(text) == ['He said "no more delays."', "The vote followed."]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("The U.S. military is ready. Others are not.",
+         ["The U.S. military is ready.", "Others are not."]),
+        ("Dr. Smith arrived. He sat down.", ["Dr. Smith arrived.", "He sat down."]),
+        ("It began on Jan. 5 in the city. It ended later.",
+         ["It began on Jan. 5 in the city.", "It ended later."]),
+        ("Troops left the U.S. The next day they landed.",
+         ["Troops left the U.S.", "The next day they landed."]),
+        ("Mr. and Mrs. Jones met J. K. Rowling. She smiled.",
+         ["Mr. and Mrs. Jones met J. K. Rowling.", "She smiled."]),
+    ],
+)
+def test_abbreviations_and_initials(text, expected):
+    assert sentences(text) == expected
+
+
+def test_decimals_and_thousands():
+    text = "Growth was 3.5 percent. The group has 7,500 members and 1.2 million fans."
+    assert sentences(text) == [
+        "Growth was 3.5 percent.", "The group has 7,500 members and 1.2 million fans."]
+
+
+def test_heading_without_stop_and_credit_line():
+    text = "Talks Begin Again\nThe president spoke on Friday. He was brief.\n\n© Agence Example\n"
+    assert sentences(text) == [
+        "Talks Begin Again", "The president spoke on Friday.", "He was brief.", "© Agence Example"]
+
+
+def test_markdown_headings_and_list_items():
+    text = "# A title\n\n- first point here\n- second point\n\n1. Numbered item.\n---\n"
+    assert sentences(text) == ["A title", "first point here", "second point", "Numbered item."]
+
+
+def test_non_ascii_letters_and_windows_newlines():
+    text = "Él llegó a Bogotá. Ça va bien.\r\nÜber alles — sí.\r\n"
+    assert sentences(text) == ["Él llegó a Bogotá.", "Ça va bien.", "Über alles — sí."]
+
+
+def test_lowercase_after_stop_is_not_a_boundary():
+    assert sentences("He weighed approx. five kilos. Fine.") == [
+        "He weighed approx. five kilos.", "Fine."]
+    assert sentences("Prices rose... then fell. Done.") == ["Prices rose... then fell.", "Done."]
+
+
+def test_empty_and_blank_text():
+    assert split_sentences("") == []
+    assert split_sentences("  \n\n \t\n") == []
