@@ -118,6 +118,53 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool):
         click.echo(f"    {c.text}")
 
 
+@cli.command("serve")
+@click.option("--host", default=None, help="Address to listen on [env QA_HOST; default 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None,
+              help="Port to listen on; 0 picks a free one [env QA_PORT; default 8000].")
+@click.option("--threads", type=click.IntRange(1, 64), default=None,
+              help="Worker threads [env QA_THREADS; default 4].")
+@corpus_options
+@library_errors
+def serve_cmd(config: Config, host: str | None, port: int | None, threads: int | None):
+    """Serve the chat page and the JSON API on waitress, a production WSGI server."""
+    import dataclasses
+    import signal
+
+    from waitress import create_server
+
+    from web.app import create_app
+
+    flags = {"host": host, "port": port, "threads": threads}
+    config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+    app = create_app(config)
+    try:
+        server = create_server(app, host=config.host, port=config.port,
+                               threads=config.threads, ident="qa")
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+        ) from exc
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    listening = getattr(server, "effective_listen", None) or [
+        (server.effective_host, server.effective_port)
+    ]
+    for h, p in listening:
+        shown = f"[{h}]" if ":" in str(h) else h
+        click.echo(f"Serving on http://{shown}:{p} (Ctrl-C to stop)")
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    click.echo("stopped")
+
+
 def main():  # pragma: no cover
     cli()
 

@@ -1,0 +1,142 @@
+"""The JSON API: ask, health, documents and example questions. Stateless: the client
+sends the conversation so far as ``history``."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, current_app, jsonify, request
+
+from qa.answer import QuestionError, Turn
+
+from .problems import APIProblem
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+ASK_FIELDS = {"question", "history", "top_k"}
+
+
+def _qa() -> dict:
+    return current_app.extensions["qa"]
+
+
+@bp.after_request
+def no_store(response):
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+@bp.post("/ask")
+def ask():
+    config = _qa()["config"]
+    if not request.is_json:
+        raise APIProblem(415, "send the question as JSON (Content-Type: application/json)")
+    if request.content_length is not None and request.content_length > config.max_body_bytes:
+        raise APIProblem(413, f"the request body is over {config.max_body_bytes} bytes")
+    try:
+        # get_data enforces MAX_CONTENT_LENGTH even when no Content-Length was sent
+        body = json.loads(request.get_data(cache=False))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise APIProblem(400, f"the body is not valid JSON: {exc}") from None
+    question, history, top_k = parse_ask(body, config)
+    try:
+        answer = _qa()["engine"].ask(question, history=history, top_k=top_k)
+    except QuestionError as exc:
+        raise APIProblem(400, str(exc)) from None
+    return jsonify(answer.to_dict())
+
+
+def parse_ask(body, config) -> tuple[str, list[Turn], int]:
+    """Check an ask request against the limits of ``config``; APIProblem(400) says why not."""
+    if not isinstance(body, dict):
+        raise APIProblem(400, "the body must be a JSON object")
+    unknown = sorted(set(body) - ASK_FIELDS)
+    if unknown:
+        raise APIProblem(400, f"unknown field(s): {', '.join(unknown)}")
+
+    question = body.get("question")
+    if question is None:
+        raise APIProblem(400, "the question is missing")
+    question = _question(question, "question", config.max_question_chars)
+
+    history = body.get("history")
+    if history is None:
+        history = []
+    if not isinstance(history, list):
+        raise APIProblem(400, "history must be a list of {question, answer} turns")
+    if len(history) > config.max_history:
+        raise APIProblem(400, f"history holds at most {config.max_history} turns")
+    turns = []
+    for i, turn in enumerate(history):
+        where = f"history[{i}]"
+        if not isinstance(turn, dict) or set(turn) - {"question", "answer"}:
+            raise APIProblem(400, f"{where} must be an object with question and answer")
+        answer = turn.get("answer")
+        if answer is not None and not isinstance(answer, str):
+            raise APIProblem(400, f"{where}.answer must be a string or null")
+        q = _question(turn.get("question"), f"{where}.question", config.max_question_chars)
+        turns.append(Turn(q, answer))
+
+    top_k = body.get("top_k")
+    if top_k is None:
+        top_k = config.top_k
+    # bool is an int in Python, but true is not a number of citations
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise APIProblem(400, "top_k must be an integer")
+    if not 1 <= top_k <= config.max_top_k:
+        raise APIProblem(400, f"top_k must be between 1 and {config.max_top_k}")
+    return question, turns, top_k
+
+
+def _question(value, name: str, limit: int) -> str:
+    if not isinstance(value, str):
+        raise APIProblem(400, f"{name} must be a string")
+    if not value.strip():
+        raise APIProblem(400, f"{name} is empty")
+    if len(value) > limit:
+        raise APIProblem(400, f"{name} is over {limit} characters")
+    return value
+
+
+@bp.get("/health")
+def health():
+    index = _qa()["engine"].index
+    counts = index.manifest["counts"]
+    return jsonify(
+        status="ok",
+        index_version=index.version,
+        documents=counts["documents"],
+        sentences=counts["sentences"],
+    )
+
+
+@bp.get("/documents")
+def documents():
+    index = _qa()["engine"].index
+    sentences = _qa()["sentences"]
+    return jsonify(
+        documents=[
+            {**doc.to_dict(), "sentences": len(sentences.get(doc_id, []))}
+            for doc_id, doc in index.documents.items()
+        ]
+    )
+
+
+@bp.get("/documents/<path:doc>")
+def document(doc: str):
+    # Only ids of the index are served: nothing here ever touches the file system.
+    found = _qa()["engine"].index.documents.get(doc)
+    if found is None:
+        raise APIProblem(404, "there is no document with this id in the index")
+    return jsonify(
+        {
+            **found.to_dict(),
+            "text": found.text,
+            "sentences": [s.to_dict() for s in _qa()["sentences"].get(doc, [])],
+        }
+    )
+
+
+@bp.get("/examples")
+def examples():
+    return jsonify(examples=_qa()["examples"])

@@ -1,0 +1,94 @@
+"""The Flask app factory: loads the QA engine once and wires the page, the API and errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+
+from qa.config import Config
+
+log = logging.getLogger(__name__)
+
+EXAMPLES_FILE = "examples.json"
+
+SECURITY_HEADERS = {
+    # No 'unsafe-inline' anywhere: every script and style comes from /static.
+    "Content-Security-Policy": (
+        "default-src 'self'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def create_app(config: Config | Mapping | None = None) -> Flask:
+    """The web app. ``config`` is a Config, or a dict of Config overrides (tests), which may
+    also hold a pre-built ``engine`` so a test session loads the model only once."""
+    overrides = dict(config) if isinstance(config, Mapping) else {}
+    engine = overrides.pop("engine", None)
+    if isinstance(config, Config):
+        settings = config
+    elif engine is not None and not overrides:
+        settings = engine.config
+    else:
+        settings = Config.load(**overrides)
+    if engine is None:
+        from qa.engine import Engine
+
+        engine = Engine(settings, notify=lambda m: log.warning("%s", m))
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False
+    app.extensions["qa"] = {
+        "config": settings,
+        "engine": engine,
+        "examples": load_examples(Path(settings.seeds_dir)),
+        "sentences": sentences_by_document(engine.index),
+    }
+
+    from . import api, openapi, pages, problems
+
+    problems.register(app)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
+
+    @app.after_request
+    def security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    return app
+
+
+def load_examples(seeds_dir: Path) -> list[str]:
+    """Example questions from ``examples.json`` beside the documents: a JSON list of
+    strings. A missing or malformed file gives no examples, never an error."""
+    path = seeds_dir / EXAMPLES_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("ignoring %s: %s", path, exc)
+        return []
+    if not isinstance(data, list):
+        log.warning("ignoring %s: not a JSON list", path)
+        return []
+    return [q.strip() for q in data if isinstance(q, str) and q.strip()]
+
+
+def sentences_by_document(index) -> dict[str, list]:
+    """The index's sentences grouped by document, in order (built once, served often)."""
+    grouped: dict[str, list] = {doc: [] for doc in index.documents}
+    for s in index.sentences:
+        grouped.setdefault(s.doc, []).append(s)
+    return grouped

@@ -1,0 +1,247 @@
+"""The OpenAPI 3.1 description of the API, served at /openapi.json. Its schemas are JSON
+Schema 2020-12, and the tests check real responses against them."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from qa import __version__
+
+bp = Blueprint("openapi", __name__)
+
+PROBLEM = "application/problem+json"
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(name: str, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _problem(description: str) -> dict:
+    return {"description": description, "content": {PROBLEM: {"schema": _ref("Problem")}}}
+
+
+def spec(config) -> dict:
+    """The spec, with the limits of ``config`` written into it."""
+    nonneg = {"type": "integer", "minimum": 0}
+    question = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": config.max_question_chars,
+        "pattern": r"\S",
+    }
+    schemas = {
+        "AskRequest": {
+            "type": "object",
+            "required": ["question"],
+            "additionalProperties": False,
+            "properties": {
+                "question": question,
+                "history": {
+                    "type": "array",
+                    "maxItems": config.max_history,
+                    "description": "Earlier turns of the conversation, oldest first.",
+                    "items": _ref("Turn"),
+                },
+                "top_k": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": config.max_top_k,
+                    "default": config.top_k,
+                },
+            },
+        },
+        "Turn": {
+            "type": "object",
+            "required": ["question"],
+            "additionalProperties": False,
+            "properties": {"question": question, "answer": {"type": ["string", "null"]}},
+        },
+        "Citation": {
+            "type": "object",
+            "required": ["doc", "sentence", "start", "end", "text", "score"],
+            "additionalProperties": False,
+            "properties": {
+                "doc": {"type": "string"},
+                "sentence": nonneg,
+                "start": nonneg,
+                "end": nonneg,
+                "text": {"type": "string"},
+                "score": {"type": "number"},
+            },
+        },
+        "Answer": {
+            "type": "object",
+            "description": "answer is a verbatim span of the first citation, with its offsets "
+            "in the document; null when the documents do not say, and the citations are "
+            "then only related passages.",
+            "required": [
+                "question",
+                "answer",
+                "answer_start",
+                "answer_end",
+                "confidence",
+                "citations",
+                "index_version",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "question": {"type": "string"},
+                "answer": {"type": ["string", "null"]},
+                "answer_start": {"type": ["integer", "null"], "minimum": 0},
+                "answer_end": {"type": ["integer", "null"], "minimum": 0},
+                "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                "citations": {"type": "array", "items": _ref("Citation")},
+                "index_version": {"type": "string"},
+            },
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status", "index_version", "documents", "sentences"],
+            "additionalProperties": False,
+            "properties": {
+                "status": {"const": "ok"},
+                "index_version": {"type": "string"},
+                "documents": nonneg,
+                "sentences": nonneg,
+            },
+        },
+        "DocumentSummary": {
+            "type": "object",
+            "required": ["id", "chars", "sha256", "sentences"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string"},
+                "chars": nonneg,
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "sentences": nonneg,
+            },
+        },
+        "DocumentList": {
+            "type": "object",
+            "required": ["documents"],
+            "additionalProperties": False,
+            "properties": {"documents": {"type": "array", "items": _ref("DocumentSummary")}},
+        },
+        "SentenceOffsets": {
+            "type": "object",
+            "required": ["doc", "sentence", "start", "end"],
+            "additionalProperties": False,
+            "properties": {
+                "doc": {"type": "string"},
+                "sentence": nonneg,
+                "start": nonneg,
+                "end": nonneg,
+            },
+        },
+        "Document": {
+            "type": "object",
+            "required": ["id", "chars", "sha256", "text", "sentences"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "string"},
+                "chars": nonneg,
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "text": {"type": "string"},
+                "sentences": {"type": "array", "items": _ref("SentenceOffsets")},
+            },
+        },
+        "Examples": {
+            "type": "object",
+            "required": ["examples"],
+            "additionalProperties": False,
+            "properties": {"examples": {"type": "array", "items": {"type": "string"}}},
+        },
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details.",
+            "required": ["type", "title", "status", "detail"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "detail": {"type": "string"},
+            },
+        },
+    }
+    not_found = _problem("No such document (or no such path).")
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "qa",
+            "version": __version__,
+            "description": "Extractive question answering over documents, with exact "
+            "sentence citations. Every error is application/problem+json.",
+        },
+        "paths": {
+            "/api/ask": {
+                "post": {
+                    "summary": "Answer a question from the documents",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("AskRequest")}},
+                    },
+                    "responses": {
+                        "200": _json("Answer", "The answer with its citations."),
+                        "400": _problem("Invalid JSON, question, history or top_k."),
+                        "413": _problem(f"Body over {config.max_body_bytes} bytes."),
+                        "415": _problem("The body is not application/json."),
+                    },
+                }
+            },
+            "/api/health": {
+                "get": {
+                    "summary": "Liveness and the loaded index",
+                    "responses": {"200": _json("Health", "The service is up.")},
+                }
+            },
+            "/api/documents": {
+                "get": {
+                    "summary": "List the indexed documents",
+                    "responses": {"200": _json("DocumentList", "The documents.")},
+                }
+            },
+            "/api/documents/{doc}": {
+                "get": {
+                    "summary": "A document's text and the offsets of its sentences",
+                    "parameters": [
+                        {
+                            "name": "doc",
+                            "in": "path",
+                            "required": True,
+                            "description": "Document id (its path in the seeds folder; may "
+                            "contain '/').",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "responses": {"200": _json("Document", "The document."), "404": not_found},
+                }
+            },
+            "/api/examples": {
+                "get": {
+                    "summary": "Example questions (from examples.json beside the documents)",
+                    "responses": {"200": _json("Examples", "The example questions.")},
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This description",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1 document.",
+                            "content": {"application/json": {}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {"schemas": schemas},
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(spec(current_app.extensions["qa"]["config"]))

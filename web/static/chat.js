@@ -1,0 +1,287 @@
+// The chat page. Every piece of text from the user or a document goes in through
+// textContent or createTextNode, never as HTML.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const form = $("ask-form");
+  const input = $("question");
+  const send = $("send");
+  const conversation = $("conversation");
+  const examples = $("examples");
+  const exampleList = $("example-list");
+  const panel = $("article-panel");
+  const articleTitle = $("article-title");
+  const articleText = $("article-text");
+  const maxHistory = Number($("chat").dataset.maxHistory) || 20;
+
+  let history = []; // [{question, answer}], oldest first: the service is stateless
+  let pending = false;
+  let generation = 0; // bumped by "New conversation" so late answers are dropped
+  const documents = new Map(); // doc id -> Promise of the document JSON
+  let lastCitationButton = null;
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function scrollToEnd() {
+    conversation.lastElementChild?.scrollIntoView({ block: "end", behavior: "smooth" });
+  }
+
+  // --- asking ---------------------------------------------------------------------
+
+  async function ask(question) {
+    if (pending || !question.trim()) return;
+    pending = true;
+    send.disabled = true;
+    examples.hidden = true;
+    const mine = generation;
+
+    const turn = el("li", "turn user");
+    turn.append(el("span", "visually-hidden", "You asked: "), el("p", "text", question));
+    conversation.append(turn);
+    const thinking = el("li", "turn bot thinking");
+    thinking.setAttribute("aria-label", "Thinking");
+    thinking.append(el("span", "dots", "Thinking"));
+    conversation.append(thinking);
+    conversation.setAttribute("aria-busy", "true");
+    scrollToEnd();
+
+    let reply;
+    try {
+      const response = await fetch("/api/ask", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ question, history: history.slice(-maxHistory) }),
+      });
+      const data = await response.json().catch(() => null);
+      if (!response.ok) {
+        const why = data && data.detail ? data.detail : response.statusText;
+        throw new Error(`The service refused the question (${response.status}): ${why}`);
+      }
+      if (!data) throw new Error("The service sent an answer that could not be read.");
+      reply = data;
+    } catch (err) {
+      reply = { error: err instanceof TypeError
+        ? "Could not reach the service. Check that it is running, then try again."
+        : err.message };
+    }
+    if (mine !== generation) return; // the conversation was cleared meanwhile
+    thinking.remove();
+    conversation.removeAttribute("aria-busy");
+    pending = false;
+    send.disabled = false;
+
+    if (reply.error) {
+      conversation.append(renderError(reply.error));
+      if (!input.value.trim()) input.value = question; // easy to retry
+    } else {
+      history.push({ question, answer: reply.answer });
+      conversation.append(renderAnswer(reply));
+    }
+    scrollToEnd();
+    input.focus();
+  }
+
+  function renderError(message) {
+    const li = el("li", "turn bot error");
+    li.setAttribute("role", "alert");
+    li.append(el("p", "text", message));
+    return li;
+  }
+
+  function renderAnswer(data) {
+    const li = el("li", "turn bot");
+    const citations = data.citations || [];
+    if (data.answer === null || data.answer === undefined) {
+      li.classList.add("abstain");
+      li.append(el("p", "answer", "The article does not say."));
+      if (citations.length) {
+        li.append(el("h3", "sources-title", "Related passages (not an answer)"));
+        li.append(renderCitations(citations, "related"));
+      }
+      return li;
+    }
+    li.append(el("span", "visually-hidden", "Answer: "), el("p", "answer", data.answer));
+    if (citations.length) {
+      li.append(renderQuote(data, citations[0]));
+      li.append(el("h3", "sources-title", "Sources"));
+      li.append(renderCitations(citations, "sources"));
+    }
+    if (typeof data.confidence === "number") {
+      li.append(el("p", "meta", `confidence ${data.confidence.toFixed(2)}`));
+    }
+    return li;
+  }
+
+  // The first citation's sentence with the answer marked inside it. answer_start and
+  // answer_end are document offsets; the answer may be a short span or the whole sentence.
+  function renderQuote(data, citation) {
+    const quote = el("blockquote", "quote");
+    const text = citation.text;
+    let from = -1;
+    let to = -1;
+    if (Number.isInteger(data.answer_start) && Number.isInteger(data.answer_end) &&
+        data.answer_start >= citation.start && data.answer_end <= citation.end) {
+      from = data.answer_start - citation.start;
+      to = data.answer_end - citation.start;
+    } else {
+      from = text.indexOf(data.answer);
+      to = from < 0 ? -1 : from + data.answer.length;
+    }
+    if (from >= 0 && to > from) {
+      quote.append(text.slice(0, from), el("mark", "answer-span", text.slice(from, to)),
+        text.slice(to));
+    } else {
+      quote.append(text);
+    }
+    quote.append(" ", citationButton(citation, 1, "cite-inline"));
+    return quote;
+  }
+
+  function renderCitations(citations, kind) {
+    const list = el("ol", `citations ${kind}`);
+    citations.forEach((c, i) => {
+      const item = el("li", "citation");
+      item.append(citationButton(c, i + 1, "cite"), el("span", "cite-text", c.text));
+      list.append(item);
+    });
+    return list;
+  }
+
+  function citationButton(citation, n, className) {
+    const button = el("button", className, `[${n}]`);
+    button.type = "button";
+    button.setAttribute("aria-label",
+      `Citation ${n}: show sentence ${citation.sentence + 1} in ${citation.doc}`);
+    button.addEventListener("click", () => {
+      lastCitationButton = button;
+      openArticle(citation);
+    });
+    return button;
+  }
+
+  // --- the article panel ----------------------------------------------------------
+
+  function fetchDocument(doc) {
+    if (!documents.has(doc)) {
+      const path = doc.split("/").map(encodeURIComponent).join("/");
+      const promise = fetch(`/api/documents/${path}`).then(async (r) => {
+        if (!r.ok) throw new Error(`The article could not be loaded (${r.status}).`);
+        return r.json();
+      });
+      promise.catch(() => documents.delete(doc)); // let a later click retry
+      documents.set(doc, promise);
+    }
+    return documents.get(doc);
+  }
+
+  async function openArticle(citation) {
+    panel.hidden = false;
+    document.body.classList.add("article-open");
+    articleTitle.textContent = citation.doc;
+    let data;
+    try {
+      data = await fetchDocument(citation.doc);
+    } catch (err) {
+      articleText.replaceChildren(el("p", "error", err.message));
+      return;
+    }
+    if (articleText.dataset.doc !== data.id) renderArticle(data);
+    for (const old of articleText.querySelectorAll(".sentence.highlight")) {
+      old.classList.remove("highlight");
+      old.removeAttribute("aria-current");
+    }
+    const target = articleText.querySelector(`[data-sentence="${citation.sentence}"]`);
+    if (target) {
+      target.classList.add("highlight");
+      target.setAttribute("aria-current", "true");
+      target.scrollIntoView({ block: "center" });
+      target.focus({ preventScroll: true });
+    }
+  }
+
+  function renderArticle(data) {
+    const parts = [];
+    let at = 0;
+    for (const s of data.sentences) {
+      if (s.start > at) parts.push(document.createTextNode(data.text.slice(at, s.start)));
+      const span = el("span", "sentence", data.text.slice(s.start, s.end));
+      span.dataset.sentence = String(s.sentence);
+      span.tabIndex = -1;
+      parts.push(span);
+      at = s.end;
+    }
+    if (at < data.text.length) parts.push(document.createTextNode(data.text.slice(at)));
+    articleText.replaceChildren(...parts);
+    articleText.dataset.doc = data.id;
+  }
+
+  function closeArticle() {
+    panel.hidden = true;
+    document.body.classList.remove("article-open");
+    if (lastCitationButton && document.contains(lastCitationButton)) lastCitationButton.focus();
+    else input.focus();
+  }
+
+  // --- examples and wiring --------------------------------------------------------
+
+  async function loadExamples() {
+    try {
+      const r = await fetch("/api/examples");
+      if (!r.ok) return;
+      const data = await r.json();
+      for (const q of data.examples || []) {
+        const item = el("li");
+        const button = el("button", "example", q);
+        button.type = "button";
+        button.addEventListener("click", () => ask(q));
+        item.append(button);
+        exampleList.append(item);
+      }
+      examples.hidden = !exampleList.children.length || conversation.children.length > 0;
+    } catch {
+      // examples are a convenience; the chat works without them
+    }
+  }
+
+  function newConversation() {
+    generation += 1;
+    history = [];
+    pending = false;
+    send.disabled = false;
+    conversation.replaceChildren();
+    conversation.removeAttribute("aria-busy");
+    examples.hidden = !exampleList.children.length;
+    input.value = "";
+    input.focus();
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const question = input.value;
+    if (!question.trim() || pending) return;
+    input.value = "";
+    ask(question);
+  });
+
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  $("new-conversation").addEventListener("click", newConversation);
+  $("close-article").addEventListener("click", closeArticle);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !panel.hidden) closeArticle();
+  });
+
+  input.focus();
+  loadExamples();
+})();
