@@ -46,6 +46,8 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
+    # Document ids are taken literally: no redirect from /api/documents//x to /x.
+    app.url_map.merge_slashes = False
     app.extensions["qa"] = {
         "config": settings,
         "engine": engine,

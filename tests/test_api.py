@@ -1,0 +1,244 @@
+"""The JSON API through Flask's test client: the answer contract, every error status,
+the security headers, and real responses checked against the OpenAPI spec."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from jsonschema import Draft202012Validator
+
+from web.app import SECURITY_HEADERS, create_app
+
+
+@pytest.fixture(scope="module")
+def app(engine):
+    app = create_app({"engine": engine})
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def spec(app):
+    return app.test_client().get("/openapi.json").get_json()
+
+
+def check_against_spec(spec, path, method, response):
+    """The response's body matches the schema the spec gives for its path, method,
+    status and content type."""
+    operation = spec["paths"][path][method]
+    declared = operation["responses"][str(response.status_code)]
+    content = declared["content"][response.mimetype]
+    schema = {"components": spec["components"], **content["schema"]}
+    Draft202012Validator(schema).validate(response.get_json(force=True))
+
+
+def ask(client, body, **kw):
+    return client.post("/api/ask", json=body, **kw)
+
+
+def test_ask_returns_the_json_answer(client, spec, article_text):
+    r = ask(client, {"question": "Who was instructed to use military force?"})
+    assert r.status_code == 200 and r.mimetype == "application/json"
+    check_against_spec(spec, "/api/ask", "post", r)
+    data = r.get_json()
+    assert data["question"] == "Who was instructed to use military force?"
+    assert len(data["citations"]) == 3  # the default top_k
+    first = data["citations"][0]
+    assert article_text[first["start"] : first["end"]] == first["text"]
+    assert first["start"] <= data["answer_start"] < data["answer_end"] <= first["end"]
+    assert article_text[data["answer_start"] : data["answer_end"]] == data["answer"]
+
+
+def test_ask_takes_history_and_top_k(client, spec):
+    body = {
+        "question": "And what did they say about it?",
+        "history": [{"question": "What did Mexico's foreign ministry stress?", "answer": None}],
+        "top_k": 5,
+    }
+    r = ask(client, body)
+    assert r.status_code == 200, r.get_json()
+    check_against_spec(spec, "/api/ask", "post", r)
+    assert len(r.get_json()["citations"]) == 5
+
+
+BAD_REQUESTS = [
+    {},
+    {"question": ""},
+    {"question": "   \n"},
+    {"question": 42},
+    {"question": None},
+    {"question": "x" * 1001},
+    {"question": "ok", "history": "not a list"},
+    {"question": "ok", "history": [{"answer": "no question"}]},
+    {"question": "ok", "history": [{"question": "q", "answer": 3}]},
+    {"question": "ok", "history": [{"question": "q", "extra": 1}]},
+    {"question": "ok", "history": [{"question": "q", "answer": None}] * 21},
+    {"question": "ok", "top_k": 0},
+    {"question": "ok", "top_k": 11},
+    {"question": "ok", "top_k": "3"},
+    {"question": "ok", "top_k": True},
+    {"question": "ok", "top_k": 2.5},
+    {"question": "ok", "unknown": 1},
+    ["question"],
+    "question",
+]
+
+
+@pytest.mark.parametrize("body", BAD_REQUESTS, ids=range(len(BAD_REQUESTS)))
+def test_bad_requests_are_400_problems(client, spec, body):
+    r = ask(client, body)
+    assert r.status_code == 400
+    check_against_spec(spec, "/api/ask", "post", r)
+    problem = r.get_json()
+    assert problem["status"] == 400 and problem["title"] == "Bad Request" and problem["detail"]
+
+
+def test_a_question_of_exactly_the_limit_is_accepted(client):
+    assert ask(client, {"question": "why " * 250}).status_code == 200
+
+
+@pytest.mark.parametrize("raw", [b"{", b"", b"\xff\xfe", b'{"question": "a",}'])
+def test_invalid_json_is_400(client, spec, raw):
+    r = client.post("/api/ask", data=raw, content_type="application/json")
+    assert r.status_code == 400 and r.mimetype == "application/problem+json"
+    check_against_spec(spec, "/api/ask", "post", r)
+    assert "not valid JSON" in r.get_json()["detail"]
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_body_that_is_not_json_is_415(client, spec, content_type):
+    r = client.post("/api/ask", data='{"question": "x"}', content_type=content_type)
+    assert r.status_code == 415
+    check_against_spec(spec, "/api/ask", "post", r)
+
+
+def test_a_body_over_64_kb_is_413(client, spec):
+    body = json.dumps({"question": "x", "history": [], "pad": "y" * 70_000})
+    r = client.post("/api/ask", data=body, content_type="application/json")
+    assert r.status_code == 413
+    check_against_spec(spec, "/api/ask", "post", r)
+
+
+def test_unknown_path_is_404_and_wrong_method_is_405(client):
+    r = client.get("/api/nothing")
+    assert r.status_code == 404 and r.mimetype == "application/problem+json"
+    assert r.get_json()["status"] == 404
+    r = client.get("/api/ask")
+    assert r.status_code == 405 and r.mimetype == "application/problem+json"
+    assert "POST" in r.headers["Allow"]
+    assert client.delete("/api/health").status_code == 405
+
+
+def test_health(client, spec, engine):
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    check_against_spec(spec, "/api/health", "get", r)
+    data = r.get_json()
+    assert data["status"] == "ok" and data["index_version"] == engine.index.version
+    assert data["documents"] == 1 and data["sentences"] == len(engine.index.sentences)
+
+
+def test_documents_list_and_one_document(client, spec, article_text):
+    r = client.get("/api/documents")
+    check_against_spec(spec, "/api/documents", "get", r)
+    (listed,) = r.get_json()["documents"]
+    r = client.get(f"/api/documents/{listed['id']}")
+    assert r.status_code == 200
+    check_against_spec(spec, "/api/documents/{doc}", "get", r)
+    doc = r.get_json()
+    assert doc["text"] == article_text and doc["chars"] == len(article_text)
+    assert len(doc["sentences"]) == listed["sentences"] > 20
+    assert [s["sentence"] for s in doc["sentences"]] == list(range(len(doc["sentences"])))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "missing.txt",
+        "../pyproject.toml",
+        "..%2F..%2Fpyproject.toml",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "/etc/passwd",
+        "sub/dir/file.txt",
+    ],
+)
+def test_only_indexed_documents_are_served(client, spec, path):
+    r = client.get(f"/api/documents/{path}")
+    assert r.status_code == 404 and r.mimetype == "application/problem+json"
+    assert "root:" not in r.get_data(as_text=True)
+
+
+def test_document_ids_may_contain_slashes(engine, embedder, tmp_path, article_text):
+    from qa.config import Config
+    from qa.engine import Engine
+
+    (tmp_path / "seeds" / "news" / "2025").mkdir(parents=True)
+    (tmp_path / "seeds" / "news" / "2025" / "article.txt").write_text(article_text)
+    config = Config.load(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    app = create_app({"engine": Engine(config, notify=lambda m: None)})
+    r = app.test_client().get("/api/documents/news/2025/article.txt")
+    assert r.status_code == 200 and r.get_json()["id"] == "news/2025/article.txt"
+    assert app.test_client().get("/api/examples").get_json() == {"examples": []}
+
+
+def test_examples_come_from_the_seeds_folder(client, spec, engine):
+    r = client.get("/api/examples")
+    check_against_spec(spec, "/api/examples", "get", r)
+    saved = json.loads((engine.config.seeds_dir / "examples.json").read_text())
+    assert r.get_json()["examples"] == saved and len(saved) >= 3
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/api/health", "/api/documents", "/openapi.json", "/static/chat.js", "/nope"]
+)
+def test_every_response_carries_the_security_headers(client, path):
+    r = client.get(path)
+    for name, value in SECURITY_HEADERS.items():
+        assert r.headers[name] == value
+    csp = r.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+def test_security_headers_on_errors_and_posts_too(client):
+    for r in (ask(client, {"question": ""}), client.post("/api/ask", data="x")):
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_failure_inside_the_engine_is_a_500_problem_without_traceback(engine):
+    class Broken:
+        config = engine.config
+        index = engine.index
+
+        def ask(self, *args, **kwargs):
+            raise RuntimeError("secret internal detail")
+
+    client = create_app({"engine": Broken()}).test_client()
+    r = ask(client, {"question": "anything"})
+    assert r.status_code == 500 and r.mimetype == "application/problem+json"
+    text = r.get_data(as_text=True)
+    assert "Traceback" not in text and "secret internal detail" not in text
+
+
+def test_the_page_has_no_inline_script(client):
+    html = client.get("/").get_data(as_text=True)
+    assert '<script src="/static/chat.js"' in html
+    assert "<script>" not in html and " on" + "click=" not in html and "style=" not in html
+
+
+def test_openapi_is_3_1_and_describes_every_route(app, spec):
+    assert spec["openapi"].startswith("3.1")
+    for name, schema in spec["components"]["schemas"].items():
+        Draft202012Validator.check_schema(schema), name
+    routes = {
+        rule.rule.replace("<path:doc>", "{doc}")
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static" and rule.rule != "/"
+    }
+    assert routes == set(spec["paths"])
