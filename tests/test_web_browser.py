@@ -1,0 +1,232 @@
+"""The chat page in Debian's Chromium (Playwright), against the real `qa serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from live_server import SEEDS, start_server
+
+CHROMIUM = os.environ.get("QA_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# QA_SCREENSHOT=docs/screenshot.png refreshes the README's screenshot; otherwise the
+# screenshot goes to a temporary folder, so running the tests changes no tracked file.
+SCREENSHOT = os.environ.get("QA_SCREENSHOT")
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("browser"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.console_errors = errors  # a test that provokes an error clears what it expected
+    page.goto(server.url + "/")
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def ask(page, question: str):
+    """Type the question and press Enter; returns the JSON request the page sent."""
+    box = page.get_by_label("Your question")
+    box.fill(question)
+    with page.expect_response("**/api/ask") as response:
+        box.press("Enter")
+    request = response.value.request
+    page.wait_for_selector(".thinking", state="detached")
+    return json.loads(request.post_data)
+
+
+def test_the_input_is_focused_and_examples_are_offered(page):
+    assert page.evaluate("document.activeElement.id") == "question"
+    examples = page.locator(".example")
+    examples.first.wait_for()
+    saved = json.loads((SEEDS / "examples.json").read_text(encoding="utf-8"))
+    assert examples.all_text_contents() == saved
+
+
+def test_ask_by_enter_see_answer_and_open_the_cited_sentence(page):
+    sent = ask(page, "Who was instructed to use military force against the cartels?")
+    assert sent["history"] == []
+    bubble = page.locator(".turn.bot").last
+    answer = bubble.locator(".answer").inner_text()
+    assert "Pentagon" in answer
+    assert "Pentagon" in bubble.locator("mark.answer-span").inner_text()
+    assert bubble.locator(".citations .cite").count() == 3
+    assert page.locator(".turn.user .text").inner_text().startswith("Who was instructed")
+
+    bubble.locator(".citations .cite").first.click()
+    panel = page.locator("#article-panel")
+    panel.wait_for(state="visible")
+    highlighted = panel.locator(".sentence.highlight")
+    highlighted.wait_for()
+    assert highlighted.count() == 1
+    assert "instructed the Pentagon" in highlighted.inner_text()
+    assert highlighted.is_visible() and highlighted.evaluate(
+        "el => { const r = el.getBoundingClientRect(), p = el.closest('.article-text')"
+        ".getBoundingClientRect(); return r.top >= p.top && r.bottom <= p.bottom; }"
+    )
+
+    # a second citation moves the highlight
+    bubble.locator(".citations .cite").nth(1).click()
+    page.wait_for_function(
+        "document.querySelectorAll('.sentence.highlight').length === 1 && "
+        "!document.querySelector('.sentence.highlight').textContent.includes('Pentagon')"
+    )
+    page.keyboard.press("Escape")
+    panel.wait_for(state="hidden")
+
+
+def test_shift_enter_adds_a_line_instead_of_sending(page):
+    box = page.get_by_label("Your question")
+    box.press_sequentially("first line")
+    box.press("Shift+Enter")
+    box.press_sequentially("second line")
+    assert box.input_value() == "first line\nsecond line"
+    assert page.locator(".turn").count() == 0
+
+
+def test_follow_up_sends_the_conversation_so_far(page):
+    first = "Which groups were designated as terror groups in February?"
+    ask(page, first)
+    first_answer = page.locator(".turn.bot .answer").last.inner_text()
+    sent = ask(page, "Which country is the first of them from?")
+    assert len(sent["history"]) == 1
+    assert sent["history"][0]["question"] == first
+    assert sent["history"][0]["answer"] in (first_answer, None)
+    assert page.locator(".turn.bot:not(.error)").count() == 2
+
+    page.get_by_role("button", name="New conversation").click()
+    assert page.locator(".turn").count() == 0
+    assert ask(page, "What did the embassy say?")["history"] == []
+
+
+def test_markup_in_a_question_is_shown_as_text_and_runs_nothing(page):
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    attack = "<img src=x onerror=alert(1)>"
+    ask(page, attack)
+    assert page.locator(".turn.user .text").inner_text() == attack
+    assert page.locator(".turn.bot").count() == 1
+    page.wait_for_timeout(300)
+    assert page.locator("img").count() == 0
+    assert dialogs == []
+
+
+def test_an_error_is_shown_inline(page):
+    page.route(
+        "**/api/ask",
+        lambda route: route.fulfill(
+            status=503,
+            content_type="application/problem+json",
+            body=json.dumps(
+                {
+                    "type": "about:blank",
+                    "title": "Service Unavailable",
+                    "status": 503,
+                    "detail": "try later",
+                }
+            ),
+        ),
+    )
+    ask(page, "Anything?")
+    error = page.locator(".turn.error")
+    assert "try later" in error.inner_text() and error.get_attribute("role") == "alert"
+    assert page.get_by_label("Your question").input_value() == "Anything?"  # ready to retry
+    page.console_errors[:] = [e for e in page.console_errors if "503" not in e]
+
+
+def test_abstention_offers_related_passages(page):
+    page.route(
+        "**/api/ask",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="application/json",
+            body=json.dumps(
+                {
+                    "question": "q",
+                    "answer": None,
+                    "answer_start": None,
+                    "answer_end": None,
+                    "confidence": 0.1,
+                    "index_version": "x",
+                    "citations": [
+                        {
+                            "doc": "d.txt",
+                            "sentence": 0,
+                            "start": 0,
+                            "end": 5,
+                            "text": "Hello",
+                            "score": 0.1,
+                        }
+                    ],
+                }
+            ),
+        ),
+    )
+    ask(page, "What is the capital of Mars?")
+    bubble = page.locator(".turn.bot").last
+    assert "does not say" in bubble.locator(".answer").inner_text()
+    assert "related passages" in bubble.text_content().lower()
+    assert bubble.locator("mark").count() == 0
+
+
+def test_narrow_screen_and_screenshot(browser, server, tmp_path):
+    context = browser.new_context(viewport={"width": 375, "height": 740})
+    page = context.new_page()
+    page.goto(server.url + "/")
+    ask(page, "Who was instructed to use military force against the cartels?")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375
+    page.locator(".citations .cite").first.click()
+    panel = page.locator("#article-panel")
+    panel.wait_for(state="visible")
+    box = panel.bounding_box()
+    assert box["x"] == 0 and box["width"] == 375  # over the chat
+    context.close()
+
+    context = browser.new_context(viewport={"width": 1200, "height": 720})
+    page = context.new_page()
+    page.goto(server.url + "/")
+    ask(page, "Who was instructed to use military force against the cartels?")
+    page.locator(".citations .cite").first.click()
+    page.locator(".sentence.highlight").wait_for()
+    path = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "screenshot.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 10_000
+    context.close()
