@@ -242,3 +242,33 @@ def test_openapi_is_3_1_and_describes_every_route(app, spec):
         if rule.endpoint != "static" and rule.rule != "/"
     }
     assert routes == set(spec["paths"])
+
+
+def test_the_rate_limit_is_a_429_problem_with_retry_after(engine, spec):
+    from dataclasses import replace
+
+    limited = replace(engine.config, rate_limit=2)
+
+    class Limited:
+        config = limited
+        index = engine.index
+        ask = engine.ask
+
+    client = create_app({"engine": Limited()}).test_client()
+    assert [ask(client, {"question": "Who?"}).status_code for _ in range(2)] == [200, 200]
+    r = ask(client, {"question": "Who?"})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    check_against_spec(spec, "/api/ask", "post", r)
+    assert client.get("/api/health").status_code == 200  # only questions are limited
+
+
+def test_rate_limiter_window():
+    from web.ratelimit import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter(2, clock=lambda: now[0])
+    assert [limiter.retry_after("a") for _ in range(3)] == [0, 0, 60]
+    assert limiter.retry_after("b") == 0
+    now[0] = 60.5
+    assert limiter.retry_after("a") == 0
+    assert RateLimiter(0).retry_after("a") == 0

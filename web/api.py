@@ -29,6 +29,9 @@ def no_store(response):
 @bp.post("/ask")
 def ask():
     config = _qa()["config"]
+    wait = _qa()["rate_limiter"].retry_after(request.remote_addr or "")
+    if wait:
+        raise APIProblem(429, f"too many questions; try again in {wait} s", retry_after=wait)
     if not request.is_json:
         raise APIProblem(415, "send the question as JSON (Content-Type: application/json)")
     if request.content_length is not None and request.content_length > config.max_body_bytes:

@@ -11,6 +11,8 @@ from flask import Flask
 
 from qa.config import Config
 
+from .ratelimit import RateLimiter
+
 log = logging.getLogger(__name__)
 
 EXAMPLES_FILE = "examples.json"
@@ -53,6 +55,7 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
         "engine": engine,
         "examples": load_examples(Path(settings.seeds_dir)),
         "sentences": sentences_by_document(engine.index),
+        "rate_limiter": RateLimiter(settings.rate_limit),
     }
 
     from . import api, openapi, pages, problems

@@ -189,6 +189,7 @@ def spec(config) -> dict:
                         "400": _problem("Invalid JSON, question, history or top_k."),
                         "413": _problem(f"Body over {config.max_body_bytes} bytes."),
                         "415": _problem("The body is not application/json."),
+                        "429": _problem("Over the per-client limit (when one is set)."),
                     },
                 }
             },

@@ -23,15 +23,18 @@ def problem(status: int, detail: str, title: str | None = None):
 class APIProblem(HTTPException):
     """Raised by the API for a request it refuses; rendered as a problem."""
 
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str, retry_after: int | None = None):
         super().__init__(description=detail)
         self.code = status
+        self.retry_after = retry_after
 
 
 def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         response = problem(exc.code or 500, exc.description or "")
+        if getattr(exc, "retry_after", None):
+            response.headers["Retry-After"] = str(exc.retry_after)
         allowed = getattr(exc, "valid_methods", None)
         if allowed:
             response.headers["Allow"] = ", ".join(sorted(allowed))
