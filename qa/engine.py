@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from .answer import Turn, answer_question
 from .config import Config
 from .embed import load_embedder
+from .lexical import LexicalIndex
 from .index import Index, build_index, load_index, stale_reason
 from .records import Answer
 
@@ -33,10 +34,12 @@ class Engine:
         self.config = config
         self.embedder = load_embedder(config.model)
         self.index = open_index(config, self.embedder, notify)
+        self.lexical = LexicalIndex(self.index.sentences)
 
     def ask(
         self, question: str, history: Sequence[Turn] = (), top_k: int | None = None
     ) -> Answer:
         return answer_question(
-            self.index, self.embedder, question, history, top_k or self.config.top_k
+            self.index, self.embedder, self.lexical, question, history,
+            top_k or self.config.top_k,
         )

@@ -115,6 +115,7 @@ def build_index(
     if len(vectors):
         flat.add(vectors)
 
+    calibration = _calibrate(embedder, corpus, sentences, flat, index_dir)
     index_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "vectors": _write_data(index_dir, "vectors", ".faiss", _faiss_bytes(flat)),
@@ -146,6 +147,7 @@ def build_index(
         "sources": sources,
         "counts": {"documents": len(corpus.documents), "sentences": len(sentences)},
         "faiss": {"kind": type(flat).__name__, "metric": "inner_product", "ntotal": flat.ntotal},
+        "calibration": calibration,
         "files": files,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "build_seconds": round(time.perf_counter() - started, 3),
@@ -154,6 +156,15 @@ def build_index(
     _write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
     _remove_unreferenced(index_dir, files)
     return load_index(index_dir)
+
+
+def _calibrate(embedder, corpus: Corpus, sentences: list[Sentence], vectors, index_dir: Path):
+    from .calibrate import calibrate
+    from .lexical import LexicalIndex
+
+    draft = Index(index_dir, {}, "", {d.id: d for d in corpus.documents}, tuple(sentences),
+                  vectors)
+    return calibrate(draft, embedder, LexicalIndex(sentences))
 
 
 def _faiss_bytes(index) -> bytes:

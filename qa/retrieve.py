@@ -1,4 +1,10 @@
-"""Retrieval: the sentences of the index nearest to a question."""
+"""Retrieval: dense (FAISS) and lexical (BM25) rankings fused into one.
+
+The dense ranking finds paraphrases; the lexical one finds the exact names and numbers a
+question mentions. Their scores are on comparable scales (cosine in [-1, 1], normalised
+BM25 in [0, 1]) and are added with a weight, which keeps each score meaningful for the
+abstention step (reciprocal-rank fusion would throw the magnitudes away).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +13,44 @@ from dataclasses import dataclass
 import numpy as np
 
 from .index import Index
+from .lexical import LexicalIndex
 from .records import Sentence
+
+LEXICAL_WEIGHT = 0.7
+POOL = 100  # candidates taken from each ranking before fusing
 
 
 @dataclass(frozen=True)
 class Hit:
     sentence: Sentence
-    score: float
+    score: float  # fused
+    dense: float
+    lexical: float
 
 
-def dense_search(index: Index, query: np.ndarray, k: int) -> list[Hit]:
-    """The k sentences whose vectors have the highest inner product with ``query``."""
+def dense_search(index: Index, query: np.ndarray, k: int) -> dict[int, float]:
+    """Sentence number -> inner product with ``query``, for the k nearest sentences."""
     k = min(k, len(index.sentences))
     if k <= 0:
-        return []
+        return {}
     scores, ids = index.vectors.search(query.reshape(1, -1).astype(np.float32), k)
-    return [Hit(index.sentences[i], float(s)) for s, i in zip(scores[0], ids[0]) if i >= 0]
+    return {int(i): float(s) for s, i in zip(scores[0], ids[0]) if i >= 0}
+
+
+def hybrid_search(
+    index: Index, lexical: LexicalIndex, query: np.ndarray, terms: dict[str, float], k: int
+) -> list[Hit]:
+    dense = dense_search(index, query, max(POOL, k))
+    lex = lexical.search(terms)
+    if len(lex) > POOL:
+        lex = dict(sorted(lex.items(), key=lambda kv: -kv[1])[:POOL])
+    missing = [i for i in lex if i not in dense]
+    if missing:
+        vectors = np.vstack([index.vectors.reconstruct(i) for i in missing])
+        dense.update(zip(missing, (vectors @ query).tolist()))
+    hits = [
+        Hit(index.sentences[i], d + LEXICAL_WEIGHT * lex.get(i, 0.0), d, lex.get(i, 0.0))
+        for i, d in dense.items()
+    ]
+    hits.sort(key=lambda h: -h.score)
+    return hits[:k]

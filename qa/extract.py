@@ -1,0 +1,226 @@
+"""Short answers: the span of the best sentence that answers the question.
+
+For questions that expect a date, number, age, duration or distance, the span is the
+nearest matching expression the question does not already contain. Otherwise the sentence
+is cut into clauses, and the words that match the question mark where the answer is not;
+the best gap between them is chosen: a gap that fills the place of the question's missing
+word ("what did X present to Y" -> the words between "present" and "Y"), or the words right
+after the question's words. When nothing fits, the answer is the whole sentence.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .question import WH_WORDS, Question
+from .text import Token, tokenize
+
+_MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|"
+          r"November|December|Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)")
+_DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_NUM_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
+             r"thirty|forty|fifty|hundred|several|a few|dozens of|hundreds of|thousands of)")
+_UNIT_TIME = r"(?:years?|months?|weeks?|days?|decades?|hours?|centuries|century|minutes?)"
+PATTERNS = {
+    "date": [
+        rf"\b(?:(?:early|late|mid)[- ])?{_MONTH}(?: \d{{1,2}}(?:st|nd|rd|th)?)?(?:,? \d{{4}})?",
+        rf"\b\d{{1,2}} {_MONTH}(?: \d{{4}})?",
+        rf"\b{_DAY}\b",
+        r"\b(?:1[5-9]|20)\d{2}s?\b",
+        r"\b(?:last|next|this|that|the following|the previous) (?:week|month|year|decade|"
+        r"century|morning|night|weekend|spring|summer|autumn|fall|winter)\b",
+        r"\b[Tt]he (?:day|week|month|year) (?:before|after|earlier|later)\b",
+        r"\b(?:yesterday|today|tomorrow|tonight)\b",
+        r"\b(?:at|by) the (?:beginning|start|end) of (?:the|this|last) (?:year|month|week)\b",
+    ],
+    "age": [r"\b\d{1,3}(?:-year-old| years? old)\b", r"\baged? \d{1,3}\b"],
+    "duration": [
+        rf"\b(?:(?:over|for|during|within) )?(?:the )?(?:past |last |next )?"
+        rf"(?:\d[\d,.]*|{_NUM_WORD}|a|an) {_UNIT_TIME}\b",
+    ],
+    "distance": [r"\b\d[\d,.]* ?(?:miles?|kilomet(?:er|re)s?|km|met(?:er|re)s?|feet|yards?)\b"],
+    "number": [
+        r"\b\d[\d,.]*(?: ?%| percent| per cent)?(?: (?:million|billion|thousand|hundred))?"
+        r"(?: [a-z][a-z\-]+)?",
+        rf"\b{_NUM_WORD}(?: of)? [a-z][a-z\-]+",
+    ],
+}
+TYPED = frozenset(PATTERNS)
+_CLAUSE = re.compile(r",(?!\d)|[;:()\[\]—–]|\s-\s|(?<=[.!?])\s")
+QUOTATION = re.compile(r"[“\"]([^”\"]{12,})[”\"]")
+EXTENDERS = ("including", "such as", "notably", "namely", "especially", "particularly")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int  # offsets in the sentence text
+    end: int
+    typed: bool  # it is an expression of the kind the question expects
+
+
+def find_typed(text: str, kind: str) -> list[tuple[int, int]]:
+    """Expressions of ``kind`` in ``text`` as (start, end), longest first where they overlap."""
+    found = []
+    for pattern in PATTERNS.get(kind, ()):
+        found.extend(m.span() for m in re.finditer(pattern, text))
+    found.sort(key=lambda s: (s[0], -(s[1] - s[0])))
+    out = []
+    for s, e in found:
+        if out and s < out[-1][1]:
+            continue
+        out.append((s, e))
+    return out
+
+
+def matched_flags(tokens: list[Token], terms: set[str]) -> list[bool]:
+    flags = [bool(t.stem) and t.stem in terms for t in tokens]
+    # a capitalised run whose acronym the question uses ("US" for "United States")
+    i = 0
+    while i < len(tokens):
+        j = i
+        while j < len(tokens) and tokens[j].capitalised and tokens[j].text.isalpha() and \
+                (j == i or tokens[j].start - tokens[j - 1].end == 1):
+            j += 1
+        if j - i >= 2 and "".join(t.text[0] for t in tokens[i:j]).lower() in terms:
+            for k in range(i, j):
+                flags[k] = True
+        i = max(j, i + 1)
+    return flags
+
+
+def extract_span(text: str, q: Question, context_terms: frozenset[str] = frozenset()) -> Span:
+    """The answer span in ``text`` (a sentence) for question ``q``."""
+    whole = Span(0, len(text), False)
+    if q.kind == "yesno" or q.definition:
+        return whole
+    tokens = tokenize(text)
+    terms = set(q.terms) | set(context_terms)
+    matched = matched_flags(tokens, terms)
+    anchors = [i for i, m in enumerate(matched) if m]
+
+    if q.asks_speech:
+        quotes = [m.span(1) for m in QUOTATION.finditer(text)]
+        if quotes:
+            s, e = max(quotes, key=lambda se: se[1] - se[0])
+            return Span(s, _strip_end(text, s, e), False)
+
+    if q.kind in TYPED:
+        best = None
+        for s, e in find_typed(text, q.kind):
+            inside = [i for i, t in enumerate(tokens) if s <= t.start < e and t.stem]
+            if inside and all(matched[i] for i in inside):
+                continue  # the question already says it
+            distance = min((_token_distance(tokens, s, e, a) for a in anchors), default=99)
+            if best is None or distance < best[0]:
+                best = (distance, s, e)
+        if best:
+            return Span(best[1], best[2], True)
+        return whole
+
+    gap = _best_gap(text, tokens, matched, q)
+    return gap or whole
+
+
+def _token_distance(tokens: list[Token], s: int, e: int, anchor: int) -> int:
+    idx = [i for i, t in enumerate(tokens) if s <= t.start < e]
+    if not idx:
+        return 99
+    return 0 if idx[0] <= anchor <= idx[-1] else min(abs(anchor - idx[0]), abs(anchor - idx[-1]))
+
+
+def _question_positions(q: Question) -> dict[str, int]:
+    pos = {}
+    for i, t in enumerate(q.tokens):
+        if t.stem and t.stem not in pos:
+            pos[t.stem] = i
+    return pos
+
+
+def _is_slot(q: Question, left: str, right: str, matched_stems: set[str]) -> bool | None:
+    """True when the question's words ``left`` and ``right`` stand together in the
+    question (only function words, wh-words or the focus between them): the gap between
+    them in the sentence fills the question's missing word. False when other content
+    words of the question stand between them: the gap paraphrases those words."""
+    pos = _question_positions(q)
+    if left not in pos or right not in pos:
+        return None
+    a, b = sorted((pos[left], pos[right]))
+    between = [t for t in q.tokens[a + 1 : b]
+               if t.stem and t.text.lower() not in WH_WORDS and t.stem != q.focus
+               and t.stem not in matched_stems]
+    return not between
+
+
+def _best_gap(text: str, tokens: list[Token], matched: list[bool], q: Question) -> Span | None:
+    if not any(matched):
+        return None
+    clause_breaks = [m.start() for m in _CLAUSE.finditer(text)]
+
+    def clause_of(i: int) -> int:
+        return sum(1 for b in clause_breaks if b < tokens[i].start)
+
+    matched_stems = {t.stem for t, m in zip(tokens, matched) if m}
+    # runs of unmatched tokens within one clause
+    runs, cur = [], []
+    for i, t in enumerate(tokens):
+        if matched[i] or (cur and clause_of(i) != clause_of(cur[-1])):
+            if cur:
+                runs.append(cur)
+            cur = [] if matched[i] else [i]
+            continue
+        cur.append(i)
+    if cur:
+        runs.append(cur)
+
+    best = None
+    for run in runs:
+        content = [i for i in run if tokens[i].stem]
+        if not content:
+            continue
+        first, last = run[0], run[-1]
+        left = first - 1 if first > 0 and matched[first - 1] and \
+            clause_of(first - 1) == clause_of(first) else None
+        right = last + 1 if last + 1 < len(tokens) and matched[last + 1] and \
+            clause_of(last + 1) == clause_of(last) else None
+        base = 0.2
+        if left is not None and right is not None:
+            slot = _is_slot(q, tokens[left].stem, tokens[right].stem, matched_stems)
+            base = 3.0 if slot else (0.1 if slot is False else 1.5)
+        elif left is not None:
+            base = 2.0
+        elif right is not None:
+            base = 1.2
+        if q.focus and any(x is not None and tokens[x].stem == q.focus for x in (left, right)):
+            base = max(base, 3.0)
+        if q.kind in ("person", "place"):
+            if any(tokens[i].capitalised and i > 0 for i in content):
+                base += 0.5
+        score = base + 0.2 * min(len(content), 5) - 0.01 * len(run)
+        if best is None or score > best[0]:
+            best = (score, content)
+    if best is None or best[0] < 1.0:
+        return None
+    content = best[1]
+    s, e = tokens[content[0]].start, tokens[content[-1]].end
+    rest = text[e:].lstrip(" ,")
+    for word in EXTENDERS:
+        if rest.lower().startswith(word):
+            stop = _CLAUSE.search(text, e + (len(text[e:]) - len(rest)) + len(word))
+            e = _strip_end(text, s, stop.start() if stop else len(text))
+            break
+    return Span(s, _balance_quotes(text, s, e), False)
+
+
+def _strip_end(text: str, s: int, e: int) -> int:
+    while e > s and text[e - 1] in " ,;:":
+        e -= 1
+    return e
+
+
+def _balance_quotes(text: str, s: int, e: int) -> int:
+    """Include a closing quote right after the span when the span opens one."""
+    span = text[s:e]
+    if span.count("“") > span.count("”") and e < len(text) and text[e] == "”":
+        return e + 1
+    return e

@@ -1,0 +1,101 @@
+"""Reading a question: what kind of answer it expects, its focus, and its content words."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .text import Token, acronyms, tokenize
+
+# Expected answer kinds, tried in order; the first pattern that matches the (lower-cased)
+# question decides.
+KIND_PATTERNS = (
+    ("age", r"^(how old|what age|at what age)\b"),
+    ("duration", r"\bhow long\b|\b(over|for|during) (what|which|how long a) (period|time)\b|"
+                 r"\bhow many (years|months|weeks|days|decades|hours)\b"),
+    ("distance", r"\bhow far\b|\bwhat distance\b"),
+    ("number", r"\bhow (many|much)\b|\bwhat (number|percentage|share|proportion|amount)\b"),
+    ("date", r"^when\b|\b(since|until) when\b|\b(what|which) (year|month|day|date|time)\b"),
+    ("person", r"^(who|whom|whose)\b|\b(with|to|by|for|from|of|against) whom\b|"
+               r"\b(which|what) (person|people|man|woman|official|leader)\b"),
+    ("place", r"^where\b|\b(which|what) (country|countries|city|cities|place|region|state|"
+              r"nation|town|capital)\b"),
+    ("yesno", r"^(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b"),
+)
+WH_WORDS = frozenset("what which who whom whose when where why how".split())
+# Nouns that say which kind of thing is asked for, rather than naming the thing itself.
+GENERIC_FOCUS = frozenset(
+    """kind type sort form part number amount time period year month day date place country
+    city person people thing way reason role name group""".split()
+)
+SPEECH = frozenset("say tell report announc stat claim add warn insist stress argu declar".split())
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    kind: str  # age, duration, distance, number, date, person, place, yesno, other
+    tokens: tuple[Token, ...]
+    terms: tuple[str, ...]  # content stems, with acronyms of capitalised runs
+    focus: str | None  # stem of the noun after "which"/"what" (or "what is the X")
+    focus_direct: bool  # "which X ..." rather than "what is the X of ..."
+    asks_speech: bool  # "what did X say/report/announce"
+    definition: bool  # "what is X?", "who was X?": the answer is a description
+
+    @property
+    def wants_span(self) -> bool:
+        return self.kind not in ("yesno",)
+
+
+def read_question(text: str) -> Question:
+    text = " ".join(text.split())
+    lower = text.lower()
+    kind = next((k for k, p in KIND_PATTERNS if re.search(p, lower)), "other")
+    tokens = tuple(tokenize(text))
+    terms = tuple(t.stem for t in tokens if t.stem) + tuple(acronyms(list(tokens)))
+    focus, direct = _focus(tokens)
+    if focus in GENERIC_FOCUS:
+        direct = False  # "over what period": a kind of answer, not a topic
+    asks_speech = lower.startswith("what") and any(
+        t.stem.startswith(s) for t in tokens for s in SPEECH if t.stem)
+    definition = bool(re.match(r"^(what|who)(?: i|'|’)?s?\b(?: (?:is|are|was|were))?\s+[^,]+\?*$",
+                               lower)) and _only_subject(tokens)
+    return Question(text, kind, tokens, terms, focus, direct, asks_speech, definition)
+
+
+def _only_subject(tokens: tuple[Token, ...]) -> bool:
+    """Whether everything after "what is" is one name or noun phrase (no verb-like word)."""
+    rest = [t for t in tokens[2:] if t.stem]
+    return bool(rest) and all(t.capitalised or t.text[0].isdigit() for t in rest)
+
+
+def _focus(tokens: tuple[Token, ...]) -> tuple[str | None, bool]:
+    """The noun a which/what question asks about: "which currency" -> "currency",
+    "what is the capital of" -> "capital"; generic nouns ("kind of") are skipped."""
+    words = [t.text.lower() for t in tokens]
+    for i, w in enumerate(words):
+        if w not in ("which", "what"):
+            continue
+        j = i + 1
+        direct = True
+        if j < len(words) and words[j] in ("is", "are", "was", "were"):
+            direct = False
+            j += 1
+            if j < len(words) and words[j] in ("the", "a", "an"):
+                j += 1
+            else:
+                return None, False
+        while j < len(tokens):
+            if words[j] in ("kind", "type", "sort", "form") and j + 1 < len(words) and \
+                    words[j + 1] == "of":
+                j += 2
+                continue
+            if not tokens[j].stem or words[j].isdigit() or words[j] in (
+                    "two", "three", "four", "five", "several", "many"):
+                j += 1
+                continue
+            break
+        if j < len(tokens) and tokens[j].stem and not tokens[j].capitalised:
+            return tokens[j].stem, direct
+        return None, False
+    return None, False

@@ -1,0 +1,108 @@
+"""Words: tokenising with offsets, normalising to stems, and stop words (English)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+STOP_WORDS = frozenset(
+    """a an the of in on at to for by with from and or but nor is are was were be been being
+    am has have had having do does did doing done what which who whom whose when where why how
+    that this these those it its itself as into about over under than then there their theirs
+    they them he she his her hers him himself herself we our ours us you your yours i me my
+    mine not no any some such can could would should will shall may might must also just only
+    very more most other another if so up out off all both each few own same too s t
+    any anything something according whether while during before after above below again
+    further once here both between through against""".split()
+)
+
+# A few irregular forms, so that "said" finds "say" and "made" finds "make".
+IRREGULAR = {
+    "said": "say", "says": "say", "told": "tell", "made": "make", "took": "take",
+    "taken": "take", "gave": "give", "given": "give", "went": "go", "gone": "go",
+    "began": "begin", "begun": "begin", "won": "win", "lost": "lose", "left": "leave",
+    "held": "hold", "met": "meet", "sent": "send", "spent": "spend", "brought": "bring",
+    "bought": "buy", "thought": "think", "found": "find", "became": "become", "came": "come",
+    "wrote": "write", "written": "write", "spoke": "speak", "spoken": "speak", "chose": "choose",
+    "men": "man", "women": "woman", "children": "child", "people": "person",
+}
+
+_WORD = re.compile(r"\d[\d,.]*\d|\d|[^\W\d_](?:[\w'’\-]*[^\W_])?", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # as written
+    start: int
+    end: int
+    stem: str  # normalised form ("" for a stop word)
+
+    @property
+    def capitalised(self) -> bool:
+        return self.text[:1].isupper()
+
+
+def stem(word: str) -> str:
+    """A light, rule-based English stem: plural, -ed, -ing, -ly, British -ise spellings."""
+    w = word.lower().replace("’", "'")
+    if w.endswith("'s"):
+        w = w[:-2]
+    w = w.rstrip("'")
+    if any(c.isdigit() for c in w):
+        return w.replace(",", "")
+    if w in IRREGULAR:
+        return IRREGULAR[w]
+    w = re.sub(r"is(e|ed|es|ing|ation|ations)$", r"iz\1", w) if len(w) > 6 else w
+    for suffix, repl, min_len in (
+        ("ies", "y", 5), ("sses", "ss", 5), ("ing", "", 6), ("ed", "", 5), ("es", "", 5),
+        ("s", "", 4), ("ly", "", 6),
+    ):
+        if w.endswith(suffix) and len(w) >= min_len and not w.endswith("ss"):
+            w = w[: len(w) - len(suffix)] + repl
+            break
+    if w.endswith("e") and len(w) > 4:
+        w = w[:-1]  # "designate" and "designated" meet at "designat"
+    return w
+
+
+def tokenize(text: str, start: int = 0, end: int | None = None) -> list[Token]:
+    """The words of ``text[start:end]`` with their offsets in ``text``."""
+    tokens = []
+    for m in _WORD.finditer(text, start, len(text) if end is None else end):
+        word = m.group(0)
+        lower = word.lower()
+        # "US" and "U.S." name a country; the lower-case "us" is a pronoun
+        if lower in STOP_WORDS and not (word.isupper() and len(word) > 1):
+            s = ""
+        else:
+            s = stem(word)
+        tokens.append(Token(word, m.start(), m.end(), s))
+    return tokens
+
+
+def content_stems(text: str) -> list[str]:
+    """The normalised content words of ``text``, in order (stop words left out)."""
+    out = []
+    tokens = tokenize(text)
+    for t in tokens:
+        if t.stem:
+            out.append(t.stem)
+    out.extend(acronyms(tokens))
+    return out
+
+
+def acronyms(tokens: list[Token]) -> list[str]:
+    """Acronyms of runs of capitalised words ("United States" -> "us"), so that a question
+    that says "US" finds a sentence that says "United States", and the other way round."""
+    out, run = [], []
+    for t in tokens + [Token("", 0, 0, "")]:
+        joined = run and t.start - run[-1].end == 1
+        if t.capitalised and t.text.isalpha() and not t.text.isupper() and t.stem:
+            if not joined and len(run) >= 2:
+                out.append("".join(w.text[0] for w in run).lower())
+            run = run + [t] if joined else [t]
+            continue
+        if len(run) >= 2:
+            out.append("".join(w.text[0] for w in run).lower())
+        run = []
+    return out
