@@ -29,7 +29,7 @@ from .retrieve import LEXICAL_WEIGHT, Hit, hybrid_search
 from .text import content_stems
 
 HISTORY_WEIGHT = 0.35  # weight of the previous turn in a follow-up's query
-TYPE_BONUS = 0.15  # fused-score bonus for a sentence that holds the expected kind
+TYPE_BONUS = 0.2  # fused-score bonus for a sentence that holds the expected kind
 RERANK_POOL = 10
 SHORT_ANSWER = 60  # characters
 
@@ -60,7 +60,12 @@ class Calibration:
 
 
 def answer_question(
-    index, embedder, lexical, question: str, history: Sequence[Turn] = (), top_k: int = 3,
+    index,
+    embedder,
+    lexical,
+    question: str,
+    history: Sequence[Turn] = (),
+    top_k: int = 3,
     calibration: Calibration | None = None,
 ) -> Answer:
     """The answer to ``question``: a verbatim span of the first citation, or None."""
@@ -85,8 +90,14 @@ def answer_question(
     hits = hybrid_search(index, lexical, query, terms, max(top_k, RERANK_POOL))
     hits = _rerank(hits, q)[:top_k]
     citations = tuple(
-        Citation(h.sentence.doc, h.sentence.index, h.sentence.start, h.sentence.end,
-                 h.sentence.text, h.score)
+        Citation(
+            h.sentence.doc,
+            h.sentence.index,
+            h.sentence.start,
+            h.sentence.end,
+            h.sentence.text,
+            h.score,
+        )
         for h in hits
     )
     if not hits:
@@ -95,14 +106,28 @@ def answer_question(
     best = hits[0]
     confidence = _confidence(best, calibration)
     if _abstains(q, best, lexical, confidence):
-        return Answer(question, None, None, None, round(1 - confidence, 4) if confidence < 0.5
-                      else 0.5, citations, index.version)
+        return Answer(
+            question,
+            None,
+            None,
+            None,
+            round(1 - confidence, 4) if confidence < 0.5 else 0.5,
+            citations,
+            index.version,
+        )
     context_terms = frozenset(content_stems(context)) if context else frozenset()
     span = extract_span(best.sentence.text, q, context_terms)
     start = best.sentence.start + span.start
     end = best.sentence.start + span.end
-    return Answer(question, best.sentence.text[span.start:span.end], start, end,
-                  confidence, citations, index.version)
+    return Answer(
+        question,
+        best.sentence.text[span.start : span.end],
+        start,
+        end,
+        confidence,
+        citations,
+        index.version,
+    )
 
 
 def _context(history: Sequence[Turn]) -> str:
@@ -126,8 +151,15 @@ def _rerank(hits: list[Hit], q: Question) -> list[Hit]:
             return TYPE_BONUS if QUOTATION.search(h.sentence.text) else 0.0
         return TYPE_BONUS if find_typed(h.sentence.text, q.kind) else 0.0
 
-    boosted = [replace(h, score=h.score + bonus(h)) for h in hits]
-    return sorted(boosted, key=lambda h: -h.score)
+    boosted = sorted((replace(h, score=h.score + bonus(h)) for h in hits), key=lambda h: -h.score)
+    if q.kind in TYPED:
+        # the best sentence that holds an expression of the expected kind answers; the
+        # others follow in their order
+        typed = [h for h in boosted if find_typed(h.sentence.text, q.kind)]
+        if typed and typed[0] is not boosted[0]:
+            boosted.remove(typed[0])
+            boosted.insert(0, typed[0])
+    return boosted
 
 
 def _confidence(hit: Hit, calibration: Calibration) -> float:

@@ -19,8 +19,7 @@ SCALE = 8.0  # confidence = sigmoid(SCALE * (score - threshold))
 
 def offtopic_questions() -> list[str]:
     text = resources.files("qa").joinpath("data/offtopic.txt").read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.startswith("#")]
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def calibrate(index, embedder, lexical) -> dict:
@@ -31,7 +30,7 @@ def calibrate(index, embedder, lexical) -> dict:
     questions = offtopic_questions()
     vectors = embedder.encode(questions)
     best = []
-    for question, vector in zip(questions, vectors):
+    for question, vector in zip(questions, vectors, strict=False):
         terms = {t: 1.0 for t in read_question(question).terms}
         hits = hybrid_search(index, lexical, vector, terms, 1)
         best.append(hits[0].score if hits else 0.0)
@@ -40,6 +39,9 @@ def calibrate(index, embedder, lexical) -> dict:
         "method": "best fused score of general off-topic questions, plus a margin",
         "threshold": round(max(FLOOR, float(best.max()) + MARGIN), 4),
         "scale": SCALE,
-        "offtopic": {"questions": len(questions), "median": round(float(np.median(best)), 4),
-                     "max": round(float(best.max()), 4)},
+        "offtopic": {
+            "questions": len(questions),
+            "median": round(float(np.median(best)), 4),
+            "max": round(float(best.max()), 4),
+        },
     }

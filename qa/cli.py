@@ -16,12 +16,23 @@ from .config import Config
 def corpus_options(f):
     """--seeds, --index and --model, shared by every command that reads the corpus."""
 
-    @click.option("--seeds", "seeds_dir", type=click.Path(file_okay=False),
-                  help="Folder of .txt/.md documents [env QA_SEEDS; default seeds/].")
-    @click.option("--index", "index_dir", type=click.Path(file_okay=False),
-                  help="Folder of the built index [env QA_INDEX; default index/].")
-    @click.option("--model", help="sentence-transformers model: a path or a name "
-                  "[env QA_MODEL; default the bundled all-MiniLM-L6-v2].")
+    @click.option(
+        "--seeds",
+        "seeds_dir",
+        type=click.Path(file_okay=False),
+        help="Folder of .txt/.md documents [env QA_SEEDS; default seeds/].",
+    )
+    @click.option(
+        "--index",
+        "index_dir",
+        type=click.Path(file_okay=False),
+        help="Folder of the built index [env QA_INDEX; default index/].",
+    )
+    @click.option(
+        "--model",
+        help="sentence-transformers model: a path or a name "
+        "[env QA_MODEL; default the bundled all-MiniLM-L6-v2].",
+    )
     @functools.wraps(f)
     def wrapper(seeds_dir, index_dir, model, **kwargs):
         try:
@@ -89,8 +100,13 @@ def index_cmd(config: Config):
 
 @cli.command("ask")
 @click.argument("question")
-@click.option("--top-k", "-k", type=click.IntRange(1, 10), default=None,
-              help="How many citations to return (1-10) [env QA_TOP_K; default 3].")
+@click.option(
+    "--top-k",
+    "-k",
+    type=click.IntRange(1, 10),
+    default=None,
+    help="How many citations to return (1-10) [env QA_TOP_K; default 3].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON answer.")
 @corpus_options
 @library_errors
@@ -120,10 +136,18 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool):
 
 @cli.command("serve")
 @click.option("--host", default=None, help="Address to listen on [env QA_HOST; default 127.0.0.1].")
-@click.option("--port", type=click.IntRange(0, 65535), default=None,
-              help="Port to listen on; 0 picks a free one [env QA_PORT; default 8000].")
-@click.option("--threads", type=click.IntRange(1, 64), default=None,
-              help="Worker threads [env QA_THREADS; default 4].")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to listen on; 0 picks a free one [env QA_PORT; default 8000].",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker threads [env QA_THREADS; default 4].",
+)
 @corpus_options
 @library_errors
 def serve_cmd(config: Config, host: str | None, port: int | None, threads: int | None):
@@ -139,8 +163,9 @@ def serve_cmd(config: Config, host: str | None, port: int | None, threads: int |
     config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
     app = create_app(config)
     try:
-        server = create_server(app, host=config.host, port=config.port,
-                               threads=config.threads, ident="qa")
+        server = create_server(
+            app, host=config.host, port=config.port, threads=config.threads, ident="qa"
+        )
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
@@ -176,8 +201,9 @@ def _parse_bounds(values: tuple[str, ...], option: str) -> dict[str, float]:
     for v in values:
         name, _, number = v.partition("=")
         if name not in METRICS:
-            raise click.BadParameter(f"{name!r} is not one of {', '.join(METRICS)}",
-                                     param_hint=option)
+            raise click.BadParameter(
+                f"{name!r} is not one of {', '.join(METRICS)}", param_hint=option
+            )
         try:
             bounds[name] = float(number)
         except ValueError as exc:
@@ -187,18 +213,36 @@ def _parse_bounds(values: tuple[str, ...], option: str) -> dict[str, float]:
 
 @cli.command("eval")
 @click.argument("questions", type=click.Path(exists=True, dir_okay=False))
-@click.option("--url", help="Score a running server (e.g. http://127.0.0.1:8000) instead of "
-              "the library.")
+@click.option(
+    "--url", help="Score a running server (e.g. http://127.0.0.1:8000) instead of the library."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--verbose", "-v", is_flag=True, help="List the questions answered wrongly.")
-@click.option("--min", "minimums", multiple=True, metavar="METRIC=VALUE",
-              help="Exit non-zero if METRIC is under VALUE, e.g. --min support@1=0.9.")
-@click.option("--max", "maximums", multiple=True, metavar="METRIC=VALUE",
-              help="Exit non-zero if METRIC is over VALUE, e.g. --max false_abstain=0.05.")
+@click.option(
+    "--min",
+    "minimums",
+    multiple=True,
+    metavar="METRIC=VALUE",
+    help="Exit non-zero if METRIC is under VALUE, e.g. --min support@1=0.9.",
+)
+@click.option(
+    "--max",
+    "maximums",
+    multiple=True,
+    metavar="METRIC=VALUE",
+    help="Exit non-zero if METRIC is over VALUE, e.g. --max false_abstain=0.05.",
+)
 @corpus_options
 @library_errors
-def eval_cmd(config: Config, questions: str, url: str | None, as_json: bool, verbose: bool,
-             minimums: tuple[str, ...], maximums: tuple[str, ...]):
+def eval_cmd(
+    config: Config,
+    questions: str,
+    url: str | None,
+    as_json: bool,
+    verbose: bool,
+    minimums: tuple[str, ...],
+    maximums: tuple[str, ...],
+):
     """Score a question set (JSON lines) with the metrics of the eval README."""
     from .evaluate import check_thresholds, evaluate, http_asker, library_asker, load_items
 
@@ -221,8 +265,10 @@ def eval_cmd(config: Config, questions: str, url: str | None, as_json: bool, ver
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
         counts = report.counts
-        click.echo(f"{counts['questions']} questions ({counts['answerable']} answerable, "
-                   f"{counts['unanswerable']} unanswerable, {counts['followup']} follow-ups)")
+        click.echo(
+            f"{counts['questions']} questions ({counts['answerable']} answerable, "
+            f"{counts['unanswerable']} unanswerable, {counts['followup']} follow-ups)"
+        )
         for name, value in report.metrics.items():
             click.echo(f"  {name:<20} {'-' if value is None else value}")
         if verbose:

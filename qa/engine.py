@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from .answer import Turn, answer_question
 from .config import Config
 from .embed import load_embedder
-from .lexical import LexicalIndex
 from .index import Index, build_index, load_index, stale_reason
+from .lexical import LexicalIndex
 from .records import Answer
 
 
@@ -36,10 +36,12 @@ class Engine:
         self.index = open_index(config, self.embedder, notify)
         self.lexical = LexicalIndex(self.index.sentences)
 
-    def ask(
-        self, question: str, history: Sequence[Turn] = (), top_k: int | None = None
-    ) -> Answer:
+    def ask(self, question: str, history: Sequence[Turn] = (), top_k: int | None = None) -> Answer:
         return answer_question(
-            self.index, self.embedder, self.lexical, question, history,
+            self.index,
+            self.embedder,
+            self.lexical,
+            question,
+            history,
             top_k or self.config.top_k,
         )

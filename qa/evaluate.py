@@ -18,8 +18,15 @@ AskFn = Callable[[str, list[dict]], dict]
 
 MAX_ANSWER_CHARS = 300
 MAX_CITATION_CHARS = 400
-METRICS = ("support@1", "support@3", "answer_hit", "false_abstain", "abstain", "followup",
-           "answer_chars_median")
+METRICS = (
+    "support@1",
+    "support@3",
+    "answer_hit",
+    "false_abstain",
+    "abstain",
+    "followup",
+    "answer_chars_median",
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,12 @@ class Report:
             "metrics": self.metrics,
             "counts": self.counts,
             "misses": [
-                {"id": o.item.id, "question": o.item.turns[-1], "answer": o.response.get("answer"),
-                 "first_citation": (o.response.get("citations") or [{}])[0].get("text")}
+                {
+                    "id": o.item.id,
+                    "question": o.item.turns[-1],
+                    "answer": o.response.get("answer"),
+                    "first_citation": (o.response.get("citations") or [{}])[0].get("text"),
+                }
                 for o in self.misses()
             ],
         }
@@ -79,8 +90,15 @@ def load_items(path: Path) -> list[Item]:
                 continue
             try:
                 row = json.loads(line)
-                items.append(Item(row["id"], tuple(row["turns"]), bool(row["answerable"]),
-                                  tuple(row.get("support", ())), tuple(row.get("answer", ()))))
+                items.append(
+                    Item(
+                        row["id"],
+                        tuple(row["turns"]),
+                        bool(row["answerable"]),
+                        tuple(row.get("support", ())),
+                        tuple(row.get("answer", ())),
+                    )
+                )
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{n}: not a question-set line ({exc})") from exc
     return items
@@ -133,8 +151,12 @@ def score(outcomes: list[Outcome]) -> Report:
         "followup": rate(followups, lambda o: o.supported_at_1 and o.hit),
         "answer_chars_median": statistics.median(hit_lengths) if hit_lengths else None,
     }
-    counts = {"questions": len(outcomes), "answerable": len(answerable),
-              "unanswerable": len(unanswerable), "followup": len(followups)}
+    counts = {
+        "questions": len(outcomes),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "followup": len(followups),
+    }
     return Report(metrics, counts, tuple(outcomes))
 
 
@@ -161,7 +183,8 @@ def http_asker(url: str, timeout: float = 30.0) -> AskFn:
     def ask(question: str, history: list[dict]) -> dict:
         body = json.dumps({"question": question, "history": history}).encode()
         request = urllib.request.Request(
-            endpoint, data=body, headers={"Content-Type": "application/json"})
+            endpoint, data=body, headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as r:
                 return json.loads(r.read())
@@ -173,8 +196,9 @@ def http_asker(url: str, timeout: float = 30.0) -> AskFn:
     return ask
 
 
-def check_thresholds(report: Report, minimums: dict[str, float],
-                     maximums: dict[str, float]) -> list[str]:
+def check_thresholds(
+    report: Report, minimums: dict[str, float], maximums: dict[str, float]
+) -> list[str]:
     """The failed thresholds, as readable lines."""
     failures = []
     for name, bound in minimums.items():

@@ -16,11 +16,15 @@ from dataclasses import dataclass
 from .question import WH_WORDS, Question
 from .text import Token, tokenize
 
-_MONTH = (r"(?:January|February|March|April|May|June|July|August|September|October|"
-          r"November|December|Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)")
+_MONTH = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|"
+    r"November|December|Jan\.|Feb\.|Mar\.|Apr\.|Aug\.|Sept?\.|Oct\.|Nov\.|Dec\.)"
+)
 _DAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
-_NUM_WORD = (r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
-             r"thirty|forty|fifty|hundred|several|a few|dozens of|hundreds of|thousands of)")
+_NUM_WORD = (
+    r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|"
+    r"thirty|forty|fifty|hundred|several|a few|dozens of|hundreds of|thousands of)"
+)
 _UNIT_TIME = r"(?:years?|months?|weeks?|days?|decades?|hours?|centuries|century|minutes?)"
 PATTERNS = {
     "date": [
@@ -32,17 +36,23 @@ PATTERNS = {
         r"century|morning|night|weekend|spring|summer|autumn|fall|winter)\b",
         r"\b[Tt]he (?:day|week|month|year) (?:before|after|earlier|later)\b",
         r"\b(?:yesterday|today|tomorrow|tonight)\b",
-        r"\b(?:at|by) the (?:beginning|start|end) of (?:the|this|last) (?:year|month|week)\b",
+        r"\b(?:(?:at|by|until|till|before|after) )?the (?:beginning|start|end|middle) of "
+        r"(?:the|this|last|next) (?:year|month|week|decade)\b",
     ],
     "age": [r"\b\d{1,3}(?:-year-old| years? old)\b", r"\baged? \d{1,3}\b"],
     "duration": [
         rf"\b(?:(?:over|for|during|within) )?(?:the )?(?:past |last |next )?"
         rf"(?:\d[\d,.]*|{_NUM_WORD}|a|an) {_UNIT_TIME}\b",
     ],
-    "distance": [r"\b\d[\d,.]* ?(?:miles?|kilomet(?:er|re)s?|km|met(?:er|re)s?|feet|yards?)\b"],
+    "measure": [
+        r"\b\d[\d,.]*(?: (?:million|thousand|hundred))? ?(?:miles?|kilomet(?:er|re)s?|km|"
+        r"met(?:er|re)s?|m|feet|foot|ft|yards?|inch(?:es)?|cm|centimet(?:er|re)s?|tons?|tonnes?|"
+        r"kilograms?|kg|pounds?|lbs?|hectares?|acres?|square \w+)\b",
+    ],
     "number": [
-        r"\b\d[\d,.]*(?: ?%| percent| per cent)?(?: (?:million|billion|thousand|hundred))?"
-        r"(?: [a-z][a-z\-]+)?",
+        r"(?:[$€£¥] ?)?\b\d[\d,.]*(?: ?%| percent| per cent)?"
+        r"(?: (?:million|billion|trillion|thousand|hundred))?(?: (?!and\b|or\b|the\b|in\b|of\b|"
+        r"to\b|a\b|had\b|has\b|was\b|were\b|is\b)[a-z][a-z\-]+)?",
         rf"\b{_NUM_WORD}(?: of)? [a-z][a-z\-]+",
     ],
 }
@@ -79,8 +89,12 @@ def matched_flags(tokens: list[Token], terms: set[str]) -> list[bool]:
     i = 0
     while i < len(tokens):
         j = i
-        while j < len(tokens) and tokens[j].capitalised and tokens[j].text.isalpha() and \
-                (j == i or tokens[j].start - tokens[j - 1].end == 1):
+        while (
+            j < len(tokens)
+            and tokens[j].capitalised
+            and tokens[j].text.isalpha()
+            and (j == i or tokens[j].start - tokens[j - 1].end == 1)
+        ):
             j += 1
         if j - i >= 2 and "".join(t.text[0] for t in tokens[i:j]).lower() in terms:
             for k in range(i, j):
@@ -146,9 +160,14 @@ def _is_slot(q: Question, left: str, right: str, matched_stems: set[str]) -> boo
     if left not in pos or right not in pos:
         return None
     a, b = sorted((pos[left], pos[right]))
-    between = [t for t in q.tokens[a + 1 : b]
-               if t.stem and t.text.lower() not in WH_WORDS and t.stem != q.focus
-               and t.stem not in matched_stems]
+    between = [
+        t
+        for t in q.tokens[a + 1 : b]
+        if t.stem
+        and t.text.lower() not in WH_WORDS
+        and t.stem != q.focus
+        and t.stem not in matched_stems
+    ]
     return not between
 
 
@@ -160,10 +179,10 @@ def _best_gap(text: str, tokens: list[Token], matched: list[bool], q: Question) 
     def clause_of(i: int) -> int:
         return sum(1 for b in clause_breaks if b < tokens[i].start)
 
-    matched_stems = {t.stem for t, m in zip(tokens, matched) if m}
+    matched_stems = {t.stem for t, m in zip(tokens, matched, strict=False) if m}
     # runs of unmatched tokens within one clause
     runs, cur = [], []
-    for i, t in enumerate(tokens):
+    for i, _t in enumerate(tokens):
         if matched[i] or (cur and clause_of(i) != clause_of(cur[-1])):
             if cur:
                 runs.append(cur)
@@ -179,10 +198,18 @@ def _best_gap(text: str, tokens: list[Token], matched: list[bool], q: Question) 
         if not content:
             continue
         first, last = run[0], run[-1]
-        left = first - 1 if first > 0 and matched[first - 1] and \
-            clause_of(first - 1) == clause_of(first) else None
-        right = last + 1 if last + 1 < len(tokens) and matched[last + 1] and \
-            clause_of(last + 1) == clause_of(last) else None
+        left = (
+            first - 1
+            if first > 0 and matched[first - 1] and clause_of(first - 1) == clause_of(first)
+            else None
+        )
+        right = (
+            last + 1
+            if last + 1 < len(tokens)
+            and matched[last + 1]
+            and clause_of(last + 1) == clause_of(last)
+            else None
+        )
         base = 0.2
         if left is not None and right is not None:
             slot = _is_slot(q, tokens[left].stem, tokens[right].stem, matched_stems)
@@ -195,7 +222,9 @@ def _best_gap(text: str, tokens: list[Token], matched: list[bool], q: Question) 
             base = max(base, 3.0)
         if q.kind in ("person", "place"):
             if any(tokens[i].capitalised and i > 0 for i in content):
-                base += 0.5
+                base += 1.0
+            if q.subject and right is not None and left is None:
+                base += 1.0  # "Who cut the ribbon?": the answer comes before the verb
         score = base + 0.2 * min(len(content), 5) - 0.01 * len(run)
         if best is None or score > best[0]:
             best = (score, content)

@@ -71,6 +71,24 @@ def embedding_text(sentence: Sentence, document: Document) -> str:
     return sentence.text
 
 
+# Weight of the previous sentence in a sentence's vector: a sentence that says "she said"
+# or "the group" is found by what the sentence before it names; the citation stays the
+# sentence itself.
+CONTEXT_WEIGHT = 0.3
+
+
+def with_context(vectors: np.ndarray, sentences: list[Sentence]) -> np.ndarray:
+    """Each sentence's vector plus CONTEXT_WEIGHT times its predecessor's, re-normalised."""
+    if not CONTEXT_WEIGHT or len(vectors) < 2:
+        return vectors
+    mixed = vectors.copy()
+    for i in range(1, len(sentences)):
+        if sentences[i].doc == sentences[i - 1].doc:
+            mixed[i] += CONTEXT_WEIGHT * vectors[i - 1]
+    mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
+    return np.ascontiguousarray(mixed, dtype=np.float32)
+
+
 def sentences_of(document: Document) -> list[Sentence]:
     return [
         Sentence(document.id, i, s, e, document.text[s:e])
@@ -110,7 +128,7 @@ def build_index(
         if progress:
             progress(done, len(texts))
 
-    vectors = embedder.encode(texts, progress=step)
+    vectors = with_context(embedder.encode(texts, progress=step), sentences)
     flat = faiss.IndexFlatIP(embedder.dimension)  # inner product = cosine on unit vectors
     if len(vectors):
         flat.add(vectors)
@@ -123,8 +141,12 @@ def build_index(
             index_dir,
             "sentences",
             ".jsonl",
-            _jsonl([{"doc": s.doc, "sentence": s.index, "start": s.start, "end": s.end}
-                    for s in sentences]),
+            _jsonl(
+                [
+                    {"doc": s.doc, "sentence": s.index, "start": s.start, "end": s.end}
+                    for s in sentences
+                ]
+            ),
         ),
         "documents": _write_data(
             index_dir,
@@ -147,6 +169,7 @@ def build_index(
         "sources": sources,
         "counts": {"documents": len(corpus.documents), "sentences": len(sentences)},
         "faiss": {"kind": type(flat).__name__, "metric": "inner_product", "ntotal": flat.ntotal},
+        "embedding": {"context_weight": CONTEXT_WEIGHT},
         "calibration": calibration,
         "files": files,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -162,8 +185,7 @@ def _calibrate(embedder, corpus: Corpus, sentences: list[Sentence], vectors, ind
     from .calibrate import calibrate
     from .lexical import LexicalIndex
 
-    draft = Index(index_dir, {}, "", {d.id: d for d in corpus.documents}, tuple(sentences),
-                  vectors)
+    draft = Index(index_dir, {}, "", {d.id: d for d in corpus.documents}, tuple(sentences), vectors)
     return calibrate(draft, embedder, LexicalIndex(sentences))
 
 
@@ -301,13 +323,20 @@ def load_index(index_dir: Path) -> Index:
             row = json.loads(line)
             doc = documents[row["doc"]]
             sentences.append(
-                Sentence(row["doc"], row["sentence"], row["start"], row["end"],
-                         doc.text[row["start"]:row["end"]])
+                Sentence(
+                    row["doc"],
+                    row["sentence"],
+                    row["start"],
+                    row["end"],
+                    doc.text[row["start"] : row["end"]],
+                )
             )
         vectors = faiss.deserialize_index(np.frombuffer(vec_bytes, dtype=np.uint8))
         dimension = int(manifest["model"]["dimension"])
     except Exception as exc:  # any inconsistency in files whose checksums matched
-        raise IndexProblem(f"the index in {index_dir} is inconsistent ({exc}); {REBUILD_HINT}") from exc
+        raise IndexProblem(
+            f"the index in {index_dir} is inconsistent ({exc}); {REBUILD_HINT}"
+        ) from exc
     if vectors.ntotal != len(sentences) or vectors.d != dimension:
         raise IndexProblem(
             f"the index in {index_dir} holds {vectors.ntotal} vectors of dimension {vectors.d} "
@@ -328,6 +357,6 @@ def stale_reason(index_dir: Path, seeds_dir: Path, model: str) -> str | None:
     current = corpus_fingerprint(seeds_dir)
     if manifest["sources"] != current:
         old = manifest["sources"]
-        changed = sorted(set(old) ^ set(current) | {k for k in old if current.get(k, old[k]) != old[k]})
+        changed = sorted(set(old) ^ set(current) | {k for k in old if current.get(k) != old[k]})
         return f"documents changed in {seeds_dir}: {', '.join(changed[:5])}"
     return None

@@ -24,7 +24,7 @@ class LexicalIndex:
         own = [Counter(content_stems(s.text)) for s in sentences]
         self.postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
         self.lengths = []
-        for i, (s, counts) in enumerate(zip(sentences, own)):
+        for i, (s, counts) in enumerate(zip(sentences, own, strict=False)):
             weights = {w: float(c) for w, c in counts.items()}
             if i > 0 and sentences[i - 1].doc == s.doc:
                 for w, c in own[i - 1].items():

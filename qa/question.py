@@ -11,15 +11,28 @@ from .text import Token, acronyms, tokenize
 # question decides.
 KIND_PATTERNS = (
     ("age", r"^(how old|what age|at what age)\b"),
-    ("duration", r"\bhow long\b|\b(over|for|during) (what|which|how long a) (period|time)\b|"
-                 r"\bhow many (years|months|weeks|days|decades|hours)\b"),
-    ("distance", r"\bhow far\b|\bwhat distance\b"),
+    (
+        "measure",
+        r"\bhow (tall|high|wide|deep|big|large|heavy|far)\b|\bhow long (is|was|are|were)\b|"
+        r"\bwhat (height|length|width|depth|size|weight|distance)\b",
+    ),
+    (
+        "duration",
+        r"\bhow long\b|\b(over|for|during) (what|which|how long a) (period|time)\b|"
+        r"\bhow many (years|months|weeks|days|decades|hours)\b",
+    ),
     ("number", r"\bhow (many|much)\b|\bwhat (number|percentage|share|proportion|amount)\b"),
     ("date", r"^when\b|\b(since|until) when\b|\b(what|which) (year|month|day|date|time)\b"),
-    ("person", r"^(who|whom|whose)\b|\b(with|to|by|for|from|of|against) whom\b|"
-               r"\b(which|what) (person|people|man|woman|official|leader)\b"),
-    ("place", r"^where\b|\b(which|what) (country|countries|city|cities|place|region|state|"
-              r"nation|town|capital)\b"),
+    (
+        "person",
+        r"^(who|whom|whose)\b|\b(with|to|by|for|from|of|against) whom\b|"
+        r"\b(which|what) (person|people|man|woman|official|leader)\b",
+    ),
+    (
+        "place",
+        r"^where\b|\b(which|what) (country|countries|city|cities|place|region|state|"
+        r"nation|town|capital)\b",
+    ),
     ("yesno", r"^(is|are|was|were|do|does|did|has|have|had|can|could|will|would|should)\b"),
 )
 WH_WORDS = frozenset("what which who whom whose when where why how".split())
@@ -41,6 +54,7 @@ class Question:
     focus_direct: bool  # "which X ..." rather than "what is the X of ..."
     asks_speech: bool  # "what did X say/report/announce"
     definition: bool  # "what is X?", "who was X?": the answer is a description
+    subject: bool  # the wh-word is the subject: "Who cut the ribbon?"
 
     @property
     def wants_span(self) -> bool:
@@ -57,10 +71,19 @@ def read_question(text: str) -> Question:
     if focus in GENERIC_FOCUS:
         direct = False  # "over what period": a kind of answer, not a topic
     asks_speech = lower.startswith("what") and any(
-        t.stem.startswith(s) for t in tokens for s in SPEECH if t.stem)
-    definition = bool(re.match(r"^(what|who)(?: i|'|’)?s?\b(?: (?:is|are|was|were))?\s+[^,]+\?*$",
-                               lower)) and _only_subject(tokens)
-    return Question(text, kind, tokens, terms, focus, direct, asks_speech, definition)
+        t.stem.startswith(s) for t in tokens for s in SPEECH if t.stem
+    )
+    definition = bool(
+        re.match(r"^(what|who)(?: i|'|’)?s?\b(?: (?:is|are|was|were))?\s+[^,]+\?*$", lower)
+    ) and _only_subject(tokens)
+    subject = bool(
+        re.match(
+            r"^(who|which \w+|what \w+)\s+(?!is\b|are\b|was\b|were\b|did\b|"
+            r"does\b|do\b|has\b|have\b|had\b|will\b|would\b)\w+",
+            lower,
+        )
+    )
+    return Question(text, kind, tokens, terms, focus, direct, asks_speech, definition, subject)
 
 
 def _only_subject(tokens: tuple[Token, ...]) -> bool:
@@ -86,12 +109,18 @@ def _focus(tokens: tuple[Token, ...]) -> tuple[str | None, bool]:
             else:
                 return None, False
         while j < len(tokens):
-            if words[j] in ("kind", "type", "sort", "form") and j + 1 < len(words) and \
-                    words[j + 1] == "of":
+            if (
+                words[j] in ("kind", "type", "sort", "form")
+                and j + 1 < len(words)
+                and words[j + 1] == "of"
+            ):
                 j += 2
                 continue
-            if not tokens[j].stem or words[j].isdigit() or words[j] in (
-                    "two", "three", "four", "five", "several", "many"):
+            if (
+                not tokens[j].stem
+                or words[j].isdigit()
+                or words[j] in ("two", "three", "four", "five", "several", "many")
+            ):
                 j += 1
                 continue
             break

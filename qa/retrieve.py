@@ -34,7 +34,7 @@ def dense_search(index: Index, query: np.ndarray, k: int) -> dict[int, float]:
     if k <= 0:
         return {}
     scores, ids = index.vectors.search(query.reshape(1, -1).astype(np.float32), k)
-    return {int(i): float(s) for s, i in zip(scores[0], ids[0]) if i >= 0}
+    return {int(i): float(s) for s, i in zip(scores[0], ids[0], strict=False) if i >= 0}
 
 
 def hybrid_search(
@@ -47,7 +47,7 @@ def hybrid_search(
     missing = [i for i in lex if i not in dense]
     if missing:
         vectors = np.vstack([index.vectors.reconstruct(i) for i in missing])
-        dense.update(zip(missing, (vectors @ query).tolist()))
+        dense.update(zip(missing, (vectors @ query).tolist(), strict=False))
     hits = [
         Hit(index.sentences[i], d + LEXICAL_WEIGHT * lex.get(i, 0.0), d, lex.get(i, 0.0))
         for i, d in dense.items()

@@ -18,13 +18,40 @@ STOP_WORDS = frozenset(
 
 # A few irregular forms, so that "said" finds "say" and "made" finds "make".
 IRREGULAR = {
-    "said": "say", "says": "say", "told": "tell", "made": "make", "took": "take",
-    "taken": "take", "gave": "give", "given": "give", "went": "go", "gone": "go",
-    "began": "begin", "begun": "begin", "won": "win", "lost": "lose", "left": "leave",
-    "held": "hold", "met": "meet", "sent": "send", "spent": "spend", "brought": "bring",
-    "bought": "buy", "thought": "think", "found": "find", "became": "become", "came": "come",
-    "wrote": "write", "written": "write", "spoke": "speak", "spoken": "speak", "chose": "choose",
-    "men": "man", "women": "woman", "children": "child", "people": "person",
+    "said": "say",
+    "says": "say",
+    "told": "tell",
+    "made": "make",
+    "took": "take",
+    "taken": "take",
+    "gave": "give",
+    "given": "give",
+    "went": "go",
+    "gone": "go",
+    "began": "begin",
+    "begun": "begin",
+    "won": "win",
+    "lost": "lose",
+    "left": "leave",
+    "held": "hold",
+    "met": "meet",
+    "sent": "send",
+    "spent": "spend",
+    "brought": "bring",
+    "bought": "buy",
+    "thought": "think",
+    "found": "find",
+    "became": "become",
+    "came": "come",
+    "wrote": "write",
+    "written": "write",
+    "spoke": "speak",
+    "spoken": "speak",
+    "chose": "choose",
+    "men": "man",
+    "women": "woman",
+    "children": "child",
+    "people": "person",
 }
 
 _WORD = re.compile(r"\d[\d,.]*\d|\d|[^\W\d_](?:[\w'’\-]*[^\W_])?", re.UNICODE)
@@ -54,8 +81,13 @@ def stem(word: str) -> str:
         return IRREGULAR[w]
     w = re.sub(r"is(e|ed|es|ing|ation|ations)$", r"iz\1", w) if len(w) > 6 else w
     for suffix, repl, min_len in (
-        ("ies", "y", 5), ("sses", "ss", 5), ("ing", "", 6), ("ed", "", 5), ("es", "", 5),
-        ("s", "", 4), ("ly", "", 6),
+        ("ies", "y", 5),
+        ("sses", "ss", 5),
+        ("ing", "", 6),
+        ("ed", "", 5),
+        ("es", "", 5),
+        ("s", "", 4),
+        ("ly", "", 6),
     ):
         if w.endswith(suffix) and len(w) >= min_len and not w.endswith("ss"):
             w = w[: len(w) - len(suffix)] + repl

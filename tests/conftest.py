@@ -43,8 +43,9 @@ def engine(article_index, embedder):
     from qa.config import Config
     from qa.engine import Engine
 
-    config = Config.load(seeds_dir=article_index.path.parent / "seeds",
-                         index_dir=article_index.path)
+    config = Config.load(
+        seeds_dir=article_index.path.parent / "seeds", index_dir=article_index.path
+    )
     return Engine(config, notify=lambda m: None)
 
 

@@ -28,19 +28,26 @@ def test_index_then_ask_json_cites_the_members_sentence(dirs, seeds_copy):
     result = invoke("ask", "--json", "How many members does the Clan del Golfo have?", *dirs)
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
-    assert set(answer) == {"question", "answer", "answer_start", "answer_end", "confidence",
-                           "citations", "index_version"}
+    assert set(answer) == {
+        "question",
+        "answer",
+        "answer_start",
+        "answer_end",
+        "confidence",
+        "citations",
+        "index_version",
+    }
     assert 0 <= answer["confidence"] <= 1 and len(answer["citations"]) <= 3
     texts = {}
     for c in answer["citations"]:
         text = texts.setdefault(c["doc"], (seeds_copy / c["doc"]).read_text(encoding="utf-8"))
-        assert text[c["start"]:c["end"]] == c["text"]
+        assert text[c["start"] : c["end"]] == c["text"]
     assert any("7,500" in c["text"] for c in answer["citations"])
     if answer["answer"] is not None:
         first = answer["citations"][0]
         doc = texts[first["doc"]]
         assert answer["answer"] in first["text"]
-        assert doc[answer["answer_start"]:answer["answer_end"]] == answer["answer"]
+        assert doc[answer["answer_start"] : answer["answer_end"]] == answer["answer"]
         assert first["start"] <= answer["answer_start"] < answer["answer_end"] <= first["end"]
 
 
@@ -75,7 +82,8 @@ def test_errors_are_one_clear_line(dirs, args, message):
 def test_no_documents_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(
-        cli, ["index", "--seeds", str(tmp_path / "empty"), "--index", str(tmp_path / "i")])
+        cli, ["index", "--seeds", str(tmp_path / "empty"), "--index", str(tmp_path / "i")]
+    )
     assert result.exit_code == 1
     assert "no usable documents" in result.output and "Traceback" not in result.output
 
@@ -104,7 +112,13 @@ def test_help_and_version_answer_fast():
         assert time.perf_counter() - started < 3
     assert "qa, version" in out.stdout
     heavy = subprocess.run(
-        [sys.executable, "-c", "import sys, qa.cli; print(sorted(m for m in "
-         "('torch', 'faiss', 'sentence_transformers', 'flask') if m in sys.modules))"],
-        capture_output=True, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, qa.cli; print(sorted(m for m in "
+            "('torch', 'faiss', 'sentence_transformers', 'flask') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert heavy.stdout.strip() == "[]"

@@ -24,8 +24,8 @@ def test_manifest_records_how_the_index_was_built(article_index):
 
 
 def test_sentences_are_exact_slices_of_their_documents(article_index):
-    for i, s in enumerate(article_index.sentences):
-        assert article_index.documents[s.doc].text[s.start:s.end] == s.text
+    for _i, s in enumerate(article_index.sentences):
+        assert article_index.documents[s.doc].text[s.start : s.end] == s.text
     assert [s.index for s in article_index.sentences] == list(range(len(article_index.sentences)))
 
 
@@ -44,8 +44,11 @@ def test_several_documents(tmp_path, embedder):
     index = build_index(tmp_path / "s", tmp_path / "i", embedder)
     assert sorted(index.documents) == ["one.txt", "two.md"]
     assert [(s.doc, s.index, s.text) for s in index.sentences] == [
-        ("one.txt", 0, "Bees make honey."), ("one.txt", 1, "Honey is sweet."),
-        ("two.md", 0, "Trains"), ("two.md", 1, "Trains run on rails.")]
+        ("one.txt", 0, "Bees make honey."),
+        ("one.txt", 1, "Honey is sweet."),
+        ("two.md", 0, "Trains"),
+        ("two.md", 1, "Trains run on rails."),
+    ]
 
 
 def test_stale_index_is_rebuilt_with_a_notice(seeds_copy, tmp_path, embedder):
@@ -81,10 +84,12 @@ def test_interrupted_build_leaves_the_previous_index_intact(seeds_copy, tmp_path
     assert not list(index_dir.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("damage", ["manifest_not_json", "manifest_lacks_fields",
-                                    "faiss_truncated", "sentences_missing"])
-def test_damaged_index_gives_a_message_that_says_how_to_rebuild(seeds_copy, tmp_path,
-                                                                 embedder, damage):
+@pytest.mark.parametrize(
+    "damage", ["manifest_not_json", "manifest_lacks_fields", "faiss_truncated", "sentences_missing"]
+)
+def test_damaged_index_gives_a_message_that_says_how_to_rebuild(
+    seeds_copy, tmp_path, embedder, damage
+):
     index_dir = tmp_path / "index"
     index = build_index(seeds_copy, index_dir, embedder)
     files = index.manifest["files"]

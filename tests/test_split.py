@@ -28,7 +28,11 @@ def test_offsets_index_the_text_exactly(article_text):
 
 def test_plain_sentences():
     assert sentences("The cat sat. The dog ran! Did it? Yes.") == [
-        "The cat sat.", "The dog ran!", "Did it?", "Yes."]
+        "The cat sat.",
+        "The dog ran!",
+        "Did it?",
+        "Yes.",
+    ]
 
 
 def test_quotation_with_attribution_is_one_sentence():
@@ -38,15 +42,21 @@ def test_quotation_with_attribution_is_one_sentence():
 
 def test_quotation_ending_in_question_mark_keeps_its_attribution():
     assert sentences("“Why now?” Smith asked. Nobody knew.") == [
-        "“Why now?” Smith asked.", "Nobody knew."]
+        "“Why now?” Smith asked.",
+        "Nobody knew.",
+    ]
     assert sentences('"Stop!" the officer shouted. We stopped.') == [
-        '"Stop!" the officer shouted.', "We stopped."]
+        '"Stop!" the officer shouted.',
+        "We stopped.",
+    ]
 
 
 def test_multi_sentence_quotation_stays_with_its_attribution():
     text = "“We are cooperating. There will be no invasion,” she said. Talks go on."
     assert sentences(text) == [
-        "“We are cooperating. There will be no invasion,” she said.", "Talks go on."]
+        "“We are cooperating. There will be no invasion,” she said.",
+        "Talks go on.",
+    ]
 
 
 def test_straight_quotes():
@@ -57,15 +67,23 @@ def test_straight_quotes():
 @pytest.mark.parametrize(
     "text, expected",
     [
-        ("The U.S. military is ready. Others are not.",
-         ["The U.S. military is ready.", "Others are not."]),
+        (
+            "The U.S. military is ready. Others are not.",
+            ["The U.S. military is ready.", "Others are not."],
+        ),
         ("Dr. Smith arrived. He sat down.", ["Dr. Smith arrived.", "He sat down."]),
-        ("It began on Jan. 5 in the city. It ended later.",
-         ["It began on Jan. 5 in the city.", "It ended later."]),
-        ("Troops left the U.S. The next day they landed.",
-         ["Troops left the U.S.", "The next day they landed."]),
-        ("Mr. and Mrs. Jones met J. K. Rowling. She smiled.",
-         ["Mr. and Mrs. Jones met J. K. Rowling.", "She smiled."]),
+        (
+            "It began on Jan. 5 in the city. It ended later.",
+            ["It began on Jan. 5 in the city.", "It ended later."],
+        ),
+        (
+            "Troops left the U.S. The next day they landed.",
+            ["Troops left the U.S.", "The next day they landed."],
+        ),
+        (
+            "Mr. and Mrs. Jones met J. K. Rowling. She smiled.",
+            ["Mr. and Mrs. Jones met J. K. Rowling.", "She smiled."],
+        ),
     ],
 )
 def test_abbreviations_and_initials(text, expected):
@@ -75,13 +93,19 @@ def test_abbreviations_and_initials(text, expected):
 def test_decimals_and_thousands():
     text = "Growth was 3.5 percent. The group has 7,500 members and 1.2 million fans."
     assert sentences(text) == [
-        "Growth was 3.5 percent.", "The group has 7,500 members and 1.2 million fans."]
+        "Growth was 3.5 percent.",
+        "The group has 7,500 members and 1.2 million fans.",
+    ]
 
 
 def test_heading_without_stop_and_credit_line():
     text = "Talks Begin Again\nThe president spoke on Friday. He was brief.\n\n© Agence Example\n"
     assert sentences(text) == [
-        "Talks Begin Again", "The president spoke on Friday.", "He was brief.", "© Agence Example"]
+        "Talks Begin Again",
+        "The president spoke on Friday.",
+        "He was brief.",
+        "© Agence Example",
+    ]
 
 
 def test_markdown_headings_and_list_items():
@@ -96,7 +120,9 @@ def test_non_ascii_letters_and_windows_newlines():
 
 def test_lowercase_after_stop_is_not_a_boundary():
     assert sentences("He weighed approx. five kilos. Fine.") == [
-        "He weighed approx. five kilos.", "Fine."]
+        "He weighed approx. five kilos.",
+        "Fine.",
+    ]
     assert sentences("Prices rose... then fell. Done.") == ["Prices rose... then fell.", "Done."]
 
 

@@ -1,0 +1,92 @@
+"""Reading questions and extracting answer spans (no model needed)."""
+
+import pytest
+
+from qa.extract import extract_span, find_typed
+from qa.question import read_question
+from qa.text import content_stems, stem
+
+
+@pytest.mark.parametrize(
+    "question, kind",
+    [
+        ("When did the talks start?", "date"),
+        ("How many people attended?", "number"),
+        ("How much did it cost?", "number"),
+        ("How old is the mayor?", "age"),
+        ("How long did the strike last?", "duration"),
+        ("How tall is the tower?", "measure"),
+        ("Who signed the treaty?", "person"),
+        ("With whom did she meet?", "person"),
+        ("Where was the summit held?", "place"),
+        ("Did the minister resign?", "yesno"),
+        ("What did the report find?", "other"),
+    ],
+)
+def test_question_kinds(question, kind):
+    assert read_question(question).kind == kind
+
+
+def test_focus_of_which_questions():
+    q = read_question("Which currency is used in Peru?")
+    assert q.focus == "currency" and q.focus_direct
+    assert read_question("What kind of government does it have?").focus == "government"
+    generic = read_question("Over what period did prices rise?")
+    assert generic.focus == "period" and not generic.focus_direct
+
+
+def test_stems_meet_across_forms_and_spellings():
+    assert stem("designated") == stem("designate")
+    assert stem("organisations") == stem("organizations")
+    assert stem("said") == stem("says") == "say"
+    assert "us" in content_stems("The United States said so")
+    assert "us" in content_stems("Why did the US act?")
+    assert "us" not in content_stems("He told us")
+
+
+@pytest.mark.parametrize(
+    "kind, text, expected",
+    [
+        ("date", "The bill passed on March 3, 2021 after a debate.", "March 3, 2021"),
+        ("date", "The month before, the mayor resigned.", "The month before"),
+        ("number", "Officials counted 12,400 votes in total.", "12,400 votes"),
+        ("age", "The winner, a 34-year-old nurse, was delighted.", "34-year-old"),
+        ("duration", "Prices rose over three years in a row.", "over three years"),
+        ("measure", "The tower stands 330 metres above the square.", "330 metres"),
+    ],
+)
+def test_typed_expressions(kind, text, expected):
+    assert expected in [text[s:e] for s, e in find_typed(text, kind)]
+
+
+@pytest.mark.parametrize(
+    "question, sentence, expected",
+    [
+        ("When did the museum open?", "The museum opened in 1994 after a long campaign.", "1994"),
+        (
+            "Who opened the museum?",
+            "Queen Ada Morel opened the museum in a short ceremony.",
+            "Queen Ada Morel",
+        ),
+        (
+            "What did the council approve?",
+            "The council approved a new budget for the schools on Tuesday.",
+            "new budget",
+        ),
+        (
+            "How many members does the club have?",
+            "Founded in 1920, the club has 3,200 members today.",
+            "3,200 members",
+        ),
+    ],
+)
+def test_extract_spans(question, sentence, expected):
+    span = extract_span(sentence, read_question(question))
+    answer = sentence[span.start : span.end]
+    assert expected in answer and len(answer) < len(sentence)
+
+
+def test_yes_no_and_definition_questions_get_the_whole_sentence():
+    sentence = "The mayor did not give further details."
+    span = extract_span(sentence, read_question("Did the mayor give details?"))
+    assert (span.start, span.end) == (0, len(sentence))
