@@ -23,6 +23,10 @@ ARGS = [
 # screenshot goes to a temporary folder, so running the tests changes no tracked file.
 SCREENSHOT = os.environ.get("QA_SCREENSHOT")
 
+# CI sets QA_REQUIRE_BROWSER=1: there a missing Chromium fails the run instead of
+# skipping the browser tests silently.
+if os.environ.get("QA_REQUIRE_BROWSER") == "1" and not Path(CHROMIUM).exists():
+    raise RuntimeError(f"no Chromium at {CHROMIUM}: apt-get install chromium")
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)"
 )
