@@ -21,6 +21,9 @@ ENV_VARS = {
     "QA_MAX_HISTORY": "max_history",
     "QA_MAX_BODY_BYTES": "max_body_bytes",
     "QA_RATE_LIMIT": "rate_limit",
+    "QA_BACKEND": "backend",
+    "QA_EMBED_THREADS": "embed_threads",
+    "QA_CACHE": "cache_dir",
 }
 
 
@@ -39,6 +42,11 @@ class Config:
     max_body_bytes: int = 64 * 1024
     # requests per minute per client; 0 turns the limit off (the default, for local use)
     rate_limit: int = 0
+    # embedding backend: "onnx" (ONNX Runtime, exported once into cache_dir) or "torch"
+    backend: str = "onnx"
+    # threads for embedding questions; one run at a time, so the other core serves HTTP
+    embed_threads: int = 1
+    cache_dir: Path = Path.home() / ".cache" / "qa"
 
     @classmethod
     def load(cls, **overrides) -> Config:
