@@ -148,20 +148,42 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool):
     default=None,
     help="Worker threads [env QA_THREADS; default 4].",
 )
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Rebuild the index before serving, also when it is damaged (by default a missing "
+    "or stale index is built, a damaged one is refused).",
+)
 @corpus_options
 @library_errors
-def serve_cmd(config: Config, host: str | None, port: int | None, threads: int | None):
-    """Serve the chat page and the JSON API on waitress, a production WSGI server."""
+def serve_cmd(
+    config: Config, host: str | None, port: int | None, threads: int | None, rebuild: bool
+):
+    """Serve the chat page and the JSON API on waitress, a production WSGI server.
+
+    A rebuilt index (`qa index` in another shell) is picked up within seconds."""
     import dataclasses
+    import logging
     import signal
 
     from waitress import create_server
 
     from web.app import create_app
 
+    from .engine import Engine
+    from .index import IndexProblem
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("qa").setLevel(logging.INFO)  # index switches are worth a line
     flags = {"host": host, "port": port, "threads": threads}
     config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
-    app = create_app(config)
+    try:
+        engine = Engine(config, notify=lambda m: click.echo(m, err=True), rebuild=rebuild)
+    except IndexProblem as exc:
+        raise click.ClickException(f"{exc}, or start with `qa serve --rebuild`") from exc
+    app = create_app({"engine": engine})
+    engine.watch()
     try:
         server = create_server(
             app, host=config.host, port=config.port, threads=config.threads, ident="qa"

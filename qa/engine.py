@@ -1,15 +1,43 @@
-"""The QA engine: one embedding model and one loaded index per process."""
+"""The QA engine: one embedding model and one loaded index per process.
+
+The index can be rebuilt (``qa index``) while the engine serves. ``watch()`` starts a
+thread that looks at the index folder once a second (a few ``stat`` calls); when it
+changes, the new index is loaded and verified in that thread, off the request path, and
+then one reference is swapped. Each question reads that reference once, so it is answered
+from exactly one index, old or new, never a mix. A new index that does not load is not
+used: the engine keeps its last good one and reports the problem in ``problem``.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 from .answer import Turn, answer_question
 from .config import Config
 from .embed import load_embedder
-from .index import Index, build_index, load_index, stale_reason
+from .index import (
+    MANIFEST,
+    REBUILD_HINT,
+    Index,
+    IndexProblem,
+    build_index,
+    load_index,
+    stale_reason,
+)
 from .lexical import LexicalIndex
 from .records import Answer
+
+log = logging.getLogger(__name__)
+
+# How long to wait before the one retry of a load that lost a race with a build (a
+# build removes the old data files right after it replaces the manifest).
+RETRY_DELAY = 0.2
 
 
 def open_index(
@@ -17,9 +45,14 @@ def open_index(
     embedder,
     notify: Callable[[str], None] = print,
     progress: Callable[[int, int], None] | None = None,
+    rebuild: bool = False,
 ) -> Index:
     """Load the index, rebuilding it first (with a one-line notice) when it is missing or
-    stale. A damaged index raises IndexProblem with a message that says how to rebuild."""
+    stale, or always when ``rebuild``. A damaged index raises IndexProblem with a message
+    that says how to rebuild."""
+    if rebuild:
+        notify(f"rebuilding the index in {config.index_dir} ...")
+        return build_index(config.seeds_dir, config.index_dir, embedder, progress=progress)
     reason = stale_reason(config.index_dir, config.seeds_dir, config.model)
     if reason:
         notify(f"{reason}: building the index in {config.index_dir} ...")
@@ -27,21 +60,161 @@ def open_index(
     return load_index(config.index_dir)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """An index and the lexical index of its sentences: always used together."""
+
+    index: Index
+    lexical: LexicalIndex
+
+
+def check_compatible(index: Index, embedder) -> None:
+    """IndexProblem unless ``index`` was built with vectors of ``embedder``'s model."""
+    manifest = index.path / MANIFEST
+    if index.model != embedder.name:
+        raise IndexProblem(
+            f"{manifest} was built with model {index.model!r}, this server uses "
+            f"{embedder.name!r}; rebuild it with `qa index --model {embedder.name}`"
+        )
+    if index.vectors.d != embedder.dimension:
+        raise IndexProblem(
+            f"{manifest}: the index holds vectors of dimension {index.vectors.d}, model "
+            f"{embedder.name!r} gives {embedder.dimension}; {REBUILD_HINT}"
+        )
+
+
+def load_snapshot(index_dir: Path, embedder) -> Snapshot:
+    """Load, verify and prepare the index in ``index_dir``, retrying once if a build
+    replaced it while it was being read."""
+    try:
+        index = load_index(index_dir)
+    except IndexProblem:
+        time.sleep(RETRY_DELAY)
+        index = load_index(index_dir)
+    check_compatible(index, embedder)
+    return Snapshot(index, LexicalIndex(index.sentences))
+
+
+def index_signature(index_dir: Path, index: Index) -> tuple:
+    """A cheap fingerprint of the index folder: the stat of the manifest and of the data
+    files the loaded index came from. It changes when a build replaces the manifest, and
+    when a file of the loaded index is damaged or removed."""
+    names = [MANIFEST] + [f.get("name", "") for f in index.manifest["files"].values()]
+    signature = []
+    for name in names:
+        try:
+            st = os.stat(Path(index_dir) / name)
+            signature.append((name, st.st_ino, st.st_size, st.st_mtime_ns))
+        except OSError:
+            signature.append((name, None))
+    return tuple(signature)
+
+
 class Engine:
     """Answers questions from the index in ``config.index_dir``."""
 
-    def __init__(self, config: Config, notify: Callable[[str], None] = print):
+    def __init__(
+        self, config: Config, notify: Callable[[str], None] = print, rebuild: bool = False
+    ):
         self.config = config
         self.embedder = load_embedder(config.model)
-        self.index = open_index(config, self.embedder, notify)
-        self.lexical = LexicalIndex(self.index.sentences)
+        index = open_index(config, self.embedder, notify, rebuild=rebuild)
+        check_compatible(index, self.embedder)
+        self._snapshot = Snapshot(index, LexicalIndex(index.sentences))
+        # The last problem with the index on disk, or None; the engine still answers from
+        # its last good index while this is set.
+        self.problem: str | None = None
+        self._signature = index_signature(config.index_dir, index)
+        self._reload_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    @property
+    def index(self) -> Index:
+        return self._snapshot.index
+
+    @property
+    def lexical(self) -> LexicalIndex:
+        return self._snapshot.lexical
 
     def ask(self, question: str, history: Sequence[Turn] = (), top_k: int | None = None) -> Answer:
+        snapshot = self._snapshot  # read once: the whole answer comes from one index
         return answer_question(
-            self.index,
+            snapshot.index,
             self.embedder,
-            self.lexical,
+            snapshot.lexical,
             question,
             history,
             top_k or self.config.top_k,
         )
+
+    # --- hot reload ---------------------------------------------------------------------
+
+    def check_for_update(self) -> bool:
+        """Reload if the index folder changed since the last look. True when a new index
+        is now in use. Safe to call from any thread; the load happens in the caller."""
+        with self._reload_lock:
+            index_dir = self.config.index_dir
+            signature = index_signature(index_dir, self._snapshot.index)
+            if signature == self._signature:
+                return False
+            self._signature = signature
+            try:
+                snapshot = load_snapshot(index_dir, self.embedder)
+            except IndexProblem as exc:
+                if self.problem != str(exc):
+                    log.warning(
+                        "the index on disk is unusable; still serving version %s: %s",
+                        self._snapshot.index.version,
+                        exc,
+                    )
+                self.problem = str(exc)
+                return False
+            except Exception as exc:  # never let the watcher die; report it instead
+                log.exception("loading the new index failed")
+                self.problem = f"loading the index in {index_dir} failed ({exc}); {REBUILD_HINT}"
+                return False
+            old = self._snapshot.index
+            # the new files' stat, so the next look compares against the loaded index
+            self._signature = index_signature(index_dir, snapshot.index)
+            if self.problem:
+                log.warning("the index on disk is usable again: %s", snapshot.index.version)
+            self.problem = None
+            if snapshot.index.version == old.version:
+                return False  # the same index (a file touched, or restored)
+            self._snapshot = snapshot  # one reference: the swap is atomic
+            counts = snapshot.index.manifest["counts"]
+            log.info(
+                "switched to the new index: version %s -> %s (%d documents, %d sentences)",
+                old.version,
+                snapshot.index.version,
+                counts["documents"],
+                counts["sentences"],
+            )
+            return True
+
+    def watch(self, interval: float = 1.0) -> None:
+        """Look for a rebuilt index every ``interval`` seconds in a daemon thread."""
+        if self._watcher is not None:
+            return
+
+        def run() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.check_for_update()
+                except Exception:  # pragma: no cover - the watcher must survive anything
+                    log.exception("checking the index failed")
+
+        self._watcher = threading.Thread(target=run, name="qa-index-watcher", daemon=True)
+        self._watcher.start()
+
+    def stop_watching(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+        self._stop = threading.Event()

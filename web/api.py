@@ -103,20 +103,40 @@ def _question(value, name: str, limit: int) -> str:
 
 @bp.get("/health")
 def health():
-    index = _qa()["engine"].index
+    """200 while the service answers. "degraded" (still 200: the last good index keeps
+    answering) when the index on disk was rebuilt or changed and does not load; "problem"
+    then names the file and says how to rebuild."""
+    engine = _qa()["engine"]
+    index = engine.index
     counts = index.manifest["counts"]
-    return jsonify(
-        status="ok",
-        index_version=index.version,
-        documents=counts["documents"],
-        sentences=counts["sentences"],
-    )
+    problem = getattr(engine, "problem", None)
+    body = {
+        "status": "degraded" if problem else "ok",
+        "index_version": index.version,
+        "documents": counts["documents"],
+        "sentences": counts["sentences"],
+    }
+    if problem:
+        body["problem"] = problem
+    return jsonify(body)
+
+
+def _index_and_sentences():
+    """The engine's current index and its sentences grouped by document, computed once
+    per index (the index may be replaced by a rebuild while serving)."""
+    index = _qa()["engine"].index
+    cached = _qa()["sentences"]
+    if cached[0] is not index:
+        from .app import sentences_by_document
+
+        cached = (index, sentences_by_document(index))
+        _qa()["sentences"] = cached  # one reference: readers see old or new, never a mix
+    return index, cached[1]
 
 
 @bp.get("/documents")
 def documents():
-    index = _qa()["engine"].index
-    sentences = _qa()["sentences"]
+    index, sentences = _index_and_sentences()
     return jsonify(
         documents=[
             {**doc.to_dict(), "sentences": len(sentences.get(doc_id, []))}
@@ -128,14 +148,15 @@ def documents():
 @bp.get("/documents/<path:doc>")
 def document(doc: str):
     # Only ids of the index are served: nothing here ever touches the file system.
-    found = _qa()["engine"].index.documents.get(doc)
+    index, sentences = _index_and_sentences()
+    found = index.documents.get(doc)
     if found is None:
         raise APIProblem(404, "there is no document with this id in the index")
     return jsonify(
         {
             **found.to_dict(),
             "text": found.text,
-            "sentences": [s.to_dict() for s in _qa()["sentences"].get(doc, [])],
+            "sentences": [s.to_dict() for s in sentences.get(doc, [])],
         }
     )
 

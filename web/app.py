@@ -46,6 +46,8 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
         engine = Engine(settings, notify=lambda m: log.warning("%s", m))
 
     app = Flask(__name__)
+    # Never the debugger, whatever FLASK_DEBUG or a config file says: it runs code.
+    app.debug = False
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False
     # Document ids are taken literally: no redirect from /api/documents//x to /x.
@@ -54,7 +56,8 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
         "config": settings,
         "engine": engine,
         "examples": load_examples(Path(settings.seeds_dir)),
-        "sentences": sentences_by_document(engine.index),
+        # (index, its sentences by document): replaced when the engine loads a new index
+        "sentences": (engine.index, sentences_by_document(engine.index)),
         "rate_limiter": RateLimiter(settings.rate_limit),
     }
 

@@ -102,11 +102,16 @@ def spec(config) -> dict:
             "type": "object",
             "required": ["status", "index_version", "documents", "sentences"],
             "additionalProperties": False,
+            "description": "The service answers from the index `index_version`. `degraded`: "
+            "the index on disk was rebuilt or changed but does not load, so the last good "
+            "index keeps answering (still HTTP 200); `problem` names the file and says how "
+            "to rebuild. The server switches to a rebuilt index on its own within seconds.",
             "properties": {
-                "status": {"const": "ok"},
+                "status": {"enum": ["ok", "degraded"]},
                 "index_version": {"type": "string"},
                 "documents": nonneg,
                 "sentences": nonneg,
+                "problem": {"type": "string"},
             },
         },
         "DocumentSummary": {
@@ -196,7 +201,13 @@ def spec(config) -> dict:
             "/api/health": {
                 "get": {
                     "summary": "Liveness and the loaded index",
-                    "responses": {"200": _json("Health", "The service is up.")},
+                    "responses": {
+                        "200": _json(
+                            "Health",
+                            "The service is up and answering; status is degraded when a "
+                            "rebuilt index on disk could not be loaded.",
+                        )
+                    },
                 }
             },
             "/api/documents": {
