@@ -32,6 +32,7 @@ HISTORY_WEIGHT = 0.35  # weight of the previous turn in a follow-up's query
 TYPE_BONUS = 0.2  # fused-score bonus for a sentence that holds the expected kind
 RERANK_POOL = 10
 SHORT_ANSWER = 60  # characters
+MIN_COVERAGE = 0.25  # share of the question's (IDF-weighted) words the answer must contain
 
 
 class QuestionError(ValueError):
@@ -105,7 +106,7 @@ def answer_question(
 
     best = hits[0]
     confidence = _confidence(best, calibration)
-    if _abstains(q, best, lexical, confidence):
+    if _abstains(q, best, lexical, confidence, _previous_text(index, best)):
         return Answer(
             question,
             None,
@@ -128,6 +129,13 @@ def answer_question(
         citations,
         index.version,
     )
+
+
+def _previous_text(index, hit: Hit) -> str:
+    """The sentence before ``hit`` in its document, or ""."""
+    if hit.sentence.index == 0:
+        return ""
+    return index.sentences[hit.position - 1].text
 
 
 def _context(history: Sequence[Turn]) -> str:
@@ -168,10 +176,36 @@ def _confidence(hit: Hit, calibration: Calibration) -> float:
     return 1 / (1 + math.exp(-calibration.scale * (fused - calibration.threshold)))
 
 
-def _abstains(q: Question, best: Hit, lexical, confidence: float) -> bool:
+def coverage(q: Question, hit: Hit, lexical, previous: str = "") -> float:
+    """The share of the question's words, weighted by rarity (IDF), that the sentence or
+    the one before it contains."""
+    terms = set(q.terms)
+    if not terms:
+        return 0.0
+    present = set(content_stems(hit.sentence.text)) | set(content_stems(previous))
+    total = sum(lexical.idf(t) for t in terms)
+    return sum(lexical.idf(t) for t in terms if t in present) / total if total else 0.0
+
+
+def unknown_names(q: Question, lexical) -> list[str]:
+    """Names in the question (capitalised words after the first) that no document uses:
+    "Who is the president of Atlantis?" cannot be answered by documents without Atlantis."""
+    return [
+        t.text
+        for t in q.tokens[1:]
+        if t.stem and t.capitalised and t.stem not in lexical.vocabulary
+    ]
+
+
+def _abstains(q: Question, best: Hit, lexical, confidence: float, previous: str = "") -> bool:
     if confidence < 0.5:
         return True
-    if q.focus and q.focus_direct and q.focus not in lexical.vocabulary:
+    if unknown_names(q, lexical):
+        return True
+    covered = coverage(q, best, lexical, previous)
+    if covered < MIN_COVERAGE:
+        return True  # the best sentence shares only common words with the question
+    if q.focus and q.focus_direct and q.focus not in lexical.vocabulary and covered < 0.5:
         return True  # "which currency ..." where no document mentions a currency
     if q.kind in TYPED and not find_typed(best.sentence.text, q.kind):
         return True  # "how old ..." and the best sentence holds no age

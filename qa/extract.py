@@ -151,7 +151,7 @@ def _question_positions(q: Question) -> dict[str, int]:
     return pos
 
 
-def _is_slot(q: Question, left: str, right: str, matched_stems: set[str]) -> bool | None:
+def _is_slot(q: Question, left: str, right: str) -> bool | None:
     """True when the question's words ``left`` and ``right`` stand together in the
     question (only function words, wh-words or the focus between them): the gap between
     them in the sentence fills the question's missing word. False when other content
@@ -160,13 +160,12 @@ def _is_slot(q: Question, left: str, right: str, matched_stems: set[str]) -> boo
     if left not in pos or right not in pos:
         return None
     a, b = sorted((pos[left], pos[right]))
+    if b - a < 2:
+        return False  # adjacent in the question ("Mexico's cartels"): the gap is a modifier
     between = [
         t
         for t in q.tokens[a + 1 : b]
-        if t.stem
-        and t.text.lower() not in WH_WORDS
-        and t.stem != q.focus
-        and t.stem not in matched_stems
+        if t.stem and t.text.lower() not in WH_WORDS and t.stem != q.focus
     ]
     return not between
 
@@ -179,7 +178,6 @@ def _best_gap(text: str, tokens: list[Token], matched: list[bool], q: Question) 
     def clause_of(i: int) -> int:
         return sum(1 for b in clause_breaks if b < tokens[i].start)
 
-    matched_stems = {t.stem for t, m in zip(tokens, matched, strict=False) if m}
     # runs of unmatched tokens within one clause
     runs, cur = [], []
     for i, _t in enumerate(tokens):
@@ -212,7 +210,7 @@ def _best_gap(text: str, tokens: list[Token], matched: list[bool], q: Question) 
         )
         base = 0.2
         if left is not None and right is not None:
-            slot = _is_slot(q, tokens[left].stem, tokens[right].stem, matched_stems)
+            slot = _is_slot(q, tokens[left].stem, tokens[right].stem)
             base = 3.0 if slot else (0.1 if slot is False else 1.5)
         elif left is not None:
             base = 2.0
@@ -238,7 +236,23 @@ def _best_gap(text: str, tokens: list[Token], matched: list[bool], q: Question) 
             stop = _CLAUSE.search(text, e + (len(text[e:]) - len(rest)) + len(word))
             e = _strip_end(text, s, stop.start() if stop else len(text))
             break
+    quoted = _leading_quotation(text, s, e)
+    if quoted:
+        return Span(*quoted, False)
     return Span(s, _balance_quotes(text, s, e), False)
+
+
+def _leading_quotation(text: str, s: int, e: int) -> tuple[int, int] | None:
+    """When the span starts inside a quotation (“Trump whisperer” for ...), the
+    quotation alone, with its marks."""
+    before = text[:s].rstrip()
+    if not before or before[-1] not in '“"':
+        return None
+    closing = "”" if before[-1] == "“" else '"'
+    close = text.find(closing, s, e + 1)
+    if close < 0:
+        return None
+    return len(before) - 1, close + 1
 
 
 def _strip_end(text: str, s: int, e: int) -> int:

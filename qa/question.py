@@ -76,13 +76,7 @@ def read_question(text: str) -> Question:
     definition = bool(
         re.match(r"^(what|who)(?: i|'|’)?s?\b(?: (?:is|are|was|were))?\s+[^,]+\?*$", lower)
     ) and _only_subject(tokens)
-    subject = bool(
-        re.match(
-            r"^(who|which \w+|what \w+)\s+(?!is\b|are\b|was\b|were\b|did\b|"
-            r"does\b|do\b|has\b|have\b|had\b|will\b|would\b)\w+",
-            lower,
-        )
-    )
+    subject = _asks_subject(lower.split())
     return Question(text, kind, tokens, terms, focus, direct, asks_speech, definition, subject)
 
 
@@ -90,6 +84,25 @@ def _only_subject(tokens: tuple[Token, ...]) -> bool:
     """Whether everything after "what is" is one name or noun phrase (no verb-like word)."""
     rest = [t for t in tokens[2:] if t.stem]
     return bool(rest) and all(t.capitalised or t.text[0].isdigit() for t in rest)
+
+
+AUXILIARIES = frozenset(
+    "is are was were be been did does do has have had will would can could should may might "
+    "must shall".split()
+)
+
+
+def _asks_subject(words: list[str]) -> bool:
+    """Whether the wh-word (or "which X") is the subject: "Who cut the ribbon?"."""
+    if not words:
+        return False
+    if words[0] == "who":
+        rest = words[1:]
+    elif words[0] in ("which", "what") and len(words) > 1 and words[1] not in AUXILIARIES:
+        rest = words[2:]
+    else:
+        return False
+    return bool(rest) and rest[0] not in AUXILIARIES
 
 
 def _focus(tokens: tuple[Token, ...]) -> tuple[str | None, bool]:
@@ -116,8 +129,10 @@ def _focus(tokens: tuple[Token, ...]) -> tuple[str | None, bool]:
             ):
                 j += 2
                 continue
+            if words[j] in AUXILIARIES:
+                return None, False  # "what did the mayor ...": no noun after the wh-word
             if (
-                not tokens[j].stem
+                words[j] in ("the", "a", "an", "of")
                 or words[j].isdigit()
                 or words[j] in ("two", "three", "four", "five", "several", "many")
             ):

@@ -22,6 +22,7 @@ POOL = 100  # candidates taken from each ranking before fusing
 
 @dataclass(frozen=True)
 class Hit:
+    position: int  # in index.sentences
     sentence: Sentence
     score: float  # fused
     dense: float
@@ -49,7 +50,7 @@ def hybrid_search(
         vectors = np.vstack([index.vectors.reconstruct(i) for i in missing])
         dense.update(zip(missing, (vectors @ query).tolist(), strict=False))
     hits = [
-        Hit(index.sentences[i], d + LEXICAL_WEIGHT * lex.get(i, 0.0), d, lex.get(i, 0.0))
+        Hit(i, index.sentences[i], d + LEXICAL_WEIGHT * lex.get(i, 0.0), d, lex.get(i, 0.0))
         for i, d in dense.items()
     ]
     hits.sort(key=lambda h: -h.score)

@@ -13,7 +13,7 @@ STOP_WORDS = frozenset(
     mine not no any some such can could would should will shall may might must also just only
     very more most other another if so up out off all both each few own same too s t
     any anything something according whether while during before after above below again
-    further once here both between through against""".split()
+    further once here both between through against many much""".split()
 )
 
 # A few irregular forms, so that "said" finds "say" and "made" finds "make".

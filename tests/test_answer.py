@@ -87,6 +87,8 @@ def test_short_span_answers(engine, question, expected):
         "Which currency is used there?",
         "How old is the president?",
         "lorem ipsum dolor sit amet",
+        "Who is the president of Brazil?",
+        "When will the military action begin?",
     ],
 )
 def test_abstains_when_the_documents_do_not_say(engine, question):

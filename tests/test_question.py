@@ -74,6 +74,16 @@ def test_typed_expressions(kind, text, expected):
             "new budget",
         ),
         (
+            "What has she been dubbed?",
+            "She has been dubbed the “Iron Lady” by her many critics.",
+            "“Iron Lady”",
+        ),
+        (
+            "What did the mayor accuse the firm's owners of?",
+            "The mayor criticised the firm’s new owners, whom he accused of fraud and theft.",
+            "fraud and theft",
+        ),
+        (
             "How many members does the club have?",
             "Founded in 1920, the club has 3,200 members today.",
             "3,200 members",
