@@ -233,6 +233,7 @@ def test_serve_rebuild_repairs_a_damaged_index(built, tmp_path, no_listening):
     result = CliRunner().invoke(cli, ["serve", "--rebuild", *built])
     assert "rebuilding the index" in result.output and "not listening" in result.output
     (app,) = no_listening
+    app.extensions["qa"]["engine"].stop_watching()
     assert app.debug is False
     load_index(tmp_path / "index")  # whole again
 

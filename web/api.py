@@ -41,6 +41,8 @@ def ask():
         body = json.loads(request.get_data(cache=False))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise APIProblem(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:  # [[[[...: deeper than any ask request is
+        raise APIProblem(400, "the body is nested too deeply") from None
     question, history, top_k = parse_ask(body, config)
     try:
         answer = _qa()["engine"].ask(question, history=history, top_k=top_k)
@@ -77,6 +79,8 @@ def parse_ask(body, config) -> tuple[str, list[Turn], int]:
         answer = turn.get("answer")
         if answer is not None and not isinstance(answer, str):
             raise APIProblem(400, f"{where}.answer must be a string or null")
+        if answer is not None:
+            _check_unicode(answer, f"{where}.answer")
         q = _question(turn.get("question"), f"{where}.question", config.max_question_chars)
         turns.append(Turn(q, answer))
 
@@ -98,7 +102,16 @@ def _question(value, name: str, limit: int) -> str:
         raise APIProblem(400, f"{name} is empty")
     if len(value) > limit:
         raise APIProblem(400, f"{name} is over {limit} characters")
+    _check_unicode(value, name)
     return value
+
+
+def _check_unicode(value: str, name: str) -> None:
+    # JSON may escape half of a surrogate pair ("\ud800"); that is no character at all
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise APIProblem(400, f"{name} holds an unpaired surrogate code point") from None
 
 
 @bp.get("/health")
