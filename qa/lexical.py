@@ -3,6 +3,10 @@
 Each sentence is scored with its own words plus, at a lower weight, the words of the
 sentence before it: a sentence that says "she said" can still be found by the name the
 previous sentence gave.
+
+Postings are numpy arrays (sentence numbers, term weights), so a common word in a corpus
+of 100,000 sentences costs one vectorised pass rather than a Python loop; the arithmetic
+is the same expression in the same order, so the scores are the same to the last bit.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+
+import numpy as np
 
 from .records import Sentence
 from .text import content_stems
@@ -22,35 +28,71 @@ CONTEXT_WEIGHT = 0.3  # weight of the previous sentence's words
 class LexicalIndex:
     def __init__(self, sentences: Sequence[Sentence]):
         own = [Counter(content_stems(s.text)) for s in sentences]
-        self.postings: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        self.lengths = []
+        ids: dict[str, list[int]] = defaultdict(list)
+        tfs: dict[str, list[float]] = defaultdict(list)
+        lengths = []
         for i, (s, counts) in enumerate(zip(sentences, own, strict=False)):
             weights = {w: float(c) for w, c in counts.items()}
             if i > 0 and sentences[i - 1].doc == s.doc:
                 for w, c in own[i - 1].items():
                     weights[w] = weights.get(w, 0.0) + CONTEXT_WEIGHT * c
             for w, tf in weights.items():
-                self.postings[w].append((i, tf))
-            self.lengths.append(sum(counts.values()))
+                ids[w].append(i)
+                tfs[w].append(tf)
+            lengths.append(sum(counts.values()))
         self.size = len(sentences)
-        self.avg_length = (sum(self.lengths) / self.size) if self.size else 1.0
+        self.lengths = np.asarray(lengths, dtype=np.float64)
+        self.avg_length = (sum(lengths) / self.size) if self.size else 1.0
+        # the length normalisation of each sentence, as BM25 writes it
+        self._norm = K1 * (1 - B + B * self.lengths / self.avg_length)
+        self.postings: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            w: (np.asarray(ids[w], dtype=np.int64), np.asarray(tfs[w], dtype=np.float64))
+            for w in ids
+        }
         self.vocabulary = frozenset(self.postings)
 
     def idf(self, word: str) -> float:
-        df = len(self.postings.get(word, ()))
+        posting = self.postings.get(word)
+        df = len(posting[0]) if posting is not None else 0
         return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
 
-    def search(self, weighted_terms: dict[str, float]) -> dict[int, float]:
-        """Sentence number -> BM25 score normalised to [0, 1] (1 = every term, at full
-        weight, saturated), for the sentences that contain any of the terms."""
-        scores: dict[int, float] = defaultdict(float)
+    def _scores(self, weighted_terms: dict[str, float]):
+        """(sentence numbers in first-seen order, their raw scores, the normaliser)."""
+        acc = np.zeros(self.size, dtype=np.float64)
+        seen = np.zeros(self.size, dtype=bool)
+        order = []
         total = 0.0
         for word, qw in weighted_terms.items():
             idf = self.idf(word)
             total += qw * idf * (K1 + 1)
-            for i, tf in self.postings.get(word, ()):
-                norm = K1 * (1 - B + B * self.lengths[i] / self.avg_length)
-                scores[i] += qw * idf * tf * (K1 + 1) / (tf + norm)
+            posting = self.postings.get(word)
+            if posting is None:
+                continue
+            ids, tf = posting
+            acc[ids] += qw * idf * tf * (K1 + 1) / (tf + self._norm[ids])
+            new = ids[~seen[ids]]
+            if len(new):
+                seen[new] = True
+                order.append(new)
+        found = np.concatenate(order) if order else np.zeros(0, dtype=np.int64)
+        return found, acc[found], total
+
+    def search(self, weighted_terms: dict[str, float]) -> dict[int, float]:
+        """Sentence number -> BM25 score normalised to [0, 1] (1 = every term, at full
+        weight, saturated), for the sentences that contain any of the terms."""
+        found, raw, total = self._scores(weighted_terms)
         if total <= 0:
             return {}
-        return {i: s / total for i, s in scores.items()}
+        return dict(zip(found.tolist(), (raw / total).tolist(), strict=True))
+
+    def top(self, weighted_terms: dict[str, float], n: int) -> dict[int, float]:
+        """``search`` when it finds at most ``n`` sentences (in its order); else its ``n``
+        best, best first, ties in ``search``'s order (a stable sort)."""
+        found, raw, total = self._scores(weighted_terms)
+        if total <= 0:
+            return {}
+        scores = raw / total
+        if len(found) > n:
+            keep = np.argsort(-scores, kind="stable")[:n]
+            found, scores = found[keep], scores[keep]
+        return dict(zip(found.tolist(), scores.tolist(), strict=True))

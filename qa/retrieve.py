@@ -34,7 +34,15 @@ def dense_search(index: Index, query: np.ndarray, k: int) -> dict[int, float]:
     k = min(k, len(index.sentences))
     if k <= 0:
         return {}
-    scores, ids = index.vectors.search(query.reshape(1, -1).astype(np.float32), k)
+    query = query.reshape(1, -1).astype(np.float32)
+    ef = getattr(getattr(index.vectors, "hnsw", None), "efSearch", None)
+    if ef is not None:  # HNSW: explore at least k candidates, whatever the file holds
+        import faiss
+
+        params = faiss.SearchParametersHNSW(efSearch=max(ef, k))
+        scores, ids = index.vectors.search(query, k, params=params)
+    else:
+        scores, ids = index.vectors.search(query, k)
     return {int(i): float(s) for s, i in zip(scores[0], ids[0], strict=False) if i >= 0}
 
 
@@ -42,9 +50,7 @@ def hybrid_search(
     index: Index, lexical: LexicalIndex, query: np.ndarray, terms: dict[str, float], k: int
 ) -> list[Hit]:
     dense = dense_search(index, query, max(POOL, k))
-    lex = lexical.search(terms)
-    if len(lex) > POOL:
-        lex = dict(sorted(lex.items(), key=lambda kv: -kv[1])[:POOL])
+    lex = lexical.top(terms, POOL)
     missing = [i for i in lex if i not in dense]
     if missing:
         vectors = np.vstack([index.vectors.reconstruct(i) for i in missing])
