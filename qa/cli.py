@@ -304,3 +304,52 @@ def eval_cmd(
     failures = check_thresholds(report, mins, maxs)
     if failures:
         raise click.ClickException("; ".join(failures))
+
+
+@cli.command("bench")
+@click.option("--quick", is_flag=True, help="A short smoke run (seconds instead of minutes).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="bench/results.json",
+    show_default=True,
+    help="Where to write the results as JSON.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Server worker threads [env QA_THREADS; default 4].",
+)
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Rebuild the 100,000-sentence corpus and index kept in bench/corpus/.",
+)
+@corpus_options
+@library_errors
+def bench_cmd(config: Config, quick: bool, out: str, threads: int | None, fresh: bool):
+    """Measure latency, throughput, cold start, build and scale; print a table."""
+    from pathlib import Path
+
+    from .bench import measure_help, run_bench, table, write_results
+
+    try:
+        results = run_bench(
+            config.seeds_dir,
+            config.model,
+            threads or config.threads,
+            config.embed_threads,
+            quick=quick,
+            echo=lambda m: click.echo(m, err=True),
+            scale_cache=None if quick or fresh else Path("bench/corpus"),
+        )
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    results["help_seconds"] = measure_help()
+    from .bench import check_targets
+
+    results["targets"] = check_targets(results)
+    write_results(results, Path(out))
+    click.echo(table(results))
+    click.echo(f"\nwritten to {out}")

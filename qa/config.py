@@ -24,6 +24,7 @@ ENV_VARS = {
     "QA_BACKEND": "backend",
     "QA_EMBED_THREADS": "embed_threads",
     "QA_CACHE": "cache_dir",
+    "QA_HNSW_MIN": "hnsw_min_sentences",
 }
 
 
@@ -47,6 +48,8 @@ class Config:
     # threads for embedding questions; one run at a time, so the other core serves HTTP
     embed_threads: int = 1
     cache_dir: Path = Path.home() / ".cache" / "qa"
+    # FAISS: exact search below this many sentences, HNSW (approximate) from it on
+    hnsw_min_sentences: int = 20_000
 
     @classmethod
     def load(cls, **overrides) -> Config:

@@ -178,9 +178,8 @@ def build_index(
     return load_index(index_dir)
 
 
-# Exact search up to this many sentences (a few milliseconds at most); above it, HNSW, an
-# approximate graph index whose recall is measured by `qa bench` (>= 0.98 at 100k).
-HNSW_MIN_SENTENCES = 20_000
+# Exact search up to Config.hnsw_min_sentences (20,000 by default: a millisecond or two);
+# from there on HNSW, an approximate graph index whose recall `qa bench` measures.
 HNSW_M = 32  # graph degree
 HNSW_EF_CONSTRUCTION = 64
 HNSW_EF_SEARCH = 128  # candidates explored per search; retrieval asks for at most 100
@@ -188,10 +187,13 @@ HNSW_EF_SEARCH = 128  # candidates explored per search; retrieval asks for at mo
 
 def vector_index(vectors: np.ndarray, dimension: int) -> tuple[object, dict]:
     """The FAISS index for ``vectors`` and its manifest entry: exact inner product (cosine
-    on unit vectors) for small corpora, HNSW on inner product above HNSW_MIN_SENTENCES."""
+    on unit vectors) for small corpora, HNSW on inner product from ``threshold`` on."""
     import faiss
 
-    if len(vectors) >= HNSW_MIN_SENTENCES:
+    from .config import Config
+
+    threshold = Config.load().hnsw_min_sentences
+    if len(vectors) >= threshold:
         index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         index.hnsw.efSearch = HNSW_EF_SEARCH
@@ -205,7 +207,7 @@ def vector_index(vectors: np.ndarray, dimension: int) -> tuple[object, dict]:
         "kind": type(index).__name__,
         "metric": "inner_product",
         "ntotal": index.ntotal,
-        "hnsw_min_sentences": HNSW_MIN_SENTENCES,
+        "hnsw_min_sentences": threshold,
         **params,
     }
     return index, info

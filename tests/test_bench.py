@@ -1,0 +1,95 @@
+"""The benchmark's pieces on a tiny corpus: the structure of what it reports, never its
+timings (the machine is shared and noisy)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from qa import bench
+from qa.cli import cli
+
+TINY = (
+    "The harbour of Lindqvist opened in 1874. Its first keeper was Mara Olsen, who kept a "
+    "diary for forty years. The diary records 212 ships and three storms. In 1901 a new "
+    "lighthouse replaced the old lamp. Olsen said the new light could be seen from the "
+    "island of Brask. The harbour closed in 1968, when the railway took its trade.\n"
+)
+
+
+def test_percentile():
+    assert bench.percentile([], 50) == 0.0
+    assert bench.percentile([1.0, 2.0, 3.0], 50) == 2.0
+    assert bench.percentile([1.0, 2.0], 100) == 2.0
+
+
+def test_distinct_questions_never_repeat():
+    questions = list(itertools.islice(bench.distinct_questions([TINY]), 2000))
+    assert len(set(questions)) == len(questions)
+    assert all(q.endswith("?") or q.endswith(")") for q in questions)
+
+
+def test_scale_corpus_writes_prose(tmp_path):
+    info = bench.scale_corpus(tmp_path / "corpus", 300)
+    assert info["sentences"] >= 300
+    assert info["documents"] == len(list((tmp_path / "corpus").glob("*.txt")))
+
+
+@pytest.fixture
+def tiny_plan(monkeypatch):
+    plan = {
+        "floor_questions": (3, 3),
+        "single_questions": (5, 5),
+        "concurrent_seconds": (1, 1),
+        "sustained_seconds": (1.2, 1.2),
+        "scale_sentences": (400, 400),
+        "scale_questions": (5, 5),
+        "clients": (4, 4),
+        "scale_hnsw_min": (100, 100),
+    }
+    monkeypatch.setattr(bench, "PLAN", plan)
+
+
+def test_run_bench_reports_every_part(tmp_path, tiny_plan):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "harbour.txt").write_text(TINY, encoding="utf-8")
+    results = bench.run_bench(
+        seeds,
+        "all-MiniLM-L6-v2",
+        threads=4,
+        embed_threads=1,
+        quick=True,
+        work=tmp_path / "work",
+        echo=lambda m: None,
+        parts=("http", "scale", "sustained"),
+    )
+    for key in ("p50_ms", "p95_ms", "p99_ms", "throughput_qps", "errors"):
+        assert key in results["single"]
+    assert results["single"]["errors"] == 0
+    assert {"clients", "throughput_qps", "errors", "p99_ms"} <= set(results["concurrent"])
+    assert results["cold_start"]["serve_first_answer_s"] > 0
+    assert results["build"]["sentences"] == 6
+    assert results["build"]["index_kind"] == "IndexFlatIP"
+    scale = results["scale"]
+    assert scale["build"]["index_kind"] == "IndexHNSWFlat"
+    assert 0 <= scale["recall"]["recall"] <= 1
+    assert {"rss_early_mib", "rss_end_mib", "rss_growth", "errors"} <= set(results["sustained"])
+    for target in results["targets"].values():
+        assert set(target) == {"value", "limit", "ok"}
+    assert "scale_recall_at_10" in results["targets"]
+
+    text = bench.table(results)
+    assert "/api/ask 1 client p50" in text and "scale recall@10" in text
+    out = tmp_path / "bench" / "results.json"
+    bench.write_results(results, out)
+    assert json.loads(out.read_text())["single"] == results["single"]
+
+
+def test_bench_command_help():
+    result = CliRunner().invoke(cli, ["bench", "--help"])
+    assert result.exit_code == 0, result.output
+    assert "--quick" in result.output
