@@ -28,11 +28,19 @@ from .records import Answer, Citation
 from .retrieve import LEXICAL_WEIGHT, Hit, hybrid_search
 from .text import content_stems
 
+FOCUS_WEIGHT = 1.5
 HISTORY_WEIGHT = 0.35  # weight of the previous turn in a follow-up's query
 TYPE_BONUS = 0.2  # fused-score bonus for a sentence that holds the expected kind
 RERANK_POOL = 10
+VERIFY = 3  # leading sentences checked for one that answers
+VERIFY_MARGIN = 0.1  # ... as long as their score is this close to the best one
 SHORT_ANSWER = 60  # characters
-MIN_COVERAGE = 0.25  # share of the question's (IDF-weighted) words the answer must contain
+# Light verbs carry little of a question's meaning: "How long did it take?"
+LIGHT_VERBS = frozenset("take get make come go give happen become put keep let".split())
+# share of the question's (IDF-weighted) words the answering sentence must contain
+MIN_COVERAGE = 0.35
+MIN_COVERAGE_LOWER = 0.6  # ... when it is not the best-ranked sentence
+FULL_COVERAGE = 0.75  # a sentence this complete answers even when the embedding is unsure
 
 
 class QuestionError(ValueError):
@@ -86,11 +94,47 @@ def answer_question(
     for stem in content_stems(context):
         terms[stem] = HISTORY_WEIGHT
     for stem in q.terms:
-        terms[stem] = 1.0
+        # the noun a "which X" question asks about names what the answer is
+        terms[stem] = FOCUS_WEIGHT if stem == q.focus else 1.0
 
-    hits = hybrid_search(index, lexical, query, terms, max(top_k, RERANK_POOL))
-    hits = _rerank(hits, q)[:top_k]
-    citations = tuple(
+    hits = _rerank(hybrid_search(index, lexical, query, terms, max(top_k, RERANK_POOL)), q)
+    if not hits:
+        return Answer(question, None, None, None, 0.0, (), index.version)
+
+    # The first of the leading sentences that passes every check answers; it is cited first.
+    chosen = None
+    for n, hit in enumerate(hits[:VERIFY]):
+        if hit.score < hits[0].score - VERIFY_MARGIN:
+            break
+        confidence = _confidence(hit, calibration)
+        previous = _previous_text(index, hit)
+        if not _abstains(q, hit, lexical, confidence, previous, first=n == 0):
+            chosen = hit
+            break
+    if chosen is None:
+        best = _confidence(hits[0], calibration)
+        # how sure it is that the documents do not say
+        certainty = 1 - best if best < 0.5 else 0.5
+        return Answer(
+            question, None, None, None, certainty, _citations(hits[:top_k]), index.version
+        )
+
+    hits = [chosen] + [h for h in hits if h is not chosen]
+    context_terms = frozenset(content_stems(context)) if context else frozenset()
+    span = extract_span(chosen.sentence.text, q, context_terms)
+    return Answer(
+        question,
+        chosen.sentence.text[span.start : span.end],
+        chosen.sentence.start + span.start,
+        chosen.sentence.start + span.end,
+        confidence,
+        _citations(hits[:top_k]),
+        index.version,
+    )
+
+
+def _citations(hits: list[Hit]) -> tuple[Citation, ...]:
+    return tuple(
         Citation(
             h.sentence.doc,
             h.sentence.index,
@@ -100,34 +144,6 @@ def answer_question(
             h.score,
         )
         for h in hits
-    )
-    if not hits:
-        return Answer(question, None, None, None, 0.0, (), index.version)
-
-    best = hits[0]
-    confidence = _confidence(best, calibration)
-    if _abstains(q, best, lexical, confidence, _previous_text(index, best)):
-        return Answer(
-            question,
-            None,
-            None,
-            None,
-            round(1 - confidence, 4) if confidence < 0.5 else 0.5,
-            citations,
-            index.version,
-        )
-    context_terms = frozenset(content_stems(context)) if context else frozenset()
-    span = extract_span(best.sentence.text, q, context_terms)
-    start = best.sentence.start + span.start
-    end = best.sentence.start + span.end
-    return Answer(
-        question,
-        best.sentence.text[span.start : span.end],
-        start,
-        end,
-        confidence,
-        citations,
-        index.version,
     )
 
 
@@ -178,8 +194,8 @@ def _confidence(hit: Hit, calibration: Calibration) -> float:
 
 def coverage(q: Question, hit: Hit, lexical, previous: str = "") -> float:
     """The share of the question's words, weighted by rarity (IDF), that the sentence or
-    the one before it contains."""
-    terms = set(q.terms)
+    the one before it contains (light verbs such as "take" or "come" left out)."""
+    terms = set(q.terms) - LIGHT_VERBS
     if not terms:
         return 0.0
     present = set(content_stems(hit.sentence.text)) | set(content_stems(previous))
@@ -197,14 +213,16 @@ def unknown_names(q: Question, lexical) -> list[str]:
     ]
 
 
-def _abstains(q: Question, best: Hit, lexical, confidence: float, previous: str = "") -> bool:
-    if confidence < 0.5:
-        return True
+def _abstains(
+    q: Question, best: Hit, lexical, confidence: float, previous: str = "", first: bool = True
+) -> bool:
+    covered = coverage(q, best, lexical, previous)
+    if confidence < 0.5 and not (covered >= FULL_COVERAGE and confidence >= 0.15):
+        return True  # a weak match, unless the sentence holds nearly all the question's words
     if unknown_names(q, lexical):
         return True
-    covered = coverage(q, best, lexical, previous)
-    if covered < MIN_COVERAGE:
-        return True  # the best sentence shares only common words with the question
+    if covered < (MIN_COVERAGE if first else MIN_COVERAGE_LOWER):
+        return True  # the sentence shares only common words with the question
     if q.focus and q.focus_direct and q.focus not in lexical.vocabulary and covered < 0.5:
         return True  # "which currency ..." where no document mentions a currency
     if q.kind in TYPED and not find_typed(best.sentence.text, q.kind):

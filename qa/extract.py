@@ -28,7 +28,7 @@ _NUM_WORD = (
 _UNIT_TIME = r"(?:years?|months?|weeks?|days?|decades?|hours?|centuries|century|minutes?)"
 PATTERNS = {
     "date": [
-        rf"\b(?:(?:early|late|mid)[- ])?{_MONTH}(?: \d{{1,2}}(?:st|nd|rd|th)?)?(?:,? \d{{4}})?",
+        rf"\b(?:(?:early|late|mid)[- ])?{_MONTH}(?: \d{{1,2}}(?:st|nd|rd|th)?\b)?(?:,? \d{{4}})?",
         rf"\b\d{{1,2}} {_MONTH}(?: \d{{4}})?",
         rf"\b{_DAY}\b",
         r"\b(?:1[5-9]|20)\d{2}s?\b",
@@ -57,7 +57,8 @@ PATTERNS = {
     ],
 }
 TYPED = frozenset(PATTERNS)
-_CLAUSE = re.compile(r",(?!\d)|[;:()\[\]—–]|\s-\s|(?<=[.!?])\s")
+# clause breaks; a full stop inside a sentence is an abbreviation (Dr. Smith), not a break
+_CLAUSE = re.compile(r",(?!\d)|[;:()\[\]—–]|\s-\s|(?<=[!?])\s")
 QUOTATION = re.compile(r"[“\"]([^”\"]{12,})[”\"]")
 EXTENDERS = ("including", "such as", "notably", "namely", "especially", "particularly")
 
@@ -225,11 +226,13 @@ def _best_gap(text: str, tokens: list[Token], matched: list[bool], q: Question) 
                 base += 1.0  # "Who cut the ribbon?": the answer comes before the verb
         score = base + 0.2 * min(len(content), 5) - 0.01 * len(run)
         if best is None or score > best[0]:
-            best = (score, content)
+            best = (score, content, right)
     if best is None or best[0] < 1.0:
         return None
-    content = best[1]
+    content, after = best[1], best[2]
     s, e = tokens[content[0]].start, tokens[content[-1]].end
+    if after is not None and tokens[after].stem == q.focus:
+        e = tokens[after].end  # "in poor condition", not "in poor"
     rest = text[e:].lstrip(" ,")
     for word in EXTENDERS:
         if rest.lower().startswith(word):

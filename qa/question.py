@@ -66,7 +66,11 @@ def read_question(text: str) -> Question:
     lower = text.lower()
     kind = next((k for k, p in KIND_PATTERNS if re.search(p, lower)), "other")
     tokens = tuple(tokenize(text))
-    terms = tuple(t.stem for t in tokens if t.stem) + tuple(acronyms(list(tokens)))
+    # the word after "how" says what kind of answer is asked for ("how long", "how old"),
+    # it is not a word to look for
+    kind_words = {i + 1 for i, t in enumerate(tokens) if t.text.lower() == "how"}
+    terms = tuple(t.stem for i, t in enumerate(tokens) if t.stem and i not in kind_words)
+    terms += tuple(acronyms(list(tokens)))
     focus, direct = _focus(tokens)
     if focus in GENERIC_FOCUS:
         direct = False  # "over what period": a kind of answer, not a topic
@@ -140,6 +144,16 @@ def _focus(tokens: tuple[Token, ...]) -> tuple[str | None, bool]:
                 continue
             break
         if j < len(tokens) and tokens[j].stem and not tokens[j].capitalised:
+            # the head of a compound is its last noun: "coral cover" -> "cover"
+            while (
+                j + 1 < len(tokens)
+                and tokens[j + 1].stem
+                and not tokens[j + 1].capitalised
+                and words[j + 1] not in AUXILIARIES
+                and tokens[j + 1].start - tokens[j].end == 1
+                and not direct
+            ):
+                j += 1
             return tokens[j].stem, direct
         return None, False
     return None, False
