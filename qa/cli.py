@@ -146,7 +146,7 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool):
     "--threads",
     type=click.IntRange(1, 64),
     default=None,
-    help="Worker threads [env QA_THREADS; default 4].",
+    help="Worker threads [env QA_THREADS; default 16].",
 )
 @click.option(
     "--rebuild",
@@ -319,7 +319,7 @@ def eval_cmd(
     "--threads",
     type=click.IntRange(1, 64),
     default=None,
-    help="Server worker threads [env QA_THREADS; default 4].",
+    help="Server worker threads [env QA_THREADS; default 16].",
 )
 @click.option(
     "--fresh",

@@ -226,18 +226,19 @@ class _OnnxRunner:
         return self._sessions[threads]
 
     def encode(self, texts: list[str], batch_size: int, progress) -> np.ndarray:
-        encodings = self.tokenizer.encode_batch(texts)
         # building an index uses every core; questions, even micro-batched, use
         # self.threads, and leave the other core to the server (measured: 2 threads on a
         # batch of questions raised the 16-client p99 two- to three-fold)
         many = len(texts) > 64
         session = self._session(os.cpu_count() or 1) if many else self.session
-        # sorted by length, so that each batch pads little
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        # sorted by length, so that each batch pads little; tokenised a batch at a time,
+        # so that 100,000 sentences never hold 100,000 tokenisations at once
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            out[rows] = self._run(session, [encodings[i] for i in rows])
+            encodings = self.tokenizer.encode_batch([texts[i] for i in rows])
+            out[rows] = self._run(session, encodings)
             if progress:
                 progress(len(rows))
         return out

@@ -181,8 +181,8 @@ def build_index(
 # Exact search up to Config.hnsw_min_sentences (20,000 by default: a millisecond or two);
 # from there on HNSW, an approximate graph index whose recall `qa bench` measures.
 HNSW_M = 32  # graph degree
-HNSW_EF_CONSTRUCTION = 64
-HNSW_EF_SEARCH = 128  # candidates explored per search; retrieval asks for at most 100
+HNSW_EF_CONSTRUCTION = 200  # 64 gave recall@10 0.90-0.94 at 100k; 200 gives 0.99
+HNSW_EF_SEARCH = 384  # candidates explored per search (about 1 ms at 100k sentences)
 
 
 def vector_index(vectors: np.ndarray, dimension: int) -> tuple[object, dict]:
