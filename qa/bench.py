@@ -533,6 +533,7 @@ def run_bench(
     echo: Callable[[str], None] = print,
     parts: tuple[str, ...] = ("floor", "http", "cold", "scale", "sustained"),
     scale_cache: Path | None = None,
+    scale_refresh: bool = False,
 ) -> dict:
     """Run the benchmark and return the results (see docs/README-bench.md)."""
     plan = {name: values[1 if quick else 0] for name, values in PLAN.items()}
@@ -588,7 +589,9 @@ def run_bench(
             server.stop()
 
         if "scale" in parts:
-            results["scale"] = run_scale(work, model, threads, env, plan, echo, scale_cache)
+            results["scale"] = run_scale(
+                work, model, threads, env, plan, echo, scale_cache, scale_refresh
+            )
     finally:
         if own_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -613,7 +616,14 @@ def _scale_index_current(seeds: Path, index: Path, model: str) -> bool:
 
 
 def run_scale(
-    work: Path, model: str, threads: int, env: dict, plan: dict, echo, cache: Path | None
+    work: Path,
+    model: str,
+    threads: int,
+    env: dict,
+    plan: dict,
+    echo,
+    cache: Path | None,
+    refresh: bool = False,
 ) -> dict:
     """Query latency, build figures and recall on a corpus of 100,000+ sentences. With
     ``cache``, the corpus and its index are kept there and reused while they are current
@@ -621,7 +631,8 @@ def run_scale(
     base = cache or work
     scale_seeds, scale_index = base / "scale-seeds", base / "scale-index"
     record = base / "scale-build.json"
-    if cache and record.exists() and _scale_index_current(scale_seeds, scale_index, model):
+    reuse = cache and not refresh and record.exists()
+    if reuse and _scale_index_current(scale_seeds, scale_index, model):
         saved = json.loads(record.read_text())
         corpus, build = saved["corpus"], dict(saved["build"], cached=True)
         echo(f"scale: reusing the index of {corpus['sentences']:,} sentences in {base}")

@@ -342,7 +342,8 @@ def bench_cmd(config: Config, quick: bool, out: str, threads: int | None, fresh:
             config.embed_threads,
             quick=quick,
             echo=lambda m: click.echo(m, err=True),
-            scale_cache=None if quick or fresh else Path("bench/corpus"),
+            scale_cache=None if quick else Path("bench/corpus"),
+            scale_refresh=fresh,
         )
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from exc
