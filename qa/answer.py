@@ -107,7 +107,7 @@ def answer_question(
         if hit.score < hits[0].score - VERIFY_MARGIN:
             break
         confidence = _confidence(hit, calibration)
-        previous = _previous_text(index, hit)
+        previous = _previous_position(hit)
         if not _abstains(q, hit, lexical, confidence, previous, first=n == 0):
             chosen = hit
             break
@@ -147,11 +147,11 @@ def _citations(hits: list[Hit]) -> tuple[Citation, ...]:
     )
 
 
-def _previous_text(index, hit: Hit) -> str:
-    """The sentence before ``hit`` in its document, or ""."""
+def _previous_position(hit: Hit) -> int | None:
+    """The position of the sentence before ``hit`` in its document, or None."""
     if hit.sentence.index == 0:
-        return ""
-    return index.sentences[hit.position - 1].text
+        return None
+    return hit.position - 1
 
 
 def _context(history: Sequence[Turn]) -> str:
@@ -170,19 +170,26 @@ def _rerank(hits: list[Hit], q: Question) -> list[Hit]:
     if q.kind not in TYPED and not q.asks_speech:
         return hits
 
+    # whether each hit holds an expression of the expected kind: looked for once a hit
+    typed = (
+        {h.position: bool(find_typed(h.sentence.text, q.kind)) for h in hits}
+        if q.kind in TYPED
+        else {}
+    )
+
     def bonus(h: Hit) -> float:
         if q.asks_speech:
             return TYPE_BONUS if QUOTATION.search(h.sentence.text) else 0.0
-        return TYPE_BONUS if find_typed(h.sentence.text, q.kind) else 0.0
+        return TYPE_BONUS if typed[h.position] else 0.0
 
     boosted = sorted((replace(h, score=h.score + bonus(h)) for h in hits), key=lambda h: -h.score)
     if q.kind in TYPED:
         # the best sentence that holds an expression of the expected kind answers; the
         # others follow in their order
-        typed = [h for h in boosted if find_typed(h.sentence.text, q.kind)]
-        if typed and typed[0] is not boosted[0]:
-            boosted.remove(typed[0])
-            boosted.insert(0, typed[0])
+        first = next((h for h in boosted if typed[h.position]), None)
+        if first is not None and first is not boosted[0]:
+            boosted.remove(first)
+            boosted.insert(0, first)
     return boosted
 
 
@@ -192,13 +199,17 @@ def _confidence(hit: Hit, calibration: Calibration) -> float:
     return 1 / (1 + math.exp(-calibration.scale * (fused - calibration.threshold)))
 
 
-def coverage(q: Question, hit: Hit, lexical, previous: str = "") -> float:
+def coverage(q: Question, hit: Hit, lexical, previous: int | None = None) -> float:
     """The share of the question's words, weighted by rarity (IDF), that the sentence or
-    the one before it contains (light verbs such as "take" or "come" left out)."""
+    the one before it (at position ``previous``) contains (light verbs such as "take" or
+    "come" left out)."""
     terms = set(q.terms) - LIGHT_VERBS
     if not terms:
         return 0.0
-    present = set(content_stems(hit.sentence.text)) | set(content_stems(previous))
+    # the stems the lexical index keeps for each sentence: no tokenising per question
+    present = set(lexical.stems(hit.position))
+    if previous is not None:
+        present.update(lexical.stems(previous))
     total = sum(lexical.idf(t) for t in terms)
     return sum(lexical.idf(t) for t in terms if t in present) / total if total else 0.0
 
@@ -214,7 +225,12 @@ def unknown_names(q: Question, lexical) -> list[str]:
 
 
 def _abstains(
-    q: Question, best: Hit, lexical, confidence: float, previous: str = "", first: bool = True
+    q: Question,
+    best: Hit,
+    lexical,
+    confidence: float,
+    previous: int | None = None,
+    first: bool = True,
 ) -> bool:
     covered = coverage(q, best, lexical, previous)
     if confidence < 0.5 and not (covered >= FULL_COVERAGE and confidence >= 0.15):

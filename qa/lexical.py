@@ -12,6 +12,7 @@ is the same expression in the same order, so the scores are the same to the last
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
@@ -27,7 +28,10 @@ CONTEXT_WEIGHT = 0.3  # weight of the previous sentence's words
 
 class LexicalIndex:
     def __init__(self, sentences: Sequence[Sentence]):
-        own = [Counter(content_stems(s.text)) for s in sentences]
+        own = [Counter(map(sys.intern, content_stems(s.text))) for s in sentences]
+        # each sentence's distinct stems, kept so that answering never tokenises a sentence
+        # again (interned: one string object per word, shared by every sentence using it)
+        self._stems = [tuple(counts) for counts in own]
         ids: dict[str, list[int]] = defaultdict(list)
         tfs: dict[str, list[float]] = defaultdict(list)
         lengths = []
@@ -50,6 +54,10 @@ class LexicalIndex:
             for w in ids
         }
         self.vocabulary = frozenset(self.postings)
+
+    def stems(self, position: int) -> tuple[str, ...]:
+        """The distinct content stems of sentence ``position`` (``content_stems`` of it)."""
+        return self._stems[position]
 
     def idf(self, word: str) -> float:
         posting = self.postings.get(word)
