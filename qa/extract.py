@@ -57,6 +57,7 @@ PATTERNS = {
     ],
 }
 TYPED = frozenset(PATTERNS)
+_COMPILED = {kind: [re.compile(p) for p in patterns] for kind, patterns in PATTERNS.items()}
 # clause breaks; a full stop inside a sentence is an abbreviation (Dr. Smith), not a break
 _CLAUSE = re.compile(r",(?!\d)|[;:()\[\]—–]|\s-\s|(?<=[!?])\s")
 QUOTATION = re.compile(r"[“\"]([^”\"]{12,})[”\"]")
@@ -73,8 +74,8 @@ class Span:
 def find_typed(text: str, kind: str) -> list[tuple[int, int]]:
     """Expressions of ``kind`` in ``text`` as (start, end), longest first where they overlap."""
     found = []
-    for pattern in PATTERNS.get(kind, ()):
-        found.extend(m.span() for m in re.finditer(pattern, text))
+    for pattern in _COMPILED.get(kind, ()):
+        found.extend(m.span() for m in pattern.finditer(text))
     found.sort(key=lambda s: (s[0], -(s[1] - s[0])))
     out = []
     for s, e in found:

@@ -53,11 +53,17 @@ def hybrid_search(
     lex = lexical.top(terms, POOL)
     missing = [i for i in lex if i not in dense]
     if missing:
-        vectors = np.vstack([index.vectors.reconstruct(i) for i in missing])
+        vectors = _reconstruct(index.vectors, missing)
         dense.update(zip(missing, (vectors @ query).tolist(), strict=False))
-    hits = [
-        Hit(i, index.sentences[i], d + LEXICAL_WEIGHT * lex.get(i, 0.0), d, lex.get(i, 0.0))
-        for i, d in dense.items()
-    ]
-    hits.sort(key=lambda h: -h.score)
-    return hits[:k]
+    # fuse and rank first; only the k kept become Hits (a stable sort, as before)
+    fused = [(d + LEXICAL_WEIGHT * lex.get(i, 0.0), i, d) for i, d in dense.items()]
+    fused.sort(key=lambda f: -f[0])
+    return [Hit(i, index.sentences[i], s, d, lex.get(i, 0.0)) for s, i, d in fused[:k]]
+
+
+def _reconstruct(vectors, ids: list[int]) -> np.ndarray:
+    """The stored vectors of sentences ``ids``, in one call where FAISS allows it."""
+    try:
+        return vectors.reconstruct_batch(np.asarray(ids, dtype=np.int64))
+    except RuntimeError:  # an index kind without batch reconstruction
+        return np.vstack([vectors.reconstruct(i) for i in ids])
