@@ -101,6 +101,11 @@ class LexicalIndex:
             return {}
         scores = raw / total
         if len(found) > n:
-            keep = np.argsort(-scores, kind="stable")[:n]
+            # only the scores that can be among the n best are sorted: those at least the
+            # n-th best (every tie included, in search order, so the stable sort keeps the
+            # order a sort of them all would give)
+            nth = np.partition(scores, len(scores) - n)[len(scores) - n]
+            candidates = np.flatnonzero(scores >= nth)
+            keep = candidates[np.argsort(-scores[candidates], kind="stable")[:n]]
             found, scores = found[keep], scores[keep]
         return dict(zip(found.tolist(), scores.tolist(), strict=True))
