@@ -11,6 +11,7 @@ after the question's words. When nothing fits, the answer is the whole sentence.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import dataclass
 
 from .question import WH_WORDS, Question
@@ -123,11 +124,14 @@ def extract_span(text: str, q: Question, context_terms: frozenset[str] = frozens
 
     if q.kind in TYPED:
         best = None
+        starts = [t.start for t in tokens]
         for s, e in find_typed(text, q.kind):
-            inside = [i for i, t in enumerate(tokens) if s <= t.start < e and t.stem]
+            # the tokens that start inside the expression: tokens[first:stop]
+            first, stop = bisect_left(starts, s), bisect_left(starts, e)
+            inside = [i for i in range(first, stop) if tokens[i].stem]
             if inside and all(matched[i] for i in inside):
                 continue  # the question already says it
-            distance = min((_token_distance(tokens, s, e, a) for a in anchors), default=99)
+            distance = min((_token_distance(first, stop - 1, a) for a in anchors), default=99)
             if best is None or distance < best[0]:
                 best = (distance, s, e)
         if best:
@@ -138,11 +142,11 @@ def extract_span(text: str, q: Question, context_terms: frozenset[str] = frozens
     return gap or whole
 
 
-def _token_distance(tokens: list[Token], s: int, e: int, anchor: int) -> int:
-    idx = [i for i, t in enumerate(tokens) if s <= t.start < e]
-    if not idx:
+def _token_distance(first: int, last: int, anchor: int) -> int:
+    """Tokens between ``anchor`` and the expression of tokens first..last (99: no tokens)."""
+    if last < first:
         return 99
-    return 0 if idx[0] <= anchor <= idx[-1] else min(abs(anchor - idx[0]), abs(anchor - idx[-1]))
+    return 0 if first <= anchor <= last else min(abs(anchor - first), abs(anchor - last))
 
 
 def _question_positions(q: Question) -> dict[str, int]:
