@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -37,10 +37,6 @@ VERIFY_MARGIN = 0.1  # ... as long as their score is this close to the best one
 SHORT_ANSWER = 60  # characters
 # Light verbs carry little of a question's meaning: "How long did it take?"
 LIGHT_VERBS = frozenset("take get make come go give happen become put keep let".split())
-# share of the question's (IDF-weighted) words the answering sentence must contain
-MIN_COVERAGE = 0.35
-MIN_COVERAGE_LOWER = 0.6  # ... when it is not the best-ranked sentence
-FULL_COVERAGE = 0.75  # a sentence this complete answers even when the embedding is unsure
 
 
 class QuestionError(ValueError):
@@ -61,11 +57,18 @@ class Calibration:
 
     threshold: float = 0.35  # fused score under which the documents do not answer
     scale: float = 8.0  # steepness of the confidence curve around the threshold
+    # share of the question's (IDF-weighted) words the answering sentence must contain;
+    # chosen on labelled question sets about three documents (see README)
+    min_coverage: float = 0.35
+    min_coverage_lower: float = 0.6  # ... when it is not the best-ranked sentence
+    full_coverage: float = 0.75  # this complete, a sentence answers under the threshold,
+    full_coverage_confidence: float = 0.15  # down to this confidence
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> Calibration:
+        """The parameters recorded in the index, defaults for any it lacks."""
         c = manifest.get("calibration") or {}
-        return cls(float(c.get("threshold", cls.threshold)), float(c.get("scale", cls.scale)))
+        return cls(**{f.name: float(c.get(f.name, f.default)) for f in fields(cls)})
 
 
 def answer_question(
@@ -108,7 +111,7 @@ def answer_question(
             break
         confidence = _confidence(hit, calibration)
         previous = _previous_position(hit)
-        if not _abstains(q, hit, lexical, confidence, previous, first=n == 0):
+        if not _abstains(q, hit, lexical, calibration, confidence, previous, first=n == 0):
             chosen = hit
             break
     if chosen is None:
@@ -228,16 +231,20 @@ def _abstains(
     q: Question,
     best: Hit,
     lexical,
+    calibration: Calibration,
     confidence: float,
     previous: int | None = None,
     first: bool = True,
 ) -> bool:
+    c = calibration
     covered = coverage(q, best, lexical, previous)
-    if confidence < 0.5 and not (covered >= FULL_COVERAGE and confidence >= 0.15):
+    if confidence < 0.5 and not (
+        covered >= c.full_coverage and confidence >= c.full_coverage_confidence
+    ):
         return True  # a weak match, unless the sentence holds nearly all the question's words
     if unknown_names(q, lexical):
         return True
-    if covered < (MIN_COVERAGE if first else MIN_COVERAGE_LOWER):
+    if covered < (c.min_coverage if first else c.min_coverage_lower):
         return True  # the sentence shares only common words with the question
     if q.focus and q.focus_direct and q.focus not in lexical.vocabulary and covered < 0.5:
         return True  # "which currency ..." where no document mentions a currency

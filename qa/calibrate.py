@@ -24,6 +24,7 @@ def offtopic_questions() -> list[str]:
 
 def calibrate(index, embedder, lexical) -> dict:
     """The abstention parameters for ``index`` (an Index, possibly not yet on disk)."""
+    from .answer import Calibration
     from .question import read_question
     from .retrieve import hybrid_search
 
@@ -35,10 +36,17 @@ def calibrate(index, embedder, lexical) -> dict:
         hits = hybrid_search(index, lexical, vector, terms, 1)
         best.append(hits[0].score if hits else 0.0)
     best = np.array(best)
+    fixed = Calibration()
     return {
         "method": "best fused score of general off-topic questions, plus a margin",
         "threshold": round(max(FLOOR, float(best.max()) + MARGIN), 4),
         "scale": SCALE,
+        # chosen on labelled question sets, the same for every index, kept here so that
+        # an index records every parameter it answers with
+        "min_coverage": fixed.min_coverage,
+        "min_coverage_lower": fixed.min_coverage_lower,
+        "full_coverage": fixed.full_coverage,
+        "full_coverage_confidence": fixed.full_coverage_confidence,
         "offtopic": {
             "questions": len(questions),
             "median": round(float(np.median(best)), 4),

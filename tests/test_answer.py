@@ -111,3 +111,16 @@ def test_calibration_is_recorded_in_the_manifest(bridge_engine):
     c = bridge_engine.index.manifest["calibration"]
     assert c["offtopic"]["questions"] >= 20
     assert c["threshold"] > c["offtopic"]["max"]
+
+
+def test_abstention_parameters_come_from_the_manifest(bridge_engine):
+    from qa.answer import Calibration, answer_question
+
+    index = bridge_engine.index
+    recorded = Calibration.from_manifest(index.manifest)
+    assert recorded.min_coverage == index.manifest["calibration"]["min_coverage"]
+    question = "When did the bridge reopen?"
+    args = (index, bridge_engine.embedder, bridge_engine.lexical, question)
+    assert answer_question(*args, calibration=recorded).answer == "Monday"
+    strict = Calibration(**{**recorded.__dict__, "min_coverage": 1.01})
+    assert answer_question(*args, calibration=strict).answer is None
