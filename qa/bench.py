@@ -148,13 +148,20 @@ class Server:
                 self.process.wait()
 
 
-def start_server(seeds: Path, index: Path, threads: int, env: dict, timeout: float = 300) -> Server:
-    """`qa serve` on a free port; returns once it prints its URL."""
-    cmd = [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", "0"]
-    cmd += ["--threads", str(threads), "--seeds", str(seeds), "--index", str(index)]
-    started = time.perf_counter()
+def launch_serve(
+    args: list[str], env: dict | None = None, cwd: Path | None = None, timeout: float = 300
+) -> tuple[subprocess.Popen, str, list[str]]:
+    """Start `qa serve` on 127.0.0.1 and a free port with ``args``; return the process, the
+    URL it printed and the list its output keeps being appended to."""
+    cmd = [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", "0", *args]
     process = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        env=env,
+        cwd=cwd,
     )
     output: list[str] = []
     found = threading.Event()
@@ -173,6 +180,14 @@ def start_server(seeds: Path, index: Path, threads: int, env: dict, timeout: flo
             process.wait()
             raise RuntimeError("qa serve did not start:\n" + "".join(output))
     url = next(URL.search(line).group(1) for line in output if URL.search(line))
+    return process, url, output
+
+
+def start_server(seeds: Path, index: Path, threads: int, env: dict, timeout: float = 300) -> Server:
+    """`qa serve` on a free port; returns once it prints its URL."""
+    started = time.perf_counter()
+    args = ["--threads", str(threads), "--seeds", str(seeds), "--index", str(index)]
+    process, url, output = launch_serve(args, env=env, timeout=timeout)
     return Server(process, url, started, output)
 
 

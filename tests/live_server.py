@@ -3,17 +3,14 @@ browser tests. Port 0 lets the OS pick a free port; the server prints the URL it
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
-import sys
-import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qa.bench import launch_serve
+
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
-URL = re.compile(r"Serving on (http://\S+)")
 
 
 @dataclass
@@ -39,44 +36,6 @@ def start_server(workdir: Path, *args: str, timeout: float = 120) -> LiveServer:
     seeds = workdir / "seeds"
     if not seeds.exists():
         shutil.copytree(SEEDS, seeds)
-    cmd = [
-        sys.executable,
-        "-m",
-        "qa",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--seeds",
-        str(seeds),
-        "--index",
-        str(workdir / "index"),
-        *args,
-    ]
-    process = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        bufsize=1,
-        cwd=workdir,
-    )
-    output: list[str] = []
-    found = threading.Event()
-
-    def read() -> None:  # keep draining the pipe so the server never blocks on it
-        for line in process.stdout:
-            output.append(line)
-            if URL.search(line):
-                found.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while not found.wait(0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            raise RuntimeError("qa serve did not start:\n" + "".join(output))
-    url = next(URL.search(line).group(1) for line in output if URL.search(line))
+    args = ["--seeds", str(seeds), "--index", str(workdir / "index"), *args]
+    process, url, output = launch_serve(args, cwd=workdir, timeout=timeout)
     return LiveServer(process, url, output)
