@@ -94,7 +94,8 @@ def answer_question(
         query = query + HISTORY_WEIGHT * vectors[1]
         query = query / (np.linalg.norm(query) or 1.0)
     terms: dict[str, float] = {}
-    for stem in content_stems(context):
+    context_terms = frozenset(content_stems(context))
+    for stem in context_terms:
         terms[stem] = HISTORY_WEIGHT
     for stem in q.terms:
         # the noun a "which X" question asks about names what the answer is
@@ -123,7 +124,6 @@ def answer_question(
         )
 
     hits = [chosen] + [h for h in hits if h is not chosen]
-    context_terms = frozenset(content_stems(context)) if context else frozenset()
     span = extract_span(chosen.sentence.text, q, context_terms)
     return Answer(
         question,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .answer import Turn, answer_question
+from .answer import Calibration, Turn, answer_question
 from .config import Config
 from .embed import load_embedder
 from .index import (
@@ -62,10 +62,16 @@ def open_index(
 
 @dataclass(frozen=True)
 class Snapshot:
-    """An index and the lexical index of its sentences: always used together."""
+    """An index, the lexical index of its sentences and its abstention parameters: always
+    used together, prepared once when the index is loaded."""
 
     index: Index
     lexical: LexicalIndex
+    calibration: Calibration
+
+    @classmethod
+    def of(cls, index: Index) -> Snapshot:
+        return cls(index, LexicalIndex(index.sentences), Calibration.from_manifest(index.manifest))
 
 
 def check_compatible(index: Index, embedder) -> None:
@@ -92,7 +98,7 @@ def load_snapshot(index_dir: Path, embedder) -> Snapshot:
         time.sleep(RETRY_DELAY)
         index = load_index(index_dir)
     check_compatible(index, embedder)
-    return Snapshot(index, LexicalIndex(index.sentences))
+    return Snapshot.of(index)
 
 
 def index_signature(index_dir: Path, index: Index) -> tuple:
@@ -120,7 +126,7 @@ class Engine:
         self.embedder = load_embedder(config.model)
         index = open_index(config, self.embedder, notify, rebuild=rebuild)
         check_compatible(index, self.embedder)
-        self._snapshot = Snapshot(index, LexicalIndex(index.sentences))
+        self._snapshot = Snapshot.of(index)
         # The last problem with the index on disk, or None; the engine still answers from
         # its last good index while this is set.
         self.problem: str | None = None
@@ -150,6 +156,7 @@ class Engine:
             question,
             history,
             top_k or self.config.top_k,
+            calibration=snapshot.calibration,
         )
 
     # --- hot reload ---------------------------------------------------------------------

@@ -281,8 +281,9 @@ def _versions() -> dict:
 # --- loading --------------------------------------------------------------------------
 
 
-def read_manifest(index_dir: Path) -> dict | None:
-    """The manifest, or None when there is no index; IndexProblem when it is unusable."""
+def _read_manifest(index_dir: Path) -> tuple[bytes, dict] | None:
+    """The manifest's bytes and contents, read once (so that both come from the same
+    file, even while a build replaces it); None when there is no index."""
     path = Path(index_dir) / MANIFEST
     try:
         raw = path.read_bytes()
@@ -302,7 +303,13 @@ def read_manifest(index_dir: Path) -> dict | None:
             f"{path} has format version {manifest['format_version']}, this qa reads "
             f"{FORMAT_VERSION}; {REBUILD_HINT}"
         )
-    return manifest
+    return raw, manifest
+
+
+def read_manifest(index_dir: Path) -> dict | None:
+    """The manifest, or None when there is no index; IndexProblem when it is unusable."""
+    loaded = _read_manifest(index_dir)
+    return loaded[1] if loaded else None
 
 
 def manifest_version(index_dir: Path) -> str | None:
@@ -338,10 +345,10 @@ def load_index(index_dir: Path) -> Index:
     import faiss
 
     index_dir = Path(index_dir)
-    raw = (index_dir / MANIFEST).read_bytes() if (index_dir / MANIFEST).exists() else None
-    manifest = read_manifest(index_dir)
-    if manifest is None or raw is None:
+    loaded = _read_manifest(index_dir)
+    if loaded is None:
         raise IndexProblem(f"there is no index in {index_dir}; build it with `qa index`")
+    raw, manifest = loaded
     version = hashlib.sha256(raw).hexdigest()[:16]
 
     # checksums first: FAISS never reads a file that is not the one that was written
