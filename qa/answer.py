@@ -88,7 +88,7 @@ def answer_question(
     context = _context(history)
 
     texts = [q.text] + ([context] if context else [])
-    vectors = embedder.encode(texts)
+    vectors = embedder.encode_questions(texts)
     query = vectors[0]
     if context:
         query = query + HISTORY_WEIGHT * vectors[1]

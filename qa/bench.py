@@ -502,7 +502,7 @@ def recall_at_k(index_dir: Path, questions: list[str], model: str, k: int = 10) 
     kind = type(index.vectors).__name__
     exact = faiss.IndexFlatIP(index.vectors.d)
     exact.add(index.vectors.reconstruct_n(0, index.vectors.ntotal))
-    queries = load_embedder(model).encode(questions)
+    queries = load_embedder(model).encode_questions(questions)
     k = min(k, index.vectors.ntotal)
     found = 0
     for q in queries:
@@ -561,9 +561,10 @@ def run_bench(
         "machine": machine(),
         "settings": {
             "model": model,
-            "backend": env.get("QA_BACKEND", "onnx"),
+            "backend": _config().backend,
             "server_threads": threads,
             "embed_threads": embed_threads,
+            "embed_lanes": _config().embed_lanes or os.cpu_count(),
         },
     }
     try:
@@ -839,3 +840,9 @@ def table(r: dict) -> str:
 def write_results(results: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def _config():
+    from .config import Config
+
+    return Config.load()

@@ -29,7 +29,7 @@ def calibrate(index, embedder, lexical) -> dict:
     from .retrieve import hybrid_search
 
     questions = offtopic_questions()
-    vectors = embedder.encode(questions)
+    vectors = embedder.encode_questions(questions)
     best = []
     for question, vector in zip(questions, vectors, strict=False):
         terms = {t: 1.0 for t in read_question(question).terms}

@@ -23,6 +23,7 @@ ENV_VARS = {
     "QA_RATE_LIMIT": "rate_limit",
     "QA_BACKEND": "backend",
     "QA_EMBED_THREADS": "embed_threads",
+    "QA_EMBED_LANES": "embed_lanes",
     "QA_CACHE": "cache_dir",
     "QA_HNSW_MIN": "hnsw_min_sentences",
 }
@@ -46,10 +47,14 @@ class Config:
     max_body_bytes: int = 64 * 1024
     # requests per minute per client; 0 turns the limit off (the default, for local use)
     rate_limit: int = 0
-    # embedding backend: "onnx" (ONNX Runtime, exported once into cache_dir) or "torch"
-    backend: str = "onnx"
-    # threads for embedding questions; one run at a time, so the other core serves HTTP
+    # embedding backend: "onnx-int8" (ONNX Runtime, exported once into cache_dir; questions
+    # through its int8 quantisation, documents at full precision), "onnx" (full precision
+    # throughout) or "torch" (sentence-transformers on PyTorch)
+    backend: str = "onnx-int8"
+    # threads of each model run that embeds questions, and how many such runs go at once
+    # (0: one per core); questions that arrive together share a run
     embed_threads: int = 1
+    embed_lanes: int = 0
     cache_dir: Path = Path.home() / ".cache" / "qa"
     # FAISS: exact search below this many sentences, HNSW (approximate) from it on
     hnsw_min_sentences: int = 20_000

@@ -10,13 +10,15 @@ Two backends give the same vectors (to about 1e-6):
   folder (``Config.cache_dir``, keyed by a hash of the model's files) and run with ONNX
   Runtime; tokenising and pooling are done here. A process that only answers never
   imports torch, so it starts fast, and one short question costs a few milliseconds.
-- ``onnx-int8``: the same export with its matrix products quantised to int8 (made once,
-  beside it): about 2.8 times faster, but it lost an answer on the dev set, so it is an
-  option, not the default.
+- ``onnx-int8``: documents as with ``onnx``, questions with the same export's matrix
+  products quantised to int8 (made once, beside it): a question costs a third of the
+  time. The index keeps full-precision vectors (an index embedded in int8 lost an answer
+  on the dev set; int8 questions against it give the same answers).
 - ``torch``: sentence-transformers on PyTorch, as the model's authors run it.
 
-Questions that arrive together are embedded in one batch (``Embedder.encode`` from many
-threads): the cost of one model run is shared, and the cores are not fought over.
+``Embedder.encode`` embeds documents; ``Embedder.encode_questions`` embeds questions, and
+questions that arrive together (from many threads) go in one batch: the cost of one
+model run is shared, and the cores are not fought over.
 """
 
 from __future__ import annotations
@@ -78,10 +80,11 @@ def _load_sentence_transformer(name: str):
 
 
 class _Request:
-    __slots__ = ("texts", "result", "error", "done")
+    __slots__ = ("texts", "result", "error", "done", "taken")
 
     def __init__(self, texts: list[str]):
         self.texts = texts
+        self.taken = False
         self.result = None
         self.error: BaseException | None = None
         self.done = False
@@ -97,6 +100,7 @@ class Embedder:
         backend: str = "onnx",
         threads: int = 1,
         cache_dir: Path | None = None,
+        lanes: int | None = None,
     ):
         if backend not in BACKENDS:
             raise ModelError(f"unknown embedding backend {backend!r}: use one of {BACKENDS}")
@@ -108,46 +112,65 @@ class Embedder:
         else:
             self._runner = _OnnxRunner(name, self.threads, cache_dir, backend == "onnx-int8")
         self.dimension = self._runner.dimension
-        # one model run at a time; concurrent small requests are merged into it
+        # Up to ``lanes`` model runs at once (one thread each: on two cores, two runs side
+        # by side embed more questions a second than one run on two threads); requests
+        # that arrive while the lanes are busy wait and go together in the next free one.
+        self.lanes = max(1, int(lanes if lanes is not None else (os.cpu_count() or 1)))
         self._cv = threading.Condition()
         self._pending: list[_Request] = []
-        self._busy = False
+        self._running = 0
 
     def encode(self, texts: list[str], batch_size: int = 64, progress=None) -> np.ndarray:
-        """Vectors for ``texts``; ``progress(n)`` is called after each batch of n texts."""
+        """Full-precision vectors of documents' ``texts``, with every lane (an index build);
+        ``progress(n)`` is called after each batch of n texts."""
+        return self._encode_alone(list(texts), batch_size, progress, questions=False)
+
+    def encode_questions(self, texts: list[str]) -> np.ndarray:
+        """Vectors of questions, micro-batched with those of concurrent callers."""
         texts = list(texts)
+        if 0 < len(texts) <= SMALL:
+            return self._encode_together(texts)
+        return self._encode_alone(texts, 64, None, questions=True)
+
+    def _encode_alone(self, texts: list[str], batch_size: int, progress, questions: bool):
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        if len(texts) <= SMALL and progress is None:
-            return self._encode_together(texts)
-        with self._cv:
-            while self._busy:
+        with self._cv:  # a big job has every lane to itself
+            while self._running:
                 self._cv.wait()
-            self._busy = True
+            self._running = self.lanes
         try:
-            return self._runner.encode(texts, batch_size, progress)
+            return self._runner.encode(texts, batch_size, progress, questions)
         finally:
-            self._release()
-
-    def _release(self) -> None:
-        with self._cv:
-            self._busy = False
-            self._cv.notify_all()
+            with self._cv:
+                self._running = 0
+                self._cv.notify_all()
 
     def _encode_together(self, texts: list[str]) -> np.ndarray:
-        """Leader/follower micro-batching: the first caller to find the model idle runs
-        every request waiting at that moment in one batch and hands out the rows."""
+        """Leader/follower micro-batching: a caller that finds a lane free runs every
+        request waiting at that moment in one batch and hands out the rows; the others
+        wait for their rows or for a lane."""
         request = _Request(texts)
         with self._cv:
             self._pending.append(request)
-            while not request.done and self._busy:
+            while not request.done and (request.taken or self._running >= self.lanes):
                 self._cv.wait()
             if request.done:
                 return self._result(request)
-            self._busy = True
-            batch, self._pending = self._pending, []
+            # its own request and a fair share of the others, the oldest first: the rest
+            # go to the other free lanes, so that no lane runs a long batch while one idles
+            self._pending.remove(request)
+            share = -(-(len(self._pending) + 1) // (self.lanes - self._running))
+            batch = [request, *self._pending[: share - 1]]
+            self._pending = self._pending[share - 1 :]
+            self._running += 1
+            for r in batch:
+                r.taken = True
+            if self._pending:
+                self._cv.notify_all()  # a waiting request may lead the rest in a free lane
         try:
-            vectors = self._runner.encode([t for r in batch for t in r.texts], 64, None)
+            texts = [t for r in batch for t in r.texts]
+            vectors = self._runner.encode(texts, 64, None, questions=True)
             row = 0
             for r in batch:
                 r.result = vectors[row : row + len(r.texts)]
@@ -159,7 +182,7 @@ class Embedder:
             with self._cv:
                 for r in batch:
                     r.done = True
-                self._busy = False
+                self._running -= 1
                 self._cv.notify_all()
         return self._result(request)
 
@@ -175,7 +198,7 @@ class _TorchRunner:
         self.model = _load_sentence_transformer(name)
         self.dimension = int(self.model.get_embedding_dimension())
 
-    def encode(self, texts: list[str], batch_size: int, progress) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, progress, questions=False) -> np.ndarray:
         out = []
         for i in range(0, len(texts), batch_size):
             batch = texts[i : i + batch_size]
@@ -198,21 +221,24 @@ class _OnnxRunner:
 
     def __init__(self, name: str, threads: int, cache_dir: Path | None, int8: bool = False):
         folder = export_onnx(name, cache_dir)
-        self.model_file = quantized_onnx(folder) if int8 else folder / "model.onnx"
+        self.model_file = folder / "model.onnx"
+        self.quantized = int8
+        self.question_file = quantized_onnx(folder) if int8 else self.model_file
         self.meta = json.loads((folder / "qa-onnx.json").read_text())
         self.dimension = int(self.meta["dimension"])
         self.folder = folder
         self.threads = threads
-        self._sessions: dict[int, object] = {}
+        self._sessions: dict[tuple[Path, int], object] = {}
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(int(self.meta["max_seq_length"]))
         self.tokenizer.no_padding()
-        self.session = self._session(threads)
+        self.question_session = self._session(self.question_file, threads)
 
-    def _session(self, threads: int):
-        if threads not in self._sessions:
+    def _session(self, model_file: Path, threads: int):
+        key = (model_file, threads)
+        if key not in self._sessions:
             import onnxruntime as ort
 
             options = ort.SessionOptions()
@@ -221,20 +247,25 @@ class _OnnxRunner:
             # no busy-waiting between runs: on two shared cores it steals the server's time
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[threads] = ort.InferenceSession(
-                str(self.model_file), options, providers=["CPUExecutionProvider"]
+            self._sessions[key] = ort.InferenceSession(
+                str(model_file), options, providers=["CPUExecutionProvider"]
             )
-        return self._sessions[threads]
+        return self._sessions[key]
 
-    def encode(self, texts: list[str], batch_size: int, progress) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int, progress, questions=False) -> np.ndarray:
         # building an index uses every core; questions, even micro-batched, use
-        # self.threads, and leave the other core to the server (measured: 2 threads on a
-        # batch of questions raised the 16-client p99 two- to three-fold)
-        if len(texts) == 1 and progress is None:
-            # one question: one tokenisation, no batches to plan
-            return self._run(self.session, self.tokenizer.encode_batch(texts))
-        many = len(texts) > 64
-        session = self._session(os.cpu_count() or 1) if many else self.session
+        # self.threads in each lane, and lanes run side by side
+        if questions and (len(texts) == 1 or self.quantized):
+            # One question per run: no batches to plan. The int8 model always runs them
+            # one by one: dynamic quantisation scales activations by the whole batch, so a
+            # question batched with others would get another vector (and maybe another
+            # answer) than alone. Its batches save little time anyway (1.8 -> 1.5 ms).
+            encodings = self.tokenizer.encode_batch(texts)
+            return np.vstack([self._run(self.question_session, [e]) for e in encodings])
+        if questions:
+            session = self.question_session
+        else:
+            session = self._session(self.model_file, os.cpu_count() or 1)
         # sorted by token count, so that each batch pads little, and batched by a token
         # budget as well as by count, so that long sentences go a few at a time (twice
         # the sentences a second of fixed batches of 64, and a smaller memory peak).
@@ -415,14 +446,17 @@ def quantized_onnx(folder: Path) -> Path:
 
 
 @lru_cache(maxsize=4)
-def _load(name: str, backend: str, threads: int, cache_dir: Path) -> Embedder:
-    return Embedder(name, backend, threads, cache_dir)
+def _load(name: str, backend: str, threads: int, cache_dir: Path, lanes: int) -> Embedder:
+    return Embedder(name, backend, threads, cache_dir, lanes or None)
 
 
 def load_embedder(name: str = DEFAULT_MODEL, backend: str | None = None) -> Embedder:
-    """One Embedder per model name, backend and process; the backend, its threads and the
-    export cache come from the configuration (QA_BACKEND, QA_EMBED_THREADS, QA_CACHE)."""
+    """One Embedder per model name, backend and process; the backend, its threads and lanes
+    and the export cache come from the configuration (QA_BACKEND, QA_EMBED_THREADS,
+    QA_EMBED_LANES, QA_CACHE)."""
     from .config import Config
 
     config = Config.load()
-    return _load(name, backend or config.backend, config.embed_threads, config.cache_dir)
+    return _load(
+        name, backend or config.backend, config.embed_threads, config.cache_dir, config.embed_lanes
+    )

@@ -254,7 +254,7 @@ def test_an_index_of_another_model_is_stale_and_rebuilt(built, tmp_path):
 
 
 class FakeEmbedder:
-    """Random unit vectors: enough for the build code, which needs only these three."""
+    """Random unit vectors: enough for the build code, which needs only these."""
 
     name = "fake"
     dimension = 16
@@ -267,6 +267,9 @@ class FakeEmbedder:
             if progress:
                 progress(min(batch_size, len(texts) - i))
         return vectors
+
+    def encode_questions(self, texts):
+        return self.encode(texts)
 
 
 def test_unusable_documents_are_skipped_with_a_message_naming_them(tmp_path):

@@ -1,0 +1,109 @@
+"""The embedder: documents at full precision, questions micro-batched across lanes."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from qa.embed import Embedder
+
+QUESTIONS = [f"How many boats did harbour number {i} send to the regatta?" for i in range(24)]
+DOCUMENTS = [
+    "The bridge reopened to traffic on Monday after two years of repairs.",
+    "Divers counted 42 species of coral on the northern reef.",
+    "Officials said the repair cost 410 million euros.",
+]
+
+
+@pytest.fixture(scope="module")
+def fp32() -> Embedder:
+    return Embedder(backend="onnx", lanes=2)
+
+
+@pytest.fixture(scope="module")
+def int8() -> Embedder:
+    return Embedder(backend="onnx-int8", lanes=2)
+
+
+def ask_together(embedder: Embedder, questions: list[str]) -> dict[int, np.ndarray]:
+    """Each question from its own thread, all released at once."""
+    start = threading.Barrier(len(questions))
+    out: dict[int, np.ndarray] = {}
+
+    def one(i: int) -> None:
+        start.wait()
+        out[i] = embedder.encode_questions([questions[i]])[0]
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(questions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["onnx", "onnx-int8"])
+def test_questions_asked_together_share_runs_and_get_their_own_vectors(fp32, int8, backend):
+    """Whatever a question is asked with, it gets the vector it gets alone (the int8 model
+    scales activations by the batch, so it must run questions one by one)."""
+    embedder = fp32 if backend == "onnx" else int8
+    runs: list[int] = []
+    runner = embedder._runner
+    original = runner.encode
+
+    def counting(texts, *args, **kwargs):
+        runs.append(len(texts))
+        return original(texts, *args, **kwargs)
+
+    alone = {i: embedder.encode_questions([q])[0] for i, q in enumerate(QUESTIONS)}
+    runner.encode = counting
+    try:
+        together = ask_together(embedder, QUESTIONS)
+    finally:
+        runner.encode = original
+    assert sorted(together) == list(range(len(QUESTIONS)))
+    for i in range(len(QUESTIONS)):
+        np.testing.assert_allclose(together[i], alone[i], atol=1e-5)
+    assert sum(runs) == len(QUESTIONS)  # every question embedded exactly once
+    assert len(runs) < len(QUESTIONS)  # and some of them in the same run
+
+
+def test_documents_are_embedded_at_full_precision_whatever_the_question_backend(fp32, int8):
+    np.testing.assert_allclose(int8.encode(DOCUMENTS), fp32.encode(DOCUMENTS), atol=1e-5)
+    q8, q32 = int8.encode_questions(QUESTIONS[:3]), fp32.encode_questions(QUESTIONS[:3])
+    cosines = (q8 * q32).sum(axis=1)
+    assert (cosines > 0.95).all()  # the int8 model is a close approximation ...
+    assert not np.allclose(q8, q32, atol=1e-5)  # ... and really is another model
+    np.testing.assert_allclose(np.linalg.norm(q8, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_failed_run_reaches_every_caller_and_frees_its_lane(fp32):
+    runner = fp32._runner
+    original = runner.encode
+
+    def failing(texts, *args, **kwargs):
+        raise RuntimeError("the model run failed")
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(6)
+
+    def one(i: int) -> None:
+        start.wait()
+        try:
+            fp32.encode_questions([QUESTIONS[i]])
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    runner.encode = failing
+    try:
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        runner.encode = original
+    assert len(errors) == 6
+    assert fp32.encode_questions([QUESTIONS[0]]).shape == (1, fp32.dimension)
