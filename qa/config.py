@@ -47,10 +47,10 @@ class Config:
     max_body_bytes: int = 64 * 1024
     # requests per minute per client; 0 turns the limit off (the default, for local use)
     rate_limit: int = 0
-    # embedding backend: "onnx-int8" (ONNX Runtime, exported once into cache_dir; questions
-    # through its int8 quantisation, documents at full precision), "onnx" (full precision
-    # throughout) or "torch" (sentence-transformers on PyTorch)
-    backend: str = "onnx-int8"
+    # embedding backend: "onnx" (ONNX Runtime, exported once into cache_dir), "onnx-int8"
+    # (the same, with questions through its int8 quantisation; documents stay at full
+    # precision) or "torch" (sentence-transformers on PyTorch)
+    backend: str = "onnx"
     # threads of each model run that embeds questions, and how many such runs go at once
     # (0: one per core); questions that arrive together share a run
     embed_threads: int = 1

@@ -77,6 +77,11 @@ def test_run_bench_reports_every_part(tmp_path, tiny_plan):
     scale = results["scale"]
     assert scale["build"]["index_kind"] == "IndexHNSWFlat"
     assert 0 <= scale["recall"]["recall"] <= 1
+    # the ratio compares the same questions on both corpora
+    same = scale["article_same_questions"]
+    assert same["questions"] == scale["single"]["questions"] and same["errors"] == 0
+    ratio = results["targets"]["scale_p50_over_article_p50"]["value"]
+    assert ratio == round(scale["single"]["p50_ms"] / same["p50_ms"], 2)
     assert {"rss_early_mib", "rss_end_mib", "rss_growth", "errors"} <= set(results["sustained"])
     for target in results["targets"].values():
         assert set(target) == {"value", "limit", "ok"}
