@@ -634,8 +634,10 @@ def _scale_index_current(seeds: Path, index: Path, model: str) -> bool:
     except IndexProblem:
         return False
     # an index built with other HNSW settings is rebuilt, so its figures are today's
-    return faiss_info.get("ef_construction") in (None, index_module.HNSW_EF_CONSTRUCTION) and (
-        faiss_info.get("M") in (None, index_module.HNSW_M)
+    return "M" not in faiss_info or (
+        faiss_info.get("ef_construction") == index_module.HNSW_EF_CONSTRUCTION
+        and faiss_info.get("M") == index_module.HNSW_M
+        and faiss_info.get("storage") == index_module.HNSW_STORAGE
     )
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import faiss
 import numpy as np
 
-from .index import Index
+from .index import HNSW_EF_SEARCH, Index
 from .lexical import LexicalIndex
 from .records import Sentence
 
@@ -35,14 +36,19 @@ def dense_search(index: Index, query: np.ndarray, k: int) -> dict[int, float]:
     if k <= 0:
         return {}
     query = query.reshape(1, -1).astype(np.float32)
-    ef = getattr(getattr(index.vectors, "hnsw", None), "efSearch", None)
-    if ef is not None:  # HNSW: explore at least k candidates, whatever the file holds
-        import faiss
-
-        params = faiss.SearchParametersHNSW(efSearch=max(ef, k))
-        scores, ids = index.vectors.search(query, k, params=params)
+    vectors = index.vectors
+    if isinstance(vectors, (faiss.IndexHNSW, faiss.IndexRefine)):
+        # HNSW explores at least k candidates (and as many as the index was loaded with);
+        # a refine index rescores exactly the k its graph found
+        hnsw = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+        params = (
+            faiss.IndexRefineSearchParameters(k_factor=1.0, base_index_params=hnsw)
+            if isinstance(vectors, faiss.IndexRefine)
+            else hnsw
+        )
+        scores, ids = vectors.search(query, k, params=params)
     else:
-        scores, ids = index.vectors.search(query, k)
+        scores, ids = vectors.search(query, k)
     return {int(i): float(s) for s, i in zip(scores[0], ids[0], strict=False) if i >= 0}
 
 

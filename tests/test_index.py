@@ -105,3 +105,28 @@ def test_damaged_index_gives_a_message_that_says_how_to_rebuild(
     with pytest.raises(IndexProblem, match="qa index") as err:
         load_index(index_dir)
     assert str(index_dir) in str(err.value)
+
+
+def test_large_corpora_get_an_hnsw_graph_whose_scores_are_exact(
+    seeds_copy, tmp_path, embedder, article_index, monkeypatch
+):
+    """From QA_HNSW_MIN sentences on, the index is an HNSW graph over 8-bit codes whose
+    candidates are rescored on the full vectors: the ranking and every score match exact
+    search (on a corpus this small, the graph finds every true neighbour)."""
+    from qa.retrieve import dense_search
+
+    monkeypatch.setenv("QA_HNSW_MIN", "10")
+    graph = build_index(seeds_copy, tmp_path / "index", embedder)
+    info = graph.manifest["faiss"]
+    assert info["kind"] == type(graph.vectors).__name__ == "IndexRefineFlat"
+    assert info["storage"] == "sq8" and info["M"] > 0 and info["ef_search"] >= 10
+    assert graph.version == load_index(graph.path).version
+    queries = embedder.encode_questions(
+        ["Who was instructed to use military force?", "How many members does the group have?"]
+    )
+    for q in queries:
+        approx = dense_search(graph, q, 10)
+        exact = dense_search(article_index, q, 10)
+        assert list(approx) == list(exact)
+        for i, score in approx.items():
+            assert score == pytest.approx(exact[i], abs=1e-5)
