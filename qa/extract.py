@@ -1,11 +1,12 @@
 """Short answers: the span of the best sentence that answers the question.
 
-For questions that expect a date, number, age, duration or distance, the span is the
-nearest matching expression the question does not already contain. Otherwise the sentence
-is cut into clauses, and the words that match the question mark where the answer is not;
-the best gap between them is chosen: a gap that fills the place of the question's missing
-word ("what did X present to Y" -> the words between "present" and "Y"), or the words right
-after the question's words. When nothing fits, the answer is the whole sentence.
+For questions that expect a date, number, amount of money, age, duration or distance, the
+span is the nearest matching expression the question does not already contain. Otherwise
+the sentence is cut into clauses, and the words that match the question mark where the
+answer is not; the best gap between them is chosen: a gap that fills the place of the
+question's missing word ("what did X present to Y" -> the words between "present" and
+"Y"), or the words right after the question's words. A gap inside a short quotation gives
+the whole quotation. When nothing fits, the answer is the whole sentence.
 """
 
 from __future__ import annotations
@@ -46,9 +47,16 @@ PATTERNS = {
         rf"(?:\d[\d,.]*|{_NUM_WORD}|a|an) {_UNIT_TIME}\b",
     ],
     "measure": [
-        r"\b\d[\d,.]*(?: (?:million|thousand|hundred))? ?(?:miles?|kilomet(?:er|re)s?|km|"
-        r"met(?:er|re)s?|m|feet|foot|ft|yards?|inch(?:es)?|cm|centimet(?:er|re)s?|tons?|tonnes?|"
-        r"kilograms?|kg|pounds?|lbs?|hectares?|acres?|square \w+)\b",
+        r"\b\d[\d,.]*(?: (?:million|thousand|hundred))?[ -]?(?:(?:square|cubic) )?"
+        r"(?:miles?|kilomet(?:er|re)s?|km|met(?:er|re)s?|m|feet|foot|ft|yards?|inch(?:es)?|cm|"
+        r"centimet(?:er|re)s?|millimet(?:er|re)s?|mm|tons?|tonnes?|kilograms?|kg|pounds?|lbs?|"
+        r"hectares?|acres?|litres?|liters?|gallons?|square \w+)\b",
+    ],
+    "money": [
+        r"(?:[$€£¥]|\b(?:US|A|C|NZ|HK)\$) ?\d[\d,.]*(?: ?(?:million|billion|trillion|thousand|"
+        r"bn|m|k)\b)?",
+        r"\b\d[\d,.]*(?: (?:million|billion|trillion|thousand|hundred))? (?:dollars|euros|"
+        r"pounds|pence|cents|yen|yuan|pesos|francs|rupees|roubles|rubles|reais|USD|EUR|GBP)\b",
     ],
     "number": [
         r"(?:[$€£¥] ?)?\b\d[\d,.]*(?: ?%| percent| per cent)?"
@@ -58,10 +66,16 @@ PATTERNS = {
     ],
 }
 TYPED = frozenset(PATTERNS)
-_COMPILED = {kind: [re.compile(p) for p in patterns] for kind, patterns in PATTERNS.items()}
+# an amount asked for as a number may come with its unit: "600,000 cubic metres", "£48m"
+_ALSO = {"number": ("measure", "money")}
+_COMPILED = {
+    kind: [re.compile(p) for k in (kind, *_ALSO.get(kind, ())) for p in PATTERNS[k]]
+    for kind in PATTERNS
+}
 # clause breaks; a full stop inside a sentence is an abbreviation (Dr. Smith), not a break
 _CLAUSE = re.compile(r",(?!\d)|[;:()\[\]—–]|\s-\s|(?<=[!?])\s")
 QUOTATION = re.compile(r"[“\"]([^”\"]{12,})[”\"]")
+SHORT_QUOTE = 200  # characters: a longer quotation is cut to its gap
 EXTENDERS = ("including", "such as", "notably", "namely", "especially", "particularly")
 
 
@@ -247,7 +261,21 @@ def _best_gap(text: str, tokens: list[Token], matched: list[bool], q: Question) 
     quoted = _leading_quotation(text, s, e)
     if quoted:
         return Span(*quoted, False)
+    inside = _enclosing_quotation(text, s, e)
+    if inside:
+        return Span(*inside, False)
     return Span(s, _balance_quotes(text, s, e), False)
+
+
+def _enclosing_quotation(text: str, s: int, e: int) -> tuple[int, int] | None:
+    """When the span lies inside a quotation of at most SHORT_QUOTE characters (called the
+    decision “the most important investment ...”), the whole quotation: words are not cut
+    out of what someone said."""
+    for m in QUOTATION.finditer(text):
+        qs, qe = m.span(1)
+        if qs <= s and e <= qe and qe - qs <= SHORT_QUOTE:
+            return qs, _strip_end(text, qs, qe)
+    return None
 
 
 def _leading_quotation(text: str, s: int, e: int) -> tuple[int, int] | None:

@@ -21,6 +21,13 @@ KIND_PATTERNS = (
         r"\bhow long\b|\b(over|for|during) (what|which|how long a) (period|time)\b|"
         r"\bhow many (years|months|weeks|days|decades|hours)\b",
     ),
+    # "how much will it cost": an amount of money, not just any number
+    (
+        "money",
+        r"\bhow much\b.*\b(cost|pay|paid|spen[dt]|price|worth|fund|funding|budget|aid|"
+        r"money|charg|rais|owe|fine|fee|salar|earn|invest|grant)|"
+        r"\bwhat (?:did|does|do|will|would) .*\bcost\b|\bat what (cost|price)\b",
+    ),
     ("number", r"\bhow (many|much)\b|\bwhat (number|percentage|share|proportion|amount)\b"),
     ("date", r"^when\b|\b(since|until) when\b|\b(what|which) (year|month|day|date|time)\b"),
     (
@@ -47,7 +54,7 @@ SPEECH = frozenset("say tell report announc stat claim add warn insist stress ar
 @dataclass(frozen=True)
 class Question:
     text: str
-    kind: str  # age, duration, distance, number, date, person, place, yesno, other
+    kind: str  # age, measure, duration, money, number, date, person, place, yesno, other
     tokens: tuple[Token, ...]
     terms: tuple[str, ...]  # content stems, with acronyms of capitalised runs
     focus: str | None  # stem of the noun after "which"/"what" (or "what is the X")

@@ -12,7 +12,9 @@ from qa.text import content_stems, stem
     [
         ("When did the talks start?", "date"),
         ("How many people attended?", "number"),
-        ("How much did it cost?", "number"),
+        ("How much did it cost?", "money"),
+        ("How much financial aid does the town receive?", "money"),
+        ("How much water can the basins hold?", "number"),
         ("How old is the mayor?", "age"),
         ("How long did the strike last?", "duration"),
         ("How tall is the tower?", "measure"),
@@ -53,6 +55,13 @@ def test_stems_meet_across_forms_and_spellings():
         ("age", "The winner, a 34-year-old nurse, was delighted.", "34-year-old"),
         ("duration", "Prices rose over three years in a row.", "over three years"),
         ("measure", "The tower stands 330 metres above the square.", "330 metres"),
+        ("measure", "Basins that hold up to 600,000 cubic metres.", "600,000 cubic metres"),
+        ("measure", "A 3.2-kilometre embankment along the bank.", "3.2-kilometre"),
+        ("money", "The repair cost 410 million euros in all.", "410 million euros"),
+        ("money", "They approved a £48 million plan.", "£48 million"),
+        ("money", "Aid of US$5 billion was frozen.", "US$5 billion"),
+        # a number asked for comes with its unit rather than with the next word
+        ("number", "Basins that hold up to 600,000 cubic metres of water.", "600,000 cubic metres"),
     ],
 )
 def test_typed_expressions(kind, text, expected):
@@ -87,6 +96,16 @@ def test_typed_expressions(kind, text, expected):
             "How many members does the club have?",
             "Founded in 1920, the club has 3,200 members today.",
             "3,200 members",
+        ),
+        (  # words are not cut out of a short quotation
+            "What did the mayor call the decision?",
+            "The mayor called the decision “the most important investment in a generation.”",
+            "the most important investment in a generation.",
+        ),
+        (
+            "How much will the new bridge cost?",
+            "The new bridge, 2 kilometres long, will cost £48 million.",
+            "£48 million",
         ),
     ],
 )
