@@ -26,7 +26,7 @@ from .extract import QUOTATION, TYPED, extract_span, find_typed
 from .question import Question, read_question
 from .records import Answer, Citation
 from .retrieve import LEXICAL_WEIGHT, Hit, hybrid_search
-from .text import content_stems
+from .text import content_stems, tokenize
 
 FOCUS_WEIGHT = 1.5
 HISTORY_WEIGHT = 0.35  # weight of the previous turn in a follow-up's query
@@ -63,6 +63,9 @@ class Calibration:
     min_coverage_lower: float = 0.6  # ... when it is not the best-ranked sentence
     full_coverage: float = 0.75  # this complete, a sentence answers under the threshold,
     full_coverage_confidence: float = 0.15  # down to this confidence
+    # ... for the best-ranked sentence when it holds an expression of the kind asked for
+    # (a date for "when"), evidence of its own: paraphrased questions share few words
+    typed_coverage: float = 0.2
 
     @classmethod
     def from_manifest(cls, manifest: dict) -> Calibration:
@@ -244,10 +247,31 @@ def _abstains(
         return True  # a weak match, unless the sentence holds nearly all the question's words
     if unknown_names(q, lexical):
         return True
-    if covered < (c.min_coverage if first else c.min_coverage_lower):
+    typed = q.kind in TYPED and bool(find_typed(best.sentence.text, q.kind))
+    needed = c.min_coverage if first else c.min_coverage_lower
+    if typed and first:
+        needed = min(needed, c.typed_coverage)
+    if covered < needed:
         return True  # the sentence shares only common words with the question
-    if q.focus and q.focus_direct and q.focus not in lexical.vocabulary and covered < 0.5:
+    if (
+        q.focus
+        and q.focus_direct
+        and q.kind not in TYPED  # for those, the expression of the kind is checked below
+        and q.focus not in lexical.vocabulary
+        and covered < 0.5
+    ):
         return True  # "which currency ..." where no document mentions a currency
-    if q.kind in TYPED and not find_typed(best.sentence.text, q.kind):
+    if q.kind in TYPED and not typed:
         return True  # "how old ..." and the best sentence holds no age
+    if q.kind == "person" and not _names_beyond(q, best):
+        return True  # "who leads X?" and the sentence names no one but X
     return False
+
+
+def _names_beyond(q: Question, hit: Hit) -> bool:
+    """Whether the sentence holds a capitalised word (a name) that the question does not."""
+    asked = {t.text.lower() for t in q.tokens}
+    return any(
+        t.capitalised and t.stem and t.text.lower() not in asked
+        for t in tokenize(hit.sentence.text)
+    )

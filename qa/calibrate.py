@@ -47,6 +47,7 @@ def calibrate(index, embedder, lexical) -> dict:
         "min_coverage_lower": fixed.min_coverage_lower,
         "full_coverage": fixed.full_coverage,
         "full_coverage_confidence": fixed.full_coverage_confidence,
+        "typed_coverage": fixed.typed_coverage,
         "offtopic": {
             "questions": len(questions),
             "median": round(float(np.median(best)), 4),

@@ -72,6 +72,8 @@ def test_development_set_meets_the_targets(engine):
         ("How many members does the Clan del Golfo have?", "7,500"),
         ("When was Trump's first day back in the White House?", "January 20"),
         ("Over what period has the Cartel of the Suns allegedly shipped narcotics?", "two decades"),
+        # paraphrased: few words in common, but the sentence holds the month asked for
+        ("In which month did Trump pledge to go to war against Mexican cartels?", "March"),
     ],
 )
 def test_short_span_answers(engine, question, expected):
@@ -89,6 +91,8 @@ def test_short_span_answers(engine, question, expected):
         "lorem ipsum dolor sit amet",
         "Who is the president of Brazil?",
         "When will the military action begin?",
+        "Who leads the Clan del Golfo?",  # the sentences about it name no one else
+        "How much financial aid does the US give Colombia each year?",  # no amount of money
     ],
 )
 def test_abstains_when_the_documents_do_not_say(engine, question):
@@ -122,5 +126,5 @@ def test_abstention_parameters_come_from_the_manifest(bridge_engine):
     question = "When did the bridge reopen?"
     args = (index, bridge_engine.embedder, bridge_engine.lexical, question)
     assert answer_question(*args, calibration=recorded).answer == "Monday"
-    strict = Calibration(**{**recorded.__dict__, "min_coverage": 1.01})
+    strict = Calibration(**{**recorded.__dict__, "min_coverage": 1.01, "typed_coverage": 1.01})
     assert answer_question(*args, calibration=strict).answer is None
