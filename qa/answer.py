@@ -108,6 +108,11 @@ def answer_question(
     if not hits:
         return Answer(question, None, None, None, 0.0, (), index.version)
 
+    # A follow-up with fewer than two words of its own ("How old is he?") is about the
+    # last turn's words: the answering sentence must share those.
+    own = set(q.terms) - LIGHT_VERBS
+    carried = context_terms if len(own) < 2 else frozenset()
+
     # The first of the leading sentences that passes every check answers; it is cited first.
     chosen = None
     for n, hit in enumerate(hits[:VERIFY]):
@@ -115,7 +120,9 @@ def answer_question(
             break
         confidence = _confidence(hit, calibration)
         previous = _previous_position(hit)
-        if not _abstains(q, hit, lexical, calibration, confidence, previous, first=n == 0):
+        if not _abstains(
+            q, hit, lexical, calibration, confidence, previous, first=n == 0, carried=carried
+        ):
             chosen = hit
             break
     if chosen is None:
@@ -205,11 +212,13 @@ def _confidence(hit: Hit, calibration: Calibration) -> float:
     return 1 / (1 + math.exp(-calibration.scale * (fused - calibration.threshold)))
 
 
-def coverage(q: Question, hit: Hit, lexical, previous: int | None = None) -> float:
-    """The share of the question's words, weighted by rarity (IDF), that the sentence or
-    the one before it (at position ``previous``) contains (light verbs such as "take" or
-    "come" left out)."""
-    terms = set(q.terms) - LIGHT_VERBS
+def coverage(
+    q: Question, hit: Hit, lexical, previous: int | None = None, extra: frozenset = frozenset()
+) -> float:
+    """The share of the question's words (and of ``extra``), weighted by rarity (IDF), that
+    the sentence or the one before it (at position ``previous``) contains (light verbs
+    such as "take" or "come" left out)."""
+    terms = (set(q.terms) | extra) - LIGHT_VERBS
     if not terms:
         return 0.0
     # the stems the lexical index keeps for each sentence: no tokenising per question
@@ -238,9 +247,10 @@ def _abstains(
     confidence: float,
     previous: int | None = None,
     first: bool = True,
+    carried: frozenset = frozenset(),
 ) -> bool:
     c = calibration
-    covered = coverage(q, best, lexical, previous)
+    covered = coverage(q, best, lexical, previous, carried)
     if confidence < 0.5 and not (
         covered >= c.full_coverage and confidence >= c.full_coverage_confidence
     ):

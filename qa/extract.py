@@ -41,7 +41,11 @@ PATTERNS = {
         r"\b(?:(?:at|by|until|till|before|after) )?the (?:beginning|start|end|middle) of "
         r"(?:the|this|last|next) (?:year|month|week|decade)\b",
     ],
-    "age": [r"\b\d{1,3}(?:-year-old| years? old)\b", r"\baged? \d{1,3}\b"],
+    "age": [
+        r"\b\d{1,3}(?:-year-old| years? old)\b",
+        r"\baged? \d{1,3}\b",
+        r"(?<=[a-z], )\d{2}(?=,)",  # a name, then the age between commas: "Okafor, 47, said"
+    ],
     "duration": [
         rf"\b(?:(?:over|for|during|within) )?(?:the )?(?:past |last |next )?"
         rf"(?:\d[\d,.]*|{_NUM_WORD}|a|an) {_UNIT_TIME}\b",

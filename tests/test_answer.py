@@ -111,6 +111,14 @@ def test_follow_up_uses_the_history(bridge_engine):
     assert follow.answer == "March"
 
 
+def test_a_follow_up_without_words_of_its_own_is_about_the_last_turn(engine):
+    first = "When did Washington recall its top diplomat in Bogota?"
+    earlier = engine.ask(first)
+    follow = engine.ask("Why was that done?", history=[Turn(first, earlier.answer)])
+    check_invariants(engine, follow)
+    assert follow.answer and "offensive remarks" in follow.answer
+
+
 def test_calibration_is_recorded_in_the_manifest(bridge_engine):
     c = bridge_engine.index.manifest["calibration"]
     assert c["offtopic"]["questions"] >= 20

@@ -53,6 +53,7 @@ def test_stems_meet_across_forms_and_spellings():
         ("date", "The month before, the mayor resigned.", "The month before"),
         ("number", "Officials counted 12,400 votes in total.", "12,400 votes"),
         ("age", "The winner, a 34-year-old nurse, was delighted.", "34-year-old"),
+        ("age", "“It is too late,” Okafor, 47, said.", "47"),
         ("duration", "Prices rose over three years in a row.", "over three years"),
         ("measure", "The tower stands 330 metres above the square.", "330 metres"),
         ("measure", "Basins that hold up to 600,000 cubic metres.", "600,000 cubic metres"),
