@@ -35,6 +35,7 @@ RERANK_POOL = 10
 VERIFY = 3  # leading sentences checked for one that answers
 VERIFY_MARGIN = 0.1  # ... as long as their score is this close to the best one
 SHORT_ANSWER = 60  # characters
+ROOT = 5  # letters two stems must share, one being the beginning of the other
 # Light verbs carry little of a question's meaning: "How long did it take?"
 LIGHT_VERBS = frozenset("take get make come go give happen become put keep let".split())
 
@@ -226,7 +227,17 @@ def coverage(
     if previous is not None:
         present.update(lexical.stems(previous))
     total = sum(lexical.idf(t) for t in terms)
-    return sum(lexical.idf(t) for t in terms if t in present) / total if total else 0.0
+    found = sum(lexical.idf(t) for t in terms if t in present or _shares_root(t, present))
+    return found / total if total else 0.0
+
+
+def _shares_root(term: str, present: set[str]) -> bool:
+    """Whether a stem of the sentence and ``term`` are one the beginning of the other, both
+    at least ROOT letters long: the stemmer leaves "council" and "councillor", "terror"
+    and "terrorist" apart."""
+    return len(term) >= ROOT and any(
+        len(s) >= ROOT and (s.startswith(term) or term.startswith(s)) for s in present
+    )
 
 
 def unknown_names(q: Question, lexical) -> list[str]:

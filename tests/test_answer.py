@@ -136,3 +136,20 @@ def test_abstention_parameters_come_from_the_manifest(bridge_engine):
     assert answer_question(*args, calibration=recorded).answer == "Monday"
     strict = Calibration(**{**recorded.__dict__, "min_coverage": 1.01, "typed_coverage": 1.01})
     assert answer_question(*args, calibration=strict).answer is None
+
+
+def test_coverage_counts_words_that_share_a_root(engine):
+    """ "terrorists" is found in "terror groups", "council" in "councillors"; short stems
+    never match by their beginning alone."""
+    from qa.answer import _shares_root, coverage
+    from qa.question import read_question
+    from qa.retrieve import Hit
+
+    assert _shares_root("terrorist", {"terror"}) and _shares_root("council", {"councillor"})
+    assert not _shares_root("port", {"portion"}) and not _shares_root("war", {"warn"})
+    index, lexical = engine.index, engine.lexical
+    position = next(i for i, s in enumerate(index.sentences) if "terror groups" in s.text)
+    hit = Hit(position, index.sentences[position], 1.0, 1.0, 1.0)
+    q = read_question("Which terrorists did the country designate in February?")
+    exact = read_question("Which did the country designate in February?")
+    assert coverage(q, hit, lexical) > coverage(exact, hit, lexical) > 0
