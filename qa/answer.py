@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from .extract import QUOTATION, TYPED, extract_span, find_typed
+from .extract import QUOTATION, TYPED, expressions, extract_span
 from .question import Question, read_question
 from .records import Answer, Citation
 from .retrieve import LEXICAL_WEIGHT, Hit, hybrid_search
@@ -186,9 +186,7 @@ def _rerank(hits: list[Hit], q: Question) -> list[Hit]:
 
     # whether each hit holds an expression of the expected kind: looked for once a hit
     typed = (
-        {h.position: bool(find_typed(h.sentence.text, q.kind)) for h in hits}
-        if q.kind in TYPED
-        else {}
+        {h.position: bool(expressions(h.sentence.text, q)) for h in hits} if q.kind in TYPED else {}
     )
 
     def bonus(h: Hit) -> float:
@@ -268,7 +266,7 @@ def _abstains(
         return True  # a weak match, unless the sentence holds nearly all the question's words
     if unknown_names(q, lexical):
         return True
-    typed = q.kind in TYPED and bool(find_typed(best.sentence.text, q.kind))
+    typed = q.kind in TYPED and bool(expressions(best.sentence.text, q))
     needed = c.min_coverage if first else c.min_coverage_lower
     if typed and first:
         needed = min(needed, c.typed_coverage)

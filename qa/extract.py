@@ -30,6 +30,7 @@ _NUM_WORD = (
 _UNIT_TIME = r"(?:years?|months?|weeks?|days?|decades?|hours?|centuries|century|minutes?)"
 PATTERNS = {
     "date": [
+        rf"\b{_DAY},? {_MONTH} \d{{1,2}}(?:st|nd|rd|th)?\b(?:,? \d{{4}})?",  # Monday, March 3
         rf"\b(?:(?:early|late|mid)[- ])?{_MONTH}(?: \d{{1,2}}(?:st|nd|rd|th)?\b)?(?:,? \d{{4}})?",
         rf"\b\d{{1,2}} {_MONTH}(?: \d{{4}})?",
         rf"\b{_DAY}\b",
@@ -63,7 +64,7 @@ PATTERNS = {
         r"pounds|pence|cents|yen|yuan|pesos|francs|rupees|roubles|rubles|reais|USD|EUR|GBP)\b",
     ],
     "number": [
-        r"(?:[$€£¥] ?)?\b\d[\d,.]*(?: ?%| percent| per cent)?"
+        r"(?:[$€£¥] ?)?\b\d(?:[\d,.]*\d)?(?: ?%| percent| per cent)?"
         r"(?: (?:million|billion|trillion|thousand|hundred))?(?: (?!and\b|or\b|the\b|in\b|of\b|"
         r"to\b|a\b|had\b|has\b|was\b|were\b|is\b)[a-z][a-z\-]+)?",
         rf"\b{_NUM_WORD}(?: of)? [a-z][a-z\-]+",
@@ -102,6 +103,23 @@ def find_typed(text: str, kind: str) -> list[tuple[int, int]]:
             continue
         out.append((s, e))
     return out
+
+
+_PERCENT = re.compile(r"%| per ?cent")
+
+
+def expressions(text: str, q: Question) -> list[tuple[int, int]]:
+    """The expressions in ``text`` that may answer ``q``, a question of a TYPED kind: of its
+    kind, and for a number, not an age ("Reyes, 54, said"); for "how many", a count, not a
+    percentage, an amount of money or a distance."""
+    found = find_typed(text, q.kind)
+    if q.kind != "number" or not found:
+        return found
+    excluded = find_typed(text, "age")
+    if re.search(r"\bhow many\b", q.text.lower()):
+        excluded += find_typed(text, "money") + find_typed(text, "measure")
+        found = [(s, e) for s, e in found if not _PERCENT.search(text, s, e)]
+    return [(s, e) for s, e in found if not any(s < xe and xs < e for xs, xe in excluded)]
 
 
 def matched_flags(tokens: list[Token], terms: set[str]) -> list[bool]:
@@ -143,7 +161,7 @@ def extract_span(text: str, q: Question, context_terms: frozenset[str] = frozens
     if q.kind in TYPED:
         best = None
         starts = [t.start for t in tokens]
-        for s, e in find_typed(text, q.kind):
+        for s, e in expressions(text, q):
             # the tokens that start inside the expression: tokens[first:stop]
             first, stop = bisect_left(starts, s), bisect_left(starts, e)
             inside = [i for i in range(first, stop) if tokens[i].stem]

@@ -26,7 +26,8 @@ KIND_PATTERNS = (
         "money",
         r"\bhow much\b.*\b(cost|pay|paid|spen[dt]|price|worth|fund|funding|budget|aid|"
         r"money|charg|rais|owe|fine|fee|salar|earn|invest|grant)|"
-        r"\bwhat (?:did|does|do|will|would) .*\bcost\b|\bat what (cost|price)\b",
+        r"\bwhat (?:did|does|do|will|would) .*\bcost\b|\bat what (cost|price)\b|"
+        r"^what (?:is|was|are|were|will be) the (?:\w+ ){0,3}(?:cost|price|price tag|bill)\b",
     ),
     ("number", r"\bhow (many|much)\b|\bwhat (number|percentage|share|proportion|amount)\b"),
     ("date", r"^when\b|\b(since|until) when\b|\b(what|which) (year|month|day|date|time)\b"),
@@ -48,6 +49,8 @@ GENERIC_FOCUS = frozenset(
     """kind type sort form part number amount time period year month day date place country
     city person people thing way reason role name group""".split()
 )
+# Nouns that only name the kind of answer: "on what date", "in which year".
+KIND_NOUNS = frozenset("date year month day time number amount".split())
 SPEECH = frozenset("say tell report announc stat claim add warn insist stress argu declar".split())
 
 
@@ -76,9 +79,13 @@ def read_question(text: str) -> Question:
     # the word after "how" says what kind of answer is asked for ("how long", "how old"),
     # it is not a word to look for
     kind_words = {i + 1 for i, t in enumerate(tokens) if t.text.lower() == "how"}
+    focus, direct = _focus(tokens)
+    # likewise the noun of "what date", "which year": the kind of answer, not a topic
+    kind_words |= {
+        i for i, t in enumerate(tokens) if t.stem and t.stem == focus and focus in KIND_NOUNS
+    }
     terms = tuple(t.stem for i, t in enumerate(tokens) if t.stem and i not in kind_words)
     terms += tuple(acronyms(list(tokens)))
-    focus, direct = _focus(tokens)
     if focus in GENERIC_FOCUS:
         direct = False  # "over what period": a kind of answer, not a topic
     asks_speech = lower.startswith("what") and any(

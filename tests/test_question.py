@@ -13,6 +13,7 @@ from qa.text import content_stems, stem
         ("When did the talks start?", "date"),
         ("How many people attended?", "number"),
         ("How much did it cost?", "money"),
+        ("What was the total price tag of the building?", "money"),
         ("How much financial aid does the town receive?", "money"),
         ("How much water can the basins hold?", "number"),
         ("How old is the mayor?", "age"),
@@ -51,6 +52,7 @@ def test_stems_meet_across_forms_and_spellings():
     [
         ("date", "The bill passed on March 3, 2021 after a debate.", "March 3, 2021"),
         ("date", "The month before, the mayor resigned.", "The month before"),
+        ("date", "An open day is planned for Saturday, March 8.", "Saturday, March 8"),
         ("number", "Officials counted 12,400 votes in total.", "12,400 votes"),
         ("age", "The winner, a 34-year-old nurse, was delighted.", "34-year-old"),
         ("age", "“It is too late,” Okafor, 47, said.", "47"),
@@ -120,3 +122,30 @@ def test_yes_no_and_definition_questions_get_the_whole_sentence():
     sentence = "The mayor did not give further details."
     span = extract_span(sentence, read_question("Did the mayor give details?"))
     assert (span.start, span.end) == (0, len(sentence))
+
+
+def test_the_noun_of_what_date_is_not_a_word_to_look_for():
+    assert read_question("On what date was the wing opened?").terms == ("wing", "open")
+
+
+@pytest.mark.parametrize(
+    "question, text, expected",
+    [
+        # an age between commas is not the number asked for
+        (
+            "By how much will waiting times fall?",
+            "Reyes, 54, said waiting times would fall by 40 percent.",
+            ["40 percent"],
+        ),
+        # "how many" asks for a count: not a share, a sum of money or a distance
+        (
+            "How many people died?",
+            "Cancer caused 31 percent of deaths, $4 million in costs and 1,200 deaths over 190 km.",
+            ["1,200 deaths"],
+        ),
+    ],
+)
+def test_number_answers_are_counts_or_amounts_as_asked(question, text, expected):
+    from qa.extract import expressions
+
+    assert [text[s:e] for s, e in expressions(text, read_question(question))] == expected
