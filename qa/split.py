@@ -38,7 +38,8 @@ SPEECH_VERBS = frozenset(
 MAX_QUOTED = 300
 
 _TERMINAL = re.compile(r"[.!?…]+[\"'”’»)\]]*")
-_WORD_BEFORE = re.compile(r"([A-Za-z](?:[A-Za-z.]*[A-Za-z])?)\.$")
+# the whole word before a full stop: "Mendonça." is not the initial "a."
+_WORD_BEFORE = re.compile(r"(?<!\w)([A-Za-z](?:[A-Za-z.]*[A-Za-z])?)\.$")
 _NEXT_WORD = re.compile(r"[\"'“‘«(\[]*([^\s\"'“‘«(\[]+)")
 _LIST_MARKER = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+•]\s+|\d{1,3}[.)]\s+)")
 _HAS_WORD = re.compile(r"\w")

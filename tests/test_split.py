@@ -118,6 +118,12 @@ def test_non_ascii_letters_and_windows_newlines():
     assert sentences(text) == ["Él llegó a Bogotá.", "Ça va bien.", "Über alles — sí."]
 
 
+def test_a_name_ending_in_a_non_ascii_letter_ends_a_sentence():
+    # "Mendonça." is a word, not the initial "a."
+    text = "A strike from midfielder Rui Mendonça. Finland equalised later."
+    assert sentences(text) == ["A strike from midfielder Rui Mendonça.", "Finland equalised later."]
+
+
 def test_lowercase_after_stop_is_not_a_boundary():
     assert sentences("He weighed approx. five kilos. Fine.") == [
         "He weighed approx. five kilos.",
