@@ -110,14 +110,17 @@ _PERCENT = re.compile(r"%| per ?cent")
 
 def expressions(text: str, q: Question) -> list[tuple[int, int]]:
     """The expressions in ``text`` that may answer ``q``, a question of a TYPED kind: of its
-    kind, and for a number, not an age ("Reyes, 54, said"); for "how many", a count, not a
-    percentage, an amount of money or a distance."""
-    found = find_typed(text, q.kind)
+    kind and not already in the question, and for a number, not an age ("Reyes, 54,
+    said"); for "how many", a count, not a percentage, a sum, a distance or a duration."""
+    asked = q.text.lower()
+    # what the question already says is not its answer ("... in 2023?")
+    found = [(s, e) for s, e in find_typed(text, q.kind) if text[s:e].lower() not in asked]
     if q.kind != "number" or not found:
         return found
     excluded = find_typed(text, "age")
-    if re.search(r"\bhow many\b", q.text.lower()):
-        excluded += find_typed(text, "money") + find_typed(text, "measure")
+    if re.search(r"\bhow many\b", asked):
+        for kind in ("money", "measure", "duration"):
+            excluded += find_typed(text, kind)
         found = [(s, e) for s, e in found if not _PERCENT.search(text, s, e)]
     return [(s, e) for s, e in found if not any(s < xe and xs < e for xs, xe in excluded)]
 
