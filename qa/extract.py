@@ -122,6 +122,9 @@ def expressions(text: str, q: Question) -> list[tuple[int, int]]:
         for kind in ("money", "measure", "duration"):
             excluded += find_typed(text, kind)
         found = [(s, e) for s, e in found if not _PERCENT.search(text, s, e)]
+    elif re.search(r"\b(percentage|percent|share|proportion|rate)\b", asked):
+        # "what percentage ...": a percentage when the sentence has one
+        found = [(s, e) for s, e in found if _PERCENT.search(text, s, e)] or found
     return [(s, e) for s, e in found if not any(s < xe and xs < e for xs, xe in excluded)]
 
 

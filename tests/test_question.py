@@ -143,6 +143,12 @@ def test_the_noun_of_what_date_is_not_a_word_to_look_for():
             "Cancer caused 31 percent of deaths, $4 million in costs and 1,200 deaths over 190 km.",
             ["1,200 deaths"],
         ),
+        # "what percentage" asks for a percentage
+        (
+            "What percentage of the votes did she win?",
+            "She won 12,000 votes, 54 percent of the total.",
+            ["54 percent"],
+        ),
     ],
 )
 def test_number_answers_are_counts_or_amounts_as_asked(question, text, expected):
