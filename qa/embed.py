@@ -40,6 +40,7 @@ BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 BACKENDS = ("onnx", "onnx-int8", "torch")
 EXPORT_VERSION = 1  # bump when the exported files change shape
 TOKEN_BUDGET = 4096  # at most this many tokens (padded) in one model run
+CORES = os.cpu_count() or 1
 SMALL = 8  # requests of at most this many texts are micro-batched with concurrent ones
 
 
@@ -115,7 +116,7 @@ class Embedder:
         # Up to ``lanes`` model runs at once (one thread each: on two cores, two runs side
         # by side embed more questions a second than one run on two threads); requests
         # that arrive while the lanes are busy wait and go together in the next free one.
-        self.lanes = max(1, int(lanes if lanes is not None else (os.cpu_count() or 1)))
+        self.lanes = max(1, int(lanes if lanes is not None else CORES))
         self._cv = threading.Condition()
         self._pending: list[_Request] = []
         self._running = 0
@@ -267,7 +268,7 @@ class _OnnxRunner:
         self.threads in each lane, and lanes run side by side; a question ``alone`` (no
         other run going) uses every core (4.3 ms instead of 5.6 on two cores)."""
         if questions and alone and len(texts) == 1:
-            session = self._session(self.question_file, max(self.threads, os.cpu_count() or 1))
+            session = self._session(self.question_file, max(self.threads, CORES))
             return self._run(session, self.tokenizer.encode_batch(texts))
         if questions and (len(texts) == 1 or self.quantized):
             # One question per run: no batches to plan. The int8 model always runs them
@@ -279,7 +280,7 @@ class _OnnxRunner:
         if questions:
             session = self.question_session
         else:
-            session = self._session(self.model_file, os.cpu_count() or 1)
+            session = self._session(self.model_file, CORES)
         # sorted by token count, so that each batch pads little, and batched by a token
         # budget as well as by count, so that long sentences go a few at a time (twice
         # the sentences a second of fixed batches of 64, and a smaller memory peak).

@@ -221,7 +221,12 @@ def vector_index(vectors: np.ndarray, dimension: int) -> tuple[object, dict]:
         index = faiss.IndexFlatIP(dimension)
         params = {}
     if len(vectors):
-        index.add(vectors)
+        searching = faiss.omp_get_max_threads()
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # a build may use every core
+        try:
+            index.add(vectors)
+        finally:
+            faiss.omp_set_num_threads(searching)
     info = {
         "kind": type(index).__name__,
         "metric": "inner_product",
