@@ -7,9 +7,10 @@
 3. Hybrid retrieval (``retrieve.py``), then a rerank that prefers sentences holding an
    expression of the expected kind (a date for "when", a number for "how many").
 4. Abstention: the documents do not answer when the fused score falls under the
-   threshold calibrated for this index (see ``calibrate.py``), when a "which X" question
-   asks about an X the documents never mention, or when no sentence near the top holds
-   an expression of the expected kind.
+   threshold calibrated for this index (see ``calibrate.py``), when the sentence shares
+   too few of the question's rarer words, when a "which X" question asks about an X the
+   documents never mention, when no sentence near the top holds an expression of the
+   expected kind, or when a "who" question finds no name it does not already hold.
 5. The answer is the span of the best sentence that answers the question
    (``extract.py``), with its offsets in the document.
 """
