@@ -52,15 +52,16 @@ PATTERNS = {
         rf"(?:\d[\d,.]*|{_NUM_WORD}|a|an) {_UNIT_TIME}\b",
     ],
     "measure": [
-        r"\b\d[\d,.]*(?: (?:million|thousand|hundred))?[ -]?(?:(?:square|cubic) )?"
+        r"\b\d(?:[\d,.]*\d)?(?: (?:million|thousand|hundred))?[ -]?(?:(?:square|cubic) )?"
         r"(?:miles?|kilomet(?:er|re)s?|km|met(?:er|re)s?|m|feet|foot|ft|yards?|inch(?:es)?|cm|"
         r"centimet(?:er|re)s?|millimet(?:er|re)s?|mm|tons?|tonnes?|kilograms?|kg|pounds?|lbs?|"
         r"hectares?|acres?|litres?|liters?|gallons?|square \w+)\b",
     ],
     "money": [
-        r"(?:[$€£¥]|\b(?:US|A|C|NZ|HK)\$) ?\d[\d,.]*(?: ?(?:million|billion|trillion|thousand|"
+        r"(?:[$€£¥]|\b(?:US|A|C|NZ|HK)\$) ?\d(?:[\d,.]*\d)?(?: ?(?:million|billion|trillion|"
+        r"thousand|"
         r"bn|m|k)\b)?",
-        r"\b\d[\d,.]*(?: (?:million|billion|trillion|thousand|hundred))? (?:dollars|euros|"
+        r"\b\d(?:[\d,.]*\d)?(?: (?:million|billion|trillion|thousand|hundred))? (?:dollars|euros|"
         r"pounds|pence|cents|yen|yuan|pesos|francs|rupees|roubles|rubles|reais|USD|EUR|GBP)\b",
     ],
     "number": [
@@ -105,7 +106,18 @@ def find_typed(text: str, kind: str) -> list[tuple[int, int]]:
     return out
 
 
-_PERCENT = re.compile(r"%| per ?cent")
+_PERCENT = re.compile(r"%|\bper ?cent\b")
+
+
+_NUMBER = re.compile(r"\d(?:[\d,.]*\d)?")
+
+
+def _says(question: str, expression: str) -> bool:
+    """Whether the (lower-cased) question holds ``expression``, or the number it starts
+    with ("2012" of "2012 there"), as whole words."""
+    number = _NUMBER.match(expression)
+    said = [expression.lower()] + ([number.group()] if number else [])
+    return any(re.search(rf"(?<!\w){re.escape(x)}(?!\w)", question) for x in said)
 
 
 def expressions(text: str, q: Question) -> list[tuple[int, int]]:
@@ -114,7 +126,7 @@ def expressions(text: str, q: Question) -> list[tuple[int, int]]:
     said"); for "how many", a count, not a percentage, a sum, a distance or a duration."""
     asked = q.text.lower()
     # what the question already says is not its answer ("... in 2023?")
-    found = [(s, e) for s, e in find_typed(text, q.kind) if text[s:e].lower() not in asked]
+    found = [(s, e) for s, e in find_typed(text, q.kind) if not _says(asked, text[s:e])]
     if q.kind != "number" or not found:
         return found
     excluded = find_typed(text, "age")
@@ -301,7 +313,11 @@ def _enclosing_quotation(text: str, s: int, e: int) -> tuple[int, int] | None:
     out of what someone said."""
     for m in QUOTATION.finditer(text):
         qs, qe = m.span(1)
-        if qs <= s and e <= qe and qe - qs <= SHORT_QUOTE:
+        # marks that open after a space and close before a non-letter: straight quotes
+        # could otherwise pair the end of one quotation with the start of the next
+        opens = m.start() == 0 or not text[m.start() - 1].isalnum()
+        closes = m.end() == len(text) or not text[m.end()].isalnum()
+        if opens and closes and qs <= s and e <= qe and qe - qs <= SHORT_QUOTE:
             return qs, _strip_end(text, qs, qe)
     return None
 

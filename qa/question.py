@@ -24,10 +24,12 @@ KIND_PATTERNS = (
     # "how much will it cost": an amount of money, not just any number
     (
         "money",
-        r"\bhow much\b.*\b(cost|pay|paid|spen[dt]|price|worth|fund|funding|budget|aid|"
-        r"money|charg|rais|owe|fine|fee|salar|earn|invest|grant)|"
+        r"\bhow much\b.*\b(costs?|costing|pay|pays|paid|paying|spend|spends|spent|spending|"
+        r"prices?|priced|worth|funds?|funded|funding|budgets?|aid|money|charges?|charged|"
+        r"owes?|owed|fines?|fined|fees?|salary|salaries|earns?|earned|earnings|invest|"
+        r"invested|investment|grants?|granted)\b|"
         r"\bwhat (?:did|does|do|will|would) .*\bcost\b|\bat what (cost|price)\b|"
-        r"^what (?:is|was|are|were|will be) the (?:\w+ ){0,3}(?:cost|price|price tag|bill)\b",
+        r"^what (?:is|was|are|were|will be) the (?:\w+ ){0,3}(?:cost|price|price tag)\b",
     ),
     ("number", r"\bhow (many|much)\b|\bwhat (number|percentage|share|proportion|amount)\b"),
     ("date", r"^when\b|\b(since|until) when\b|\b(what|which) (year|month|day|date|time)\b"),

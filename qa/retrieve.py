@@ -17,11 +17,6 @@ from .index import HNSW_EF_SEARCH, Index
 from .lexical import LexicalIndex
 from .records import Sentence
 
-# A search is one question: FAISS's OpenMP threads would only spin against the model's
-# threads (at 100k sentences, one search took 3.6 ms with two OpenMP threads, 0.8 with
-# one). Index builds raise it for their own work (index.vector_index).
-faiss.omp_set_num_threads(1)
-
 LEXICAL_WEIGHT = 0.7
 POOL = 100  # candidates taken from each ranking before fusing
 
@@ -41,6 +36,11 @@ def dense_search(index: Index, query: np.ndarray, k: int) -> dict[int, float]:
     if k <= 0:
         return {}
     query = query.reshape(1, -1).astype(np.float32)
+    # A search is one question: FAISS's OpenMP threads would only spin against the
+    # model's (at 100k sentences, one search took 3.6 ms with two OpenMP threads, 0.8 with
+    # one). The setting belongs to the calling thread, so it is made here, in every server
+    # thread that searches; index builds raise it for their own work (vector_index).
+    faiss.omp_set_num_threads(1)
     vectors = index.vectors
     if isinstance(vectors, (faiss.IndexHNSW, faiss.IndexRefine)):
         # HNSW explores at least k candidates (and as many as the index was loaded with);

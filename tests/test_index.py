@@ -130,3 +130,23 @@ def test_large_corpora_get_an_hnsw_graph_whose_scores_are_exact(
         assert list(approx) == list(exact)
         for i, score in approx.items():
             assert score == pytest.approx(exact[i], abs=1e-5)
+
+
+def test_an_hnsw_index_loaded_from_disk_searches_from_any_thread(
+    seeds_copy, tmp_path, embedder, article_index, monkeypatch
+):
+    """The loaded graph answers like exact search, from a thread other than the one that
+    loaded it (FAISS's thread settings belong to each thread)."""
+    import threading
+
+    from qa.retrieve import dense_search
+
+    monkeypatch.setenv("QA_HNSW_MIN", "10")
+    build_index(seeds_copy, tmp_path / "index", embedder)
+    graph = load_index(tmp_path / "index")
+    q = embedder.encode_questions(["Who was instructed to use military force?"])[0]
+    found = {}
+    worker = threading.Thread(target=lambda: found.update(dense_search(graph, q, 10)))
+    worker.start()
+    worker.join(timeout=30)
+    assert list(found) == list(dense_search(article_index, q, 10))

@@ -14,6 +14,10 @@ from qa.text import content_stems, stem
         ("How many people attended?", "number"),
         ("How much did it cost?", "money"),
         ("What was the total price tag of the building?", "money"),
+        # words that only begin like money words are not about money
+        ("How much did the investigation find?", "number"),
+        ("How much did the aides know?", "number"),
+        ("What is the name of the bill?", "other"),
         ("How much financial aid does the town receive?", "money"),
         ("How much water can the basins hold?", "number"),
         ("How old is the mayor?", "age"),
@@ -63,6 +67,7 @@ def test_stems_meet_across_forms_and_spellings():
         ("money", "The repair cost 410 million euros in all.", "410 million euros"),
         ("money", "They approved a £48 million plan.", "£48 million"),
         ("money", "Aid of US$5 billion was frozen.", "US$5 billion"),
+        ("money", "It cost $300. Then it rose.", "$300"),  # no full stop in the amount
         # a number asked for comes with its unit rather than with the next word
         ("number", "Basins that hold up to 600,000 cubic metres of water.", "600,000 cubic metres"),
     ],
@@ -143,6 +148,8 @@ def test_the_noun_of_what_date_is_not_a_word_to_look_for():
             "Cancer caused 31 percent of deaths, $4 million in costs and 1,200 deaths over 190 km.",
             ["1,200 deaths"],
         ),
+        # a number the question holds is not its answer, even inside a longer one
+        ("How many boats were there in 2012?", "In 2012 there were 12 boats.", ["12 boats"]),
         # "what percentage" asks for a percentage
         (
             "What percentage of the votes did she win?",
