@@ -107,8 +107,6 @@ def find_typed(text: str, kind: str) -> list[tuple[int, int]]:
 
 
 _PERCENT = re.compile(r"%|\bper ?cent\b")
-
-
 _NUMBER = re.compile(r"\d(?:[\d,.]*\d)?")
 
 
@@ -130,12 +128,11 @@ def expressions(text: str, q: Question) -> list[tuple[int, int]]:
     if q.kind != "number" or not found:
         return found
     excluded = find_typed(text, "age")
-    if re.search(r"\bhow many\b", asked):
+    if q.asks_count:
         for kind in ("money", "measure", "duration"):
             excluded += find_typed(text, kind)
         found = [(s, e) for s, e in found if not _PERCENT.search(text, s, e)]
-    elif re.search(r"\b(percentage|percent|share|proportion|rate)\b", asked):
-        # "what percentage ...": a percentage when the sentence has one
+    elif q.asks_share:
         found = [(s, e) for s, e in found if _PERCENT.search(text, s, e)] or found
     return [(s, e) for s, e in found if not any(s < xe and xs < e for xs, xe in excluded)]
 

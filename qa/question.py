@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from .text import Token, acronyms, tokenize
 
@@ -71,6 +72,16 @@ class Question:
     @property
     def wants_span(self) -> bool:
         return self.kind not in ("yesno",)
+
+    @cached_property
+    def asks_count(self) -> bool:
+        """ "How many ...": a count, not a percentage, a sum, a distance or a duration."""
+        return bool(re.search(r"\bhow many\b", self.text.lower()))
+
+    @cached_property
+    def asks_share(self) -> bool:
+        """ "What percentage ...": a percentage, when the sentence has one."""
+        return bool(re.search(r"\b(percentage|percent|share|proportion|rate)\b", self.text.lower()))
 
 
 def read_question(text: str) -> Question:
