@@ -26,7 +26,10 @@ ENV_VARS = {
     "QA_EMBED_LANES": "embed_lanes",
     "QA_CACHE": "cache_dir",
     "QA_HNSW_MIN": "hnsw_min_sentences",
+    "QA_READER": "reader",
 }
+# the trained reader that ships inside the package (see qa/read.py and `qa train`)
+DEFAULT_READER = Path(__file__).resolve().parent / "models" / "reader"
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Config:
     cache_dir: Path = Path.home() / ".cache" / "qa"
     # FAISS: exact search below this many sentences, HNSW (approximate) from it on
     hnsw_min_sentences: int = 20_000
+    # the folder of the reader (model.onnx, tokenizer.json, card.json)
+    reader: Path = DEFAULT_READER
 
     @classmethod
     def load(cls, **overrides) -> Config:

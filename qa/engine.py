@@ -18,20 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .answer import Calibration, Turn, answer_question
+from .answer import answer_question
+from .build import build_index
 from .config import Config
-from .embed import load_embedder
-from .index import (
-    MANIFEST,
-    REBUILD_HINT,
-    Index,
-    IndexProblem,
-    build_index,
-    load_index,
-    stale_reason,
-)
+from .embed import Embedder, load_embedder
+from .index import MANIFEST, REBUILD_HINT, Index, IndexProblem, load_index, stale_reason
 from .lexical import LexicalIndex
-from .records import Answer
+from .read import Reader, load_reader
+from .records import Answer, Sentence, Turn
 
 log = logging.getLogger(__name__)
 
@@ -52,29 +46,36 @@ def open_index(
     that says how to rebuild."""
     if rebuild:
         notify(f"rebuilding the index in {config.index_dir} ...")
-        return build_index(config.seeds_dir, config.index_dir, embedder, progress=progress)
+        return build_index(config, embedder, progress=progress)
     reason = stale_reason(config.index_dir, config.seeds_dir, config.model)
     if reason:
         notify(f"{reason}: building the index in {config.index_dir} ...")
-        return build_index(config.seeds_dir, config.index_dir, embedder, progress=progress)
+        return build_index(config, embedder, progress=progress)
     return load_index(config.index_dir)
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """An index, the lexical index of its sentences and its abstention parameters: always
-    used together, prepared once when the index is loaded."""
+    """An index, the lexical index of its sentences and its sentences grouped by document:
+    always used together, prepared once when the index is loaded."""
 
     index: Index
     lexical: LexicalIndex
-    calibration: Calibration
+    by_document: dict[str, tuple[Sentence, ...]]
 
     @classmethod
     def of(cls, index: Index) -> Snapshot:
-        return cls(index, LexicalIndex(index.sentences), Calibration.from_manifest(index.manifest))
+        grouped: dict[str, list[Sentence]] = {doc: [] for doc in index.documents}
+        for s in index.sentences:
+            grouped.setdefault(s.doc, []).append(s)
+        return cls(
+            index,
+            LexicalIndex(index.sentences),
+            {doc: tuple(sentences) for doc, sentences in grouped.items()},
+        )
 
 
-def check_compatible(index: Index, embedder) -> None:
+def check_compatible(index: Index, embedder: Embedder) -> None:
     """IndexProblem unless ``index`` was built with vectors of ``embedder``'s model."""
     manifest = index.path / MANIFEST
     if index.model != embedder.name:
@@ -89,7 +90,7 @@ def check_compatible(index: Index, embedder) -> None:
         )
 
 
-def load_snapshot(index_dir: Path, embedder) -> Snapshot:
+def load_snapshot(index_dir: Path, embedder: Embedder) -> Snapshot:
     """Load, verify and prepare the index in ``index_dir``, retrying once if a build
     replaced it while it was being read."""
     try:
@@ -117,13 +118,21 @@ def index_signature(index_dir: Path, index: Index) -> tuple:
 
 
 class Engine:
-    """Answers questions from the index in ``config.index_dir``."""
+    """Answers questions from the index in ``config.index_dir`` with the reader of
+    ``config.reader``. An embedder or a reader given here is used instead of loading one."""
 
     def __init__(
-        self, config: Config, notify: Callable[[str], None] = print, rebuild: bool = False
+        self,
+        config: Config,
+        notify: Callable[[str], None] = print,
+        rebuild: bool = False,
+        *,
+        embedder: Embedder | None = None,
+        reader: Reader | None = None,
     ):
         self.config = config
-        self.embedder = load_embedder(config.model)
+        self.embedder = embedder or load_embedder(config)
+        self.reader = reader or load_reader(config)
         index = open_index(config, self.embedder, notify, rebuild=rebuild)
         check_compatible(index, self.embedder)
         self._snapshot = Snapshot.of(index)
@@ -151,12 +160,12 @@ class Engine:
         snapshot = self._snapshot  # read once: the whole answer comes from one index
         return answer_question(
             snapshot.index,
-            self.embedder,
             snapshot.lexical,
+            self.embedder,
+            self.reader,
             question,
             history,
             top_k or self.config.top_k,
-            calibration=snapshot.calibration,
         )
 
     # --- hot reload ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The index: a folder holding ``manifest.json``, a FAISS file and the sentences.
+"""The index on disk: a folder holding ``manifest.json``, a FAISS file and the sentences,
+and loading it (building one is ``build.py``).
 
 Layout of ``index/``::
 
@@ -8,29 +9,21 @@ Layout of ``index/``::
     documents-<hash>.jsonl       one line a document: id, sha256, text
 
 Data files are content-named and written before the manifest, which is replaced last and
-atomically: whatever moment a build is stopped at, ``manifest.json`` names complete files
-(the old ones or the new ones), so a crash or Ctrl-C never leaves a broken index.
+atomically (see ``build.py``). Every file is checked against the manifest's sha256 before
+it is read.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import platform
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from . import __version__
-from .documents import Corpus, corpus_fingerprint, load_corpus
+from .documents import corpus_fingerprint
 from .records import Document, Sentence
-from .split import split_sentences
+from .vectors import from_bytes
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -51,255 +44,11 @@ class Index:
     version: str
     documents: dict[str, Document]
     sentences: tuple[Sentence, ...]
-    vectors: object  # faiss.Index
+    vectors: Any  # a faiss.Index
 
     @property
     def model(self) -> str:
         return self.manifest["model"]["name"]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def embedding_text(sentence: Sentence, document: Document) -> str:
-    """The text embedded for a sentence (the citation is always the sentence itself)."""
-    return sentence.text
-
-
-# Weight of the previous sentence in a sentence's vector: a sentence that says "she said"
-# or "the group" is found by what the sentence before it names; the citation stays the
-# sentence itself.
-CONTEXT_WEIGHT = 0.3
-
-
-def with_context(vectors: np.ndarray, sentences: list[Sentence]) -> np.ndarray:
-    """Each sentence's vector plus CONTEXT_WEIGHT times its predecessor's, re-normalised."""
-    if not CONTEXT_WEIGHT or len(vectors) < 2:
-        return vectors
-    mixed = vectors.copy()
-    for i in range(1, len(sentences)):
-        if sentences[i].doc == sentences[i - 1].doc:
-            mixed[i] += CONTEXT_WEIGHT * vectors[i - 1]
-    mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
-    return np.ascontiguousarray(mixed, dtype=np.float32)
-
-
-def sentences_of(document: Document) -> list[Sentence]:
-    return [
-        Sentence(document.id, i, s, e, document.text[s:e])
-        for i, (s, e) in enumerate(split_sentences(document.text))
-    ]
-
-
-# --- building -------------------------------------------------------------------------
-
-
-def build_index(
-    seeds_dir: Path,
-    index_dir: Path,
-    embedder,
-    progress: Callable[[int, int], None] | None = None,
-) -> Index:
-    """Read the corpus, split and embed it, and write a new index into ``index_dir``.
-
-    ``progress(done, total)`` is called as sentences are embedded. Unusable documents are
-    skipped and listed in ``manifest["skipped"]``.
-    """
-
-    started = time.perf_counter()
-    seeds_dir, index_dir = Path(seeds_dir), Path(index_dir)
-    sources = corpus_fingerprint(seeds_dir)
-    corpus: Corpus = load_corpus(seeds_dir)
-    sentences = [s for doc in corpus.documents for s in sentences_of(doc)]
-    by_id = {d.id: d for d in corpus.documents}
-    texts = [embedding_text(s, by_id[s.doc]) for s in sentences]
-
-    done = 0
-
-    def step(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress:
-            progress(done, len(texts))
-
-    vectors = with_context(embedder.encode(texts, progress=step), sentences)
-    flat, faiss_info = vector_index(vectors, embedder.dimension)
-
-    calibration = _calibrate(embedder, corpus, sentences, flat, index_dir)
-    index_dir.mkdir(parents=True, exist_ok=True)
-    files = {
-        "vectors": _write_data(index_dir, "vectors", ".faiss", _faiss_bytes(flat)),
-        "sentences": _write_data(
-            index_dir,
-            "sentences",
-            ".jsonl",
-            _jsonl(
-                [
-                    {"doc": s.doc, "sentence": s.index, "start": s.start, "end": s.end}
-                    for s in sentences
-                ]
-            ),
-        ),
-        "documents": _write_data(
-            index_dir,
-            "documents",
-            ".jsonl",
-            _jsonl([{"id": d.id, "sha256": d.sha256, "text": d.text} for d in corpus.documents]),
-        ),
-    }
-    counts = {}
-    for s in sentences:
-        counts[s.doc] = counts.get(s.doc, 0) + 1
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "model": {"name": embedder.name, "dimension": embedder.dimension},
-        "documents": [
-            {"id": d.id, "sha256": d.sha256, "chars": len(d.text), "sentences": counts.get(d.id, 0)}
-            for d in corpus.documents
-        ],
-        "skipped": list(corpus.skipped),
-        "sources": sources,
-        "counts": {"documents": len(corpus.documents), "sentences": len(sentences)},
-        "faiss": faiss_info,
-        "embedding": {"context_weight": CONTEXT_WEIGHT},
-        "calibration": calibration,
-        "files": files,
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "build_seconds": round(time.perf_counter() - started, 3),
-        "versions": _versions(),
-    }
-    _write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
-    _remove_unreferenced(index_dir, files)
-    return load_index(index_dir)
-
-
-# Exact search up to Config.hnsw_min_sentences (20,000 by default: a millisecond or two);
-# from there on HNSW, an approximate graph index whose recall `qa bench` measures. The
-# graph walks 8-bit codes of the vectors (a quarter of the memory to touch: 0.5 ms a
-# search at 100k sentences instead of 0.85 for full vectors, recall@10 0.985 either way),
-# and the candidates it finds are scored again on the full vectors (IndexRefineFlat), so
-# every score the service sees is exact.
-HNSW_M = 32  # graph degree
-HNSW_EF_CONSTRUCTION = 200  # 64 gave recall@10 0.90-0.94 at 100k; 200 gives 0.99
-HNSW_STORAGE = "sq8"
-# candidates explored per search, set when the index is loaded (a query-time setting, so
-# an index built with another value searches with this one). At 100k sentences: 256 gave
-# recall@10 0.989 in 0.77 ms, 192 0.985 in 0.50 ms, 128 0.972 in 0.36 ms
-HNSW_EF_SEARCH = 192
-
-
-def vector_index(vectors: np.ndarray, dimension: int) -> tuple[object, dict]:
-    """The FAISS index for ``vectors`` and its manifest entry: exact inner product (cosine
-    on unit vectors) for small corpora, HNSW on inner product from ``threshold`` on."""
-    import faiss
-
-    from .config import Config
-
-    threshold = Config.load().hnsw_min_sentences
-    if len(vectors) >= threshold:
-        graph = faiss.IndexHNSWSQ(
-            dimension, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT
-        )
-        graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        graph.hnsw.efSearch = HNSW_EF_SEARCH
-        graph.train(vectors)
-        index = faiss.IndexRefineFlat(graph)  # adds to both; rescores on full vectors
-        graph.this.disown()  # the refine index owns the graph from here on
-        index.own_fields = True
-        params = {
-            "M": HNSW_M,
-            "ef_construction": HNSW_EF_CONSTRUCTION,
-            "ef_search": HNSW_EF_SEARCH,
-            "storage": HNSW_STORAGE,
-        }
-    else:
-        index = faiss.IndexFlatIP(dimension)
-        params = {}
-    if len(vectors):
-        searching = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(os.cpu_count() or 1)  # a build may use every core
-        try:
-            index.add(vectors)
-        finally:
-            faiss.omp_set_num_threads(searching)
-    info = {
-        "kind": type(index).__name__,
-        "metric": "inner_product",
-        "ntotal": index.ntotal,
-        "hnsw_min_sentences": threshold,
-        **params,
-    }
-    return index, info
-
-
-def _calibrate(embedder, corpus: Corpus, sentences: list[Sentence], vectors, index_dir: Path):
-    from .calibrate import calibrate
-    from .lexical import LexicalIndex
-
-    draft = Index(index_dir, {}, "", {d.id: d for d in corpus.documents}, tuple(sentences), vectors)
-    return calibrate(draft, embedder, LexicalIndex(sentences))
-
-
-def _faiss_bytes(index) -> bytes:
-    import faiss
-
-    return faiss.serialize_index(index).tobytes()
-
-
-def _jsonl(rows: list[dict]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
-
-
-def _write_data(index_dir: Path, stem: str, suffix: str, data: bytes) -> dict:
-    digest = hashlib.sha256(data).hexdigest()
-    name = f"{stem}-{digest[:16]}{suffix}"
-    _write_atomic(index_dir / name, data)
-    return {"name": name, "sha256": digest, "bytes": len(data)}
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
-def _remove_unreferenced(index_dir: Path, files: dict) -> None:
-    keep = {f["name"] for f in files.values()}
-    for stem, suffix in (("vectors", ".faiss"), ("sentences", ".jsonl"), ("documents", ".jsonl")):
-        for p in index_dir.glob(f"{stem}-*{suffix}"):
-            if p.name not in keep:
-                with contextlib.suppress(OSError):
-                    p.unlink()
-
-
-def _versions() -> dict:
-    import faiss
-    import sentence_transformers
-    import torch
-
-    return {
-        "qa": __version__,
-        "python": platform.python_version(),
-        "sentence_transformers": sentence_transformers.__version__,
-        "torch": torch.__version__,
-        "faiss": faiss.__version__,
-        "numpy": np.__version__,
-    }
-
-
-# --- loading --------------------------------------------------------------------------
 
 
 def _read_manifest(index_dir: Path) -> tuple[bytes, dict] | None:
@@ -333,14 +82,6 @@ def read_manifest(index_dir: Path) -> dict | None:
     return loaded[1] if loaded else None
 
 
-def manifest_version(index_dir: Path) -> str | None:
-    """The version of the index on disk (a hash of its manifest), or None if absent."""
-    try:
-        return hashlib.sha256((Path(index_dir) / MANIFEST).read_bytes()).hexdigest()[:16]
-    except OSError:
-        return None
-
-
 def _read_checked(index_dir: Path, manifest: dict, key: str) -> bytes:
     try:
         entry = manifest["files"][key]
@@ -363,8 +104,6 @@ def _read_checked(index_dir: Path, manifest: dict, key: str) -> bytes:
 
 def load_index(index_dir: Path) -> Index:
     """Load and verify the index in ``index_dir``; IndexProblem names what is wrong."""
-    import faiss
-
     index_dir = Path(index_dir)
     loaded = _read_manifest(index_dir)
     if loaded is None:
@@ -394,31 +133,18 @@ def load_index(index_dir: Path) -> Index:
                     doc.text[row["start"] : row["end"]],
                 )
             )
-        vectors = faiss.deserialize_index(np.frombuffer(vec_bytes, dtype=np.uint8))
+        vectors = from_bytes(vec_bytes)
         dimension = int(manifest["model"]["dimension"])
     except Exception as exc:  # any inconsistency in files whose checksums matched
         raise IndexProblem(
             f"the index in {index_dir} is inconsistent ({exc}); {REBUILD_HINT}"
         ) from exc
-    graph = hnsw_graph(vectors)
-    if graph is not None:
-        graph.hnsw.efSearch = HNSW_EF_SEARCH
     if vectors.ntotal != len(sentences) or vectors.d != dimension:
         raise IndexProblem(
             f"the index in {index_dir} holds {vectors.ntotal} vectors of dimension {vectors.d} "
             f"for {len(sentences)} sentences of dimension {dimension}; {REBUILD_HINT}"
         )
     return Index(index_dir, manifest, version, documents, tuple(sentences), vectors)
-
-
-def hnsw_graph(vectors):
-    """The HNSW index inside ``vectors`` (itself, or the base of a refine index), or None
-    for exact search."""
-    import faiss
-
-    if hasattr(vectors, "base_index"):
-        vectors = faiss.downcast_index(vectors.base_index)
-    return vectors if hasattr(vectors, "hnsw") else None
 
 
 def stale_reason(index_dir: Path, seeds_dir: Path, model: str) -> str | None:

@@ -36,8 +36,16 @@ class Sentence:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """An earlier turn of the conversation, as the client sends it back."""
+
+    question: str
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
 class Citation:
-    """A cited sentence with the score that ranked it."""
+    """A cited sentence, with the reader's probability that it holds the answer."""
 
     doc: str
     sentence: int

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import faiss
 import numpy as np
 
-from .index import HNSW_EF_SEARCH, Index
+from .embed import Embedder
+from .index import Index
 from .lexical import LexicalIndex
 from .records import Sentence
+from .text import content_stems
+from .vectors import dense_search, reconstruct
 
 LEXICAL_WEIGHT = 0.7
 POOL = 100  # candidates taken from each ranking before fusing
@@ -30,41 +32,15 @@ class Hit:
     lexical: float
 
 
-def dense_search(index: Index, query: np.ndarray, k: int) -> dict[int, float]:
-    """Sentence number -> inner product with ``query``, for the k nearest sentences."""
-    k = min(k, len(index.sentences))
-    if k <= 0:
-        return {}
-    query = query.reshape(1, -1).astype(np.float32)
-    # A search is one question: FAISS's OpenMP threads would only spin against the
-    # model's (at 100k sentences, one search took 3.6 ms with two OpenMP threads, 0.8 with
-    # one). The setting belongs to the calling thread, so it is made here, in every server
-    # thread that searches; index builds raise it for their own work (vector_index).
-    faiss.omp_set_num_threads(1)
-    vectors = index.vectors
-    if isinstance(vectors, (faiss.IndexHNSW, faiss.IndexRefine)):
-        # HNSW explores at least k candidates (and as many as the index was loaded with);
-        # a refine index rescores exactly the k its graph found
-        hnsw = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
-        params = (
-            faiss.IndexRefineSearchParameters(k_factor=1.0, base_index_params=hnsw)
-            if isinstance(vectors, faiss.IndexRefine)
-            else hnsw
-        )
-        scores, ids = vectors.search(query, k, params=params)
-    else:
-        scores, ids = vectors.search(query, k)
-    return {int(i): float(s) for s, i in zip(scores[0], ids[0], strict=False) if i >= 0}
-
-
 def hybrid_search(
     index: Index, lexical: LexicalIndex, query: np.ndarray, terms: dict[str, float], k: int
 ) -> list[Hit]:
-    dense = dense_search(index, query, max(POOL, k))
+    """The ``k`` best sentences by dense score plus LEXICAL_WEIGHT times the lexical one."""
+    dense = dense_search(index.vectors, query, max(POOL, k))
     lex = lexical.top(terms, POOL)
     missing = [i for i in lex if i not in dense]
     if missing:
-        vectors = _reconstruct(index.vectors, missing)
+        vectors = reconstruct(index.vectors, missing)
         dense.update(zip(missing, (vectors @ query).tolist(), strict=False))
     # fuse and rank first; only the k kept become Hits (a stable sort, as before)
     fused = [(d + LEXICAL_WEIGHT * lex.get(i, 0.0), i, d) for i, d in dense.items()]
@@ -72,9 +48,53 @@ def hybrid_search(
     return [Hit(i, index.sentences[i], s, d, lex.get(i, 0.0)) for s, i, d in fused[:k]]
 
 
-def _reconstruct(vectors, ids: list[int]) -> np.ndarray:
-    """The stored vectors of sentences ``ids``, in one call where FAISS allows it."""
-    try:
-        return vectors.reconstruct_batch(np.asarray(ids, dtype=np.int64))
-    except RuntimeError:  # an index kind without batch reconstruction
-        return np.vstack([vectors.reconstruct(i) for i in ids])
+# --- the query ---------------------------------------------------------------------------
+
+HISTORY_WEIGHT = 0.35  # weight of the previous turn in a follow-up's query
+SHORT_ANSWER = 60  # characters: a longer earlier answer is a sentence, not a name to follow
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question and what it carries from the last turn of the conversation."""
+
+    text: str
+    last_question: str = ""
+    last_answer: str = ""  # only when it was a short span
+
+    @property
+    def context(self) -> str:
+        return " ".join(x for x in (self.last_question, self.last_answer) if x)
+
+
+def make_query(question: str, last_question: str = "", last_answer: str | None = None) -> Query:
+    """The query of ``question``; a follow-up carries its last turn's question, and its
+    answer when that is a short span (a whole sentence would pull retrieval back to the
+    previous answer)."""
+    answer = last_answer if last_answer and len(last_answer) <= SHORT_ANSWER else ""
+    return Query(" ".join(question.split()), last_question.strip(), answer.strip())
+
+
+def query_terms(query: Query) -> dict[str, float]:
+    """Lexical terms: the question's words, the last turn's at a lower weight."""
+    terms = {stem: HISTORY_WEIGHT for stem in content_stems(query.context)}
+    terms.update((stem, 1.0) for stem in content_stems(query.text))
+    return terms
+
+
+def query_vector(question: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+    """The dense query: the question's vector, plus the last turn's at a lower weight."""
+    if context is None:
+        return question
+    mixed = question + HISTORY_WEIGHT * context
+    return mixed / (np.linalg.norm(mixed) or 1.0)
+
+
+def retrieve(
+    index: Index, lexical: LexicalIndex, embedder: Embedder, query: Query, k: int
+) -> list[Hit]:
+    """The ``k`` sentences that best match ``query``, best first."""
+    texts = [query.text] + ([query.context] if query.context else [])
+    vectors = embedder.encode_questions(texts)
+    vector = query_vector(vectors[0], vectors[1] if query.context else None)
+    return hybrid_search(index, lexical, vector, query_terms(query), k)

@@ -16,9 +16,10 @@ DATA = Path(__file__).resolve().parent / "data"
 
 @pytest.fixture(scope="session")
 def embedder():
+    from qa.config import Config
     from qa.embed import load_embedder
 
-    return load_embedder()
+    return load_embedder(Config())
 
 
 @pytest.fixture(scope="session")
@@ -29,12 +30,13 @@ def article_text() -> str:
 @pytest.fixture(scope="session")
 def article_index(tmp_path_factory, embedder):
     """An index of the project's seeds, built once for the session (read-only)."""
-    from qa.index import build_index
+    from qa.build import build_index
+    from qa.config import Config
 
     base = tmp_path_factory.mktemp("article")
     seeds = base / "seeds"
     shutil.copytree(SEEDS, seeds)
-    return build_index(seeds, base / "index", embedder)
+    return build_index(Config(seeds_dir=seeds, index_dir=base / "index"), embedder)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +48,7 @@ def engine(article_index, embedder):
     config = Config.load(
         seeds_dir=article_index.path.parent / "seeds", index_dir=article_index.path
     )
-    return Engine(config, notify=lambda m: None)
+    return Engine(config, notify=lambda m: None, embedder=embedder)
 
 
 @pytest.fixture

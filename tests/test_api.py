@@ -13,7 +13,7 @@ from web.app import SECURITY_HEADERS, create_app
 
 @pytest.fixture(scope="module")
 def app(engine):
-    app = create_app({"engine": engine})
+    app = create_app(engine=engine)
     app.config["TESTING"] = True
     return app
 
@@ -181,7 +181,7 @@ def test_document_ids_may_contain_slashes(engine, embedder, tmp_path, article_te
     (tmp_path / "seeds" / "news" / "2025").mkdir(parents=True)
     (tmp_path / "seeds" / "news" / "2025" / "article.txt").write_text(article_text)
     config = Config.load(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
-    app = create_app({"engine": Engine(config, notify=lambda m: None)})
+    app = create_app(engine=Engine(config, notify=lambda m: None))
     r = app.test_client().get("/api/documents/news/2025/article.txt")
     assert r.status_code == 200 and r.get_json()["id"] == "news/2025/article.txt"
     assert app.test_client().get("/api/examples").get_json() == {"examples": []}
@@ -219,7 +219,7 @@ def test_a_failure_inside_the_engine_is_a_500_problem_without_traceback(engine):
         def ask(self, *args, **kwargs):
             raise RuntimeError("secret internal detail")
 
-    client = create_app({"engine": Broken()}).test_client()
+    client = create_app(engine=Broken()).test_client()
     r = ask(client, {"question": "anything"})
     assert r.status_code == 500 and r.mimetype == "application/problem+json"
     text = r.get_data(as_text=True)
@@ -254,7 +254,7 @@ def test_the_rate_limit_is_a_429_problem_with_retry_after(engine, spec):
         index = engine.index
         ask = engine.ask
 
-    client = create_app({"engine": Limited()}).test_client()
+    client = create_app(engine=Limited()).test_client()
     assert [ask(client, {"question": "Who?"}).status_code for _ in range(2)] == [200, 200]
     r = ask(client, {"question": "Who?"})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1

@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from qa import bench
+from qa.bench import corpus, load, run
 from qa.cli import cli
+from qa.config import Config
 
 TINY = (
     "The harbour of Lindqvist opened in 1874. Its first keeper was Mara Olsen, who kept a "
@@ -21,19 +23,19 @@ TINY = (
 
 
 def test_percentile():
-    assert bench.percentile([], 50) == 0.0
-    assert bench.percentile([1.0, 2.0, 3.0], 50) == 2.0
-    assert bench.percentile([1.0, 2.0], 100) == 2.0
+    assert load.percentile([], 50) == 0.0
+    assert load.percentile([1.0, 2.0, 3.0], 50) == 2.0
+    assert load.percentile([1.0, 2.0], 100) == 2.0
 
 
 def test_distinct_questions_never_repeat():
-    questions = list(itertools.islice(bench.distinct_questions([TINY]), 2000))
+    questions = list(itertools.islice(corpus.distinct_questions([TINY]), 2000))
     assert len(set(questions)) == len(questions)
     assert all(q.endswith("?") or q.endswith(")") for q in questions)
 
 
 def test_scale_corpus_writes_prose(tmp_path):
-    info = bench.scale_corpus(tmp_path / "corpus", 300)
+    info = corpus.scale_corpus(tmp_path / "corpus", 300)
     assert info["sentences"] >= 300
     assert info["documents"] == len(list((tmp_path / "corpus").glob("*.txt")))
 
@@ -50,7 +52,7 @@ def tiny_plan(monkeypatch):
         "clients": (4, 4),
         "scale_hnsw_min": (100, 100),
     }
-    monkeypatch.setattr(bench, "PLAN", plan)
+    monkeypatch.setattr(run, "PLAN", plan)
 
 
 def test_run_bench_reports_every_part(tmp_path, tiny_plan):
@@ -58,10 +60,7 @@ def test_run_bench_reports_every_part(tmp_path, tiny_plan):
     seeds.mkdir()
     (seeds / "harbour.txt").write_text(TINY, encoding="utf-8")
     results = bench.run_bench(
-        seeds,
-        "all-MiniLM-L6-v2",
-        threads=4,
-        embed_threads=1,
+        Config(seeds_dir=seeds, threads=4, embed_threads=1),
         quick=True,
         work=tmp_path / "work",
         echo=lambda m: None,

@@ -7,7 +7,8 @@ import threading
 import numpy as np
 import pytest
 
-from qa.embed import Embedder
+from qa.config import Config
+from qa.embed import SentenceEmbedder
 
 QUESTIONS = [f"How many boats did harbour number {i} send to the regatta?" for i in range(24)]
 DOCUMENTS = [
@@ -18,16 +19,16 @@ DOCUMENTS = [
 
 
 @pytest.fixture(scope="module")
-def fp32() -> Embedder:
-    return Embedder(backend="onnx", lanes=2)
+def fp32() -> SentenceEmbedder:
+    return SentenceEmbedder("all-MiniLM-L6-v2", "onnx", 1, Config().cache_dir, lanes=2)
 
 
 @pytest.fixture(scope="module")
-def int8() -> Embedder:
-    return Embedder(backend="onnx-int8", lanes=2)
+def int8() -> SentenceEmbedder:
+    return SentenceEmbedder("all-MiniLM-L6-v2", "onnx-int8", 1, Config().cache_dir, lanes=2)
 
 
-def ask_together(embedder: Embedder, questions: list[str]) -> dict[int, np.ndarray]:
+def ask_together(embedder: SentenceEmbedder, questions: list[str]) -> dict[int, np.ndarray]:
     """Each question from its own thread, all released at once."""
     start = threading.Barrier(len(questions))
     out: dict[int, np.ndarray] = {}

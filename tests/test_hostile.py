@@ -25,7 +25,7 @@ FAST = settings(
 
 @pytest.fixture(scope="module")
 def client(engine):
-    app = create_app({"engine": engine})
+    app = create_app(engine=engine)
     return app.test_client()
 
 
@@ -236,7 +236,7 @@ def test_an_indexed_document_is_still_served(client, engine):
 def test_flask_debug_can_not_be_turned_on(engine, monkeypatch):
     monkeypatch.setenv("FLASK_DEBUG", "1")
     monkeypatch.setenv("FLASK_ENV", "development")
-    app = create_app({"engine": engine})
+    app = create_app(engine=engine)
     assert app.debug is False and app.config["DEBUG"] is False
 
     class Broken:
@@ -246,7 +246,7 @@ def test_flask_debug_can_not_be_turned_on(engine, monkeypatch):
         def ask(self, *args, **kwargs):
             raise RuntimeError("secret internal detail")
 
-    r = create_app({"engine": Broken()}).test_client().post("/api/ask", json={"question": "x"})
+    r = create_app(engine=Broken()).test_client().post("/api/ask", json={"question": "x"})
     text = r.get_data(as_text=True)
     assert r.status_code == 500 and "Werkzeug Debugger" not in text and "secret" not in text
 

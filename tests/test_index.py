@@ -6,7 +6,8 @@ import pytest
 
 from qa.config import Config
 from qa.engine import open_index
-from qa.index import IndexProblem, build_index, load_index, stale_reason
+from helpers import build
+from qa.index import IndexProblem, load_index, stale_reason
 
 
 def test_manifest_records_how_the_index_was_built(article_index):
@@ -41,7 +42,7 @@ def test_several_documents(tmp_path, embedder):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "one.txt").write_text("Bees make honey. Honey is sweet.", encoding="utf-8")
     (tmp_path / "s" / "two.md").write_text("# Trains\nTrains run on rails.", encoding="utf-8")
-    index = build_index(tmp_path / "s", tmp_path / "i", embedder)
+    index = build(tmp_path / "s", tmp_path / "i", embedder)
     assert sorted(index.documents) == ["one.txt", "two.md"]
     assert [(s.doc, s.index, s.text) for s in index.sentences] == [
         ("one.txt", 0, "Bees make honey."),
@@ -69,7 +70,7 @@ def test_stale_index_is_rebuilt_with_a_notice(seeds_copy, tmp_path, embedder):
 
 def test_interrupted_build_leaves_the_previous_index_intact(seeds_copy, tmp_path, embedder):
     index_dir = tmp_path / "index"
-    good = build_index(seeds_copy, index_dir, embedder)
+    good = build(seeds_copy, index_dir, embedder)
     (seeds_copy / "extra.txt").write_text("Another document here.", encoding="utf-8")
 
     class Interrupting:
@@ -79,7 +80,7 @@ def test_interrupted_build_leaves_the_previous_index_intact(seeds_copy, tmp_path
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        build_index(seeds_copy, index_dir, Interrupting())
+        build(seeds_copy, index_dir, Interrupting())
     assert load_index(index_dir).version == good.version
     assert not list(index_dir.glob(".*.tmp"))
 
@@ -91,7 +92,7 @@ def test_damaged_index_gives_a_message_that_says_how_to_rebuild(
     seeds_copy, tmp_path, embedder, damage
 ):
     index_dir = tmp_path / "index"
-    index = build_index(seeds_copy, index_dir, embedder)
+    index = build(seeds_copy, index_dir, embedder)
     files = index.manifest["files"]
     if damage == "manifest_not_json":
         (index_dir / "manifest.json").write_text("{not json", encoding="utf-8")
@@ -108,15 +109,14 @@ def test_damaged_index_gives_a_message_that_says_how_to_rebuild(
 
 
 def test_large_corpora_get_an_hnsw_graph_whose_scores_are_exact(
-    seeds_copy, tmp_path, embedder, article_index, monkeypatch
+    seeds_copy, tmp_path, embedder, article_index
 ):
-    """From QA_HNSW_MIN sentences on, the index is an HNSW graph over 8-bit codes whose
+    """From Config.hnsw_min_sentences on, the index is an HNSW graph over 8-bit codes whose
     candidates are rescored on the full vectors: the ranking and every score match exact
     search (on a corpus this small, the graph finds every true neighbour)."""
-    from qa.retrieve import dense_search
+    from qa.vectors import dense_search
 
-    monkeypatch.setenv("QA_HNSW_MIN", "10")
-    graph = build_index(seeds_copy, tmp_path / "index", embedder)
+    graph = build(seeds_copy, tmp_path / "index", embedder, hnsw_min_sentences=10)
     info = graph.manifest["faiss"]
     assert info["kind"] == type(graph.vectors).__name__ == "IndexRefineFlat"
     assert info["storage"] == "sq8" and info["M"] > 0 and info["ef_search"] >= 10
@@ -125,28 +125,27 @@ def test_large_corpora_get_an_hnsw_graph_whose_scores_are_exact(
         ["Who was instructed to use military force?", "How many members does the group have?"]
     )
     for q in queries:
-        approx = dense_search(graph, q, 10)
-        exact = dense_search(article_index, q, 10)
+        approx = dense_search(graph.vectors, q, 10)
+        exact = dense_search(article_index.vectors, q, 10)
         assert list(approx) == list(exact)
         for i, score in approx.items():
             assert score == pytest.approx(exact[i], abs=1e-5)
 
 
 def test_an_hnsw_index_loaded_from_disk_searches_from_any_thread(
-    seeds_copy, tmp_path, embedder, article_index, monkeypatch
+    seeds_copy, tmp_path, embedder, article_index
 ):
     """The loaded graph answers like exact search, from a thread other than the one that
     loaded it (FAISS's thread settings belong to each thread)."""
     import threading
 
-    from qa.retrieve import dense_search
+    from qa.vectors import dense_search
 
-    monkeypatch.setenv("QA_HNSW_MIN", "10")
-    build_index(seeds_copy, tmp_path / "index", embedder)
+    build(seeds_copy, tmp_path / "index", embedder, hnsw_min_sentences=10)
     graph = load_index(tmp_path / "index")
     q = embedder.encode_questions(["Who was instructed to use military force?"])[0]
     found = {}
-    worker = threading.Thread(target=lambda: found.update(dense_search(graph, q, 10)))
+    worker = threading.Thread(target=lambda: found.update(dense_search(graph.vectors, q, 10)))
     worker.start()
     worker.join(timeout=30)
-    assert list(found) == list(dense_search(article_index, q, 10))
+    assert list(found) == list(dense_search(article_index.vectors, q, 10))

@@ -20,7 +20,8 @@ from jsonschema import Draft202012Validator
 from qa.cli import cli
 from qa.config import Config
 from qa.engine import Engine, load_snapshot
-from qa.index import IndexProblem, build_index, load_index
+from helpers import build
+from qa.index import IndexProblem, load_index
 from web.app import create_app
 
 # Made-up documents, so the answers can only come from one or the other.
@@ -86,13 +87,13 @@ def served(tmp_path, embedder):
     (seeds / DOC).write_text(OLD_TEXT, encoding="utf-8")
     config = Config.load(seeds_dir=seeds, index_dir=tmp_path / "index")
     engine = Engine(config, notify=lambda m: None)
-    yield engine, create_app({"engine": engine}).test_client()
+    yield engine, create_app(engine=engine).test_client()
     engine.stop_watching()
 
 
 @pytest.fixture(scope="module")
 def health_schema(engine):
-    spec = create_app({"engine": engine}).test_client().get("/openapi.json").get_json()
+    spec = create_app(engine=engine).test_client().get("/openapi.json").get_json()
     content = spec["paths"]["/api/health"]["get"]["responses"]["200"]["content"]
     return Draft202012Validator(
         {"components": spec["components"], **content["application/json"]["schema"]}
@@ -101,7 +102,7 @@ def health_schema(engine):
 
 def rebuild(engine, embedder, text: str):
     (engine.config.seeds_dir / DOC).write_text(text, encoding="utf-8")
-    return build_index(engine.config.seeds_dir, engine.config.index_dir, embedder)
+    return build(engine.config.seeds_dir, engine.config.index_dir, embedder)
 
 
 # --- rebuilding while serving (in process) ------------------------------------------------
@@ -196,7 +197,7 @@ def built(tmp_path, embedder):
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     (seeds / DOC).write_text(OLD_TEXT, encoding="utf-8")
-    build_index(seeds, tmp_path / "index", embedder)
+    build(seeds, tmp_path / "index", embedder)
     return ["--seeds", str(seeds), "--index", str(tmp_path / "index")]
 
 
@@ -278,7 +279,7 @@ def test_unusable_documents_are_skipped_with_a_message_naming_them(tmp_path):
     (seeds / DOC).write_text(OLD_TEXT, encoding="utf-8")
     (seeds / "latin1.txt").write_bytes("caf\u00e9 ol\u00e9".encode("latin-1"))
     (seeds / "empty.md").write_text("  \n\n", encoding="utf-8")
-    index = build_index(seeds, tmp_path / "index", FakeEmbedder())
+    index = build(seeds, tmp_path / "index", FakeEmbedder())
     skipped = index.manifest["skipped"]
     assert any(s.startswith("latin1.txt: not valid UTF-8") for s in skipped)
     assert any(s.startswith("empty.md: the document is empty") for s in skipped)
@@ -296,7 +297,7 @@ def test_a_10_mb_document_builds_with_progress(tmp_path):
         size += len(line)
     (seeds / "big.txt").write_text("".join(lines), encoding="utf-8")
     progress = []
-    index = build_index(
+    index = build(
         seeds, tmp_path / "index", FakeEmbedder(), progress=lambda d, t: progress.append((d, t))
     )
     total = index.manifest["counts"]["sentences"]
@@ -326,7 +327,7 @@ def live(tmp_path_factory, embedder):
     workdir = tmp_path_factory.mktemp("live")
     (workdir / "seeds").mkdir()
     (workdir / "seeds" / DOC).write_text(OLD_TEXT, encoding="utf-8")
-    build_index(workdir / "seeds", workdir / "index", embedder)
+    build(workdir / "seeds", workdir / "index", embedder)
     damage_index(workdir / "index", "faiss_overwritten")
     server = start_server(workdir, "--rebuild")
     server.workdir = workdir

@@ -7,7 +7,8 @@ import json
 
 from flask import Blueprint, current_app, jsonify, request
 
-from qa.answer import QuestionError, Turn
+from qa.answer import QuestionError
+from qa.records import Turn
 
 from .problems import APIProblem
 
@@ -128,6 +129,7 @@ def health():
         "index_version": index.version,
         "documents": counts["documents"],
         "sentences": counts["sentences"],
+        "reader": getattr(engine.reader, "name", None),
     }
     if problem:
         body["problem"] = problem
@@ -135,16 +137,10 @@ def health():
 
 
 def _index_and_sentences():
-    """The engine's current index and its sentences grouped by document, computed once
-    per index (the index may be replaced by a rebuild while serving)."""
-    index = _qa()["engine"].index
-    cached = _qa()["sentences"]
-    if cached[0] is not index:
-        from .app import sentences_by_document
-
-        cached = (index, sentences_by_document(index))
-        _qa()["sentences"] = cached  # one reference: readers see old or new, never a mix
-    return index, cached[1]
+    """The engine's current index and its sentences grouped by document (one snapshot: a
+    rebuild may replace it while serving)."""
+    snapshot = _qa()["engine"].snapshot
+    return snapshot.index, snapshot.by_document
 
 
 @bp.get("/documents")

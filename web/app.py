@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
 from qa.config import Config
 
 from .ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from qa.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +32,13 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(config: Config | Mapping | None = None) -> Flask:
-    """The web app. ``config`` is a Config, or a dict of Config overrides (tests), which may
-    also hold a pre-built ``engine`` so a test session loads the model only once."""
-    overrides = dict(config) if isinstance(config, Mapping) else {}
-    engine = overrides.pop("engine", None)
-    if isinstance(config, Config):
-        settings = config
-    elif engine is not None and not overrides:
-        settings = engine.config
-    else:
-        settings = Config.load(**overrides)
+def create_app(config: Config | None = None, *, engine: Engine | None = None) -> Flask:
+    """The web app. ``config`` defaults to the environment's (QA_*); ``engine`` is the
+    engine that answers (by default one is loaded from ``config``; tests pass theirs, so
+    that a test session loads the model once)."""
+    if config is None:
+        config = engine.config if engine is not None else Config.load()
+    settings = config
     if engine is None:
         from qa.engine import Engine
 
@@ -56,8 +55,6 @@ def create_app(config: Config | Mapping | None = None) -> Flask:
         "config": settings,
         "engine": engine,
         "examples": load_examples(Path(settings.seeds_dir)),
-        # (index, its sentences by document): replaced when the engine loads a new index
-        "sentences": (engine.index, sentences_by_document(engine.index)),
         "rate_limiter": RateLimiter(settings.rate_limit),
     }
 
@@ -92,11 +89,3 @@ def load_examples(seeds_dir: Path) -> list[str]:
         log.warning("ignoring %s: not a JSON list", path)
         return []
     return [q.strip() for q in data if isinstance(q, str) and q.strip()]
-
-
-def sentences_by_document(index) -> dict[str, list]:
-    """The index's sentences grouped by document, in order (built once, served often)."""
-    grouped: dict[str, list] = {doc: [] for doc in index.documents}
-    for s in index.sentences:
-        grouped.setdefault(s.doc, []).append(s)
-    return grouped

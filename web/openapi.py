@@ -70,7 +70,13 @@ def spec(config) -> dict:
                 "start": nonneg,
                 "end": nonneg,
                 "text": {"type": "string"},
-                "score": {"type": "number"},
+                "score": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 1,
+                    "description": "the reader's probability that this sentence holds "
+                    "the answer",
+                },
             },
         },
         "Answer": {
@@ -100,9 +106,10 @@ def spec(config) -> dict:
         },
         "Health": {
             "type": "object",
-            "required": ["status", "index_version", "documents", "sentences"],
+            "required": ["status", "index_version", "documents", "sentences", "reader"],
             "additionalProperties": False,
-            "description": "The service answers from the index `index_version`. `degraded`: "
+            "description": "The service answers from the index `index_version`, with the "
+            "reader `reader` (the hash of its model card). `degraded`: "
             "the index on disk was rebuilt or changed but does not load, so the last good "
             "index keeps answering (still HTTP 200); `problem` names the file and says how "
             "to rebuild. The server switches to a rebuilt index on its own within seconds.",
@@ -111,6 +118,7 @@ def spec(config) -> dict:
                 "index_version": {"type": "string"},
                 "documents": nonneg,
                 "sentences": nonneg,
+                "reader": {"type": ["string", "null"]},
                 "problem": {"type": "string"},
             },
         },

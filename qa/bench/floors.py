@@ -1,0 +1,107 @@
+"""Floors the service is compared with: a bare sentence-transformers PyTorch encode
+of one question, a bare import and load, and `qa --help`; and the recall of the HNSW index
+against exact search."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..embed import Embedder
+from .load import ms
+
+
+def bare_encode_floor(model: str, questions: list[str], threads: int) -> dict:
+    """Median time of a bare sentence-transformers (PyTorch) encode of one question, with
+    the service's embedding threads and with torch's default; the faster is the floor."""
+    import torch  # noqa: I001  (after the offline settings that the loader makes)
+
+    from ..export import load_sentence_transformer
+
+    st = load_sentence_transformer(model)
+    default_threads = torch.get_num_threads()
+    result = {}
+    for label, n in (("service_threads", threads), ("default_threads", default_threads)):
+        torch.set_num_threads(n)
+        st.encode(questions[:2])  # warm up
+        times = []
+        for q in questions:
+            started = time.perf_counter()
+            st.encode([q], normalize_embeddings=True, show_progress_bar=False)
+            times.append(time.perf_counter() - started)
+        result[label] = {"threads": n, "median_ms": ms(statistics.median(times))}
+    torch.set_num_threads(default_threads)
+    result["median_ms"] = min(v["median_ms"] for v in result.values())
+    result["questions"] = len(questions)
+    return result
+
+
+BARE_LOAD = """
+import os, time
+for k, v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"),
+             ("TOKENIZERS_PARALLELISM", "false"), ("TRANSFORMERS_VERBOSITY", "error")):
+    os.environ.setdefault(k, v)
+from sentence_transformers import SentenceTransformer
+model = SentenceTransformer({path!r}, device="cpu")
+model.encode(["How long does a bare start take?"])
+"""
+
+
+def bare_cold_start(model: str, env: dict) -> float:
+    """Seconds for a fresh Python to import sentence-transformers, load the model and
+    encode one question (the same work a first answer needs)."""
+    from ..runner import resolve_model
+
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", BARE_LOAD.format(path=resolve_model(model))],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    return time.perf_counter() - started
+
+
+def measure_help() -> float:
+    """Seconds for `qa --help` in a fresh process (the best of three)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "qa", "--help"], check=True, capture_output=True)
+        best = min(best, time.perf_counter() - started)
+    return round(best, 3)
+
+
+def recall_at_k(index_dir: Path, questions: list[str], embedder: Embedder, k: int = 10) -> dict:
+    """Recall@k of the index's own (possibly approximate) search against exact search over
+    the same vectors, through the function the service uses (which asks for POOL
+    candidates). A sentence counts as found when its score reaches the exact k-th score:
+    near-duplicate sentences tie, and either of two tied sentences is a right answer."""
+    import faiss
+    import numpy as np
+
+    from ..index import load_index
+    from ..retrieve import POOL
+    from ..vectors import dense_search
+
+    index = load_index(index_dir)
+    kind = type(index.vectors).__name__
+    exact = faiss.IndexFlatIP(index.vectors.d)
+    exact.add(index.vectors.reconstruct_n(0, index.vectors.ntotal))
+    queries = embedder.encode_questions(questions)
+    k = min(k, index.vectors.ntotal)
+    found = 0
+    for q in queries:
+        approx = sorted(dense_search(index.vectors, q, max(POOL, k)).values(), reverse=True)[:k]
+        scores, _ = exact.search(np.asarray(q, dtype=np.float32).reshape(1, -1), k)
+        found += sum(s >= scores[0][k - 1] - 1e-5 for s in approx)
+    total = len(queries) * k
+    return {
+        "index_kind": kind,
+        "k": k,
+        "queries": len(queries),
+        "recall": round(found / total, 4) if total else None,
+    }

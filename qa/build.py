@@ -1,0 +1,173 @@
+"""Building an index: read the corpus, split it into sentences, embed them and write the
+index folder (its format is described in ``index.py``).
+
+Data files are content-named and written before the manifest, which is replaced last and
+atomically: whatever moment a build is stopped at, ``manifest.json`` names complete files
+(the old ones or the new ones), so a crash or Ctrl-C never leaves a broken index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import Config
+from .documents import corpus_fingerprint, load_corpus
+from .embed import Embedder
+from .index import FORMAT_VERSION, MANIFEST, Index, load_index
+from .records import Document, Sentence
+from .split import split_sentences
+from .vectors import to_bytes, vector_index
+
+# Weight of the previous sentence in a sentence's vector: a sentence that says "she said"
+# or "the group" is found by what the sentence before it names; the citation stays the
+# sentence itself.
+CONTEXT_WEIGHT = 0.3
+DATA_FILES = (("vectors", ".faiss"), ("sentences", ".jsonl"), ("documents", ".jsonl"))
+
+
+def sentences_of(document: Document) -> list[Sentence]:
+    return [
+        Sentence(document.id, i, s, e, document.text[s:e])
+        for i, (s, e) in enumerate(split_sentences(document.text))
+    ]
+
+
+def with_context(vectors: np.ndarray, sentences: list[Sentence]) -> np.ndarray:
+    """Each sentence's vector plus CONTEXT_WEIGHT times its predecessor's, re-normalised."""
+    if not CONTEXT_WEIGHT or len(vectors) < 2:
+        return vectors
+    mixed = vectors.copy()
+    for i in range(1, len(sentences)):
+        if sentences[i].doc == sentences[i - 1].doc:
+            mixed[i] += CONTEXT_WEIGHT * vectors[i - 1]
+    mixed /= np.linalg.norm(mixed, axis=1, keepdims=True)
+    return np.ascontiguousarray(mixed, dtype=np.float32)
+
+
+def embed_sentences(
+    embedder: Embedder, sentences: list[Sentence], progress: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """The vectors of ``sentences`` as the index keeps them (with their context)."""
+    return with_context(embedder.encode([s.text for s in sentences], progress=progress), sentences)
+
+
+def build_index(
+    config: Config,
+    embedder: Embedder,
+    progress: Callable[[int, int], None] | None = None,
+) -> Index:
+    """Read the corpus in ``config.seeds_dir``, split and embed it, and write a new index
+    into ``config.index_dir``.
+
+    ``progress(done, total)`` is called as sentences are embedded. Unusable documents are
+    skipped and listed in ``manifest["skipped"]``.
+    """
+    started = time.perf_counter()
+    seeds_dir, index_dir = Path(config.seeds_dir), Path(config.index_dir)
+    sources = corpus_fingerprint(seeds_dir)
+    corpus = load_corpus(seeds_dir)
+    sentences = [s for doc in corpus.documents for s in sentences_of(doc)]
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, len(sentences))
+
+    vectors = embed_sentences(embedder, sentences, step)
+    flat, faiss_info = vector_index(vectors, embedder.dimension, config.hnsw_min_sentences)
+    index_dir.mkdir(parents=True, exist_ok=True)
+    positions = [
+        {"doc": s.doc, "sentence": s.index, "start": s.start, "end": s.end} for s in sentences
+    ]
+    docs = [{"id": d.id, "sha256": d.sha256, "text": d.text} for d in corpus.documents]
+    files = {
+        "vectors": _write_data(index_dir, "vectors", ".faiss", to_bytes(flat)),
+        "sentences": _write_data(index_dir, "sentences", ".jsonl", _jsonl(positions)),
+        "documents": _write_data(index_dir, "documents", ".jsonl", _jsonl(docs)),
+    }
+    counts: dict[str, int] = {}
+    for s in sentences:
+        counts[s.doc] = counts.get(s.doc, 0) + 1
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": {"name": embedder.name, "dimension": embedder.dimension},
+        "documents": [
+            {"id": d.id, "sha256": d.sha256, "chars": len(d.text), "sentences": counts.get(d.id, 0)}
+            for d in corpus.documents
+        ],
+        "skipped": list(corpus.skipped),
+        "sources": sources,
+        "counts": {"documents": len(corpus.documents), "sentences": len(sentences)},
+        "faiss": faiss_info,
+        "embedding": {"context_weight": CONTEXT_WEIGHT},
+        "files": files,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "build_seconds": round(time.perf_counter() - started, 3),
+        "versions": _versions(),
+    }
+    _write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
+    _remove_unreferenced(index_dir, files)
+    return load_index(index_dir)
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+def _write_data(index_dir: Path, stem: str, suffix: str, data: bytes) -> dict:
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"{stem}-{digest[:16]}{suffix}"
+    _write_atomic(index_dir / name, data)
+    return {"name": name, "sha256": digest, "bytes": len(data)}
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _remove_unreferenced(index_dir: Path, files: dict) -> None:
+    keep = {f["name"] for f in files.values()}
+    for stem, suffix in DATA_FILES:
+        for p in index_dir.glob(f"{stem}-*{suffix}"):
+            if p.name not in keep:
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"qa": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    # read from the installed packages' metadata: a build need not import torch
+    packages = {
+        "faiss": "faiss-cpu",
+        "onnxruntime": "onnxruntime",
+        "sentence_transformers": "sentence-transformers",
+        "torch": "torch",
+    }
+    for key, package in packages.items():
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[key] = md.version(package)
+    return out

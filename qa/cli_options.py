@@ -1,0 +1,71 @@
+"""Options and error handling shared by the ``qa`` commands."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from .config import Config
+
+
+def corpus_options(f):
+    """--seeds, --index and --model, shared by every command that reads the corpus."""
+
+    @click.option(
+        "--seeds",
+        "seeds_dir",
+        type=click.Path(file_okay=False),
+        help="Folder of .txt/.md documents [env QA_SEEDS; default seeds/].",
+    )
+    @click.option(
+        "--index",
+        "index_dir",
+        type=click.Path(file_okay=False),
+        help="Folder of the built index [env QA_INDEX; default index/].",
+    )
+    @click.option(
+        "--model",
+        help="sentence-transformers model: a path or a name "
+        "[env QA_MODEL; default the bundled all-MiniLM-L6-v2].",
+    )
+    @functools.wraps(f)
+    def wrapper(seeds_dir, index_dir, model, **kwargs):
+        try:
+            config = Config.load(seeds_dir=seeds_dir, index_dir=index_dir, model=model)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return f(config=config, **kwargs)
+
+    return wrapper
+
+
+def library_errors(f):
+    """Turn the library's errors into one clear line and a non-zero exit, no traceback."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        from .answer import QuestionError
+        from .corpus import CorpusError
+        from .documents import DocumentError
+        from .index import IndexProblem
+        from .read import ReaderError
+        from .runner import ModelError
+
+        try:
+            return f(*args, **kwargs)
+        except (
+            CorpusError,
+            DocumentError,
+            IndexProblem,
+            ModelError,
+            QuestionError,
+            ReaderError,
+        ) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper

@@ -1,0 +1,106 @@
+"""``qa train``: the reader, reproduced from the labelled corpus."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .cli_options import corpus_options, library_errors
+from .config import Config
+
+
+@click.command("train")
+@click.option(
+    "--corpus",
+    type=click.Path(file_okay=False, exists=True),
+    default="train",
+    show_default=True,
+    help="The labelled corpus: documents/, questions/ (see train/README.md).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where to write the reader [default: the package's qa/models/reader].",
+)
+@click.option("--seed", type=int, default=13, show_default=True, help="Random seed.")
+@click.option("--epochs", type=click.IntRange(1, 50), default=None, help="Training epochs.")
+@click.option("--layers", type=click.IntRange(1, 12), default=None, help="Transformer layers kept.")
+@click.option("--lr", type=float, default=None, help="Peak learning rate.")
+@click.option(
+    "--negatives",
+    type=click.IntRange(0, 20),
+    default=None,
+    help="Wrong retrieved sentences per question and epoch.",
+)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(0),
+    default=0,
+    help="Stop after this many steps (a smoke run; 0: every epoch).",
+)
+@click.option(
+    "--limit-questions",
+    type=click.IntRange(0),
+    default=0,
+    help="Use only this many questions of each split (a smoke run; 0: all).",
+)
+@click.option(
+    "--sets/--no-sets",
+    default=True,
+    show_default=True,
+    help="Score the development and test sets at the end, for the model card.",
+)
+@click.option("--float", "float_model", is_flag=True, help="Ship the float model, not int8.")
+@corpus_options
+@library_errors
+def train_cmd(
+    config: Config,
+    corpus: str,
+    out: str | None,
+    seed: int,
+    epochs: int | None,
+    layers: int | None,
+    lr: float | None,
+    negatives: int | None,
+    max_steps: int,
+    limit_questions: int,
+    sets: bool,
+    float_model: bool,
+):
+    """Train the reader on the labelled corpus, choose its settings on the validation
+    documents, export it to ONNX and write it with its model card.
+
+    Reproducible: seeded, CPU only; the corpus's hashes and the library versions go into
+    the model card."""
+    from .embed import load_embedder, resolve_model
+    from .training.run import TrainSettings, train_reader
+
+    given = {"epochs": epochs, "layers": layers, "lr": lr, "negatives": negatives}
+    settings = TrainSettings(
+        corpus=Path(corpus),
+        out=Path(out) if out else config.reader,
+        seed=seed,
+        max_steps=max_steps,
+        limit_questions=limit_questions,
+        int8=not float_model,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    command = "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else "qa train"
+    embedder = load_embedder(config)
+    card = train_reader(
+        settings,
+        embedder,
+        resolve_model(config.model),
+        log=lambda m: click.echo(m, err=True),
+        command=command,
+        score=(config, sets),
+    )
+    click.echo(
+        f"reader {card['hash']} written to {settings.out}: reads {card['candidates']} "
+        f"sentences, threshold {card['threshold']}; validation "
+        f"{json.dumps(card['figures']['validation']['chosen'])}"
+    )

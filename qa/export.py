@@ -1,0 +1,182 @@
+"""Loading a sentence-transformers model with PyTorch, and exporting it to ONNX.
+
+Everything here needs torch; a process that only answers never imports this module (the
+ONNX export is made once, into the cache folder, the first time a model is used).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .runner import ModelError, export_folder, resolve_model
+
+
+def offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def load_sentence_transformer(name: str):
+    offline()
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        return SentenceTransformer(resolve_model(name), device="cpu")
+    except Exception as exc:  # the library raises many kinds; all mean the same here
+        raise ModelError(
+            f"cannot load the embedding model {name!r}: give the path of a "
+            f"sentence-transformers model with --model or QA_MODEL ({exc})"
+        ) from exc
+
+
+def _pooling_mode(pooling) -> str:
+    if pooling is None:
+        return "mean"
+    if hasattr(pooling, "get_pooling_mode_str"):  # sentence-transformers before 6
+        return pooling.get_pooling_mode_str()
+    mode = getattr(pooling, "pooling_mode", "mean")
+    if isinstance(mode, (list, tuple)):
+        mode = mode[0] if len(mode) == 1 else "+".join(map(str, mode))
+    return str(getattr(mode, "value", mode))
+
+
+def export_onnx(name: str, cache_dir: Path) -> Path:
+    """The folder of the model's ONNX export, exporting it (with torch) the first time.
+
+    The export is written to a temporary folder and renamed into place, so a stopped
+    export never leaves a half-written model that a later start would trust."""
+    folder = export_folder(name, cache_dir)
+    if (folder / "qa-onnx.json").exists():
+        return folder
+    model = load_sentence_transformer(name)
+    modules = list(model)
+    pooling = modules[1] if len(modules) > 1 else None
+    mode = _pooling_mode(pooling)
+    if mode not in ("mean", "cls") or len(modules) > 3:
+        raise ModelError(
+            f"the model {name!r} has a {mode} pooling or extra layers that the onnx backend "
+            "does not run: use QA_BACKEND=torch"
+        )
+    import torch
+
+    transformer = getattr(modules[0], "auto_model", None) or modules[0].model
+    transformer.eval()
+    tokenizer = model.tokenizer
+    takes_types = "token_type_ids" in tokenizer.model_input_names
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids=None):
+            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids
+            return self.inner(**kwargs).last_hidden_state
+
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_types else [])
+    sample = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        import warnings
+
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                Hidden(transformer),
+                sample,
+                str(tmp / "model.onnx"),
+                input_names=names,
+                output_names=["last_hidden_state"],
+                dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]},
+                opset_version=17,
+                dynamo=False,
+            )
+        tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
+        meta = {
+            "model": name,
+            "dimension": int(model.get_embedding_dimension()),
+            "max_seq_length": int(model.max_seq_length),
+            "pooling": mode,
+            "token_type_ids": takes_types,
+            "normalize": True,
+        }
+        (tmp / "qa-onnx.json").write_text(json.dumps(meta, indent=2))
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another process exported it first
+            if not (folder / "qa-onnx.json").exists():
+                raise
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"cannot export the model {name!r} to ONNX ({exc})") from exc
+    finally:
+        if tmp.exists():
+            import shutil
+
+            with contextlib.suppress(OSError):
+                shutil.rmtree(tmp)
+    return folder
+
+
+def quantized_onnx(folder: Path) -> Path:
+    """The dynamic int8 quantisation of the export in ``folder`` (weights of the matrix
+    products, per channel), made once beside it."""
+    target = folder / "model-int8.onnx"
+    if not target.exists():
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        tmp = folder / f".model-int8.{os.getpid()}.tmp"
+        try:
+            quantize_dynamic(
+                folder / "model.onnx",
+                tmp,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                op_types_to_quantize=["MatMul"],
+            )
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return target
+
+
+class TorchRunner:
+    """sentence-transformers on PyTorch, as the model's authors run it."""
+
+    def __init__(self, name: str):
+        self.model = load_sentence_transformer(name)
+        self.dimension = int(self.model.get_embedding_dimension())
+
+    def encode(
+        self, texts: list[str], batch_size: int, progress, questions=False, alone=False
+    ) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), batch_size):
+            batch = texts[i : i + batch_size]
+            out.append(
+                self.model.encode(
+                    batch,
+                    batch_size=batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            )
+            if progress:
+                progress(len(batch))
+        return np.ascontiguousarray(np.vstack(out), dtype=np.float32)

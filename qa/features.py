@@ -1,0 +1,182 @@
+"""What the reader reads, and how its output becomes a span: shared by training and serving,
+so that the two can never drift apart. Needs only numpy and ``tokenizers`` (no torch).
+
+One row of a batch is one candidate sentence::
+
+    [CLS] question [SEP] last question  last answer [SEP] previous sentence [SEP] sentence [SEP]
+    `---------------- segment 0 -----------------------'  `----------- segment 1 -----------'
+
+(the follow-up part only for a follow-up; the previous sentence only when there is one, and
+only its end). The model gives a start and an end logit for every token; the no-answer
+score of a row is the start plus the end logit of [CLS], as in SQuAD 2.0 readers. A span's
+margin, its start plus end logit minus the no-answer score, compares across sentences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+NEG = -1e4  # the logit of a position that can never start or end a span
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Token budgets of each part of a row (recorded in the model card)."""
+
+    question: int = 32
+    last_question: int = 16
+    last_answer: int = 12
+    previous: int = 24  # the end of the previous sentence, nearest to the sentence
+    sentence: int = 96
+    span: int = 30  # the longest span, in tokens
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Limits:
+        return cls(**{k: int(v) for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence to read, with the sentence before it in its document ("" for none)."""
+
+    sentence: str
+    previous: str = ""
+
+
+@dataclass
+class Batch:
+    ids: np.ndarray  # (rows, width) int64
+    mask: np.ndarray
+    types: np.ndarray
+    first: list[int]  # position of each row's first sentence token
+    offsets: list[np.ndarray]  # (tokens, 2): character offsets in the sentence
+    word_start: list[np.ndarray]  # bool (tokens,): the token begins a word
+    word_end: list[np.ndarray]  # bool (tokens,): the token ends a word
+
+    def feeds(self) -> dict[str, np.ndarray]:
+        return {"input_ids": self.ids, "attention_mask": self.mask, "token_type_ids": self.types}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The reader's view of one candidate: its best span and how it compares to no answer."""
+
+    start: int  # character offsets of the best span in the sentence
+    end: int
+    span_score: float  # start + end logit
+    null_score: float  # the no-answer score of this sentence
+
+    @property
+    def margin(self) -> float:
+        return self.span_score - self.null_score
+
+
+def _word_flags(word_ids: Sequence[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    w = list(word_ids)
+    n = len(w)
+    start = np.array([i == 0 or w[i] != w[i - 1] for i in range(n)], dtype=bool)
+    end = np.array([i == n - 1 or w[i] != w[i + 1] for i in range(n)], dtype=bool)
+    return start, end
+
+
+class Featurizer:
+    """Turns a question and its candidate sentences into one padded batch."""
+
+    def __init__(self, tokenizer, limits: Limits | None = None):
+        self.tokenizer = tokenizer
+        self.limits = limits or Limits()
+        self.cls = tokenizer.token_to_id("[CLS]")
+        self.sep = tokenizer.token_to_id("[SEP]")
+        self.pad = tokenizer.token_to_id("[PAD]") or 0
+
+    def _ids(self, text: str, limit: int, tail: bool = False) -> list[int]:
+        if not text or limit <= 0:
+            return []
+        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        return ids[-limit:] if tail else ids[:limit]
+
+    def encode(
+        self,
+        question: str,
+        candidates: Sequence[Candidate],
+        last_question: str = "",
+        last_answer: str = "",
+    ) -> Batch:
+        lim = self.limits
+        head = [self.cls, *self._ids(question, lim.question), self.sep]
+        follow = self._ids(last_question, lim.last_question) + self._ids(
+            last_answer, lim.last_answer
+        )
+        if follow:
+            head += [*follow, self.sep]
+        encodings = self.tokenizer.encode_batch(
+            [c.sentence for c in candidates], add_special_tokens=False
+        )
+        rows, types, first, offsets, starts, ends = [], [], [], [], [], []
+        for cand, enc in zip(candidates, encodings, strict=True):
+            prev = self._ids(cand.previous, lim.previous, tail=True)
+            tail = [*prev, self.sep] if prev else []
+            n = min(len(enc.ids), lim.sentence)
+            row = head + tail + enc.ids[:n] + [self.sep]
+            first.append(len(head) + len(tail))
+            rows.append(row)
+            types.append([0] * len(head) + [1] * (len(row) - len(head)))
+            offsets.append(np.asarray(enc.offsets[:n], dtype=np.int64).reshape(-1, 2))
+            s, e = _word_flags(enc.word_ids[:n])
+            if n < len(enc.ids):
+                e[-1] = True  # a sentence cut short ends where it was cut
+            starts.append(s)
+            ends.append(e)
+        width = max((len(r) for r in rows), default=0)
+        ids = np.full((len(rows), width), self.pad, dtype=np.int64)
+        mask = np.zeros_like(ids)
+        tt = np.zeros_like(ids)
+        for r, (row, ty) in enumerate(zip(rows, types, strict=True)):
+            ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+            tt[r, : len(row)] = ty
+        return Batch(ids, mask, tt, first, offsets, starts, ends)
+
+
+def span_tokens(batch: Batch, row: int, start: int, end: int) -> tuple[int, int] | None:
+    """The token positions (in the row) of the whole words covering characters
+    ``start:end`` of the row's sentence; None when they fall outside what was read."""
+    off = batch.offsets[row]
+    inside = np.nonzero((off[:, 1] > start) & (off[:, 0] < end))[0]
+    if len(inside) == 0:
+        return None
+    i, j = int(inside[0]), int(inside[-1])
+    while i > 0 and not batch.word_start[row][i]:
+        i -= 1
+    while j < len(off) - 1 and not batch.word_end[row][j]:
+        j += 1
+    return batch.first[row] + i, batch.first[row] + j
+
+
+def read_spans(
+    start_logits: np.ndarray, end_logits: np.ndarray, batch: Batch, max_tokens: int
+) -> list[Reading]:
+    """The best span of each row (whole words, at most ``max_tokens``) and its scores."""
+    out = []
+    for r, off in enumerate(batch.offsets):
+        null = float(start_logits[r, 0] + end_logits[r, 0])
+        n = len(off)
+        if n == 0:
+            out.append(Reading(0, 0, NEG, null))
+            continue
+        a = batch.first[r]
+        s = np.where(batch.word_start[r], start_logits[r, a : a + n], NEG)
+        e = np.where(batch.word_end[r], end_logits[r, a : a + n], NEG)
+        scores = s[:, None] + e[None, :]
+        i, j = np.indices((n, n))
+        scores = np.where((j >= i) & (j - i < max_tokens), scores, 2 * NEG)
+        best = int(np.argmax(scores))
+        i0, j0 = divmod(best, n)
+        out.append(Reading(int(off[i0, 0]), int(off[j0, 1]), float(scores[i0, j0]), null))
+    return out

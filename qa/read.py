@@ -1,0 +1,226 @@
+"""The reader: a trained cross-encoder that finds the answer span in candidate sentences and
+says how much better that span is than no answer. Served with ONNX Runtime only (no torch).
+
+A reader is a folder (``qa/models/reader/`` ships with the package; ``qa train`` writes
+one): ``model.onnx``, ``tokenizer.json`` and ``card.json``, the model card, which records
+how it was trained, its figures, the settings it was validated with (token budgets, how
+many sentences to read, the no-answer threshold, the confidence calibration) and the
+sha256 of every file. Each file is checked against the card when the reader loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .config import DEFAULT_READER, Config
+from .features import Candidate, Featurizer, Limits, Reading, read_spans
+
+CARD = "card.json"
+FILES = ("model.onnx", "tokenizer.json")
+CORES = os.cpu_count() or 1
+
+
+class ReaderError(Exception):
+    """The reader cannot be loaded; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the reader was validated with, read from its model card."""
+
+    candidates: int  # sentences read for each question
+    threshold: float  # margin under which the documents do not answer
+    answer_scale: float  # confidence of an answer: sigmoid(scale * margin + bias)
+    answer_bias: float
+    abstain_scale: float  # confidence of "the documents do not say", on the best margin
+    abstain_bias: float
+
+    @classmethod
+    def from_card(cls, card: dict) -> Settings:
+        c = card["calibration"]
+        return cls(
+            int(card["candidates"]),
+            float(card["threshold"]),
+            float(c["answer"][0]),
+            float(c["answer"][1]),
+            float(c["abstain"][0]),
+            float(c["abstain"][1]),
+        )
+
+    def confidence(self, margin: float, answered: bool) -> float:
+        a, b = (
+            (self.answer_scale, self.answer_bias)
+            if answered
+            else (self.abstain_scale, self.abstain_bias)
+        )
+        z = a * margin + b
+        return 1 / (1 + math.exp(-z)) if z > -50 else 0.0
+
+
+class Reader(Protocol):
+    """Anything that reads candidate sentences for a question."""
+
+    name: str
+    settings: Settings
+
+    def read(
+        self,
+        question: str,
+        candidates: Sequence[Candidate],
+        last_question: str = "",
+        last_answer: str = "",
+    ) -> list[Reading]: ...
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def card_hash(folder: Path) -> str | None:
+    """The name of the reader in ``folder``: the hash of its model card (None if absent)."""
+    try:
+        return hashlib.sha256((Path(folder) / CARD).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def read_card(folder: Path) -> tuple[dict, str]:
+    """The model card of the reader in ``folder`` and its hash (which names the reader)."""
+    path = Path(folder) / CARD
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ReaderError(
+            f"{path} is missing: the reader cannot load; reinstall qa or train one with `qa train`"
+        ) from exc
+    try:
+        card = json.loads(raw)
+        card["files"], card["calibration"], card["threshold"]  # noqa: B018
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReaderError(f"{path} is not a valid model card; retrain with `qa train`") from exc
+    return card, hashlib.sha256(raw).hexdigest()[:16]
+
+
+def verify(folder: Path, card: dict) -> None:
+    """ReaderError naming the first file that is missing or does not match its checksum."""
+    for name in FILES:
+        path = Path(folder) / name
+        expected = (card["files"].get(name) or {}).get("sha256")
+        try:
+            actual = sha256_of(path)
+        except OSError as exc:
+            raise ReaderError(
+                f"{path} is missing: the reader cannot load; reinstall qa or retrain with "
+                "`qa train`"
+            ) from exc
+        if actual != expected:
+            raise ReaderError(
+                f"{path} is damaged (its checksum does not match {CARD}); reinstall qa or "
+                "retrain with `qa train`"
+            )
+
+
+class OnnxReader:
+    """The reader in ONNX Runtime. A question alone gets every core; concurrent questions
+    each run on one thread, side by side."""
+
+    def __init__(self, folder: Path | str = DEFAULT_READER, threads: int = 1):
+        folder = Path(folder)
+        self.folder = folder
+        self.card, self.name = read_card(folder)
+        verify(folder, self.card)
+        self.settings = Settings.from_card(self.card)
+        from tokenizers import Tokenizer
+
+        try:
+            tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            self.featurizer = Featurizer(tokenizer, Limits.from_dict(self.card.get("limits", {})))
+            self._shared = self._session(max(1, threads))
+            self._alone = self._session(max(threads, CORES))
+        except ReaderError:
+            raise
+        except Exception as exc:  # onnxruntime and tokenizers raise their own kinds
+            raise ReaderError(f"the reader in {folder} cannot load ({exc}); retrain it") from exc
+        self._lock = threading.Lock()
+        self._running = 0
+
+    def _session(self, threads: int):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # several threads on one run hand work to each other often: spinning briefly beats
+        # sleeping, but only within a run (see qa/embed.py)
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if threads > 1 else "0"
+        )
+        options.add_session_config_entry("session.force_spinning_stop", "1")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        return ort.InferenceSession(
+            str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
+        )
+
+    def read(
+        self,
+        question: str,
+        candidates: Sequence[Candidate],
+        last_question: str = "",
+        last_answer: str = "",
+    ) -> list[Reading]:
+        """Every candidate read in one batched run."""
+        if not candidates:
+            return []
+        batch = self.featurizer.encode(question, candidates, last_question, last_answer)
+        with self._lock:
+            alone = self._running == 0
+            self._running += 1
+        try:
+            session = self._alone if alone else self._shared
+            start, end = session.run(None, batch.feeds())
+        finally:
+            with self._lock:
+                self._running -= 1
+        return read_spans(start, end, batch, self.featurizer.limits.span)
+
+
+def logits_reader(featurizer: Featurizer, run, settings: Settings, name: str = "training"):
+    """A Reader over any function from a batch to start and end logits (used while
+    training, before the model is exported)."""
+
+    class _Reader:
+        def __init__(self):
+            self.name = name
+            self.settings = settings
+
+        def read(self, question, candidates, last_question="", last_answer=""):
+            if not candidates:
+                return []
+            batch = featurizer.encode(question, candidates, last_question, last_answer)
+            start, end = run(batch)
+            return read_spans(np.asarray(start), np.asarray(end), batch, featurizer.limits.span)
+
+    return _Reader()
+
+
+@lru_cache(maxsize=4)
+def _load(folder: Path, threads: int) -> OnnxReader:
+    return OnnxReader(folder, threads)
+
+
+def load_reader(config: Config) -> OnnxReader:
+    """One reader per folder and process (QA_READER; by default the one in the package)."""
+    return _load(Path(config.reader).resolve(), config.embed_threads)

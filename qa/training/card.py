@@ -1,0 +1,113 @@
+"""The model card beside the reader's weights: ``card.json`` (read by the service: the
+settings it was validated with and the checksum of every file) and ``README.md`` (the same
+for people)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..read import CARD, FILES, sha256_of
+
+
+def write_card(folder: Path, card: dict) -> dict:
+    """Record every file's checksum and size, then write both forms of the card."""
+    card = dict(card)
+    card["files"] = {
+        name: {"sha256": sha256_of(folder / name), "bytes": (folder / name).stat().st_size}
+        for name in FILES
+    }
+    (folder / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
+    (folder / "README.md").write_text(render(card))
+    return card
+
+
+def _table(rows: dict[str, dict]) -> list[str]:
+    names = [
+        "support@1",
+        "answer_hit",
+        "false_abstain",
+        "abstain",
+        "followup",
+        "answer_chars_median",
+    ]
+    out = ["| set | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for label, m in rows.items():
+        out.append(f"| {label} | " + " | ".join(str(m.get(n, "-")) for n in names) + " |")
+    return out
+
+
+def render(card: dict) -> str:
+    t, d, f = card["training"], card["data"], card["figures"]
+    lines = [
+        f"# Model card: {card['name']}",
+        "",
+        "Finds the answer span in a sentence and says when a sentence does not answer, for",
+        "the `qa` service. Retrained from `train/` with one command:",
+        "",
+        f"    {t['command']}",
+        "",
+        "## Model",
+        "",
+        f"- Base: {card['base_model']}",
+        f"- Architecture: {card['architecture']}; no-answer score from [CLS] (SQuAD 2.0)",
+        f"- Quantisation: {card['quantization']}",
+        f"- Token budgets: {json.dumps(card['limits'])}",
+        f"- Reads {card['candidates']} retrieved sentences a question; answers when the best "
+        f"margin reaches {card['threshold']}",
+        f"- Confidence: {card['calibration']['method']}: answer "
+        f"{card['calibration']['answer']}, abstention {card['calibration']['abstain']}",
+        "",
+        "## Training",
+        "",
+        f"- Date: {t['date']}; {t['seconds']} s on the CPU; seed {t['seed']}",
+        f"- {t['epochs']} epochs planned, epoch {t['kept_epoch']} kept; batch {t['batch_size']}, "
+        f"learning rate {t['lr']}, {t['negatives']} retrieved negatives a question; "
+        f"{t['rows']} rows, {t['steps']} steps",
+        f"- Data: `{d['corpus']}`, {d['documents']} documents, {d['questions']} questions; "
+        f"{d['train_questions']} training and {d['validation_questions']} validation questions "
+        f"({len(d['validation_documents'])} validation documents, split by document)",
+        f"- sha256 of the documents {d['sha256']['documents']}, of the questions "
+        f"{d['sha256']['questions']}",
+        f"- Versions: {json.dumps(card['versions'])}",
+        "",
+        "## Figures",
+        "",
+        "Validation (chooses the number of sentences, the threshold and the calibration):",
+        "",
+        *_table(
+            {
+                "validation": f["validation"]["chosen"],
+                **(
+                    {"validation, float model": f["validation_float"]}
+                    if "validation_float" in f
+                    else {}
+                ),
+            }
+        ),
+        "",
+    ]
+    if f.get("sets"):
+        lines += [
+            "Through the service, for the record (nothing is chosen from these):",
+            "",
+            *_table({k: v["metrics"] for k, v in f["sets"].items()}),
+            "",
+        ]
+    if f.get("reliability"):
+        lines += [
+            "Reliability of `confidence` on the test sets (answers given):",
+            "",
+            "| confidence | answers | mean confidence | right |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['bin']} | {r['count']} | {r['confidence']} | {r['right']} |"
+            for r in f["reliability"]
+        ]
+        lines.append("")
+    lines += ["## Files", ""]
+    lines += [
+        f"- `{n}`: {v['bytes']} bytes, sha256 {v['sha256']}" for n, v in card["files"].items()
+    ]
+    return "\n".join(lines) + "\n"

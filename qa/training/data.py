@@ -1,0 +1,135 @@
+"""Training and validation rows for the reader, from the labelled corpus and the service's
+own retrieval.
+
+Each question is asked of its own document exactly as the service would ask it (the same
+embedding, the same hybrid retrieval, the same follow-up query): the sentences retrieval
+returns are what the reader will meet. A training question gives its answering sentence,
+with the span, and the wrong sentences retrieval ranks highest, with no answer; a
+validation question keeps its top retrieved sentences, to be read as the service reads them.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..build import sentences_of, with_context
+from ..corpus import Corpus, Example
+from ..features import Candidate
+from ..index import Index
+from ..lexical import LexicalIndex
+from ..records import Document, Sentence
+from ..retrieve import Hit, hybrid_search, make_query, query_terms, query_vector
+
+
+@dataclass(frozen=True)
+class Row:
+    """One sentence for the reader to learn from: the span, or None for no answer."""
+
+    question: str
+    last_question: str
+    last_answer: str
+    candidate: Candidate
+    span: tuple[int, int] | None  # character offsets in the sentence
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A question and the sentences the service's retrieval returned for it, best first."""
+
+    example: Example
+    question: str
+    last_question: str
+    last_answer: str
+    hits: tuple[Hit, ...]
+    previous: tuple[str, ...]  # the sentence before each hit ("" for the first)
+
+    def candidates(self, n: int) -> list[Candidate]:
+        return [
+            Candidate(h.sentence.text, p)
+            for h, p in zip(self.hits[:n], self.previous, strict=False)
+        ]
+
+
+def document_indexes(corpus: Corpus, embedder) -> dict[str, tuple[Index, LexicalIndex]]:
+    """An in-memory index of each document on its own: the service answers from the
+    documents it is given, and a question is about its own document."""
+    docs = [Document(d, text, "") for d, text in sorted(corpus.documents.items())]
+    sentences = {d.id: sentences_of(d) for d in docs}
+    texts = [s.text for d in docs for s in sentences[d.id]]
+    vectors = embedder.encode(texts)
+    import faiss
+
+    out, row = {}, 0
+    for d in docs:
+        sents = sentences[d.id]
+        v = with_context(vectors[row : row + len(sents)], sents)
+        row += len(sents)
+        flat = faiss.IndexFlatIP(v.shape[1])
+        flat.add(v)
+        index = Index(corpus.root, {}, "", {d.id: d}, tuple(sents), flat)
+        out[d.id] = (index, LexicalIndex(sents))
+    return out
+
+
+def _previous(index: Index, s: Sentence) -> str:
+    return "" if s.index == 0 else index.sentences[s.index - 1].text
+
+
+def ask_all(
+    examples: list[Example], indexes: dict[str, tuple[Index, LexicalIndex]], embedder, k: int
+) -> list[Asked]:
+    """Every example asked of its document; the question vectors embedded in one go."""
+    queries = [
+        make_query(e.question, e.turns[-2] if e.followup else "", e.history_answer)
+        for e in examples
+    ]
+    texts = [q.text for q in queries] + [q.context for q in queries if q.context]
+    vectors = embedder.encode_questions(texts) if texts else np.zeros((0, 0))
+    contexts = iter(vectors[len(queries) :])
+    asked = []
+    for e, q, v in zip(examples, queries, vectors, strict=False):
+        vector = query_vector(v, next(contexts) if q.context else None)
+        index, lexical = indexes[e.doc]
+        hits = tuple(hybrid_search(index, lexical, vector, query_terms(q), k))
+        previous = tuple(_previous(index, h.sentence) for h in hits)
+        asked.append(Asked(e, q.text, q.last_question, q.last_answer, hits, previous))
+    return asked
+
+
+def holds_answer(text: str, example: Example) -> bool:
+    """Whether a sentence holds one of the example's acceptable answers: such a sentence is
+    not taught as having none."""
+    lower = text.lower()
+    return any(a.lower() in lower for a in example.answer if a.strip())
+
+
+def training_rows(
+    asked: list[Asked],
+    indexes: dict[str, tuple[Index, LexicalIndex]],
+    negatives: int,
+    rng: random.Random,
+) -> list[Row]:
+    """The answering sentence of each answerable question, with its span, and up to
+    ``negatives`` wrong sentences from the top of its retrieval (drawn from the first
+    2 x ``negatives``, so that each epoch sees other ones), with no answer."""
+    rows = []
+    for a in asked:
+        e = a.example
+        head = (a.question, a.last_question, a.last_answer)
+        if e.answerable:
+            index, _ = indexes[e.doc]
+            gold = index.sentences[e.sentence]
+            span = (e.answer_start - e.sentence_start, e.answer_end - e.sentence_start)
+            rows.append(Row(*head, Candidate(gold.text, _previous(index, gold)), span))
+        wrong = [
+            (h, p)
+            for h, p in zip(a.hits, a.previous, strict=True)
+            if h.sentence.index != e.sentence
+            and not (e.answerable and holds_answer(h.sentence.text, e))
+        ][: 2 * negatives]
+        for h, p in rng.sample(wrong, min(negatives, len(wrong))):
+            rows.append(Row(*head, Candidate(h.sentence.text, p), None))
+    return rows

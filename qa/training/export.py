@@ -1,0 +1,60 @@
+"""Exporting the trained reader to ONNX, and its dynamic int8 quantisation.
+
+The int8 model quantises the weights of every matrix product and the embedding tables
+(``Gather``): a quarter of the size (the float model is about 90 MB, over what the package
+may carry) and about twice as fast on a CPU. Whether it holds is measured on validation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from .model import SpanModel
+
+INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
+OUTPUTS = ["start_logits", "end_logits"]
+
+
+def export_onnx(model: SpanModel, path: Path) -> Path:
+    """The float model as ONNX, with dynamic batch and length."""
+    model.eval()
+    sample = tuple(torch.ones(2, 16, dtype=torch.long) for _ in INPUTS)
+    axes = {n: {0: "batch", 1: "tokens"} for n in INPUTS + OUTPUTS}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            sample,
+            str(path),
+            input_names=INPUTS,
+            output_names=OUTPUTS,
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
+    return path
+
+
+def quantize(source: Path, target: Path) -> Path:
+    """Dynamic int8: weights quantised once, activations scaled at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        quantize_dynamic(
+            source,
+            tmp,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul", "Gather"],
+        )
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return target

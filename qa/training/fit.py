@@ -1,0 +1,153 @@
+"""Choosing on validation: how many sentences to read, the no-answer threshold and the
+confidence calibration. Torch-free: it works on readings, whatever model made them.
+
+Each validation question is scored with the definitions of ``shared/eval/README.md`` (an
+answer hits when it contains an acceptable answer; the first citation supports it when it
+holds a support string), through the same ``decide`` the service uses.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..decide import decide
+from ..evaluate import is_hit, supports
+from ..features import Reading
+from .data import Asked
+
+
+@dataclass(frozen=True)
+class Outcome:
+    answerable: bool
+    followup: bool
+    margin: float  # the best margin among the sentences read
+    hit: bool  # the best span contains an acceptable answer
+    supported: bool  # the best-ranked sentence holds a support string
+    length: int  # characters of the best span
+
+
+def outcomes(
+    asked: Sequence[Asked], readings: Sequence[Sequence[Reading]], n: int
+) -> list[Outcome]:
+    """What answering each question from its first ``n`` sentences gives, before the
+    threshold (the best span and whether it is right)."""
+    out = []
+    for a, rs in zip(asked, readings, strict=True):
+        rs = list(rs[:n])
+        e = a.example
+        d = decide(rs, 0.0)
+        if d.best is None:
+            out.append(Outcome(e.answerable, e.followup, float("-inf"), False, False, 0))
+            continue
+        r, text = rs[d.best], a.hits[d.best].sentence.text
+        span = text[r.start : r.end]
+        cited = {"text": text}
+        out.append(
+            Outcome(
+                e.answerable,
+                e.followup,
+                d.margin,
+                e.answerable and is_hit(span, e.answer),
+                e.answerable and supports(cited, e.support),
+                len(span),
+            )
+        )
+    return out
+
+
+def metrics(outs: Sequence[Outcome], threshold: float) -> dict[str, float | None]:
+    """The eval metrics of answering when the best margin reaches ``threshold``."""
+    answerable = [o for o in outs if o.answerable]
+    unanswerable = [o for o in outs if not o.answerable]
+    followups = [o for o in answerable if o.followup]
+
+    def rate(xs, pred):
+        return round(sum(1 for x in xs if pred(x)) / len(xs), 4) if xs else None
+
+    def answers(o: Outcome) -> bool:
+        return o.margin >= threshold
+
+    hits = [o.length for o in answerable if answers(o) and o.hit]
+    return {
+        "support@1": rate(answerable, lambda o: o.supported),
+        "answer_hit": rate(answerable, lambda o: answers(o) and o.hit),
+        "false_abstain": rate(answerable, lambda o: not answers(o)),
+        "abstain": rate(unanswerable, lambda o: not answers(o)),
+        "followup": rate(followups, lambda o: answers(o) and o.hit and o.supported),
+        "answer_chars_median": statistics.median(hits) if hits else None,
+    }
+
+
+def objective(m: dict) -> float:
+    """What validation maximises: right answers and right abstentions, weighted equally
+    (each side's rate), so that the share of unanswerable questions does not tilt it."""
+    return (m["answer_hit"] or 0.0) + (m["abstain"] or 0.0)
+
+
+def choose_threshold(outs: Sequence[Outcome]) -> tuple[float, dict]:
+    """The threshold that maximises the objective (midway between two observed margins)."""
+    margins = sorted({o.margin for o in outs if np.isfinite(o.margin)})
+    cuts = [margins[0] - 1.0] if margins else [0.0]
+    cuts += [(a + b) / 2 for a, b in zip(margins, margins[1:], strict=False)]
+    cuts += [margins[-1] + 1.0] if margins else []
+    best = max(cuts, key=lambda t: (round(objective(metrics(outs, t)), 6), -abs(t)))
+    return float(best), metrics(outs, best)
+
+
+def fit_platt(x: Sequence[float], y: Sequence[bool], iterations: int = 100) -> tuple[float, float]:
+    """Logistic calibration p = sigmoid(a x + b), by Newton's method on the log loss, with
+    Platt's smoothed targets so that a clean separation does not run off to infinity."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) == 0:
+        return 1.0, 0.0
+    pos, neg = y.sum(), len(y) - y.sum()
+    t = np.where(y > 0, (pos + 1) / (pos + 2), 1 / (neg + 2))
+    a, b = 1.0, 0.0
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        w = np.maximum(p * (1 - p), 1e-9)
+        g = np.array([np.sum((p - t) * x), np.sum(p - t)])
+        h = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
+        h += np.eye(2) * 1e-6
+        step = np.linalg.solve(h, g)
+        a, b = a - step[0], b - step[1]
+        if np.max(np.abs(step)) < 1e-9:
+            break
+    return float(a), float(b)
+
+
+def calibrate(outs: Sequence[Outcome], threshold: float) -> dict:
+    """Confidence curves fitted on validation: for an answer, the probability that it is
+    right given its margin; for an abstention, the probability that the documents indeed
+    do not answer, given the best margin."""
+    given = [o for o in outs if o.margin >= threshold]
+    withheld = [o for o in outs if o.margin < threshold and np.isfinite(o.margin)]
+    return {
+        "answer": list(fit_platt([o.margin for o in given], [o.hit for o in given])),
+        "abstain": list(
+            fit_platt([o.margin for o in withheld], [not o.answerable for o in withheld])
+        ),
+        "method": "Platt scaling of the best margin, fitted on the validation documents",
+    }
+
+
+def reliability(pairs: Sequence[tuple[float, bool]], edges=(0.0, 0.5, 0.7, 0.8, 0.9, 1.0)):
+    """Rows of (bin, count, mean confidence, share right) for (confidence, right) pairs."""
+    rows = []
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        inside = [(c, r) for c, r in pairs if lo <= c < hi or (hi == 1.0 and c == 1.0)]
+        if inside:
+            rows.append(
+                {
+                    "bin": f"{lo:.1f}-{hi:.1f}",
+                    "count": len(inside),
+                    "confidence": round(float(np.mean([c for c, _ in inside])), 3),
+                    "right": round(float(np.mean([r for _, r in inside])), 3),
+                }
+            )
+    return rows

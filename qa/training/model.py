@@ -1,0 +1,188 @@
+"""The reader as a PyTorch model, and the loop that fits it (training only: serving runs the
+ONNX export in ``qa/read.py``).
+
+A cross-encoder: the bundled all-MiniLM-L6-v2 transformer (optionally its first layers only)
+with one linear layer that gives each token a start and an end logit. The loss is SQuAD
+2.0's: cross-entropy of the start and of the end position over [CLS] and the sentence's
+tokens, [CLS] being the target of a sentence that does not answer.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ..features import NEG, Batch, Featurizer, span_tokens
+from .data import Row
+
+
+class SpanModel(torch.nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+        self.head = torch.nn.Linear(encoder.config.hidden_size, 2)
+        torch.nn.init.normal_(self.head.weight, std=0.02)
+        torch.nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        logits = self.head(hidden)
+        return logits[..., 0], logits[..., 1]
+
+
+def load_model(path: str, layers: int) -> SpanModel:
+    """The transformer of the sentence-transformers model at ``path``, cut to ``layers``."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    encoder = AutoModel.from_pretrained(path)
+    total = len(encoder.encoder.layer)
+    if 0 < layers < total:
+        encoder.encoder.layer = encoder.encoder.layer[:layers]
+        encoder.config.num_hidden_layers = layers
+    return SpanModel(encoder)
+
+
+class Encoded:
+    """The rows featurised once: token ids, the positions that may hold an answer, labels."""
+
+    def __init__(self, rows: list[Row], featurizer: Featurizer):
+        self.ids: list[np.ndarray] = []
+        self.types: list[np.ndarray] = []
+        self.valid: list[tuple[int, int]] = []  # sentence tokens: [first, stop)
+        self.labels: list[tuple[int, int]] = []
+        for r in rows:
+            b = featurizer.encode(r.question, [r.candidate], r.last_question, r.last_answer)
+            label = (0, 0)
+            if r.span is not None:
+                found = span_tokens(b, 0, *r.span)
+                if found is None:
+                    continue  # the span lies beyond the sentence's token budget
+                label = found
+            self.ids.append(b.ids[0])
+            self.types.append(b.types[0])
+            self.valid.append((b.first[0], b.first[0] + len(b.offsets[0])))
+            self.labels.append(label)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def tensors(self, idx: list[int]):
+        width = max(len(self.ids[i]) for i in idx)
+        ids = torch.zeros((len(idx), width), dtype=torch.long)
+        types = torch.zeros_like(ids)
+        mask = torch.zeros_like(ids)
+        allowed = torch.zeros((len(idx), width), dtype=torch.bool)
+        for r, i in enumerate(idx):
+            n = len(self.ids[i])
+            ids[r, :n] = torch.from_numpy(self.ids[i])
+            types[r, :n] = torch.from_numpy(self.types[i])
+            mask[r, :n] = 1
+            a, b = self.valid[i]
+            allowed[r, 0] = True
+            allowed[r, a:b] = True
+        labels = torch.tensor([self.labels[i] for i in idx], dtype=torch.long)
+        return ids, mask, types, allowed, labels
+
+
+def batches(data: Encoded, size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of rows of similar length (little padding), in a shuffled order."""
+    order = list(range(len(data)))
+    rng.shuffle(order)
+    out = []
+    chunk = size * 32
+    for c in range(0, len(order), chunk):
+        part = sorted(order[c : c + chunk], key=lambda i: len(data.ids[i]))
+        out += [part[i : i + size] for i in range(0, len(part), size)]
+    rng.shuffle(out)
+    return out
+
+
+def fit(
+    model: SpanModel,
+    data: Encoded,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    max_steps: int = 0,
+    log: Callable[[str], None] = print,
+    after_epoch: Callable[[int], None] | None = None,
+) -> dict:
+    """Fit ``model`` on ``data``: AdamW, linear warm-up over 6% of the steps and decay."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    plan = [batches(data, batch_size, rng) for _ in range(epochs)]
+    total = sum(len(p) for p in plan)
+    if max_steps:
+        total = min(total, max_steps)
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    rest = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": rest, "weight_decay": 0.0}], lr=lr
+    )
+    warmup = max(1, int(0.06 * total))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    step, started, seen, losses = 0, time.perf_counter(), 0, []
+    for epoch, plan_e in enumerate(plan, 1):
+        model.train()
+        for idx in plan_e:
+            if step >= total:
+                break
+            ids, mask, types, allowed, labels = data.tensors(idx)
+            start, end = model(ids, mask, types)
+            start = start.masked_fill(~allowed, NEG)
+            end = end.masked_fill(~allowed, NEG)
+            loss = (
+                torch.nn.functional.cross_entropy(start, labels[:, 0])
+                + torch.nn.functional.cross_entropy(end, labels[:, 1])
+            ) / 2
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            seen += len(idx)
+            losses.append(loss.item())
+            if step % 50 == 0 or step == total:
+                rate = seen / (time.perf_counter() - started)
+                log(
+                    f"  epoch {epoch} step {step}/{total}: loss {np.mean(losses[-50:]):.3f}, "
+                    f"{rate:.1f} rows/s"
+                )
+        if after_epoch is not None:
+            after_epoch(epoch)
+        if step >= total:
+            break
+    return {
+        "steps": step,
+        "rows_seen": seen,
+        "seconds": round(time.perf_counter() - started, 1),
+        "final_loss": round(float(np.mean(losses[-50:])), 4) if losses else math.nan,
+    }
+
+
+@torch.no_grad()
+def logits(model: SpanModel, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end logits of a featurised batch (evaluation mode)."""
+    model.eval()
+    start, end = model(
+        torch.from_numpy(batch.ids), torch.from_numpy(batch.mask), torch.from_numpy(batch.types)
+    )
+    return start.numpy(), end.numpy()

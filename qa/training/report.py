@@ -1,0 +1,79 @@
+"""Scoring a trained reader through the service on question sets, for the record.
+
+Each set is answered as users meet the service: an index built from the set's documents,
+the engine answering with the reader, scored with the metrics of ``shared/eval``. Nothing
+here chooses anything: the figures go into the model card and the README.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from ..build import build_index
+from ..config import Config
+from ..embed import Embedder
+from ..engine import Engine
+from ..evaluate import Report, evaluate, library_asker, load_items
+from ..read import Reader
+from .fit import reliability
+
+# (name, question set, documents), relative to the project's folder; the development set
+# is validation data (it may guide choices, never training), the others are test sets
+DEFAULT_SETS = (
+    ("dev", "../shared/eval/dev.jsonl", "seeds"),
+    ("article", "tests/data/independent/article.jsonl", "seeds"),
+    ("flood", "tests/data/independent/flood.jsonl", "tests/data/independent/flood"),
+    ("hospital", "tests/data/independent/hospital.jsonl", "tests/data/independent/hospital"),
+    ("football", "tests/data/independent/football.jsonl", "tests/data/independent/football"),
+    ("heldout", "tests/data/independent/heldout.jsonl", "tests/data/independent/heldout"),
+)
+TEST_SETS = frozenset({"article", "flood", "hospital", "football", "heldout"})
+
+
+def available_sets(root: Path) -> list[tuple[str, Path, Path]]:
+    """The default sets that exist under ``root``."""
+    return [
+        (name, root / q, root / s)
+        for name, q, s in DEFAULT_SETS
+        if (root / q).is_file() and (root / s).is_dir()
+    ]
+
+
+def score_set(
+    config: Config, embedder: Embedder, reader: Reader, questions: Path, seeds: Path
+) -> Report:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = replace(config, seeds_dir=Path(seeds), index_dir=Path(tmp) / "index")
+        build_index(settings, embedder)
+        engine = Engine(settings, notify=lambda m: None, embedder=embedder, reader=reader)
+        return evaluate(library_asker(engine), load_items(questions))
+
+
+def score_sets(
+    config: Config,
+    embedder: Embedder,
+    reader: Reader,
+    sets: Sequence[tuple[str, Path, Path]],
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Each set's metrics, and the reliability of ``confidence`` over the test sets."""
+    out: dict = {"sets": {}}
+    answered, withheld = [], []
+    for name, questions, seeds in sets:
+        report = score_set(config, embedder, reader, questions, seeds)
+        out["sets"][name] = {"metrics": report.metrics, "counts": report.counts}
+        log(f"  {name}: {report.metrics}")
+        if name not in TEST_SETS:
+            continue
+        for o in report.outcomes:
+            c = float(o.response["confidence"])
+            if o.abstained:
+                withheld.append((c, not o.item.answerable))
+            else:
+                answered.append((c, o.item.answerable and o.hit))
+    out["reliability"] = reliability(answered)
+    out["reliability_abstentions"] = reliability(withheld)
+    return out
