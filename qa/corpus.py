@@ -221,6 +221,47 @@ def load_corpus(root: Path) -> Corpus:
     return Corpus(root, documents, kinds, tuple(examples), validation_documents(kinds))
 
 
+def stats(root: Path) -> dict:
+    """The datasheet's figures: counts by kind and split, and the word overlap of each
+    question with its sentence, next to the same for the test sets beside the corpus."""
+    corpus = load_corpus(root)
+    words = {d: len(text.split()) for d, text in corpus.documents.items()}
+    kinds: dict[str, dict] = {}
+    for doc, kind in corpus.kinds.items():
+        k = kinds.setdefault(kind, {"documents": 0, "validation": 0, "questions": 0})
+        k["documents"] += 1
+        k["validation"] += doc in corpus.validation
+    for e in corpus.examples:
+        kinds[corpus.kinds[e.doc]]["questions"] += 1
+    train_pairs = [
+        (e.question, corpus.documents[e.doc][e.sentence_start : e.sentence_end])
+        for e in corpus.examples
+        if e.answerable
+    ]
+    hist = {"train/ (answerable)": overlap_histogram(train_pairs)}
+    tests = Path(root).resolve().parent / "tests" / "data" / "independent"
+    for q in sorted(tests.glob("*.jsonl")):
+        seeds = tests / q.stem if (tests / q.stem).is_dir() else tests.parents[2] / "seeds"
+        hist[f"tests/data/independent/{q.name}"] = overlap_histogram(eval_pairs(q, seeds))
+    n = len(corpus.examples)
+    return {
+        "documents": len(corpus.documents),
+        "words": {
+            "min": min(words.values()),
+            "max": max(words.values()),
+            "median": sorted(words.values())[len(words) // 2],
+        },
+        "questions": n,
+        "unanswerable": round(sum(not e.answerable for e in corpus.examples) / n, 3),
+        "followups": round(sum(e.followup for e in corpus.examples) / n, 3),
+        "validation_documents": len(corpus.validation),
+        "validation_questions": len(corpus.split("validation")),
+        "kinds": kinds,
+        "overlap_bins": ["0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1"],
+        "overlap": hist,
+    }
+
+
 def label_file(path: Path, root: Path) -> list[str]:
     """Fill in the labels of every question in ``path`` (in place); the problems found."""
     rows, problems, cache = _read_lines(path), [], {}
@@ -236,8 +277,44 @@ def label_file(path: Path, root: Path) -> list[str]:
     return problems
 
 
+def overlap(question: str, sentence: str) -> float:
+    """The share of the question's content words (stems) that the sentence holds."""
+    from .text import content_stems
+
+    asked = set(content_stems(question))
+    return len(asked & set(content_stems(sentence))) / len(asked) if asked else 0.0
+
+
+def overlap_histogram(pairs: Iterable[tuple[str, str]], bins: int = 5) -> list[float]:
+    """Shares of (question, sentence) pairs by word overlap, in ``bins`` equal bins."""
+    counts = [0] * bins
+    for q, s in pairs:
+        counts[min(bins - 1, int(overlap(q, s) * bins))] += 1
+    total = sum(counts) or 1
+    return [round(c / total, 3) for c in counts]
+
+
+def eval_pairs(questions: Path, seeds: Path) -> list[tuple[str, str]]:
+    """(question, answering sentence) of each answerable question of a ``shared/eval``
+    set: the sentence of its documents that holds its first support string."""
+    sentences = []
+    for path in sorted(Path(seeds).rglob("*")):
+        if path.suffix in (".txt", ".md"):
+            text = path.read_text(encoding="utf-8")
+            sentences += [text[s:e] for s, e in split_sentences(text)]
+    pairs = []
+    for row in _read_lines(Path(questions)):
+        if row.get("answerable") and row.get("support"):
+            key = row["support"][0].lower()
+            hit = next((s for s in sentences if key in s.lower()), None)
+            if hit is not None:
+                pairs.append((row["turns"][-1], hit))
+    return pairs
+
+
 def main(argv: Iterable[str]) -> int:
-    """``python -m qa.corpus label FILE...`` labels files; ``check [ROOT]`` checks all."""
+    """``python -m qa.corpus label FILE...`` labels files; ``check [ROOT]`` checks all;
+    ``stats [ROOT]`` prints the datasheet's figures."""
     args = list(argv)
     if args[:1] == ["label"] and len(args) > 1:
         problems = []
@@ -251,7 +328,10 @@ def main(argv: Iterable[str]) -> int:
         corpus = load_corpus(Path(args[1] if len(args) > 1 else "train"))
         print(f"{len(corpus.documents)} documents, {len(corpus.examples)} questions: ok")
         return 0
-    print("usage: python -m qa.corpus label FILE... | check [ROOT]", file=sys.stderr)
+    if args[:1] == ["stats"]:
+        print(json.dumps(stats(Path(args[1] if len(args) > 1 else "train")), indent=2))
+        return 0
+    print("usage: python -m qa.corpus label FILE... | check [ROOT] | stats [ROOT]", file=sys.stderr)
     return 2
 
 

@@ -8,6 +8,7 @@ may carry) and about twice as fast on a CPU. Whether it holds is measured on val
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -45,6 +46,9 @@ def quantize(source: Path, target: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process is for convolution networks
     try:
         quantize_dynamic(
             source,
@@ -55,6 +59,7 @@ def quantize(source: Path, target: Path) -> Path:
         )
         os.replace(tmp, target)
     finally:
+        root.setLevel(level)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return target

@@ -1,0 +1,87 @@
+"""What the reader reads (one row a candidate sentence) and how logits become a span."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+from qa.embed import resolve_model
+from qa.features import Candidate, Featurizer, Limits, read_spans, span_tokens
+
+SENTENCE = "The council approved a £48 million plan on Tuesday, its leader said."
+
+
+@pytest.fixture(scope="module")
+def featurizer() -> Featurizer:
+    tokenizer = Tokenizer.from_file(str(Path(resolve_model("all-MiniLM-L6-v2")) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return Featurizer(tokenizer, Limits())
+
+
+def test_a_row_is_question_then_previous_sentence_then_sentence(featurizer):
+    batch = featurizer.encode(
+        "How much was the plan?",
+        [Candidate(SENTENCE, "The vote came after a long debate."), Candidate(SENTENCE)],
+        last_question="What did the council do?",
+        last_answer="approved a plan",
+    )
+    tok = featurizer.tokenizer
+    row = batch.ids[0][: batch.mask[0].sum()].tolist()
+    assert row[0] == featurizer.cls and row[-1] == featurizer.sep
+    seps = [i for i, t in enumerate(row) if t == featurizer.sep]
+    parts = [tok.decode(row[a + 1 : b]) for a, b in zip([0, *seps], seps, strict=False)]
+    assert parts == [
+        "how much was the plan?",
+        "what did the council do? approved a plan",
+        "the vote came after a long debate.",
+        "the council approved a £48 million plan on tuesday, its leader said.",
+    ]
+    # segment 1 starts after the question and the follow-up, and covers the rest
+    ones = np.nonzero(batch.types[0])[0]
+    assert tok.decode(batch.ids[0][ones[0] : ones[0] + 3].tolist()) == "the vote came"
+    # the second row has no previous sentence: the sentence follows the question part
+    assert batch.first[1] < batch.first[0]
+    assert batch.mask[1].sum() < batch.mask[0].sum()  # padded to the longer row
+    for row in range(2):
+        a = batch.first[row]
+        n = len(batch.offsets[row])
+        assert tok.decode(batch.ids[row][a : a + n].tolist()).startswith("the council approved")
+
+
+def test_a_span_maps_to_whole_words_and_back(featurizer):
+    batch = featurizer.encode("How much?", [Candidate(SENTENCE)])
+    start = SENTENCE.index("48")  # inside "£48": the whole word is taken
+    tokens = span_tokens(batch, 0, start, start + len("48 million"))
+    assert tokens is not None
+    i, j = tokens
+    n = batch.ids.shape[1]
+    s = np.full((1, n), -5.0)
+    e = np.full((1, n), -5.0)
+    s[0, i], e[0, j] = 4.0, 4.0
+    s[0, 0], e[0, 0] = 1.0, 1.0  # the no-answer score: 2
+    (reading,) = read_spans(s, e, batch, max_tokens=30)
+    assert SENTENCE[reading.start : reading.end] in ("£48 million", "48 million")
+    assert reading.margin == pytest.approx(8.0 - 2.0)
+
+
+def test_spans_never_run_backwards_or_past_the_limit(featurizer):
+    batch = featurizer.encode("Who?", [Candidate(SENTENCE)])
+    n = batch.ids.shape[1]
+    s = np.zeros((1, n))
+    e = np.zeros((1, n))
+    a, last = batch.first[0], batch.first[0] + len(batch.offsets[0]) - 1
+    s[0, last], e[0, a] = 9.0, 9.0  # the best start is after the best end
+    (reading,) = read_spans(s, e, batch, max_tokens=3)
+    assert reading.start < reading.end
+    assert len(SENTENCE[reading.start : reading.end].split()) <= 3
+
+
+def test_a_long_sentence_is_cut_to_its_budget(featurizer):
+    long = " ".join(["word"] * 300) + "."
+    batch = featurizer.encode("What?", [Candidate(long)])
+    assert len(batch.offsets[0]) == Limits().sentence
+    assert span_tokens(batch, 0, len(long) - 5, len(long)) is None  # beyond what was read

@@ -1,0 +1,109 @@
+"""``qa train`` on a tiny corpus, a few steps only: what it writes, that the service loads
+it, that it is reproducible from what it records, and that bad labels stop it. (The full
+run, which ships a model, happens when one decides to: see the README.)"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import cli
+from qa.corpus import load_corpus
+from qa.features import Candidate
+from qa.read import CARD, OnnxReader, ReaderError
+
+TRAIN = Path(__file__).resolve().parents[1] / "train"
+KIND = "news-crime"
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """Two documents of one kind (one for training, one for validation) and their
+    questions, copied from the project's corpus."""
+    root = tmp_path_factory.mktemp("corpus")
+    for part, suffix in (("documents", ".txt"), ("questions", ".jsonl")):
+        for path in sorted((TRAIN / part / KIND).glob(f"*{suffix}"))[:2]:
+            (root / part / KIND).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, root / part / KIND / path.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reader") / "reader"
+    args = ["train", "--corpus", str(tiny_corpus), "--out", str(out), "--epochs", "1"]
+    args += ["--max-steps", "3", "--limit-questions", "12", "--no-sets"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "written to" in result.output
+    return out
+
+
+def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_corpus):
+    card = json.loads((trained / CARD).read_text())
+    for name, entry in card["files"].items():
+        data = (trained / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
+    assert (trained / "README.md").read_text().startswith("# Model card")
+    t = card["training"]
+    assert t["seed"] == 13 and 1 <= t["steps"] <= 3 and t["command"].startswith("qa train")
+    corpus = load_corpus(tiny_corpus)
+    d = card["data"]
+    assert d["documents"] == 2 and d["questions"] == len(corpus.examples)
+    assert len(d["sha256"]["documents"]) == len(d["sha256"]["questions"]) == 64
+    assert {"torch", "onnxruntime", "transformers"} <= set(card["versions"])
+    assert card["candidates"] in t["candidates"]
+    assert set(card["figures"]["validation"]["chosen"]) >= {"answer_hit", "abstain"}
+    assert card["quantization"].startswith("dynamic int8")
+
+
+def test_the_trained_reader_loads_without_torch_and_reads_in_one_batch(trained):
+    reader = OnnxReader(trained)
+    readings = reader.read(
+        "Who stole the painting?",
+        [Candidate("The painting was stolen on Monday.", "The museum opened in 1900."),
+         Candidate("Police arrested a 34-year-old man.")],
+    )
+    assert len(readings) == 2
+    for r in readings:
+        assert 0 <= r.start <= r.end
+    assert len(reader.name) == 16
+
+
+def test_a_damaged_or_missing_model_file_is_refused_naming_it(trained, tmp_path):
+    copy = tmp_path / "reader"
+    shutil.copytree(trained, copy)
+    with open(copy / "model.onnx", "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(ReaderError, match="model.onnx is damaged"):
+        OnnxReader(copy)
+    shutil.copy(trained / "model.onnx", copy / "model.onnx")
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(ReaderError, match="tokenizer.json is missing"):
+        OnnxReader(copy)
+    result = CliRunner().invoke(cli, ["ask", "Who?"], env={"QA_READER": str(copy)})
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "Traceback" not in result.output
+    assert str(copy / "tokenizer.json") in result.output
+
+
+def test_a_label_outside_its_sentence_stops_training_naming_the_item(tiny_corpus, tmp_path):
+    broken = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, broken)
+    path = sorted((broken / "questions" / KIND).glob("*.jsonl"))[0]
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    victim = next(r for r in rows if r["answerable"])
+    victim["answer_end"] = victim["sentence_end"] + 5
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(
+        cli, ["train", "--corpus", str(broken), "--out", str(tmp_path / "r"), "--no-sets"]
+    )
+    assert result.exit_code == 1
+    assert victim["id"] in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()
