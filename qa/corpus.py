@@ -31,6 +31,7 @@ from .split import split_sentences
 
 LABELS = ("sentence", "sentence_start", "sentence_end", "answer_start", "answer_end")
 VALIDATION_SHARE = 0.25  # of each kind's documents, chosen by a hash of their ids
+SPLIT = "split.json"
 
 
 class CorpusError(ValueError):
@@ -218,7 +219,35 @@ def load_corpus(root: Path) -> Corpus:
             examples.append(example)
     if not examples:
         raise CorpusError(f"{root} holds no labelled questions")
-    return Corpus(root, documents, kinds, tuple(examples), validation_documents(kinds))
+    return Corpus(root, documents, kinds, tuple(examples), _validation(root, kinds))
+
+
+def _validation(root: Path, kinds: dict[str, str]) -> frozenset[str]:
+    """The validation documents listed in ``split.json`` (written once, so that the split
+    never moves), or, without one, those ``validation_documents`` chooses."""
+    path = Path(root) / SPLIT
+    if not path.exists():
+        return validation_documents(kinds)
+    try:
+        listed = json.loads(path.read_text(encoding="utf-8"))["validation"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CorpusError(f"{path} is not a split file ({exc})") from exc
+    missing = [d for d in listed if d not in kinds]
+    if missing:
+        raise CorpusError(f"{path} names documents that do not exist: {', '.join(missing)}")
+    return frozenset(listed)
+
+
+def write_split(root: Path) -> Path:
+    """Record the current validation documents in ``split.json``."""
+    documents = {
+        p.relative_to(Path(root) / "documents").as_posix(): ""
+        for p in (Path(root) / "documents").rglob("*.txt")
+    }
+    chosen = validation_documents({d: d.split("/")[0] for d in documents})
+    path = Path(root) / SPLIT
+    path.write_text(json.dumps({"validation": sorted(chosen)}, indent=1) + "\n")
+    return path
 
 
 def stats(root: Path) -> dict:
@@ -314,7 +343,7 @@ def eval_pairs(questions: Path, seeds: Path) -> list[tuple[str, str]]:
 
 def main(argv: Iterable[str]) -> int:
     """``python -m qa.corpus label FILE...`` labels files; ``check [ROOT]`` checks all;
-    ``stats [ROOT]`` prints the datasheet's figures."""
+    ``stats [ROOT]`` prints the datasheet's figures; ``split [ROOT]`` writes split.json."""
     args = list(argv)
     if args[:1] == ["label"] and len(args) > 1:
         problems = []
@@ -327,6 +356,9 @@ def main(argv: Iterable[str]) -> int:
     if args[:1] == ["check"]:
         corpus = load_corpus(Path(args[1] if len(args) > 1 else "train"))
         print(f"{len(corpus.documents)} documents, {len(corpus.examples)} questions: ok")
+        return 0
+    if args[:1] == ["split"]:
+        print(write_split(Path(args[1] if len(args) > 1 else "train")))
         return 0
     if args[:1] == ["stats"]:
         print(json.dumps(stats(Path(args[1] if len(args) > 1 else "train")), indent=2))
