@@ -86,7 +86,7 @@ class Report:
         }
 
 
-def load_items(path: Path) -> list[Item]:
+def load_items(path: str | Path) -> list[Item]:
     items = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
