@@ -193,7 +193,3 @@ def serve_cmd(
 cli.add_command(eval_cmd)
 cli.add_command(bench_cmd)
 cli.add_command(train_cmd)
-
-
-def main():  # pragma: no cover
-    cli()

@@ -54,7 +54,6 @@ class LexicalIndex:
             w: (np.asarray(ids[w], dtype=np.int64), np.asarray(tfs[w], dtype=np.float64))
             for w in ids
         }
-        self.vocabulary = frozenset(self.postings)
 
     def stems(self, position: int) -> tuple[str, ...]:
         """The distinct content stems of sentence ``position`` (``content_stems`` of it)."""
