@@ -32,9 +32,11 @@ browser:
 	    >/dev/null) || echo "could not install chromium: the browser tests will be skipped"; \
 	fi
 
+# mypy reads its settings (strict) from pyproject.toml
 lint: install
 	$(BIN)/ruff check qa web tests
 	$(BIN)/ruff format --check qa web tests
+	$(BIN)/mypy qa
 
 index: install
 	$(BIN)/qa index

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,11 +124,11 @@ def build_index(
     return load_index(index_dir)
 
 
-def _jsonl(rows: list[dict]) -> bytes:
+def _jsonl(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
 
-def _write_data(index_dir: Path, stem: str, suffix: str, data: bytes) -> dict:
+def _write_data(index_dir: Path, stem: str, suffix: str, data: bytes) -> dict[str, Any]:
     digest = hashlib.sha256(data).hexdigest()
     name = f"{stem}-{digest[:16]}{suffix}"
     _write_atomic(index_dir / name, data)
@@ -147,7 +148,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
-def _remove_unreferenced(index_dir: Path, files: dict) -> None:
+def _remove_unreferenced(index_dir: Path, files: dict[str, dict[str, Any]]) -> None:
     keep = {f["name"] for f in files.values()}
     for stem, suffix in DATA_FILES:
         for p in index_dir.glob(f"{stem}-*{suffix}"):
@@ -156,7 +157,7 @@ def _remove_unreferenced(index_dir: Path, files: dict) -> None:
                     p.unlink()
 
 
-def _versions() -> dict:
+def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"qa": __version__, "python": platform.python_version(), "numpy": np.__version__}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -15,6 +16,9 @@ from .cli_measure import bench_cmd, eval_cmd
 from .cli_options import corpus_options, library_errors
 from .cli_train import train_cmd
 from .config import Config
+
+if TYPE_CHECKING:
+    from types import FrameType
 
 
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -41,14 +45,14 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     callback=_print_version,
     help="Show the version of qa and of the reader in use (the hash of its model card).",
 )
-def cli():
+def cli() -> None:
     """Ask questions of your documents; every answer is their own words, with citations."""
 
 
 @cli.command("index")
 @corpus_options
 @library_errors
-def index_cmd(config: Config):
+def index_cmd(config: Config) -> None:
     """Build the index of the documents in the seeds folder."""
     from .build import build_index
     from .embed import load_embedder
@@ -84,7 +88,7 @@ def index_cmd(config: Config):
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON answer.")
 @corpus_options
 @library_errors
-def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool):
+def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> None:
     """Answer QUESTION from the documents, citing the sentences it comes from."""
     from .answer import QuestionError
     from .engine import Engine
@@ -132,7 +136,7 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool):
 @library_errors
 def serve_cmd(
     config: Config, host: str | None, port: int | None, threads: int | None, rebuild: bool
-):
+) -> None:
     """Serve the chat page and the JSON API on waitress, a production WSGI server.
 
     A rebuilt index (`qa index` in another shell) is picked up within seconds."""
@@ -150,7 +154,7 @@ def serve_cmd(
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("qa").setLevel(logging.INFO)  # index switches are worth a line
-    flags = {"host": host, "port": port, "threads": threads}
+    flags: dict[str, Any] = {"host": host, "port": port, "threads": threads}
     config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
     try:
         engine = Engine(config, notify=lambda m: click.echo(m, err=True), rebuild=rebuild)
@@ -167,7 +171,7 @@ def serve_cmd(
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
         ) from exc
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
@@ -189,7 +193,3 @@ def serve_cmd(
 cli.add_command(eval_cmd)
 cli.add_command(bench_cmd)
 cli.add_command(train_cmd)
-
-
-def main():  # pragma: no cover
-    cli()

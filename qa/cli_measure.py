@@ -60,7 +60,7 @@ def eval_cmd(
     verbose: bool,
     minimums: tuple[str, ...],
     maximums: tuple[str, ...],
-):
+) -> None:
     """Score a question set (JSON lines) with the metrics of the eval README."""
     from .evaluate import check_thresholds, evaluate, http_asker, library_asker, load_items
 
@@ -124,7 +124,7 @@ def eval_cmd(
 )
 @corpus_options
 @library_errors
-def bench_cmd(config: Config, quick: bool, out: str, threads: int | None, fresh: bool):
+def bench_cmd(config: Config, quick: bool, out: str, threads: int | None, fresh: bool) -> None:
     """Measure latency, throughput, cold start, build and scale; print a table."""
     from .bench import check_targets, measure_help, run_bench, table, write_results
 

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 import click
 
 from .config import Config
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-def corpus_options(f):
+
+def corpus_options(f: Callable[..., R]) -> Callable[..., R]:
     """--seeds, --index and --model, shared by every command that reads the corpus."""
 
     @click.option(
@@ -31,7 +36,9 @@ def corpus_options(f):
         "[env QA_MODEL; default the bundled all-MiniLM-L6-v2].",
     )
     @functools.wraps(f)
-    def wrapper(seeds_dir, index_dir, model, **kwargs):
+    def wrapper(
+        seeds_dir: str | None, index_dir: str | None, model: str | None, **kwargs: Any
+    ) -> R:
         try:
             config = Config.load(seeds_dir=seeds_dir, index_dir=index_dir, model=model)
         except ValueError as exc:
@@ -41,11 +48,11 @@ def corpus_options(f):
     return wrapper
 
 
-def library_errors(f):
+def library_errors(f: Callable[P, R]) -> Callable[P, R]:
     """Turn the library's errors into one clear line and a non-zero exit, no traceback."""
 
     @functools.wraps(f)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         from .answer import QuestionError
         from .corpus import CorpusError
         from .documents import DocumentError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -70,7 +71,7 @@ def train_cmd(
     limit_questions: int,
     sets: bool,
     float_model: bool,
-):
+) -> None:
     """Train the reader on the labelled corpus, choose its settings on the validation
     documents, export it to ONNX and write it with its model card.
 
@@ -79,7 +80,7 @@ def train_cmd(
     from .embed import load_embedder, resolve_model
     from .training.run import TrainSettings, train_reader
 
-    given = {"epochs": epochs, "layers": layers, "lr": lr, "negatives": negatives}
+    given: dict[str, Any] = {"epochs": epochs, "layers": layers, "lr": lr, "negatives": negatives}
     settings = TrainSettings(
         corpus=Path(corpus),
         out=Path(out) if out else config.reader,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -65,10 +66,10 @@ class Config:
     reader: Path = DEFAULT_READER
 
     @classmethod
-    def load(cls, **overrides) -> Config:
+    def load(cls, **overrides: Any) -> Config:
         """Defaults, overridden by QA_* environment variables, overridden by ``overrides``
         (flags; a value of None means "not given")."""
-        values: dict = {}
+        values: dict[str, Any] = {}
         types = {f.name: f.type for f in fields(cls)}
         for var, name in ENV_VARS.items():
             raw = os.environ.get(var)
@@ -80,7 +81,7 @@ class Config:
         return replace(cls(), **values)
 
 
-def _coerce(name: str, kind: str, value):
+def _coerce(name: str, kind: object, value: Any) -> Path | int | str:
     try:
         if kind == "Path":
             return Path(value)

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .split import split_sentences
 
@@ -79,7 +80,7 @@ class Corpus:
         return [e for e in self.examples if (e.doc in self.validation) == want]
 
 
-def _read_lines(path: Path) -> list[dict]:
+def _read_lines(path: Path) -> list[dict[str, Any]]:
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -94,7 +95,7 @@ def _read_lines(path: Path) -> list[dict]:
     return rows
 
 
-def label_row(row: dict, text: str) -> dict:
+def label_row(row: dict[str, Any], text: str) -> dict[str, Any]:
     """``row`` with its labels filled in from ``span`` and its first support string."""
     where = row.get("id", "?")
     if not row.get("answerable"):
@@ -123,7 +124,7 @@ def label_row(row: dict, text: str) -> dict:
     return out
 
 
-def check_row(row: dict, text: str, sentences: list[tuple[int, int]]) -> Example:
+def check_row(row: dict[str, Any], text: str, sentences: list[tuple[int, int]]) -> Example:
     """The example of a labelled ``row``; CorpusError naming it when a label is wrong."""
     where = row.get("id", "?")
     try:
@@ -200,14 +201,14 @@ def load_corpus(root: Path) -> Corpus:
     root = Path(root)
     documents: dict[str, str] = {}
     for path in sorted((root / "documents").rglob("*.txt")):
-        doc = path.relative_to(root / "documents").as_posix()
-        _document(root, doc, documents)
+        name = path.relative_to(root / "documents").as_posix()
+        _document(root, name, documents)
     kinds = {d: d.split("/")[0] for d in documents}
     split: dict[str, list[tuple[int, int]]] = {}
     examples, seen = [], set()
     for path in question_files(root):
         for row in _read_lines(path):
-            doc = row.get("doc")
+            doc: Any = row.get("doc")  # a JSON value, checked against the documents
             if doc not in documents:
                 raise CorpusError(f"{path}: {row.get('id', '?')}: no document {doc!r}")
             if doc not in split:
@@ -250,12 +251,12 @@ def write_split(root: Path) -> Path:
     return path
 
 
-def stats(root: Path) -> dict:
+def stats(root: Path) -> dict[str, Any]:
     """The datasheet's figures: counts by kind and split, and the word overlap of each
     question with its sentence, next to the same for the test sets beside the corpus."""
     corpus = load_corpus(root)
     words = {d: len(text.split()) for d, text in corpus.documents.items()}
-    kinds: dict[str, dict] = {}
+    kinds: dict[str, dict[str, int]] = {}
     for doc, kind in corpus.kinds.items():
         k = kinds.setdefault(kind, {"documents": 0, "validation": 0, "questions": 0})
         k["documents"] += 1
@@ -293,7 +294,9 @@ def stats(root: Path) -> dict:
 
 def label_file(path: Path, root: Path) -> list[str]:
     """Fill in the labels of every question in ``path`` (in place); the problems found."""
-    rows, problems, cache = _read_lines(path), [], {}
+    rows = _read_lines(path)
+    problems: list[str] = []
+    cache: dict[str, str] = {}
     out = []
     for row in rows:
         try:

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -49,13 +49,28 @@ SMALL = 8  # requests of at most this many texts are micro-batched with concurre
 CORES = os.cpu_count() or 1
 
 
+class _Runner(Protocol):
+    """A model run: ``runner.OnnxRunner`` or ``export.TorchRunner``."""
+
+    dimension: int
+
+    def encode(
+        self,
+        texts: list[str],
+        batch_size: int,
+        progress: Callable[[int], None] | None,
+        questions: bool = False,
+        alone: bool = False,
+    ) -> np.ndarray: ...
+
+
 class _Request:
     __slots__ = ("texts", "result", "error", "done", "taken")
 
     def __init__(self, texts: list[str]):
         self.texts = texts
         self.taken = False
-        self.result = None
+        self.result: np.ndarray | None = None
         self.error: BaseException | None = None
         self.done = False
 
@@ -90,7 +105,7 @@ class SentenceEmbedder:
         self.name = name
         self.backend = backend
         self.threads = max(1, int(threads))
-        self._runner: Any
+        self._runner: _Runner
         if backend == "torch":
             from .export import TorchRunner
 
@@ -116,7 +131,12 @@ class SentenceEmbedder:
         self._pending: list[_Request] = []
         self._running = 0
 
-    def encode(self, texts: list[str], batch_size: int = 64, progress=None) -> np.ndarray:
+    def encode(
+        self,
+        texts: list[str],
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Full-precision vectors of documents' ``texts``, with every lane (an index build);
         ``progress(n)`` is called after each batch of n texts."""
         return self._encode_alone(list(texts), batch_size, progress, questions=False)
@@ -128,7 +148,13 @@ class SentenceEmbedder:
             return self._encode_together(texts)
         return self._encode_alone(texts, 64, None, questions=True)
 
-    def _encode_alone(self, texts: list[str], batch_size: int, progress, questions: bool):
+    def _encode_alone(
+        self,
+        texts: list[str],
+        batch_size: int,
+        progress: Callable[[int], None] | None,
+        questions: bool,
+    ) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._cv:  # a big job has every lane to itself
@@ -188,6 +214,7 @@ class SentenceEmbedder:
     def _result(request: _Request) -> np.ndarray:
         if request.error is not None:
             raise request.error
+        assert request.result is not None  # a request done without an error has its rows
         return request.result
 
 

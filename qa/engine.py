@@ -36,7 +36,7 @@ RETRY_DELAY = 0.2
 
 def open_index(
     config: Config,
-    embedder,
+    embedder: Embedder,
     notify: Callable[[str], None] = print,
     progress: Callable[[int, int], None] | None = None,
     rebuild: bool = False,
@@ -102,12 +102,14 @@ def load_snapshot(index_dir: Path, embedder: Embedder) -> Snapshot:
     return Snapshot.of(index)
 
 
-def index_signature(index_dir: Path, index: Index) -> tuple:
+def index_signature(
+    index_dir: Path, index: Index
+) -> tuple[tuple[str, int, int, int] | tuple[str, None], ...]:
     """A cheap fingerprint of the index folder: the stat of the manifest and of the data
     files the loaded index came from. It changes when a build replaces the manifest, and
     when a file of the loaded index is damaged or removed."""
     names = [MANIFEST] + [f.get("name", "") for f in index.manifest["files"].values()]
-    signature = []
+    signature: list[tuple[str, int, int, int] | tuple[str, None]] = []
     for name in names:
         try:
             st = os.stat(Path(index_dir) / name)

@@ -12,9 +12,13 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 # ask(question, history) -> the JSON answer as a dict; history is [{"question", "answer"}]
-AskFn = Callable[[str, list[dict]], dict]
+AskFn = Callable[[str, list[dict[str, Any]]], dict[str, Any]]
 
 MAX_ANSWER_CHARS = 300
 MAX_CITATION_CHARS = 400
@@ -41,7 +45,7 @@ class Item:
 @dataclass(frozen=True)
 class Outcome:
     item: Item
-    response: dict
+    response: dict[str, Any]
     supported_at_1: bool
     supported_at_3: bool
     hit: bool
@@ -66,7 +70,7 @@ class Report:
     def misses(self) -> list[Outcome]:
         return [o for o in self.outcomes if not o.correct]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "metrics": self.metrics,
             "counts": self.counts,
@@ -82,7 +86,7 @@ class Report:
         }
 
 
-def load_items(path: Path) -> list[Item]:
+def load_items(path: str | Path) -> list[Item]:
     items = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -104,7 +108,7 @@ def load_items(path: Path) -> list[Item]:
     return items
 
 
-def supports(citation: dict, support: tuple[str, ...]) -> bool:
+def supports(citation: dict[str, Any], support: tuple[str, ...]) -> bool:
     text = citation.get("text") or ""
     if len(text) > MAX_CITATION_CHARS:
         return False
@@ -118,7 +122,7 @@ def is_hit(answer: str | None, acceptable: tuple[str, ...]) -> bool:
 
 
 def run_item(ask: AskFn, item: Item) -> Outcome:
-    history: list[dict] = []
+    history: list[dict[str, Any]] = []
     for question in item.turns[:-1]:
         response = ask(question, history)
         history.append({"question": question, "answer": response.get("answer")})
@@ -138,11 +142,11 @@ def score(outcomes: list[Outcome]) -> Report:
     unanswerable = [o for o in outcomes if not o.item.answerable]
     followups = [o for o in answerable if len(o.item.turns) > 1]
 
-    def rate(xs, pred):
+    def rate(xs: list[Outcome], pred: Callable[[Outcome], bool]) -> float | None:
         return round(sum(1 for x in xs if pred(x)) / len(xs), 4) if xs else None
 
     hit_lengths = [len(o.response["answer"]) for o in answerable if o.hit]
-    metrics = {
+    metrics: dict[str, float | None] = {
         "support@1": rate(answerable, lambda o: o.supported_at_1),
         "support@3": rate(answerable, lambda o: o.supported_at_3),
         "answer_hit": rate(answerable, lambda o: o.hit),
@@ -164,10 +168,10 @@ def evaluate(ask: AskFn, items: list[Item]) -> Report:
     return score([run_item(ask, item) for item in items])
 
 
-def library_asker(engine) -> AskFn:
-    from .answer import Turn
+def library_asker(engine: Engine) -> AskFn:
+    from .records import Turn
 
-    def ask(question: str, history: list[dict]) -> dict:
+    def ask(question: str, history: list[dict[str, Any]]) -> dict[str, Any]:
         turns = [Turn(h["question"], h.get("answer")) for h in history]
         return engine.ask(question, history=turns).to_dict()
 
@@ -180,14 +184,15 @@ def http_asker(url: str, timeout: float = 30.0) -> AskFn:
 
     endpoint = url.rstrip("/") + "/api/ask"
 
-    def ask(question: str, history: list[dict]) -> dict:
+    def ask(question: str, history: list[dict[str, Any]]) -> dict[str, Any]:
         body = json.dumps({"question": question, "history": history}).encode()
         request = urllib.request.Request(
             endpoint, data=body, headers={"Content-Type": "application/json"}
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as r:
-                return json.loads(r.read())
+                answer: dict[str, Any] = json.loads(r.read())
+                return answer
         except urllib.error.HTTPError as exc:
             raise ConnectionError(f"{endpoint} answered {exc.code}: {exc.read()[:200]!r}") from exc
         except (urllib.error.URLError, OSError) as exc:

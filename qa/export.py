@@ -9,11 +9,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .runner import ModelError, export_folder, resolve_model
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 
 def offline() -> None:
@@ -24,7 +29,7 @@ def offline() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def load_sentence_transformer(name: str):
+def load_sentence_transformer(name: str) -> SentenceTransformer:
     offline()
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
@@ -39,11 +44,19 @@ def load_sentence_transformer(name: str):
         ) from exc
 
 
-def _pooling_mode(pooling) -> str:
+def _required(value: int | None, what: str) -> int:
+    """``value`` as an int; TypeError (as ``int(None)`` raises) when the model lacks it."""
+    if value is None:
+        raise TypeError(f"the model gives no {what}")
+    return int(value)
+
+
+def _pooling_mode(pooling: Any) -> str:
     if pooling is None:
         return "mean"
     if hasattr(pooling, "get_pooling_mode_str"):  # sentence-transformers before 6
-        return pooling.get_pooling_mode_str()
+        name: str = pooling.get_pooling_mode_str()
+        return name
     mode = getattr(pooling, "pooling_mode", "mean")
     if isinstance(mode, (list, tuple)):
         mode = mode[0] if len(mode) == 1 else "+".join(map(str, mode))
@@ -69,17 +82,22 @@ def export_onnx(name: str, cache_dir: Path) -> Path:
         )
     import torch
 
-    transformer = getattr(modules[0], "auto_model", None) or modules[0].model
+    transformer: Any = getattr(modules[0], "auto_model", None) or modules[0].model
     transformer.eval()
     tokenizer = model.tokenizer
     takes_types = "token_type_ids" in tokenizer.model_input_names
 
     class Hidden(torch.nn.Module):
-        def __init__(self, inner):
+        def __init__(self, inner: Any) -> None:
             super().__init__()
             self.inner = inner
 
-        def forward(self, input_ids, attention_mask, token_type_ids=None):
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> Any:
             kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
             if token_type_ids is not None:
                 kwargs["token_type_ids"] = token_type_ids
@@ -107,8 +125,8 @@ def export_onnx(name: str, cache_dir: Path) -> Path:
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
         meta = {
             "model": name,
-            "dimension": int(model.get_embedding_dimension()),
-            "max_seq_length": int(model.max_seq_length),
+            "dimension": _required(model.get_embedding_dimension(), "embedding dimension"),
+            "max_seq_length": _required(model.max_seq_length, "maximum sequence length"),
             "pooling": mode,
             "token_type_ids": takes_types,
             "normalize": True,
@@ -160,10 +178,15 @@ class TorchRunner:
 
     def __init__(self, name: str):
         self.model = load_sentence_transformer(name)
-        self.dimension = int(self.model.get_embedding_dimension())
+        self.dimension = _required(self.model.get_embedding_dimension(), "embedding dimension")
 
     def encode(
-        self, texts: list[str], batch_size: int, progress, questions=False, alone=False
+        self,
+        texts: list[str],
+        batch_size: int,
+        progress: Callable[[int], None] | None,
+        questions: bool = False,
+        alone: bool = False,
     ) -> np.ndarray:
         out = []
         for i in range(0, len(texts), batch_size):

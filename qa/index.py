@@ -40,7 +40,7 @@ class Index:
     """A loaded index: the manifest, the documents, the sentences and the FAISS index."""
 
     path: Path
-    manifest: dict
+    manifest: dict[str, Any]
     version: str
     documents: dict[str, Document]
     sentences: tuple[Sentence, ...]
@@ -48,10 +48,11 @@ class Index:
 
     @property
     def model(self) -> str:
-        return self.manifest["model"]["name"]
+        name: str = self.manifest["model"]["name"]
+        return name
 
 
-def _read_manifest(index_dir: Path) -> tuple[bytes, dict] | None:
+def _read_manifest(index_dir: Path) -> tuple[bytes, dict[str, Any]] | None:
     """The manifest's bytes and contents, read once (so that both come from the same
     file, even while a build replaces it); None when there is no index."""
     path = Path(index_dir) / MANIFEST
@@ -76,13 +77,13 @@ def _read_manifest(index_dir: Path) -> tuple[bytes, dict] | None:
     return raw, manifest
 
 
-def read_manifest(index_dir: Path) -> dict | None:
+def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     """The manifest, or None when there is no index; IndexProblem when it is unusable."""
     loaded = _read_manifest(index_dir)
     return loaded[1] if loaded else None
 
 
-def _read_checked(index_dir: Path, manifest: dict, key: str) -> bytes:
+def _read_checked(index_dir: Path, manifest: dict[str, Any], key: str) -> bytes:
     try:
         entry = manifest["files"][key]
         name, digest = entry["name"], entry["sha256"]

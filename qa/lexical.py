@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .records import Sentence
 from .text import content_stems
@@ -53,7 +54,6 @@ class LexicalIndex:
             w: (np.asarray(ids[w], dtype=np.int64), np.asarray(tfs[w], dtype=np.float64))
             for w in ids
         }
-        self.vocabulary = frozenset(self.postings)
 
     def stems(self, position: int) -> tuple[str, ...]:
         """The distinct content stems of sentence ``position`` (``content_stems`` of it)."""
@@ -64,7 +64,9 @@ class LexicalIndex:
         df = len(posting[0]) if posting is not None else 0
         return math.log(1 + (self.size - df + 0.5) / (df + 0.5))
 
-    def _scores(self, weighted_terms: dict[str, float]):
+    def _scores(
+        self, weighted_terms: dict[str, float]
+    ) -> tuple[NDArray[np.int64], NDArray[np.float64], float]:
         """(sentence numbers in first-seen order, their raw scores, the normaliser)."""
         acc = np.zeros(self.size, dtype=np.float64)
         seen = np.zeros(self.size, dtype=bool)

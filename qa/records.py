@@ -7,6 +7,7 @@ both serialise through it, so the two can never drift apart.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class Document:
     text: str
     sha256: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "chars": len(self.text), "sha256": self.sha256}
 
 
@@ -31,7 +32,7 @@ class Sentence:
     end: int
     text: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"doc": self.doc, "sentence": self.index, "start": self.start, "end": self.end}
 
 
@@ -54,7 +55,7 @@ class Citation:
     text: str
     score: float
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "doc": self.doc,
             "sentence": self.sentence,
@@ -78,7 +79,7 @@ class Answer:
     citations: tuple[Citation, ...] = field(default_factory=tuple)
     index_version: str = ""
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "question": self.question,
             "answer": self.answer,

@@ -10,11 +10,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .config import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from tokenizers import Encoding
 
 # Names under which the bundled model is known.
 BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
@@ -66,7 +71,7 @@ class OnnxRunner:
         self.dimension = int(self.meta["dimension"])
         self.folder = folder
         self.threads = threads
-        self._sessions: dict[tuple[Path, int], object] = {}
+        self._sessions: dict[tuple[Path, int], Any] = {}  # ONNX Runtime sessions
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -77,7 +82,7 @@ class OnnxRunner:
         # first lone question waits for it
         self.alone_session = self._session(self.question_file, max(threads, CORES))
 
-    def _session(self, model_file: Path, threads: int):
+    def _session(self, model_file: Path, threads: int) -> Any:
         key = (model_file, threads)
         if key not in self._sessions:
             import onnxruntime as ort
@@ -101,7 +106,12 @@ class OnnxRunner:
         return self._sessions[key]
 
     def encode(
-        self, texts: list[str], batch_size: int, progress, questions=False, alone=False
+        self,
+        texts: list[str],
+        batch_size: int,
+        progress: Callable[[int], None] | None,
+        questions: bool = False,
+        alone: bool = False,
     ) -> np.ndarray:
         """Building an index uses every core; questions, even micro-batched, use
         self.threads in each lane, and lanes run side by side; a question ``alone`` (no
@@ -140,7 +150,7 @@ class OnnxRunner:
             start += n
         return out
 
-    def _run(self, session, encodings) -> np.ndarray:
+    def _run(self, session: Any, encodings: list[Encoding]) -> np.ndarray:
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros_like(ids)
@@ -153,11 +163,13 @@ class OnnxRunner:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if self.meta["token_type_ids"]:
             feeds["token_type_ids"] = types
-        hidden = session.run(None, feeds)[0]
+        hidden: np.ndarray = session.run(None, feeds)[0]
+        pooled: np.ndarray
         if self.meta["pooling"] == "cls":
             pooled = hidden[:, 0]
         else:  # mean over real tokens
             weights = mask[:, :, None].astype(np.float32)
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        vectors: np.ndarray = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+        return vectors

@@ -96,7 +96,7 @@ def _rstrip(text: str, start: int, end: int) -> int:
     return end
 
 
-def _is_boundary(text: str, m: re.Match, nxt: int, end: int) -> bool:
+def _is_boundary(text: str, m: re.Match[str], nxt: int, end: int) -> bool:
     first = text[nxt]
     if first.islower() or first in ",;:)]–—-":
         return False

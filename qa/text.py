@@ -126,7 +126,8 @@ def content_stems(text: str) -> list[str]:
 def acronyms(tokens: list[Token]) -> list[str]:
     """Acronyms of runs of capitalised words ("United States" -> "us"), so that a question
     that says "US" finds a sentence that says "United States", and the other way round."""
-    out, run = [], []
+    out: list[str] = []
+    run: list[Token] = []
     for t in tokens + [Token("", 0, 0, "")]:
         joined = run and t.start - run[-1].end == 1
         if t.capitalised and t.text.isalpha() and not t.text.isupper() and t.stem:

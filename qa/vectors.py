@@ -25,23 +25,28 @@ HNSW_STORAGE = "sq8"
 HNSW_EF_SEARCH = 192
 
 
-def vector_index(vectors: np.ndarray, dimension: int, hnsw_min: int) -> tuple[Any, dict]:
+def vector_index(vectors: np.ndarray, dimension: int, hnsw_min: int) -> tuple[Any, dict[str, Any]]:
     """The FAISS index for ``vectors`` and its manifest entry: exact inner product for
     fewer than ``hnsw_min`` sentences, HNSW on inner product from there on."""
     import faiss
 
     index: Any
     if len(vectors) >= hnsw_min:
+        # the stubs take a ScalarQuantizer; the constructor takes its quantizer type
         graph = faiss.IndexHNSWSQ(
-            dimension, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT
+            dimension,
+            faiss.ScalarQuantizer.QT_8bit,  # type: ignore[arg-type]
+            HNSW_M,
+            faiss.METRIC_INNER_PRODUCT,
         )
         graph.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         graph.hnsw.efSearch = HNSW_EF_SEARCH
         graph.train(vectors)
         index = faiss.IndexRefineFlat(graph)  # adds to both; rescores on full vectors
-        graph.this.disown()  # the refine index owns the graph from here on
+        # the refine index owns the graph from here on (``this``: SWIG, not in the stubs)
+        graph.this.disown()  # type: ignore[attr-defined]
         index.own_fields = True
-        params = {
+        params: dict[str, Any] = {
             "M": HNSW_M,
             "ef_construction": HNSW_EF_CONSTRUCTION,
             "ef_search": HNSW_EF_SEARCH,
@@ -110,9 +115,10 @@ def dense_search(vectors: Any, query: np.ndarray, k: int) -> dict[int, float]:
     if isinstance(vectors, (faiss.IndexHNSW, faiss.IndexRefine)):
         # HNSW explores at least k candidates (and as many as the index was loaded with);
         # a refine index rescores exactly the k its graph found
-        hnsw = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))
+        # SearchParametersHNSW and the keyword constructors are missing from faiss's stubs
+        hnsw = faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k))  # type: ignore[attr-defined]
         params = (
-            faiss.IndexRefineSearchParameters(k_factor=1.0, base_index_params=hnsw)
+            faiss.IndexRefineSearchParameters(k_factor=1.0, base_index_params=hnsw)  # type: ignore[call-arg]
             if isinstance(vectors, faiss.IndexRefine)
             else hnsw
         )

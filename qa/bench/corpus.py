@@ -10,6 +10,7 @@ import sysconfig
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 TEMPLATES = (
     "What did {a} say about {b}?",
@@ -67,7 +68,7 @@ TRIPLE = re.compile(r'"""(.*?)"""', re.S)
 COMMENT = re.compile(r"^[ \t]*#[ \t]?(.*)$", re.M)
 
 
-def scale_corpus(folder: Path, sentences: int) -> dict:
+def scale_corpus(folder: Path, sentences: int) -> dict[str, Any]:
     """Write at least ``sentences`` sentences of English prose taken from the docstrings
     and comments of this Python's standard library (44,000 sentences in 3.11), then of the
     installed packages, one document a module."""

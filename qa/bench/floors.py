@@ -9,12 +9,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ..embed import Embedder
 from .load import ms
 
 
-def bare_encode_floor(model: str, questions: list[str], threads: int) -> dict:
+def bare_encode_floor(model: str, questions: list[str], threads: int) -> dict[str, Any]:
     """Median time of a bare sentence-transformers (PyTorch) encode of one question, with
     the service's embedding threads and with torch's default; the faster is the floor."""
     import torch  # noqa: I001  (after the offline settings that the loader makes)
@@ -23,7 +24,7 @@ def bare_encode_floor(model: str, questions: list[str], threads: int) -> dict:
 
     st = load_sentence_transformer(model)
     default_threads = torch.get_num_threads()
-    result = {}
+    result: dict[str, Any] = {}
     for label, n in (("service_threads", threads), ("default_threads", default_threads)):
         torch.set_num_threads(n)
         st.encode(questions[:2])  # warm up
@@ -50,7 +51,7 @@ model.encode(["How long does a bare start take?"])
 """
 
 
-def bare_cold_start(model: str, env: dict) -> float:
+def bare_cold_start(model: str, env: dict[str, str]) -> float:
     """Seconds for a fresh Python to import sentence-transformers, load the model and
     encode one question (the same work a first answer needs)."""
     from ..runner import resolve_model
@@ -75,7 +76,9 @@ def measure_help() -> float:
     return round(best, 3)
 
 
-def recall_at_k(index_dir: Path, questions: list[str], embedder: Embedder, k: int = 10) -> dict:
+def recall_at_k(
+    index_dir: Path, questions: list[str], embedder: Embedder, k: int = 10
+) -> dict[str, Any]:
     """Recall@k of the index's own (possibly approximate) search against exact search over
     the same vectors, through the function the service uses (which asks for POOL
     candidates). A sentence counts as found when its score reaches the exact k-th score:

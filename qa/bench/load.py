@@ -8,9 +8,13 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .corpus import QuestionFeed
 from .server import Server
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -69,7 +73,7 @@ def first_answer(server: Server, question: str) -> float:
     return time.perf_counter() - server.started
 
 
-def single_client(server: Server, feed: QuestionFeed, n: int) -> dict:
+def single_client(server: Server, feed: QuestionFeed, n: int) -> dict[str, Any]:
     client = Client(server.address)
     latencies, errors = [], 0
     started = time.perf_counter()
@@ -89,7 +93,13 @@ def single_client(server: Server, feed: QuestionFeed, n: int) -> dict:
     }
 
 
-def _client_process(address, questions: list[str], start_at: float, seconds: float, queue):
+def _client_process(
+    address: tuple[str, int],
+    questions: list[str],
+    start_at: float,
+    seconds: float,
+    queue: Queue[list[tuple[bool, float]]],
+) -> None:
     client = Client(address)
     results = []
     while time.time() < start_at:
@@ -109,14 +119,18 @@ def concurrent_clients(
     clients: int,
     seconds: float,
     on_tick: Callable[[float], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """``clients`` client processes (one each, so that no client waits on another's
     interpreter lock and counts that wait as the server's latency) asking distinct
     questions back to back for ``seconds``; ``on_tick(elapsed)`` is called about once a
     second from this process."""
     import multiprocessing
 
-    context = multiprocessing.get_context("fork" if sys.platform != "win32" else "spawn")
+    context = (
+        multiprocessing.get_context("fork")
+        if sys.platform != "win32"
+        else multiprocessing.get_context("spawn")
+    )
     queue = context.Queue()
     per_client = int(seconds * 150) + 50  # more than any client can ask in the time
     start_at = time.time() + 0.5
@@ -160,7 +174,7 @@ def concurrent_clients(
     }
 
 
-def sustained(server: Server, feed: QuestionFeed, clients: int, seconds: float) -> dict:
+def sustained(server: Server, feed: QuestionFeed, clients: int, seconds: float) -> dict[str, Any]:
     """A long concurrent run: the server's memory after the first 10% (at most 10 s) and at
     the end; the run passes with zero errors and growth within 10%."""
     mark = min(10.0, seconds / 6)

@@ -6,9 +6,10 @@ import json
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 
-def machine() -> dict:
+def machine() -> dict[str, Any]:
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -25,11 +26,11 @@ def machine() -> dict:
     }
 
 
-def check_targets(r: dict) -> dict:
+def check_targets(r: dict[str, Any]) -> dict[str, Any]:
     """Each target of the performance issue: the measured ratio and whether it holds."""
-    targets: dict = {}
+    targets: dict[str, Any] = {}
 
-    def put(name: str, value, limit, ok) -> None:
+    def put(name: str, value: Any, limit: str, ok: bool) -> None:
         targets[name] = {"value": value, "limit": limit, "ok": bool(ok)}
 
     floor = r.get("floor", {}).get("median_ms")
@@ -67,7 +68,7 @@ def check_targets(r: dict) -> dict:
     return targets
 
 
-def table(r: dict) -> str:
+def table(r: dict[str, Any]) -> str:
     """The results as a plain-text table: figure, value, target."""
     rows: list[tuple[str, str, str]] = []
     t = r.get("targets", {})
@@ -171,6 +172,6 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
-def write_results(results: dict, path: Path) -> None:
+def write_results(results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

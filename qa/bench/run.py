@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ..config import Config
 from ..embed import load_embedder
@@ -41,16 +42,16 @@ def run_bench(
     parts: tuple[str, ...] = ("floor", "http", "cold", "scale", "sustained"),
     scale_cache: Path | None = None,
     scale_refresh: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """Run the benchmark and return the results (see docs/README-bench.md). ``config``
     gives the documents, the model and the server's settings."""
     seeds, model = Path(config.seeds_dir), config.model
     threads, embed_threads = config.threads, config.embed_threads
-    plan = {name: values[1 if quick else 0] for name, values in PLAN.items()}
+    plan: dict[str, Any] = {name: values[1 if quick else 0] for name, values in PLAN.items()}
     own_work = work is None
     work = Path(work or tempfile.mkdtemp(prefix="qa-bench-"))
     env = dict(os.environ, QA_RATE_LIMIT="0", PYTHONUNBUFFERED="1")
-    results: dict = {
+    results: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": quick,
         "machine": machine(),
@@ -125,7 +126,9 @@ def _scale_index_current(seeds: Path, index: Path, model: str) -> bool:
     try:
         if not seeds.is_dir() or stale_reason(index, seeds, model) is not None:
             return False
-        faiss_info = read_manifest(index).get("faiss", {})
+        manifest = read_manifest(index)
+        assert manifest is not None  # stale_reason found it
+        faiss_info = manifest.get("faiss", {})
     except IndexProblem:
         return False
     # an index built with other HNSW settings is rebuilt, so its figures are today's
@@ -139,13 +142,13 @@ def _scale_index_current(seeds: Path, index: Path, model: str) -> bool:
 def run_scale(
     work: Path,
     config: Config,
-    env: dict,
-    plan: dict,
-    echo,
+    env: dict[str, str],
+    plan: dict[str, Any],
+    echo: Callable[[str], None],
     cache: Path | None,
     refresh: bool = False,
     article: tuple[Path, Path] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Query latency, build figures and recall on a corpus of 100,000+ sentences. With
     ``cache``, the corpus and its index are kept there and reused while they are current
     (the build figures are then those of the run that built it, marked ``cached``)."""

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 URL = re.compile(r"Serving on (http://\S+)")
@@ -19,7 +20,7 @@ URL = re.compile(r"Serving on (http://\S+)")
 
 @dataclass
 class Server:
-    process: subprocess.Popen
+    process: subprocess.Popen[str]
     url: str
     started: float
     output: list[str] = field(default_factory=list)
@@ -27,9 +28,11 @@ class Server:
     @property
     def address(self) -> tuple[str, int]:
         u = urlparse(self.url)
+        if u.hostname is None or u.port is None:
+            raise ValueError(f"no host and port in {self.url!r}")
         return u.hostname, u.port
 
-    def memory(self) -> dict:
+    def memory(self) -> dict[str, float | None]:
         """The server's current and peak resident memory in MiB (Linux /proc)."""
         try:
             status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -52,8 +55,11 @@ class Server:
 
 
 def launch_serve(
-    args: list[str], env: dict | None = None, cwd: Path | None = None, timeout: float = 300
-) -> tuple[subprocess.Popen, str, list[str]]:
+    args: list[str],
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+) -> tuple[subprocess.Popen[str], str, list[str]]:
     """Start `qa serve` on 127.0.0.1 and a free port with ``args``; return the process, the
     URL it printed and the list its output keeps being appended to."""
     cmd = [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", "0", *args]
@@ -68,9 +74,11 @@ def launch_serve(
     )
     output: list[str] = []
     found = threading.Event()
+    stdout = process.stdout
+    assert stdout is not None  # stdout=PIPE
 
     def read() -> None:  # keep draining the pipe so the server never blocks on it
-        for line in process.stdout:
+        for line in stdout:
             output.append(line)
             if URL.search(line):
                 found.set()
@@ -82,11 +90,13 @@ def launch_serve(
             process.kill()
             process.wait()
             raise RuntimeError("qa serve did not start:\n" + "".join(output))
-    url = next(URL.search(line).group(1) for line in output if URL.search(line))
+    url = next(m.group(1) for line in output if (m := URL.search(line)))
     return process, url, output
 
 
-def start_server(seeds: Path, index: Path, threads: int, env: dict, timeout: float = 300) -> Server:
+def start_server(
+    seeds: Path, index: Path, threads: int, env: dict[str, str], timeout: float = 300
+) -> Server:
     """`qa serve` on a free port; returns once it prints its URL."""
     started = time.perf_counter()
     args = ["--threads", str(threads), "--seeds", str(seeds), "--index", str(index)]
@@ -94,7 +104,7 @@ def start_server(seeds: Path, index: Path, threads: int, env: dict, timeout: flo
     return Server(process, url, started, output)
 
 
-def build_index_process(seeds: Path, index: Path, env: dict) -> dict:
+def build_index_process(seeds: Path, index: Path, env: dict[str, str]) -> dict[str, Any]:
     """`qa index` in a subprocess: sentences per second and the build's peak memory."""
     from ..index import read_manifest
 
@@ -115,6 +125,8 @@ def build_index_process(seeds: Path, index: Path, env: dict) -> dict:
             raise RuntimeError(f"qa index failed:\n{log.read().decode(errors='replace')}")
     peak = round(usage.ru_maxrss / 1024, 1)
     manifest = read_manifest(index)
+    if manifest is None:
+        raise RuntimeError(f"qa index wrote no manifest in {index}")
     sentences = manifest["counts"]["sentences"]
     seconds = manifest.get("build_seconds") or wall
     return {
