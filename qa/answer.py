@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .decide import decide
+from .embed import Embedder
 from .features import Candidate
 from .index import Index
 from .lexical import LexicalIndex
@@ -39,7 +40,7 @@ def previous_text(index: Index, hit: Hit) -> str:
 def answer_question(
     index: Index,
     lexical: LexicalIndex,
-    embedder,
+    embedder: Embedder,
     reader: Reader,
     question: str,
     history: Sequence[Turn] = (),

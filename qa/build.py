@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -29,6 +28,7 @@ from .index import FORMAT_VERSION, MANIFEST, Index, load_index
 from .records import Document, Sentence
 from .split import split_sentences
 from .vectors import to_bytes, vector_index
+from .versions import package_versions
 
 # Weight of the previous sentence in a sentence's vector: a sentence that says "she said"
 # or "the group" is found by what the sentence before it names; the citation stays the
@@ -158,17 +158,12 @@ def _remove_unreferenced(index_dir: Path, files: dict[str, dict[str, Any]]) -> N
 
 
 def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    out = {"qa": __version__, "python": platform.python_version(), "numpy": np.__version__}
-    # read from the installed packages' metadata: a build need not import torch
-    packages = {
-        "faiss": "faiss-cpu",
-        "onnxruntime": "onnxruntime",
-        "sentence_transformers": "sentence-transformers",
-        "torch": "torch",
-    }
-    for key, package in packages.items():
-        with contextlib.suppress(md.PackageNotFoundError):
-            out[key] = md.version(package)
-    return out
+    versions = package_versions(
+        {
+            "faiss": "faiss-cpu",
+            "onnxruntime": "onnxruntime",
+            "sentence_transformers": "sentence-transformers",
+            "torch": "torch",
+        }
+    )
+    return {"qa": __version__, "numpy": np.__version__, **versions}

@@ -65,6 +65,13 @@ class Example:
     def followup(self) -> bool:
         return len(self.turns) > 1
 
+    def gold(self) -> tuple[int, tuple[int, int]]:
+        """The answering sentence's number and the span's offsets inside that sentence."""
+        s, a, b = self.sentence, self.answer_start, self.answer_end
+        if s is None or a is None or b is None or self.sentence_start is None:
+            raise CorpusError(f"{self.id}: an unanswerable question has no answer")
+        return s, (a - self.sentence_start, b - self.sentence_start)
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -290,6 +297,17 @@ def stats(root: Path) -> dict[str, Any]:
         "overlap_bins": ["0-0.2", "0.2-0.4", "0.4-0.6", "0.6-0.8", "0.8-1"],
         "overlap": hist,
     }
+
+
+def corpus_hashes(root: Path) -> dict[str, str]:
+    """sha256 of the documents and of the questions (paths and bytes, in order)."""
+    out = {}
+    for part, pattern in (("documents", "*.txt"), ("questions", "*.jsonl")):
+        h = hashlib.sha256()
+        for path in sorted((Path(root) / part).rglob(pattern)):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+        out[part] = h.hexdigest()
+    return out
 
 
 def label_file(path: Path, root: Path) -> list[str]:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
 NEG = -1e4  # the logit of a position that can never start or end a span
 
@@ -33,11 +35,11 @@ class Limits:
     sentence: int = 96
     span: int = 30  # the longest span, in tokens
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, int]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> Limits:
+    def from_dict(cls, d: dict[str, Any]) -> Limits:
         return cls(**{k: int(v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -88,17 +90,19 @@ def _word_flags(word_ids: Sequence[int | None]) -> tuple[np.ndarray, np.ndarray]
 class Featurizer:
     """Turns a question and its candidate sentences into one padded batch."""
 
-    def __init__(self, tokenizer, limits: Limits | None = None):
+    def __init__(self, tokenizer: Tokenizer, limits: Limits | None = None):
         self.tokenizer = tokenizer
         self.limits = limits or Limits()
-        self.cls = tokenizer.token_to_id("[CLS]")
-        self.sep = tokenizer.token_to_id("[SEP]")
+        cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+        if cls is None or sep is None:
+            raise ValueError("the reader's tokenizer has no [CLS] or [SEP] token")
+        self.cls, self.sep = cls, sep
         self.pad = tokenizer.token_to_id("[PAD]") or 0
 
     def _ids(self, text: str, limit: int, tail: bool = False) -> list[int]:
         if not text or limit <= 0:
             return []
-        ids = self.tokenizer.encode(text, add_special_tokens=False).ids
+        ids: list[int] = self.tokenizer.encode(text, add_special_tokens=False).ids
         return ids[-limit:] if tail else ids[:limit]
 
     def encode(
@@ -142,6 +146,29 @@ class Featurizer:
             mask[r, : len(row)] = 1
             tt[r, : len(row)] = ty
         return Batch(ids, mask, tt, first, offsets, starts, ends)
+
+
+def concatenate(batches: Sequence[Batch], pad: int = 0) -> Batch:
+    """One batch of the rows of ``batches``, padded to the widest."""
+    width = max((b.ids.shape[1] for b in batches), default=0)
+
+    def stack(arrays: list[np.ndarray], fill: int) -> np.ndarray:
+        out = np.full((sum(a.shape[0] for a in arrays), width), fill, dtype=np.int64)
+        row = 0
+        for a in arrays:
+            out[row : row + a.shape[0], : a.shape[1]] = a
+            row += a.shape[0]
+        return out
+
+    return Batch(
+        stack([b.ids for b in batches], pad),
+        stack([b.mask for b in batches], 0),
+        stack([b.types for b in batches], 0),
+        [f for b in batches for f in b.first],
+        [o for b in batches for o in b.offsets],
+        [s for b in batches for s in b.word_start],
+        [e for b in batches for e in b.word_end],
+    )
 
 
 def span_tokens(batch: Batch, row: int, start: int, end: int) -> tuple[int, int] | None:

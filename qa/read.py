@@ -15,16 +15,16 @@ import json
 import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from .config import DEFAULT_READER, Config
-from .features import Candidate, Featurizer, Limits, Reading, read_spans
+from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
 
 CARD = "card.json"
 FILES = ("model.onnx", "tokenizer.json")
@@ -47,7 +47,7 @@ class Settings:
     abstain_bias: float
 
     @classmethod
-    def from_card(cls, card: dict) -> Settings:
+    def from_card(cls, card: dict[str, Any]) -> Settings:
         c = card["calibration"]
         return cls(
             int(card["candidates"]),
@@ -95,7 +95,7 @@ def card_hash(folder: Path) -> str | None:
         return None
 
 
-def read_card(folder: Path) -> tuple[dict, str]:
+def read_card(folder: Path) -> tuple[dict[str, Any], str]:
     """The model card of the reader in ``folder`` and its hash (which names the reader)."""
     path = Path(folder) / CARD
     try:
@@ -112,7 +112,7 @@ def read_card(folder: Path) -> tuple[dict, str]:
     return card, hashlib.sha256(raw).hexdigest()[:16]
 
 
-def verify(folder: Path, card: dict) -> None:
+def verify(folder: Path, card: dict[str, Any]) -> None:
     """ReaderError naming the first file that is missing or does not match its checksum."""
     for name in FILES:
         path = Path(folder) / name
@@ -157,7 +157,7 @@ class OnnxReader:
         self._lock = threading.Lock()
         self._running = 0
 
-    def _session(self, threads: int):
+    def _session(self, threads: int) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -197,23 +197,31 @@ class OnnxReader:
         return read_spans(start, end, batch, self.featurizer.limits.span)
 
 
-def logits_reader(featurizer: Featurizer, run, settings: Settings, name: str = "training"):
+Logits = Callable[[Batch], tuple[np.ndarray, np.ndarray]]
+
+
+class LogitsReader:
     """A Reader over any function from a batch to start and end logits (used while
     training, before the model is exported)."""
 
-    class _Reader:
-        def __init__(self):
-            self.name = name
-            self.settings = settings
+    def __init__(self, featurizer: Featurizer, run: Logits, settings: Settings, name: str):
+        self.featurizer = featurizer
+        self.run = run
+        self.settings = settings
+        self.name = name
 
-        def read(self, question, candidates, last_question="", last_answer=""):
-            if not candidates:
-                return []
-            batch = featurizer.encode(question, candidates, last_question, last_answer)
-            start, end = run(batch)
-            return read_spans(np.asarray(start), np.asarray(end), batch, featurizer.limits.span)
-
-    return _Reader()
+    def read(
+        self,
+        question: str,
+        candidates: Sequence[Candidate],
+        last_question: str = "",
+        last_answer: str = "",
+    ) -> list[Reading]:
+        if not candidates:
+            return []
+        batch = self.featurizer.encode(question, candidates, last_question, last_answer)
+        start, end = self.run(batch)
+        return read_spans(start, end, batch, self.featurizer.limits.span)
 
 
 @lru_cache(maxsize=4)

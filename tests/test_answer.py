@@ -141,8 +141,9 @@ def test_abstention_parameters_come_from_the_manifest(bridge_engine):
 def test_coverage_counts_words_that_share_a_root(engine):
     """ "terrorists" is found in "terror groups", "council" in "councillors"; short stems
     never match by their beginning alone."""
-    from qa.answer import _shares_root, coverage
     from qa.question import read_question
+
+    from qa.answer import _shares_root, coverage
     from qa.retrieve import Hit
 
     assert _shares_root("terrorist", {"terror"}) and _shares_root("council", {"councillor"})

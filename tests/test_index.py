@@ -3,10 +3,10 @@
 import json
 
 import pytest
+from helpers import build
 
 from qa.config import Config
 from qa.engine import open_index
-from helpers import build
 from qa.index import IndexProblem, load_index, stale_reason
 
 

@@ -15,12 +15,12 @@ import urllib.request
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import build
 from jsonschema import Draft202012Validator
 
 from qa.cli import cli
 from qa.config import Config
 from qa.engine import Engine, load_snapshot
-from helpers import build
 from qa.index import IndexProblem, load_index
 from web.app import create_app
 

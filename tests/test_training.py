@@ -66,8 +66,10 @@ def test_the_trained_reader_loads_without_torch_and_reads_in_one_batch(trained):
     reader = OnnxReader(trained)
     readings = reader.read(
         "Who stole the painting?",
-        [Candidate("The painting was stolen on Monday.", "The museum opened in 1900."),
-         Candidate("Police arrested a 34-year-old man.")],
+        [
+            Candidate("The painting was stolen on Monday.", "The museum opened in 1900."),
+            Candidate("Police arrested a 34-year-old man."),
+        ],
     )
     assert len(readings) == 2
     for r in readings:

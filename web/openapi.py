@@ -74,8 +74,7 @@ def spec(config) -> dict:
                     "type": "number",
                     "minimum": 0,
                     "maximum": 1,
-                    "description": "the reader's probability that this sentence holds "
-                    "the answer",
+                    "description": "the reader's probability that this sentence holds the answer",
                 },
             },
         },

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from ..read import CARD, FILES, sha256_of
 
 
-def write_card(folder: Path, card: dict) -> dict:
+def write_card(folder: Path, card: dict[str, Any]) -> dict[str, Any]:
     """Record every file's checksum and size, then write both forms of the card."""
     card = dict(card)
     card["files"] = {
@@ -18,11 +19,12 @@ def write_card(folder: Path, card: dict) -> dict:
         for name in FILES
     }
     (folder / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    (folder / "README.md").write_text(render(card))
+    if "training" in card:  # a draft, written to read validation, has no story yet
+        (folder / "README.md").write_text(render(card))
     return card
 
 
-def _table(rows: dict[str, dict]) -> list[str]:
+def _table(rows: dict[str, dict[str, Any]]) -> list[str]:
     names = [
         "support@1",
         "answer_hit",
@@ -37,7 +39,7 @@ def _table(rows: dict[str, dict]) -> list[str]:
     return out
 
 
-def render(card: dict) -> str:
+def render(card: dict[str, Any]) -> str:
     t, d, f = card["training"], card["data"], card["figures"]
     lines = [
         f"# Model card: {card['name']}",

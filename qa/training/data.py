@@ -17,6 +17,7 @@ import numpy as np
 
 from ..build import sentences_of, with_context
 from ..corpus import Corpus, Example
+from ..embed import Embedder
 from ..features import Candidate
 from ..index import Index
 from ..lexical import LexicalIndex
@@ -53,7 +54,7 @@ class Asked:
         ]
 
 
-def document_indexes(corpus: Corpus, embedder) -> dict[str, tuple[Index, LexicalIndex]]:
+def document_indexes(corpus: Corpus, embedder: Embedder) -> dict[str, tuple[Index, LexicalIndex]]:
     """An in-memory index of each document on its own: the service answers from the
     documents it is given, and a question is about its own document."""
     docs = [Document(d, text, "") for d, text in sorted(corpus.documents.items())]
@@ -79,7 +80,10 @@ def _previous(index: Index, s: Sentence) -> str:
 
 
 def ask_all(
-    examples: list[Example], indexes: dict[str, tuple[Index, LexicalIndex]], embedder, k: int
+    examples: list[Example],
+    indexes: dict[str, tuple[Index, LexicalIndex]],
+    embedder: Embedder,
+    k: int,
 ) -> list[Asked]:
     """Every example asked of its document; the question vectors embedded in one go."""
     queries = [
@@ -121,8 +125,8 @@ def training_rows(
         head = (a.question, a.last_question, a.last_answer)
         if e.answerable:
             index, _ = indexes[e.doc]
-            gold = index.sentences[e.sentence]
-            span = (e.answer_start - e.sentence_start, e.answer_end - e.sentence_start)
+            number, span = e.gold()
+            gold = index.sentences[number]
             rows.append(Row(*head, Candidate(gold.text, _previous(index, gold)), span))
         wrong = [
             (h, p)

@@ -9,14 +9,16 @@ holds a support string), through the same ``decide`` the service uses.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..decide import decide
 from ..evaluate import is_hit, supports
 from ..features import Reading
+from ..read import Reader
 from .data import Asked
 
 
@@ -65,7 +67,7 @@ def metrics(outs: Sequence[Outcome], threshold: float) -> dict[str, float | None
     unanswerable = [o for o in outs if not o.answerable]
     followups = [o for o in answerable if o.followup]
 
-    def rate(xs, pred):
+    def rate(xs: list[Outcome], pred: Callable[[Outcome], bool]) -> float | None:
         return round(sum(1 for x in xs if pred(x)) / len(xs), 4) if xs else None
 
     def answers(o: Outcome) -> bool:
@@ -82,13 +84,16 @@ def metrics(outs: Sequence[Outcome], threshold: float) -> dict[str, float | None
     }
 
 
-def objective(m: dict) -> float:
+Metrics = dict[str, Any]
+
+
+def objective(m: Metrics) -> float:
     """What validation maximises: right answers and right abstentions, weighted equally
     (each side's rate), so that the share of unanswerable questions does not tilt it."""
     return (m["answer_hit"] or 0.0) + (m["abstain"] or 0.0)
 
 
-def choose_threshold(outs: Sequence[Outcome]) -> tuple[float, dict]:
+def choose_threshold(outs: Sequence[Outcome]) -> tuple[float, Metrics]:
     """The threshold that maximises the objective (midway between two observed margins)."""
     margins = sorted({o.margin for o in outs if np.isfinite(o.margin)})
     cuts = [margins[0] - 1.0] if margins else [0.0]
@@ -98,11 +103,13 @@ def choose_threshold(outs: Sequence[Outcome]) -> tuple[float, dict]:
     return float(best), metrics(outs, best)
 
 
-def fit_platt(x: Sequence[float], y: Sequence[bool], iterations: int = 100) -> tuple[float, float]:
+def fit_platt(
+    values: Sequence[float], labels: Sequence[bool], iterations: int = 100
+) -> tuple[float, float]:
     """Logistic calibration p = sigmoid(a x + b), by Newton's method on the log loss, with
     Platt's smoothed targets so that a clean separation does not run off to infinity."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    x = np.asarray(values, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
     if len(x) == 0:
         return 1.0, 0.0
     pos, neg = y.sum(), len(y) - y.sum()
@@ -121,7 +128,7 @@ def fit_platt(x: Sequence[float], y: Sequence[bool], iterations: int = 100) -> t
     return float(a), float(b)
 
 
-def calibrate(outs: Sequence[Outcome], threshold: float) -> dict:
+def calibrate(outs: Sequence[Outcome], threshold: float) -> dict[str, Any]:
     """Confidence curves fitted on validation: for an answer, the probability that it is
     right given its margin; for an abstention, the probability that the documents indeed
     do not answer, given the best margin."""
@@ -136,7 +143,10 @@ def calibrate(outs: Sequence[Outcome], threshold: float) -> dict:
     }
 
 
-def reliability(pairs: Sequence[tuple[float, bool]], edges=(0.0, 0.5, 0.7, 0.8, 0.9, 1.0)):
+def reliability(
+    pairs: Sequence[tuple[float, bool]],
+    edges: Sequence[float] = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0),
+) -> list[dict[str, Any]]:
     """Rows of (bin, count, mean confidence, share right) for (confidence, right) pairs."""
     rows = []
     for lo, hi in zip(edges, edges[1:], strict=False):
@@ -151,3 +161,42 @@ def reliability(pairs: Sequence[tuple[float, bool]], edges=(0.0, 0.5, 0.7, 0.8, 
                 }
             )
     return rows
+
+
+def read_all(reader: Reader, asked: Sequence[Asked], n: int) -> list[list[Reading]]:
+    """Each question's first ``n`` sentences read as the service reads them: one batch."""
+    return [reader.read(a.question, a.candidates(n), a.last_question, a.last_answer) for a in asked]
+
+
+@dataclass(frozen=True)
+class Choice:
+    candidates: int
+    threshold: float
+    calibration: dict[str, Any]
+    chosen: Metrics  # validation figures of the choice
+    tried: dict[str, Metrics]  # ... of the best threshold for each number of sentences
+
+
+def choose(
+    reader: Reader,
+    asked: Sequence[Asked],
+    counts: Sequence[int],
+    log: Callable[[str], None] = print,
+) -> Choice:
+    """How many sentences to read (the fewest within half a point of the best objective),
+    the threshold and the calibration, on validation read by ``reader``."""
+    readings = read_all(reader, asked, max(counts))
+    tried = {}
+    for n in counts:
+        threshold, m = choose_threshold(outcomes(asked, readings, n))
+        tried[n] = m
+        log(f"  reading {n}: threshold {threshold:.3f} {m}")
+    top = max(objective(m) for m in tried.values())
+    n = min(k for k, m in tried.items() if objective(m) >= top - 0.005)
+    # the chosen count read exactly as the service reads it: n sentences in one batch
+    outs = outcomes(asked, read_all(reader, asked, n), n)
+    threshold, m = choose_threshold(outs)
+    log(f"chose to read {n} sentences, threshold {threshold:.3f}: {m}")
+    return Choice(
+        n, round(threshold, 4), calibrate(outs, threshold), m, {str(k): v for k, v in tried.items()}
+    )

