@@ -1,0 +1,80 @@
+"""The labelled corpus (train/): every label checked, and the checks themselves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from qa.corpus import CorpusError, label_row, load_corpus, overlap
+
+TRAIN = Path(__file__).resolve().parents[1] / "train"
+INDEPENDENT = Path(__file__).resolve().parent / "data" / "independent"
+
+
+def test_every_label_of_the_corpus_holds():
+    """Spans at their offsets and inside their sentences, sentences where the splitter
+    puts them, unique ids: load_corpus raises on the first item that breaks one."""
+    corpus = load_corpus(TRAIN)
+    assert len(corpus.documents) >= 150 and len(corpus.examples) >= 5000
+    assert len(set(corpus.kinds.values())) >= 10
+    for e in corpus.examples:
+        if e.answerable:
+            text = corpus.documents[e.doc]
+            assert text[e.answer_start : e.answer_end] == e.span
+            assert e.sentence_start <= e.answer_start < e.answer_end <= e.sentence_end
+    unanswerable = sum(not e.answerable for e in corpus.examples) / len(corpus.examples)
+    followups = sum(e.followup for e in corpus.examples) / len(corpus.examples)
+    assert unanswerable >= 0.25 and followups >= 0.05
+
+
+def test_the_split_is_by_document_and_keeps_a_fifth_for_validation():
+    corpus = load_corpus(TRAIN)
+    train_docs = {e.doc for e in corpus.split("train")}
+    validation_docs = {e.doc for e in corpus.split("validation")}
+    assert not train_docs & validation_docs
+    assert len(validation_docs) >= 0.2 * len(corpus.documents)
+    assert set(corpus.kinds[d] for d in validation_docs) == set(corpus.kinds.values())
+
+
+def test_no_test_question_or_document_is_in_the_corpus():
+    corpus = load_corpus(TRAIN)
+    asked = {t.strip().lower() for e in corpus.examples for t in e.turns}
+    for path in INDEPENDENT.glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            for turn in json.loads(line)["turns"]:
+                assert turn.strip().lower() not in asked, (path.name, turn)
+    texts = set(corpus.documents.values())
+    for path in INDEPENDENT.rglob("*.txt"):
+        assert path.read_text(encoding="utf-8") not in texts
+
+
+TEXT = "Bridge reopens\n\nThe bridge reopened on Monday after repairs costing £48 million.\n"
+
+
+def test_label_finds_the_sentence_and_the_span():
+    row = {"id": "x", "answerable": True, "support": ["reopened on Monday"], "span": "£48 million"}
+    labelled = label_row(row, TEXT)
+    assert TEXT[labelled["answer_start"] : labelled["answer_end"]] == "£48 million"
+    assert labelled["sentence"] == 1
+    s, e = labelled["sentence_start"], labelled["sentence_end"]
+    assert TEXT[s:e].startswith("The bridge") and TEXT[s:e].endswith("million.")
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"support": ["bridge"], "span": "bridge"}, "in 2 sentences"),
+        ({"support": ["reopened"], "span": "£50 million"}, "is not in its sentence"),
+        ({"support": [], "span": "bridge"}, "needs a support"),
+    ],
+)
+def test_label_refuses_what_it_cannot_place(row, message):
+    with pytest.raises(CorpusError, match=message):
+        label_row({"id": "x", "answerable": True, **row}, TEXT)
+
+
+def test_overlap_counts_the_question_words_the_sentence_holds():
+    assert overlap("When did the bridge reopen?", "The bridge reopened on Monday.") == 1.0
+    assert overlap("Who paid for the repairs?", "The bridge reopened on Monday.") < 0.5
