@@ -8,7 +8,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qa.bench import launch_serve
+from qa.bench.server import launch_serve
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 

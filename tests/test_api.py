@@ -252,6 +252,7 @@ def test_the_rate_limit_is_a_429_problem_with_retry_after(engine, spec):
     class Limited:
         config = limited
         index = engine.index
+        reader = engine.reader
         ask = engine.ask
 
     client = create_app(engine=Limited()).test_client()

@@ -6,6 +6,8 @@ import sys
 import time
 
 import pytest
+
+import qa
 from click.testing import CliRunner
 
 from qa.cli import cli
@@ -110,7 +112,11 @@ def test_help_and_version_answer_fast():
         assert out.returncode == 0, out.stderr
         # generous bound: it guards against heavy imports (torch takes seconds), not speed
         assert time.perf_counter() - started < 3
-    assert "qa, version" in out.stdout
+    from qa.config import DEFAULT_READER
+    from qa.read import card_hash
+
+    # the version names the reader in use: the hash of its model card
+    assert out.stdout.startswith(f"qa {qa.__version__}, reader {card_hash(DEFAULT_READER)} ")
     heavy = subprocess.run(
         [
             sys.executable,
