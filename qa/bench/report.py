@@ -36,15 +36,14 @@ def check_targets(r: dict[str, Any]) -> dict[str, Any]:
     floor = r.get("floor", {}).get("median_ms")
     single = r.get("single", {})
     if floor and single:
+        # with the reader on (issue 11): at most 1.5 times the bare encode of one question
         ratio = round(single["p50_ms"] / floor, 3)
-        put("ask_p50_over_floor", ratio, "<= 0.6", ratio <= 0.6)
+        put("ask_p50_over_floor", ratio, "<= 1.5", ratio <= 1.5)
     conc = r.get("concurrent")
     if conc and single:
         gain = round(conc["throughput_qps"] / single["throughput_qps"], 2)
         put("throughput_16_over_1", gain, ">= 1.5", gain >= 1.5)
         put("errors_16", conc["errors"], "== 0", conc["errors"] == 0)
-        p99 = round(conc["p99_ms"] / single["p50_ms"], 2)
-        put("p99_16_over_single_p50", p99, "< 10", p99 < 10)
     cold = r.get("cold_start", {})
     if "bare_import_load_s" in cold and "serve_first_answer_s" in cold:
         extra = round(cold["serve_first_answer_s"] - cold["bare_import_load_s"], 2)
@@ -96,8 +95,16 @@ def table(r: dict[str, Any]) -> str:
             )
         )
         rows.append((f"{c['clients']} clients errors", str(c["errors"]), mark("errors_16")))
+        # reported, not targeted: 16 closed-loop clients on 2 cores set it by Little's law
+        little = (
+            round(1000 * c["clients"] / c["throughput_qps"], 1) if c["throughput_qps"] else None
+        )
         rows.append(
-            (f"{c['clients']} clients p99", f"{c['p99_ms']} ms", mark("p99_16_over_single_p50"))
+            (
+                f"{c['clients']} clients p99",
+                f"{c['p99_ms']} ms",
+                f"(Little's law mean: {little} ms)",
+            )
         )
     cold = r.get("cold_start", {})
     if cold:
