@@ -159,7 +159,8 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool):
     "--body-min-rate",
     type=click.IntRange(0),
     default=None,
-    help="Bytes a second a request's body must come at after that; 0 for none "
+    help="Bytes a second a request's body must come at after that; 0: the whole body "
+    "within --body-timeout "
     "[env QA_BODY_MIN_RATE; default 1000].",
 )
 @click.option(
