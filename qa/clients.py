@@ -31,7 +31,7 @@ class Clients:
         self._open: dict[str, int] = {}
         self._lock = threading.Lock()
         self._events: Counter[str] = Counter()
-        self._texts: dict[str, tuple[int, str]] = {}
+        self._texts: dict[str, tuple[int, str, str]] = {}
         self._sources: Counter[str] = Counter()
         self._next_report: dict[str, float] = {}
         self._reported: set[str] = set()
