@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test browser lint index bench eval clean
+.PHONY: install run test browser nginx lint index bench eval clean
 
 install: $(STAMP)
 
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/qa serve --host $(HOST) --port $(PORT)
 
-test: install browser
+test: install browser nginx
 	$(BIN)/python -m pytest
 
 # The browser tests drive Debian's Chromium; install it when missing and we may (root).
@@ -30,6 +30,15 @@ browser:
 	  echo "installing chromium for the browser tests ..."; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
 	    >/dev/null) || echo "could not install chromium: the browser tests will be skipped"; \
+	fi
+
+# The README's nginx block is checked with `nginx -t`: install Debian's nginx the same way.
+nginx:
+	@if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ] && [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null; then \
+	  echo "installing nginx for the test of the README's nginx block ..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx \
+	    >/dev/null) || echo "could not install nginx: the nginx test will be skipped"; \
 	fi
 
 # mypy reads its settings (strict) from pyproject.toml

@@ -132,30 +132,78 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> 
     help="Rebuild the index before serving, also when it is damaged (by default a missing "
     "or stale index is built, a damaged one is refused).",
 )
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1),
+    default=None,
+    help="Open connections in all [env QA_MAX_CONNECTIONS; default 1000].",
+)
+@click.option(
+    "--max-conn-per-client",
+    type=click.IntRange(0),
+    default=None,
+    help="Open connections per client address; more get a 429; 0 for no cap "
+    "[env QA_MAX_CONN_PER_CLIENT; default 20].",
+)
+@click.option(
+    "--header-timeout",
+    type=click.IntRange(1),
+    default=None,
+    help="Seconds from connecting to the end of a request's headers "
+    "[env QA_HEADER_TIMEOUT; default 5].",
+)
+@click.option(
+    "--body-timeout",
+    type=click.IntRange(1),
+    default=None,
+    help="Seconds a request's body may take before --body-min-rate applies "
+    "[env QA_BODY_TIMEOUT; default 5].",
+)
+@click.option(
+    "--body-min-rate",
+    type=click.IntRange(0),
+    default=None,
+    help="Bytes a second a request's body must come at after that; 0: the whole body "
+    "within --body-timeout "
+    "[env QA_BODY_MIN_RATE; default 1000].",
+)
+@click.option(
+    "--idle-timeout",
+    type=click.IntRange(1),
+    default=None,
+    help="Seconds a kept-alive connection may sit idle [env QA_IDLE_TIMEOUT; default 10].",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    help="Reverse proxies (addresses or networks, comma-separated, or *) whose "
+    "X-Forwarded-For names the client [env QA_FORWARDED_ALLOW_IPS; default none].",
+)
 @corpus_options
 @library_errors
-def serve_cmd(
-    config: Config, host: str | None, port: int | None, threads: int | None, rebuild: bool
-) -> None:
-    """Serve the chat page and the JSON API on waitress, a production WSGI server.
+def serve_cmd(config: Config, rebuild: bool, **flags: Any) -> None:
+    """Serve the chat page and the JSON API on waitress, a production WSGI server, guarded
+    against slow and idle clients (see "Exposing it to the internet" in the README).
 
     A rebuilt index (`qa index` in another shell) is picked up within seconds."""
     import dataclasses
     import logging
     import signal
 
-    from waitress import create_server
-
     from web.app import create_app
 
     from .engine import Engine
     from .index import IndexProblem
+    from .server import check_settings, create_server
 
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("qa").setLevel(logging.INFO)  # index switches are worth a line
-    flags: dict[str, Any] = {"host": host, "port": port, "threads": threads}
     config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
+    try:
+        check_settings(config)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     try:
         engine = Engine(config, notify=lambda m: click.echo(m, err=True), rebuild=rebuild)
     except IndexProblem as exc:
@@ -163,9 +211,9 @@ def serve_cmd(
     app = create_app(config, engine=engine)
     engine.watch()
     try:
-        server = create_server(
-            app, host=config.host, port=config.port, threads=config.threads, ident="qa"
-        )
+        server = create_server(app, config)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"

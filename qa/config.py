@@ -28,6 +28,13 @@ ENV_VARS = {
     "QA_CACHE": "cache_dir",
     "QA_HNSW_MIN": "hnsw_min_sentences",
     "QA_READER": "reader",
+    "QA_MAX_CONNECTIONS": "max_connections",
+    "QA_MAX_CONN_PER_CLIENT": "max_conn_per_client",
+    "QA_HEADER_TIMEOUT": "header_timeout",
+    "QA_BODY_TIMEOUT": "body_timeout",
+    "QA_BODY_MIN_RATE": "body_min_rate",
+    "QA_IDLE_TIMEOUT": "idle_timeout",
+    "QA_FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
 }
 # the trained reader that ships inside the package (see qa/read.py and `qa train`)
 DEFAULT_READER = Path(__file__).resolve().parent / "models" / "reader"
@@ -64,6 +71,20 @@ class Config:
     hnsw_min_sentences: int = 20_000
     # the folder of the reader (model.onnx, tokenizer.json, card.json)
     reader: Path = DEFAULT_READER
+    # `qa serve` against slow and idle clients (qa/server.py; the reasons are in the README
+    # under "Exposing it to the internet"). An idle connection costs waitress a socket and
+    # a few kilobytes, never a thread, so the total is high and one address's share small.
+    max_connections: int = 1000
+    max_conn_per_client: int = 20  # 0: no cap
+    header_timeout: int = 5  # seconds from connecting to the end of the headers
+    body_timeout: int = 5  # seconds the body may take before body_min_rate applies
+    body_min_rate: int = 1000  # bytes a second
+    idle_timeout: int = 10  # seconds a connection may sit with nothing moving
+    # reverse proxies whose X-Forwarded-For names the client: addresses or networks,
+    # comma-separated, or "*"; empty: the header is ignored
+    forwarded_allow_ips: str = ""
+    # how often the deadlines above are checked, in seconds
+    cleanup_interval: float = 1.0
 
     @classmethod
     def load(cls, **overrides: Any) -> Config:

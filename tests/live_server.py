@@ -3,6 +3,7 @@ browser tests. Port 0 lets the OS pick a free port; the server prints the URL it
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -10,7 +11,8 @@ from pathlib import Path
 
 from qa.bench.server import launch_serve
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
 
 
 @dataclass
@@ -31,11 +33,17 @@ class LiveServer:
         return "".join(self.output)
 
 
-def start_server(workdir: Path, *args: str, timeout: float = 120) -> LiveServer:
-    """`qa serve` over a copy of the seeds and a fresh index folder inside ``workdir``."""
+def start_server(
+    workdir: Path, *args: str, timeout: float = 120, env: dict | None = None
+) -> LiveServer:
+    """`qa serve` over a copy of the seeds and a fresh index folder inside ``workdir``;
+    ``env`` adds to the environment (QA_* settings that have no flag). The server runs this
+    checkout's code, whichever checkout the virtualenv was installed from."""
     seeds = workdir / "seeds"
     if not seeds.exists():
         shutil.copytree(SEEDS, seeds)
     args = ["--seeds", str(seeds), "--index", str(workdir / "index"), *args]
-    process, url, output = launch_serve(args, cwd=workdir, timeout=timeout)
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    environ = {**os.environ, **(env or {}), "PYTHONPATH": path}
+    process, url, output = launch_serve(args, env=environ, cwd=workdir, timeout=timeout)
     return LiveServer(process, url, output)

@@ -252,18 +252,18 @@ def test_flask_debug_can_not_be_turned_on(engine, monkeypatch):
 
 
 def test_qa_serve_never_runs_in_debug_mode(engine, monkeypatch):
-    import waitress
     from click.testing import CliRunner
 
+    from qa import server
     from qa.cli import cli
 
     apps = []
 
-    def create_server(app, **kwargs):
+    def create_server(app, config):
         apps.append(app)
         raise OSError("not listening in this test")
 
-    monkeypatch.setattr(waitress, "create_server", create_server)
+    monkeypatch.setattr(server, "create_server", create_server)
     monkeypatch.setenv("FLASK_DEBUG", "1")
     config = engine.config
     args = ["serve", "--seeds", str(config.seeds_dir), "--index", str(config.index_dir)]

@@ -79,5 +79,9 @@ def test_serve_stops_cleanly(tmp_path, sig):
 def test_serve_help_lists_its_options():
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0, result.output
-    for option in ("--host", "--port", "--seeds", "--index", "--threads"):
+    for option in (
+        *("--host", "--port", "--seeds", "--index", "--threads", "--max-connections"),
+        *("--max-conn-per-client", "--header-timeout", "--body-timeout", "--body-min-rate"),
+        *("--idle-timeout", "--forwarded-allow-ips"),
+    ):
         assert option in result.output

@@ -1,7 +1,8 @@
 """A per-client limit on questions a minute (``Config.rate_limit``; 0 turns it off).
 
-In memory, per process: enough for one waitress process. Behind a reverse proxy every
-client shares the proxy's address, so set the limit there instead."""
+In memory, per process: enough for one waitress process. Clients are told apart by
+REMOTE_ADDR; behind a reverse proxy named by ``forwarded_allow_ips``, `qa serve` sets it to
+the client's address from X-Forwarded-For (qa/server.py)."""
 
 from __future__ import annotations
 
