@@ -12,6 +12,7 @@ import select
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http import HTTPStatus
 
 # descriptors kept for everything but client connections: the index and model files,
@@ -24,7 +25,9 @@ SELECT_LIMIT = 500
 class Clients:
     """Open connections per client address, at most ``limit`` each (0: no limit)."""
 
-    def __init__(self, limit: int, log: logging.Logger, clock=time.monotonic):
+    def __init__(
+        self, limit: int, log: logging.Logger, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.limit = limit
         self.log = log
         self.clock = clock
@@ -163,7 +166,7 @@ class TrustedProxies:
         return client
 
 
-def _ip(text: str):
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     if text.startswith("[") and "]" in text:  # [::1] or [::1]:port
         text = text[1 : text.index("]")]
     try:
@@ -172,7 +175,9 @@ def _ip(text: str):
         return None
 
 
-def problem_response(status: int, title: str, detail: str):
+def problem_response(
+    status: int, title: str, detail: str
+) -> tuple[str, list[tuple[str, str]], bytes, bytes]:
     """A problem+json response: (status line, headers, body) for WSGI, and the whole
     response, with Connection: close, as bytes to write to a socket."""
     body = json.dumps(

@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from waitress.adjustments import Adjustments
 from waitress.channel import HTTPChannel
@@ -69,7 +71,9 @@ def check_settings(config: Config) -> None:
             raise ValueError(f"{name} must be 0 or more, not {getattr(config, name)}")
 
 
-def create_server(app, config: Config):
+def create_server(
+    app: Callable[..., Iterable[bytes]], config: Config
+) -> GuardedServer | MultiSocketServer:
     """A waitress server for ``app`` on ``config.host``/``config.port`` with the guards of
     this module. ``run()`` serves until KeyboardInterrupt; ``close()`` stops it."""
     check_settings(config)
@@ -95,7 +99,7 @@ def create_server(app, config: Config):
     app = guard_app(app, proxies, clients)
     dispatcher = ThreadedTaskDispatcher()
     dispatcher.set_thread_count(adj.threads)
-    sockets: dict = {}
+    sockets: dict[int, Any] = {}
     servers = [
         GuardedServer(
             app, sockets, dispatcher=dispatcher, adj=adj, sockinfo=info, config=config,
@@ -109,13 +113,15 @@ def create_server(app, config: Config):
     return MultiSocketServer(sockets, adj, listening, dispatcher, servers[-1].log_info)
 
 
-def guard_app(app, proxies: TrustedProxies, clients: Clients):
+def guard_app(
+    app: Callable[..., Iterable[bytes]], proxies: TrustedProxies, clients: Clients
+) -> Callable[..., Iterable[bytes]]:
     """The WSGI app with REMOTE_ADDR set to the client's address: from X-Forwarded-For
     when the peer is a trusted proxy (a request through it then holds one of its client's
     connections while it is served), else the peer's, with the proxy headers dropped."""
     from werkzeug.wsgi import ClosingIterator
 
-    def guarded(environ, start_response):
+    def guarded(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         peer = environ.get("REMOTE_ADDR", "")
         if peer not in proxies:
             for name in PROXY_HEADERS:
@@ -151,10 +157,10 @@ class GuardedChannel(HTTPChannel):
     slot: str | None = None  # the client address whose connection this is
     fresh = True  # nothing received yet
 
-    def received(self, data):
+    def received(self, data: bytes) -> bool:
         now = time.time()
         current = self.request
-        done = super().received(data)
+        done: bool = super().received(data)
         request = self.request
         if request is not None:
             if request is not current:
@@ -189,7 +195,7 @@ class GuardedChannel(HTTPChannel):
                 pass
         self.will_close = True
 
-    def del_channel(self, map=None):
+    def del_channel(self, map: dict[int, Any] | None = None) -> None:
         super().del_channel(map)
         if self.slot is not None:
             self.server.clients.give_back(self.slot)
@@ -202,15 +208,17 @@ class GuardedServer(TcpWSGIServer):
     channel_class = GuardedChannel
     resume_accepting = 0.0  # after running out of descriptors: not before this time
 
-    def __init__(self, *args, config: Config, proxies: TrustedProxies, clients: Clients, **kw):
+    def __init__(
+        self, *args: Any, config: Config, proxies: TrustedProxies, clients: Clients, **kw: Any
+    ) -> None:
         self.config, self.proxies, self.clients = config, proxies, clients
         super().__init__(*args, **kw)
 
-    def readable(self):
-        ready = super().readable()  # also runs maintenance() every cleanup interval
+    def readable(self) -> bool:
+        ready: bool = super().readable()  # also runs maintenance() every cleanup interval
         return ready and time.time() >= self.resume_accepting
 
-    def handle_accept(self):
+    def handle_accept(self) -> None:
         for _ in range(ACCEPT_BATCH):
             if len(self._map) >= self.adj.connection_limit:
                 return
@@ -241,7 +249,7 @@ class GuardedServer(TcpWSGIServer):
                 continue
             channel.slot = slot
 
-    def maintenance(self, now):
+    def maintenance(self, now: float) -> None:
         for channel in list(self.active_channels.values()):
             phase = channel.overdue(now, self.config)
             if phase:

@@ -4,31 +4,38 @@ sends the conversation so far as ``history``."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from qa.answer import QuestionError
 from qa.records import Turn
 
 from .problems import APIProblem
 
+if TYPE_CHECKING:
+    from qa.config import Config
+    from qa.index import Index
+    from qa.records import Sentence
+
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 ASK_FIELDS = {"question", "history", "top_k"}
 
 
-def _qa() -> dict:
-    return current_app.extensions["qa"]
+def _qa() -> dict[str, Any]:
+    state: dict[str, Any] = current_app.extensions["qa"]
+    return state
 
 
 @bp.after_request
-def no_store(response):
+def no_store(response: Response) -> Response:
     response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
 @bp.post("/ask")
-def ask():
+def ask() -> Response:
     config = _qa()["config"]
     wait = _qa()["rate_limiter"].retry_after(request.remote_addr or "")
     if wait:
@@ -52,7 +59,7 @@ def ask():
     return jsonify(answer.to_dict())
 
 
-def parse_ask(body, config) -> tuple[str, list[Turn], int]:
+def parse_ask(body: Any, config: Config) -> tuple[str, list[Turn], int]:
     """Check an ask request against the limits of ``config``; APIProblem(400) says why not."""
     if not isinstance(body, dict):
         raise APIProblem(400, "the body must be a JSON object")
@@ -96,7 +103,7 @@ def parse_ask(body, config) -> tuple[str, list[Turn], int]:
     return question, turns, top_k
 
 
-def _question(value, name: str, limit: int) -> str:
+def _question(value: object, name: str, limit: int) -> str:
     if not isinstance(value, str):
         raise APIProblem(400, f"{name} must be a string")
     if not value.strip():
@@ -116,7 +123,7 @@ def _check_unicode(value: str, name: str) -> None:
 
 
 @bp.get("/health")
-def health():
+def health() -> Response:
     """200 while the service answers. "degraded" (still 200: the last good index keeps
     answering) when the index on disk was rebuilt or changed and does not load; "problem"
     then names the file and says how to rebuild."""
@@ -136,7 +143,7 @@ def health():
     return jsonify(body)
 
 
-def _index_and_sentences():
+def _index_and_sentences() -> tuple[Index, dict[str, tuple[Sentence, ...]]]:
     """The engine's current index and its sentences grouped by document (one snapshot: a
     rebuild may replace it while serving)."""
     snapshot = _qa()["engine"].snapshot
@@ -144,7 +151,7 @@ def _index_and_sentences():
 
 
 @bp.get("/documents")
-def documents():
+def documents() -> Response:
     index, sentences = _index_and_sentences()
     return jsonify(
         documents=[
@@ -155,7 +162,7 @@ def documents():
 
 
 @bp.get("/documents/<path:doc>")
-def document(doc: str):
+def document(doc: str) -> Response:
     # Only ids of the index are served: nothing here ever touches the file system.
     index, sentences = _index_and_sentences()
     found = index.documents.get(doc)
@@ -171,5 +178,5 @@ def document(doc: str):
 
 
 @bp.get("/examples")
-def examples():
+def examples() -> Response:
     return jsonify(examples=_qa()["examples"])

@@ -3,28 +3,33 @@ Schema 2020-12, and the tests check real responses against them."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, current_app, jsonify
 
 from qa import __version__
+
+if TYPE_CHECKING:
+    from qa.config import Config
 
 bp = Blueprint("openapi", __name__)
 
 PROBLEM = "application/problem+json"
 
 
-def _ref(name: str) -> dict:
+def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(name: str, description: str) -> dict:
+def _json(name: str, description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
 
 
-def _problem(description: str) -> dict:
+def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM: {"schema": _ref("Problem")}}}
 
 
-def spec(config) -> dict:
+def spec(config: Config) -> dict[str, Any]:
     """The spec, with the limits of ``config`` written into it."""
     nonneg = {"type": "integer", "minimum": 0}
     question = {
@@ -262,5 +267,5 @@ def spec(config) -> dict:
 
 
 @bp.get("/openapi.json")
-def openapi_json():
+def openapi_json() -> Response:
     return jsonify(spec(current_app.extensions["qa"]["config"]))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
+from flask.typing import ResponseReturnValue
 
 bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
-def chat():
+def chat() -> ResponseReturnValue:
     config = current_app.extensions["qa"]["config"]
     return render_template(
         "chat.html",

@@ -10,10 +10,11 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 
 
 class RateLimiter:
-    def __init__(self, per_minute: int, clock=time.monotonic):
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self.clock = clock
         self._seen: dict[str, deque[float]] = {}
