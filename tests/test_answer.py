@@ -14,7 +14,7 @@ from qa.answer import QuestionError, answer_question
 from qa.config import DEFAULT_READER, Config
 from qa.engine import Engine
 from qa.evaluate import evaluate, library_asker, load_items
-from qa.features import Candidate, Reading
+from qa.features import Reading
 from qa.read import Settings
 from qa.records import Turn
 
@@ -82,9 +82,7 @@ def test_under_the_threshold_the_documents_do_not_say(engine):
     assert answer.answer is None and answer.answer_start is None
     # the closest passages are offered as related, by the reader's score
     candidates = reader.calls[0][1]
-    assert [c.text for c in answer.citations] == [
-        candidates[i].sentence for i in (3, 0, 2)
-    ]
+    assert [c.text for c in answer.citations] == [candidates[i].sentence for i in (3, 0, 2)]
     # confident that they do not say: the best margin is close to the threshold
     assert answer.confidence == pytest.approx(Scripted([]).settings.confidence(0.95, False))
     check_invariants(engine, answer)

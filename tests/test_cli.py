@@ -6,10 +6,9 @@ import sys
 import time
 
 import pytest
-
-import qa
 from click.testing import CliRunner
 
+import qa
 from qa.cli import cli
 
 

@@ -109,7 +109,8 @@ def test_answering_never_imports_torch():
         f"shutil.copytree({str(ROOT / 'seeds')!r}, d / 'seeds')\n"
         "e = Engine(Config(seeds_dir=d / 'seeds', index_dir=d / 'index'), notify=lambda m: None)\n"
         "e.ask('Who was instructed to use military force?')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'sentence_transformers', 'transformers')))\n"
+        "heavy = ('torch', 'sentence_transformers', 'transformers')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300

@@ -48,6 +48,7 @@ class TrainSettings:
     lr: float = 2e-4
     negatives: int = 3  # wrong retrieved sentences per question and epoch
     layers: int = 6  # of the transformer's layers kept
+    previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
     retrieve: int = 10  # sentences retrieved for each validation question
     candidates: tuple[int, ...] = (3, 4, 5, 6, 8, 10)  # how many to read: chosen on validation
     int8: bool = True
@@ -106,7 +107,7 @@ def train_reader(
     tokenizer = Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
-    featurizer = Featurizer(tokenizer, Limits())
+    featurizer = Featurizer(tokenizer, Limits(previous=settings.previous))
     rows = training_rows(train_asked, indexes, settings.negatives, rng)
     data = Encoded(rows, featurizer)
     log(f"training rows: {len(data)} ({sum(r.span is not None for r in rows)} with an answer)")
