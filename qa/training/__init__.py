@@ -1,0 +1,14 @@
+"""Training the reader (``qa train``): needs torch, and is never imported by the service.
+
+- ``data``: training and validation rows from the corpus and the service's retrieval;
+- ``model``: the PyTorch model and the loop that fits it;
+- ``export``: ONNX export and int8 quantisation;
+- ``fit``: choosing on validation (sentences read, threshold, confidence curves);
+- ``card``: the model card;
+- ``report``: scoring question sets through the service, for the card;
+- ``run``: the whole run.
+"""
+
+from .run import TrainSettings, train_reader
+
+__all__ = ["TrainSettings", "train_reader"]

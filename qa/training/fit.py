@@ -99,7 +99,8 @@ def choose_threshold(outs: Sequence[Outcome]) -> tuple[float, Metrics]:
     cuts = [margins[0] - 1.0] if margins else [0.0]
     cuts += [(a + b) / 2 for a, b in zip(margins, margins[1:], strict=False)]
     cuts += [margins[-1] + 1.0] if margins else []
-    best = max(cuts, key=lambda t: (round(objective(metrics(outs, t)), 6), -abs(t)))
+    # among equal objectives, the lowest threshold: it abstains least on answerable ones
+    best = max(cuts, key=lambda t: (round(objective(metrics(outs, t)), 6), -t))
     return float(best), metrics(outs, best)
 
 

@@ -19,7 +19,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,18 @@ class TrainSettings:
     retrieve: int = 10  # sentences retrieved for each validation question
     candidates: tuple[int, ...] = (3, 4, 5, 6, 8, 10)  # how many to read: chosen on validation
     int8: bool = True
+    bf16: bool = field(default_factory=lambda: cpu_has_bf16())  # the forward pass in bfloat16
     max_steps: int = 0  # stop after this many steps (0: every epoch); for tests
     limit_questions: int = 0  # use only this many questions of each split; for tests
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes in bfloat16 natively (elsewhere torch emulates it, slower)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _subset(examples: list[Example], limit: int, rng: random.Random) -> list[Example]:
@@ -134,6 +144,7 @@ def train_reader(
         max_steps=settings.max_steps,
         log=log,
         after_epoch=after_epoch,
+        bf16=settings.bf16,
     )
     model.load_state_dict(best["state"])
     log(f"kept epoch {best['epoch']}")

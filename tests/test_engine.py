@@ -1,0 +1,72 @@
+"""The engine: a configuration passed in reaches every part, and each question is answered
+from one snapshot of the index."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from qa.config import Config
+from qa.engine import Engine, Snapshot
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+
+def test_a_non_default_configuration_reaches_every_part(tmp_path, monkeypatch):
+    """Backend, cache folder and HNSW size come from the Config given, not from the
+    environment (which says otherwise here)."""
+    monkeypatch.setenv("QA_BACKEND", "torch")
+    monkeypatch.setenv("QA_HNSW_MIN", "100000")
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    config = Config(
+        seeds_dir=tmp_path / "seeds",
+        index_dir=tmp_path / "index",
+        backend="onnx-int8",
+        cache_dir=tmp_path / "cache",
+        hnsw_min_sentences=10,
+        embed_threads=1,
+    )
+    engine = Engine(config, notify=lambda m: None)
+    assert engine.embedder.backend == "onnx-int8"
+    exported = list((tmp_path / "cache" / "onnx").glob("*/model-int8.onnx"))
+    assert len(exported) == 1  # the export went into the cache folder given
+    faiss = engine.index.manifest["faiss"]
+    assert faiss["kind"] == "IndexRefineFlat" and faiss["hnsw_min_sentences"] == 10
+    assert engine.reader.folder == config.reader.resolve()
+    answer = engine.ask("Who was instructed to use military force?")
+    assert answer.index_version == engine.index.version
+
+
+def test_a_snapshot_groups_the_sentences_by_document(engine):
+    snapshot = Snapshot.of(engine.index)
+    assert set(snapshot.by_document) == set(engine.index.documents)
+    for doc, sentences in snapshot.by_document.items():
+        assert [s.index for s in sentences] == list(range(len(sentences)))
+        text = engine.index.documents[doc].text
+        assert all(text[s.start : s.end] == s.text for s in sentences)
+    assert sum(map(len, snapshot.by_document.values())) == len(engine.index.sentences)
+
+
+def test_a_swap_in_the_middle_of_a_question_does_not_mix_indexes(engine, embedder, tmp_path):
+    """The index is swapped while the question is being read: the answer, its citations
+    and its index_version all come from the index in place when the question arrived."""
+    from helpers import build
+
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "other.txt").write_text("The other index holds one sentence.\n")
+    other = Snapshot.of(build(tmp_path / "seeds", tmp_path / "index", embedder))
+    before = engine.snapshot
+    real = engine.reader.read
+
+    def read(*args, **kwargs):
+        engine._snapshot = other  # what a rebuild does, mid-question
+        return real(*args, **kwargs)
+
+    engine.reader.read = read
+    try:
+        answer = engine.ask("Who was instructed to use military force?")
+    finally:
+        del engine.reader.read
+        engine._snapshot = before
+    assert answer.index_version == before.index.version != other.index.version
+    assert all(c.doc in before.index.documents for c in answer.citations)

@@ -1,0 +1,56 @@
+"""Choosing on validation: the threshold, the confidence curves and the reliability table,
+on outcomes whose answer the test knows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from qa.training.fit import Outcome, choose_threshold, fit_platt, metrics, objective, reliability
+
+
+def outcome(margin: float, answerable: bool, hit: bool = True) -> Outcome:
+    return Outcome(answerable, False, margin, answerable and hit, answerable, 10)
+
+
+def test_metrics_follow_the_eval_definitions():
+    outs = [outcome(5, True), outcome(1, True), outcome(4, False), outcome(-2, False)]
+    m = metrics(outs, threshold=3.0)
+    assert m["answer_hit"] == 0.5 and m["false_abstain"] == 0.5 and m["abstain"] == 0.5
+    assert m["support@1"] == 1.0 and m["answer_chars_median"] == 10
+    assert objective(m) == 1.0
+
+
+def test_the_threshold_separates_answerable_from_unanswerable_when_it_can():
+    outs = [outcome(m, True) for m in (3, 4, 5)] + [outcome(m, False) for m in (-1, 0, 1)]
+    threshold, m = choose_threshold(outs)
+    assert 1 < threshold < 3
+    assert m["answer_hit"] == 1.0 and m["abstain"] == 1.0
+
+
+def test_among_equal_objectives_the_lowest_threshold_wins():
+    """Answering with a wrong span and abstaining score the same (neither hits), so the
+    threshold is the lowest that keeps the unanswerable ones out: it abstains least."""
+    outs = [outcome(6, True), outcome(2, True, hit=False), outcome(1.5, False)]
+    threshold, m = choose_threshold(outs)
+    assert 1.5 < threshold < 2 and m["abstain"] == 1.0 and m["false_abstain"] == 0.0
+
+
+def test_platt_recovers_a_known_curve_and_stays_finite_on_separable_data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(5, 3, 4000)
+    y = rng.random(4000) < 1 / (1 + np.exp(-(0.8 * x - 4)))
+    a, b = fit_platt(x, y)
+    assert a == pytest.approx(0.8, rel=0.15) and b == pytest.approx(-4, rel=0.15)
+    a, b = fit_platt([8, 9, 10, 1, 2, 3], [True] * 3 + [False] * 3)
+    assert math.isfinite(a) and math.isfinite(b) and a > 0
+    assert fit_platt([], []) == (1.0, 0.0)
+
+
+def test_reliability_bins_by_confidence():
+    pairs = [(0.95, True)] * 9 + [(0.95, False)] + [(0.3, False)] * 3 + [(1.0, True)]
+    rows = {r["bin"]: r for r in reliability(pairs)}
+    assert rows["0.9-1.0"]["count"] == 11 and rows["0.9-1.0"]["right"] == round(10 / 11, 3)
+    assert rows["0.0-0.5"] == {"bin": "0.0-0.5", "count": 3, "confidence": 0.3, "right": 0.0}

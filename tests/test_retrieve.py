@@ -1,0 +1,67 @@
+"""Retrieval: the query a question makes, and the fusion of the dense and lexical
+rankings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qa.retrieve import (
+    HISTORY_WEIGHT,
+    LEXICAL_WEIGHT,
+    hybrid_search,
+    make_query,
+    query_terms,
+    query_vector,
+    retrieve,
+)
+from qa.text import content_stems
+
+
+def test_a_follow_up_carries_the_last_question_and_a_short_answer():
+    q = make_query("  Where  does she work? ", "Who led the team?", "Dr Ilse Varga")
+    assert q.text == "Where does she work?"
+    assert q.context == "Who led the team? Dr Ilse Varga"
+    long = make_query("Why?", "What happened?", "x " * 100)
+    assert long.last_answer == "" and long.context == "What happened?"
+    assert make_query("Who?").context == ""
+
+
+def test_the_last_turn_weighs_less_than_the_question():
+    terms = query_terms(make_query("Where does the keeper live?", "Who was the keeper's wife?"))
+    (keeper,) = content_stems("keeper")
+    (wife,) = content_stems("wife")
+    assert terms[keeper] == 1.0  # a word of both keeps the question's weight
+    assert terms[wife] == HISTORY_WEIGHT
+    assert set(terms) == set(content_stems("keeper live wife"))
+
+
+def test_the_query_vector_leans_towards_the_question():
+    a, b = np.eye(3, dtype=np.float32)[:2]
+    assert query_vector(a) is a
+    mixed = query_vector(a, b)
+    assert np.linalg.norm(mixed) == pytest.approx(1.0)
+    assert mixed @ a > mixed @ b > 0
+
+
+def test_fused_scores_add_the_lexical_score_with_its_weight(engine):
+    s = engine.snapshot
+    q = make_query("How many members does the Clan del Golfo have?")
+    vector = engine.embedder.encode_questions([q.text])[0]
+    hits = hybrid_search(s.index, s.lexical, vector, query_terms(q), 5)
+    assert len(hits) == 5
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    for h in hits:
+        assert h.score == pytest.approx(h.dense + LEXICAL_WEIGHT * h.lexical)
+        assert h.sentence is s.index.sentences[h.position]
+    assert any("7,500" in h.sentence.text for h in hits)
+    assert retrieve(s.index, s.lexical, engine.embedder, q, 5) == hits
+
+
+def test_a_name_only_the_lexical_side_knows_is_still_found(engine):
+    """A rare exact word (a number) brings its sentence in even when it is not among the
+    dense side's nearest: the lexical candidates get their dense score reconstructed."""
+    s = engine.snapshot
+    q = make_query("7,500")
+    hits = retrieve(s.index, s.lexical, engine.embedder, q, 3)
+    assert any("7,500" in h.sentence.text for h in hits)
