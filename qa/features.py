@@ -31,7 +31,7 @@ class Limits:
     question: int = 32
     last_question: int = 16
     last_answer: int = 12
-    previous: int = 24  # the end of the previous sentence, nearest to the sentence
+    previous: int = 12  # the end of the previous sentence, nearest to the sentence
     sentence: int = 96
     span: int = 30  # the longest span, in tokens
 

@@ -43,11 +43,11 @@ class TrainSettings:
     corpus: Path = Path("train")
     out: Path = DEFAULT_READER
     seed: int = 13
-    epochs: int = 3
+    epochs: int = 5
     batch_size: int = 32
     lr: float = 2e-4
     negatives: int = 3  # wrong retrieved sentences per question and epoch
-    layers: int = 6  # of the transformer's layers kept
+    layers: int = 4  # of the transformer's six layers kept
     previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
     retrieve: int = 10  # sentences retrieved for each validation question
     candidates: tuple[int, ...] = (3, 4, 5, 6, 8, 10)  # how many to read: chosen on validation
