@@ -98,7 +98,8 @@ def train_cmd(
         resolve_model(config.model),
         log=lambda m: click.echo(m, err=True),
         command=command,
-        score=(config, sets),
+        config=config,
+        score=sets,
     )
     click.echo(
         f"reader {card['hash']} written to {settings.out}: reads {card['candidates']} "

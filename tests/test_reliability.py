@@ -204,15 +204,15 @@ def built(tmp_path, embedder):
 @pytest.fixture
 def no_listening(monkeypatch):
     """`qa serve` in process, stopped where it would start listening; the app is kept."""
-    import waitress
+    from qa import server
 
     apps = []
 
-    def create_server(app, **kwargs):
+    def create_server(app, config):
         apps.append(app)
         raise OSError("not listening in this test")
 
-    monkeypatch.setattr(waitress, "create_server", create_server)
+    monkeypatch.setattr(server, "create_server", create_server)
     return apps
 
 

@@ -75,11 +75,12 @@ def render(card: dict[str, Any]) -> str:
         "",
         "## Figures",
         "",
-        "Validation (chooses the number of sentences, the threshold and the calibration):",
+        "Validation (chooses the number of sentences, the threshold and the calibration; "
+        "each set weighs the same):",
         "",
         *_table(
             {
-                "validation": f["validation"]["chosen"],
+                **f["validation"]["chosen"],
                 **(
                     {"validation, float model": f["validation_float"]}
                     if "validation_float" in f

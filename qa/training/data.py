@@ -18,11 +18,13 @@ import numpy as np
 from ..build import sentences_of, with_context
 from ..corpus import Corpus, Example
 from ..embed import Embedder
+from ..engine import Engine
+from ..evaluate import Item
 from ..features import Candidate
 from ..index import Index
 from ..lexical import LexicalIndex
-from ..records import Document, Sentence
-from ..retrieve import Hit, hybrid_search, make_query, query_terms, query_vector
+from ..records import Document, Sentence, Turn
+from ..retrieve import Hit, hybrid_search, make_query, query_terms, query_vector, retrieve
 
 
 @dataclass(frozen=True)
@@ -137,3 +139,27 @@ def training_rows(
         for h, p in rng.sample(wrong, min(negatives, len(wrong))):
             rows.append(Row(*head, Candidate(h.sentence.text, p), None))
     return rows
+
+
+def ask_service(engine: Engine, items: list[Item], k: int) -> list[Asked]:
+    """Questions of a ``shared/eval`` set asked of the service's own index, as it asks
+    them: an earlier turn's answer is the one the engine gives."""
+    from ..answer import previous_text
+
+    snapshot = engine.snapshot
+    asked = []
+    for item in items:
+        history: list[Turn] = []
+        for turn in item.turns[:-1]:
+            history.append(Turn(turn, engine.ask(turn, history=history).answer))
+        last = history[-1] if history else None
+        query = make_query(
+            item.turns[-1], last.question if last else "", last.answer if last else None
+        )
+        hits = tuple(retrieve(snapshot.index, snapshot.lexical, engine.embedder, query, k))
+        previous = tuple(previous_text(snapshot.index, h) for h in hits)
+        example = Example(item.id, "", item.turns, item.answerable, item.support, item.answer)
+        asked.append(
+            Asked(example, query.text, query.last_question, query.last_answer, hits, previous)
+        )
+    return asked

@@ -94,14 +94,25 @@ def objective(m: Metrics) -> float:
 
 
 def choose_threshold(outs: Sequence[Outcome]) -> tuple[float, Metrics]:
-    """The threshold that maximises the objective (midway between two observed margins)."""
-    margins = sorted({o.margin for o in outs if np.isfinite(o.margin)})
+    """The threshold that maximises the objective on one set of outcomes."""
+    threshold, (m,) = choose_threshold_on([outs])
+    return threshold, m
+
+
+def choose_threshold_on(sets: Sequence[Sequence[Outcome]]) -> tuple[float, list[Metrics]]:
+    """The threshold (midway between two observed margins) that maximises the mean of the
+    objective over ``sets``, each set weighing the same whatever its size."""
+    margins = sorted({o.margin for s in sets for o in s if np.isfinite(o.margin)})
     cuts = [margins[0] - 1.0] if margins else [0.0]
     cuts += [(a + b) / 2 for a, b in zip(margins, margins[1:], strict=False)]
     cuts += [margins[-1] + 1.0] if margins else []
+
+    def score(t: float) -> float:
+        return round(sum(objective(metrics(s, t)) for s in sets) / len(sets), 6)
+
     # among equal objectives, the lowest threshold: it abstains least on answerable ones
-    best = max(cuts, key=lambda t: (round(objective(metrics(outs, t)), 6), -t))
-    return float(best), metrics(outs, best)
+    best = max(cuts, key=lambda t: (score(t), -t))
+    return float(best), [metrics(s, best) for s in sets]
 
 
 def fit_platt(
@@ -194,31 +205,33 @@ class Choice:
     candidates: int
     threshold: float
     calibration: dict[str, Any]
-    chosen: Metrics  # validation figures of the choice
-    tried: dict[str, Metrics]  # ... of the best threshold for each number of sentences
+    chosen: dict[str, Metrics]  # the figures of the choice on each validation set
+    tried: dict[str, dict[str, Metrics]]  # ... of the best threshold for each count
 
 
 def choose(
     reader: Reader,
-    asked: Sequence[Asked],
+    sets: dict[str, Sequence[Asked]],
     counts: Sequence[int],
     log: Callable[[str], None] = print,
 ) -> Choice:
-    """How many sentences to read, the threshold and the calibration, on validation read
-    by ``reader``. Each sentence read costs time on every question, so the count is the
-    fewest within TOLERANCE of the best objective."""
-    readings = read_all(reader, asked, max(counts))
-    tried = {}
+    """How many sentences to read, the threshold and the calibration, on the validation
+    ``sets`` read by ``reader`` (each set weighs the same). Each sentence read costs time
+    on every question, so the count is the fewest within TOLERANCE of the best."""
+    names = list(sets)
+    readings = {k: read_all(reader, sets[k], max(counts)) for k in names}
+    tried: dict[str, dict[str, Metrics]] = {}
+    scores = {}
     for n in counts:
-        threshold, m = choose_threshold(outcomes(asked, readings, n))
-        tried[n] = m
-        log(f"  reading {n}: threshold {threshold:.3f} {m}")
-    top = max(objective(m) for m in tried.values())
-    n = min(k for k, m in tried.items() if objective(m) >= top - TOLERANCE)
+        threshold, ms = choose_threshold_on([outcomes(sets[k], readings[k], n) for k in names])
+        tried[str(n)] = dict(zip(names, ms, strict=True))
+        scores[n] = sum(objective(m) for m in ms) / len(ms)
+        log(f"  reading {n}: threshold {threshold:.3f} {tried[str(n)]}")
+    n = min(k for k, v in scores.items() if v >= max(scores.values()) - TOLERANCE)
     # the chosen count read exactly as the service reads it: n sentences in one batch
-    outs = outcomes(asked, read_all(reader, asked, n), n)
-    threshold, m = choose_threshold(outs)
-    log(f"chose to read {n} sentences, threshold {threshold:.3f}: {m}")
-    return Choice(
-        n, round(threshold, 4), calibrate(outs, threshold), m, {str(k): v for k, v in tried.items()}
-    )
+    outs = {k: outcomes(sets[k], read_all(reader, sets[k], n), n) for k in names}
+    threshold, ms = choose_threshold_on(list(outs.values()))
+    chosen = dict(zip(names, ms, strict=True))
+    log(f"chose to read {n} sentences, threshold {threshold:.3f}: {chosen}")
+    pooled = [o for k in names for o in outs[k]]
+    return Choice(n, round(threshold, 4), calibrate(pooled, threshold), chosen, tried)

@@ -44,10 +44,14 @@ class SpanModel(torch.nn.Module):
 
 def load_model(path: str, layers: int) -> SpanModel:
     """The transformer of the sentence-transformers model at ``path``, cut to ``layers``."""
+    from ..export import offline
+
+    offline()  # a local model: nothing may be fetched from a hub
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     encoder = AutoModel.from_pretrained(path)
     total = len(encoder.encoder.layer)
     if 0 < layers < total:

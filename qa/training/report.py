@@ -8,7 +8,8 @@ here chooses anything: the figures go into the model card and the README.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -43,13 +44,19 @@ def available_sets(root: Path) -> list[tuple[str, Path, Path]]:
     ]
 
 
-def score_set(
-    config: Config, embedder: Embedder, reader: Reader, questions: Path, seeds: Path
-) -> Report:
+@contextmanager
+def service(config: Config, embedder: Embedder, reader: Reader, seeds: Path) -> Iterator[Engine]:
+    """The service over the documents in ``seeds``, with an index in a temporary folder."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = replace(config, seeds_dir=Path(seeds), index_dir=Path(tmp) / "index")
         build_index(settings, embedder)
-        engine = Engine(settings, notify=lambda m: None, embedder=embedder, reader=reader)
+        yield Engine(settings, notify=lambda m: None, embedder=embedder, reader=reader)
+
+
+def score_set(
+    config: Config, embedder: Embedder, reader: Reader, questions: Path, seeds: Path
+) -> Report:
+    with service(config, embedder, reader, seeds) as engine:
         return evaluate(library_asker(engine), load_items(questions))
 
 

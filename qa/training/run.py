@@ -18,7 +18,7 @@ import json
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,14 @@ import numpy as np
 from ..config import DEFAULT_READER, Config
 from ..corpus import Example, corpus_hashes, load_corpus
 from ..embed import Embedder
+from ..evaluate import load_items
 from ..features import Featurizer, Limits
 from ..read import CARD, OnnxReader, card_hash
 from ..versions import package_versions
 from .card import write_card
-from .data import ask_all, document_indexes, training_rows
+from .data import Asked, ask_all, ask_service, document_indexes, training_rows
 from .fit import Choice, choose, choose_threshold, metrics, objective, outcomes, read_all
+from .report import available_sets, score_sets, service
 
 MONITOR = 6  # sentences read for each validation question after each epoch
 
@@ -78,11 +80,16 @@ def train_reader(
     model_path: str,
     log: Callable[[str], None] = print,
     command: str = "qa train",
-    score: tuple[Config, bool] | None = None,
+    config: Config | None = None,
+    score: bool = False,
 ) -> dict[str, Any]:
-    """Train, choose on validation, export and write the reader; its model card. With
-    ``score`` (the service's configuration, and whether to), the development and test sets
-    found beside the corpus are then answered through the service, for the card."""
+    """Train, choose on validation, export and write the reader; its model card.
+
+    Validation is the corpus's validation documents and, when it is found beside the
+    project (``../shared/eval/dev.jsonl``, about ``seeds/``), the development set, asked
+    through the service (``config``). With ``score``, the development and test sets are
+    then answered through the service with the new reader, for the card."""
+    config = config or Config()
     import torch
     from tokenizers import Tokenizer
 
@@ -162,13 +169,17 @@ def train_reader(
             shutil.copy(fp32, work / "model.onnx")
             float_reader = _draft(work, featurizer.limits)
             quantize(fp32, work / "model.onnx")
-            choice = choose(_draft(work, featurizer.limits), val_asked, settings.candidates, log)
+            choice = _choose(
+                _draft(work, featurizer.limits), val_asked, settings, config, embedder, log
+            )
             n = choice.candidates
             outs = outcomes(val_asked, read_all(float_reader, val_asked, n), n)
             figures["validation_float"] = metrics(outs, choice.threshold)
         else:
             shutil.move(fp32, work / "model.onnx")
-            choice = choose(_draft(work, featurizer.limits), val_asked, settings.candidates, log)
+            choice = _choose(
+                _draft(work, featurizer.limits), val_asked, settings, config, embedder, log
+            )
         fp32.unlink(missing_ok=True)
         figures["validation"] = {"chosen": choice.chosen, "tried": choice.tried}
         card = {
@@ -214,17 +225,34 @@ def train_reader(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log(f"wrote the reader to {out}")
-    if score is not None and score[1]:
-        from .report import available_sets, score_sets
-
+    if score:
         sets = available_sets(Path(settings.corpus).resolve().parent)
         log(f"scoring {len(sets)} question sets through the service (for the record) ...")
         card = json.loads((out / CARD).read_text())
-        card["figures"].update(score_sets(score[0], embedder, OnnxReader(out), sets, log))
+        card["figures"].update(score_sets(config, embedder, OnnxReader(out), sets, log))
         write_card(out, card)
     final: dict[str, Any] = json.loads((out / CARD).read_text())
     final["hash"] = card_hash(out)
     return final
+
+
+def _choose(
+    reader: OnnxReader,
+    validation: list[Asked],
+    settings: TrainSettings,
+    config: Config,
+    embedder: Embedder,
+    log: Callable[[str], None],
+) -> Choice:
+    """The choice on the corpus's validation documents and, when it is beside the
+    project, the development set asked through the service."""
+    sets: dict[str, Sequence[Asked]] = {"validation": validation}
+    dev = [s for s in available_sets(Path(settings.corpus).resolve().parent) if s[0] == "dev"]
+    for _, questions, seeds in dev:
+        with service(config, embedder, reader, seeds) as engine:
+            sets["dev"] = ask_service(engine, load_items(questions), settings.retrieve)
+    log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in sets.items())}")
+    return choose(reader, sets, settings.candidates, log)
 
 
 def _settings(choice: Choice) -> dict[str, Any]:
