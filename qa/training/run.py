@@ -99,6 +99,7 @@ def train_reader(
     started = time.perf_counter()
     rng = random.Random(settings.seed)
     np.random.seed(settings.seed)
+    torch.manual_seed(settings.seed)  # before the model: its new layer starts at random
     corpus = load_corpus(settings.corpus)
     train_ex = _subset(corpus.split("train"), settings.limit_questions, rng)
     val_ex = _subset(corpus.split("validation"), settings.limit_questions, rng)
