@@ -84,14 +84,14 @@ def test_the_input_is_focused_and_examples_are_offered(page):
 
 
 def test_ask_by_enter_see_answer_and_open_the_cited_sentence(page):
-    sent = ask(page, "Who was instructed to use military force against the cartels?")
+    sent = ask(page, "When was Trump's first day back in the White House?")
     assert sent["history"] == []
     bubble = page.locator(".turn.bot").last
     answer = bubble.locator(".answer").inner_text()
-    assert "Pentagon" in answer
-    assert "Pentagon" in bubble.locator("mark.answer-span").inner_text()
+    assert "January 20" in answer
+    assert "January 20" in bubble.locator("mark.answer-span").inner_text()
     assert bubble.locator(".citations .cite").count() == 3
-    assert page.locator(".turn.user .text").inner_text().startswith("Who was instructed")
+    assert page.locator(".turn.user .text").inner_text().startswith("When was Trump")
 
     bubble.locator(".citations .cite").first.click()
     panel = page.locator("#article-panel")
@@ -99,7 +99,7 @@ def test_ask_by_enter_see_answer_and_open_the_cited_sentence(page):
     highlighted = panel.locator(".sentence.highlight")
     highlighted.wait_for()
     assert highlighted.count() == 1
-    assert "instructed the Pentagon" in highlighted.inner_text()
+    assert "executive order on January 20" in highlighted.inner_text()
     assert highlighted.is_visible() and highlighted.evaluate(
         "el => { const r = el.getBoundingClientRect(), p = el.closest('.article-text')"
         ".getBoundingClientRect(); return r.top >= p.top && r.bottom <= p.bottom; }"
@@ -109,7 +109,7 @@ def test_ask_by_enter_see_answer_and_open_the_cited_sentence(page):
     bubble.locator(".citations .cite").nth(1).click()
     page.wait_for_function(
         "document.querySelectorAll('.sentence.highlight').length === 1 && "
-        "!document.querySelector('.sentence.highlight').textContent.includes('Pentagon')"
+        "!document.querySelector('.sentence.highlight').textContent.includes('January 20')"
     )
     page.keyboard.press("Escape")
     panel.wait_for(state="hidden")
@@ -213,7 +213,7 @@ def test_narrow_screen_and_screenshot(browser, server, tmp_path):
     context = browser.new_context(viewport={"width": 375, "height": 740})
     page = context.new_page()
     page.goto(server.url + "/")
-    ask(page, "Who was instructed to use military force against the cartels?")
+    ask(page, "When was Trump's first day back in the White House?")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375
     page.locator(".citations .cite").first.click()
@@ -226,7 +226,7 @@ def test_narrow_screen_and_screenshot(browser, server, tmp_path):
     context = browser.new_context(viewport={"width": 1200, "height": 720})
     page = context.new_page()
     page.goto(server.url + "/")
-    ask(page, "Who was instructed to use military force against the cartels?")
+    ask(page, "When was Trump's first day back in the White House?")
     page.locator(".citations .cite").first.click()
     page.locator(".sentence.highlight").wait_for()
     path = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "screenshot.png"
