@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,10 +24,10 @@ import numpy as np
 
 from .config import DEFAULT_READER, Config
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
+from .runner import CORES, ort_session
 
 CARD = "card.json"
 FILES = ("model.onnx", "tokenizer.json")
-CORES = os.cpu_count() or 1
 
 
 class ReaderError(Exception):
@@ -148,31 +147,14 @@ class OnnxReader:
             tokenizer.no_truncation()
             tokenizer.no_padding()
             self.featurizer = Featurizer(tokenizer, Limits.from_dict(self.card.get("limits", {})))
-            self._shared = self._session(max(1, threads))
-            self._alone = self._session(max(threads, CORES))
+            self._shared = ort_session(folder / "model.onnx", max(1, threads))
+            self._alone = ort_session(folder / "model.onnx", max(threads, CORES))
         except ReaderError:
             raise
         except Exception as exc:  # onnxruntime and tokenizers raise their own kinds
             raise ReaderError(f"the reader in {folder} cannot load ({exc}); retrain it") from exc
         self._lock = threading.Lock()
         self._running = 0
-
-    def _session(self, threads: int) -> Any:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # several threads on one run hand work to each other often: spinning briefly beats
-        # sleeping, but only within a run (see qa/embed.py)
-        options.add_session_config_entry(
-            "session.intra_op.allow_spinning", "1" if threads > 1 else "0"
-        )
-        options.add_session_config_entry("session.force_spinning_stop", "1")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        return ort.InferenceSession(
-            str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
 
     def read(
         self,

@@ -28,6 +28,24 @@ TOKEN_BUDGET = 4096  # at most this many tokens (padded) in one model run
 CORES = os.cpu_count() or 1
 
 
+def ort_session(model_file: Path, threads: int) -> Any:
+    """An ONNX Runtime session on the CPU with ``threads`` threads for each run."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # A run on several threads hands work between them dozens of times; letting them spin
+    # briefly instead of sleeping makes a lone question 30% faster. A one-thread session
+    # has no pool to spin.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if threads > 1 else "0")
+    # ... but only within a run: after it, spinning threads would take a core from the
+    # rest of the answer (at 100k sentences its search took 0.5 ms longer)
+    options.add_session_config_entry("session.force_spinning_stop", "1")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+
+
 class ModelError(Exception):
     """The embedding model cannot be loaded."""
 
@@ -85,24 +103,7 @@ class OnnxRunner:
     def _session(self, model_file: Path, threads: int) -> Any:
         key = (model_file, threads)
         if key not in self._sessions:
-            import onnxruntime as ort
-
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            # A run on several threads hands work between them dozens of times; letting
-            # them spin briefly instead of sleeping makes a lone question 30% faster. A
-            # one-thread session has no pool to spin.
-            options.add_session_config_entry(
-                "session.intra_op.allow_spinning", "1" if threads > 1 else "0"
-            )
-            # ... but only within a run: after it, spinning threads would take a core from
-            # the rest of the answer (at 100k sentences its search took 0.5 ms longer)
-            options.add_session_config_entry("session.force_spinning_stop", "1")
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[key] = ort.InferenceSession(
-                str(model_file), options, providers=["CPUExecutionProvider"]
-            )
+            self._sessions[key] = ort_session(model_file, threads)
         return self._sessions[key]
 
     def encode(
