@@ -130,7 +130,31 @@ def verify(folder: Path, card: dict[str, Any]) -> None:
             )
 
 
-class OnnxReader:
+class BatchReader:
+    """A Reader that reads every candidate in one batch: the subclass gives ``run``, from
+    a batch to its start and end logits."""
+
+    featurizer: Featurizer
+
+    def run(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def read(
+        self,
+        question: str,
+        candidates: Sequence[Candidate],
+        last_question: str = "",
+        last_answer: str = "",
+    ) -> list[Reading]:
+        """Every candidate read in one batched run."""
+        if not candidates:
+            return []
+        batch = self.featurizer.encode(question, candidates, last_question, last_answer)
+        start, end = self.run(batch)
+        return read_spans(start, end, batch, self.featurizer.limits.span)
+
+
+class OnnxReader(BatchReader):
     """The reader in ONNX Runtime. A question alone gets every core; concurrent questions
     each run on one thread, side by side."""
 
@@ -156,17 +180,8 @@ class OnnxReader:
         self._lock = threading.Lock()
         self._running = 0
 
-    def read(
-        self,
-        question: str,
-        candidates: Sequence[Candidate],
-        last_question: str = "",
-        last_answer: str = "",
-    ) -> list[Reading]:
-        """Every candidate read in one batched run."""
-        if not candidates:
-            return []
-        batch = self.featurizer.encode(question, candidates, last_question, last_answer)
+    def run(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end logits of a batch, in one run."""
         with self._lock:
             alone = self._running == 0
             self._running += 1
@@ -176,34 +191,24 @@ class OnnxReader:
         finally:
             with self._lock:
                 self._running -= 1
-        return read_spans(start, end, batch, self.featurizer.limits.span)
+        return start, end
 
 
 Logits = Callable[[Batch], tuple[np.ndarray, np.ndarray]]
 
 
-class LogitsReader:
+class LogitsReader(BatchReader):
     """A Reader over any function from a batch to start and end logits (used while
     training, before the model is exported)."""
 
     def __init__(self, featurizer: Featurizer, run: Logits, settings: Settings, name: str):
         self.featurizer = featurizer
-        self.run = run
+        self._run = run
         self.settings = settings
         self.name = name
 
-    def read(
-        self,
-        question: str,
-        candidates: Sequence[Candidate],
-        last_question: str = "",
-        last_answer: str = "",
-    ) -> list[Reading]:
-        if not candidates:
-            return []
-        batch = self.featurizer.encode(question, candidates, last_question, last_answer)
-        start, end = self.run(batch)
-        return read_spans(start, end, batch, self.featurizer.limits.span)
+    def run(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        return self._run(batch)
 
 
 @lru_cache(maxsize=4)
