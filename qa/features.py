@@ -187,9 +187,16 @@ def span_tokens(batch: Batch, row: int, start: int, end: int) -> tuple[int, int]
 
 
 def read_spans(
-    start_logits: np.ndarray, end_logits: np.ndarray, batch: Batch, max_tokens: int
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    batch: Batch,
+    max_tokens: int,
+    slack: float = 0.0,
 ) -> list[Reading]:
-    """The best span of each row (whole words, at most ``max_tokens``) and its scores."""
+    """The best span of each row (whole words, at most ``max_tokens``) and its scores.
+    With a ``slack``, the span widens to cover every span scoring within ``slack`` of the
+    best (while that stays within ``max_tokens``): where the model hesitates between
+    "7,500" and "7,500 members", the answer holds both. Its score is the best's."""
     out = []
     for r, off in enumerate(batch.offsets):
         null = float(start_logits[r, 0] + end_logits[r, 0])
@@ -205,5 +212,10 @@ def read_spans(
         scores = np.where((j >= i) & (j - i < max_tokens), scores, 2 * NEG)
         best = int(np.argmax(scores))
         i0, j0 = divmod(best, n)
-        out.append(Reading(int(off[i0, 0]), int(off[j0, 1]), float(scores[i0, j0]), null))
+        top = float(scores[i0, j0])
+        if slack > 0 and top > NEG:
+            near_i, near_j = np.nonzero(scores >= top - slack)
+            if near_j.max() - near_i.min() < max_tokens:
+                i0, j0 = int(near_i.min()), int(near_j.max())
+        out.append(Reading(int(off[i0, 0]), int(off[j0, 1]), top, null))
     return out

@@ -44,6 +44,7 @@ class Settings:
     answer_bias: float
     abstain_scale: float  # confidence of "the documents do not say", on the best margin
     abstain_bias: float
+    slack: float = 0.0  # spans within this of the best widen the answer (see read_spans)
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Settings:
@@ -55,6 +56,7 @@ class Settings:
             float(c["answer"][1]),
             float(c["abstain"][0]),
             float(c["abstain"][1]),
+            float(card.get("slack", 0.0)),
         )
 
     def confidence(self, margin: float, answered: bool) -> float:
@@ -135,6 +137,7 @@ class BatchReader:
     a batch to its start and end logits."""
 
     featurizer: Featurizer
+    settings: Settings
 
     def run(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -151,7 +154,7 @@ class BatchReader:
             return []
         batch = self.featurizer.encode(question, candidates, last_question, last_answer)
         start, end = self.run(batch)
-        return read_spans(start, end, batch, self.featurizer.limits.span)
+        return read_spans(start, end, batch, self.featurizer.limits.span, self.settings.slack)
 
 
 class OnnxReader(BatchReader):

@@ -80,6 +80,30 @@ def test_spans_never_run_backwards_or_past_the_limit(featurizer):
     assert len(SENTENCE[reading.start : reading.end].split()) <= 3
 
 
+def test_a_slack_widens_the_answer_over_near_best_spans(featurizer):
+    batch = featurizer.encode("How much?", [Candidate(SENTENCE)])
+    n = batch.ids.shape[1]
+    money = span_tokens(batch, 0, SENTENCE.index("£48"), SENTENCE.index(" million"))
+    plan = span_tokens(batch, 0, SENTENCE.index("£48"), SENTENCE.index(" on Tuesday"))
+    assert money and plan
+    s = np.full((1, n), -20.0)
+    e = np.full((1, n), -20.0)
+    s[0, 0], e[0, 0] = 0.0, 0.0
+    s[0, money[0]] = 4.0  # both spans start at "£48"
+    e[0, money[1]], e[0, plan[1]] = 4.0, 3.0  # "£48" scores 8, "£48 million plan" 7
+    (tight,) = read_spans(s, e, batch, max_tokens=30)
+    assert SENTENCE[tight.start : tight.end] == "£48"
+    (wide,) = read_spans(s, e, batch, max_tokens=30, slack=1.5)
+    assert SENTENCE[wide.start : wide.end] == "£48 million plan"
+    assert wide.margin == tight.margin  # the score stays the best span's
+    # a span further under the best than the slack does not count
+    (same,) = read_spans(s, e, batch, max_tokens=30, slack=0.5)
+    assert (same.start, same.end) == (tight.start, tight.end)
+    # nor does widening run past the token budget: the best span is kept
+    (capped,) = read_spans(s, e, batch, max_tokens=plan[1] - plan[0], slack=1.5)
+    assert (capped.start, capped.end) == (tight.start, tight.end)
+
+
 def test_a_long_sentence_is_cut_to_its_budget(featurizer):
     long = " ".join(["word"] * 300) + "."
     batch = featurizer.encode("What?", [Candidate(long)])

@@ -8,7 +8,16 @@ import math
 import numpy as np
 import pytest
 
-from qa.training.fit import Outcome, choose_threshold, fit_platt, metrics, objective, reliability
+from qa.training.fit import (
+    TOLERANCE,
+    Outcome,
+    choose_threshold,
+    fit_platt,
+    least_within_tolerance,
+    metrics,
+    objective,
+    reliability,
+)
 
 
 def outcome(margin: float, answerable: bool, hit: bool = True) -> Outcome:
@@ -54,3 +63,10 @@ def test_reliability_bins_by_confidence():
     rows = {r["bin"]: r for r in reliability(pairs)}
     assert rows["0.9-1.0"]["count"] == 11 and rows["0.9-1.0"]["right"] == round(10 / 11, 3)
     assert rows["0.0-0.5"] == {"bin": "0.0-0.5", "count": 3, "confidence": 0.3, "right": 0.0}
+
+
+def test_the_least_setting_within_tolerance_of_the_best_is_chosen():
+    scores = {3: 1.30, 4: 1.40 - TOLERANCE / 2, 6: 1.40, 8: 1.39}
+    assert least_within_tolerance(scores) == 4
+    assert least_within_tolerance({0.0: 1.0, 2.0: 1.0 + 2 * TOLERANCE}) == 2.0
+    assert least_within_tolerance({5.0: 1.0}) == 5.0

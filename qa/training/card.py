@@ -57,6 +57,8 @@ def render(card: dict[str, Any]) -> str:
         f"- Token budgets: {json.dumps(card['limits'])}",
         f"- Reads {card['candidates']} retrieved sentences a question; answers when the best "
         f"margin reaches {card['threshold']}",
+        f"- The answer covers every span of its sentence scoring within {card.get('slack', 0.0)} "
+        "of the best",
         f"- Confidence: {card['calibration']['method']}: answer "
         f"{card['calibration']['answer']}, abstention {card['calibration']['abstain']}",
         "",
@@ -75,8 +77,8 @@ def render(card: dict[str, Any]) -> str:
         "",
         "## Figures",
         "",
-        "Validation (chooses the number of sentences, the threshold and the calibration; "
-        "each set weighs the same):",
+        "Validation (chooses the number of sentences, the slack, the threshold and the "
+        "calibration; each set weighs the same):",
         "",
         *_table(
             {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -207,18 +207,23 @@ class Choice:
     calibration: dict[str, Any]
     chosen: dict[str, Metrics]  # the figures of the choice on each validation set
     tried: dict[str, dict[str, Metrics]]  # ... of the best threshold for each count
+    slack: float = 0.0  # how far under the best span's score other spans widen the answer
+    slacks: dict[str, dict[str, Metrics]] = field(default_factory=dict)  # ... for each slack
 
 
 def choose(
     reader: Reader,
     sets: dict[str, Sequence[Asked]],
     counts: Sequence[int],
+    slacks: Sequence[float] = (0.0,),
     log: Callable[[str], None] = print,
 ) -> Choice:
-    """How many sentences to read, the threshold and the calibration, on the validation
-    ``sets`` read by ``reader`` (each set weighs the same). Each sentence read costs time
-    on every question, so the count is the fewest within TOLERANCE of the best."""
+    """How many sentences to read, how far the answer widens over near-best spans, the
+    threshold and the calibration, on the validation ``sets`` read by ``reader`` (each set
+    weighs the same). Each sentence read costs time on every question, and each word of
+    slack lengthens answers, so each is the least within TOLERANCE of the best."""
     names = list(sets)
+    reader.settings = replace(reader.settings, slack=0.0)
     readings = {k: read_all(reader, sets[k], max(counts)) for k in names}
     tried: dict[str, dict[str, Metrics]] = {}
     scores = {}
@@ -227,11 +232,29 @@ def choose(
         tried[str(n)] = dict(zip(names, ms, strict=True))
         scores[n] = sum(objective(m) for m in ms) / len(ms)
         log(f"  reading {n}: threshold {threshold:.3f} {tried[str(n)]}")
-    n = min(k for k, v in scores.items() if v >= max(scores.values()) - TOLERANCE)
+    n = least_within_tolerance(scores)
     # the chosen count read exactly as the service reads it: n sentences in one batch
-    outs = {k: outcomes(sets[k], read_all(reader, sets[k], n), n) for k in names}
-    threshold, ms = choose_threshold_on(list(outs.values()))
+    outs: dict[float, dict[str, list[Outcome]]] = {}
+    widened: dict[str, dict[str, Metrics]] = {}
+    by_slack = {}
+    for slack in slacks:
+        reader.settings = replace(reader.settings, slack=slack)
+        outs[slack] = {k: outcomes(sets[k], read_all(reader, sets[k], n), n) for k in names}
+        threshold, ms = choose_threshold_on(list(outs[slack].values()))
+        widened[str(slack)] = dict(zip(names, ms, strict=True))
+        by_slack[slack] = sum(objective(m) for m in ms) / len(ms)
+        log(f"  slack {slack}: threshold {threshold:.3f} {widened[str(slack)]}")
+    slack = least_within_tolerance(by_slack)
+    reader.settings = replace(reader.settings, slack=slack)
+    threshold, ms = choose_threshold_on(list(outs[slack].values()))
     chosen = dict(zip(names, ms, strict=True))
-    log(f"chose to read {n} sentences, threshold {threshold:.3f}: {chosen}")
-    pooled = [o for k in names for o in outs[k]]
-    return Choice(n, round(threshold, 4), calibrate(pooled, threshold), chosen, tried)
+    log(f"chose to read {n} sentences, slack {slack}, threshold {threshold:.3f}: {chosen}")
+    pooled = [o for k in names for o in outs[slack][k]]
+    calibration = calibrate(pooled, threshold)
+    return Choice(n, round(threshold, 4), calibration, chosen, tried, slack, widened)
+
+
+def least_within_tolerance(scores: dict[Any, float]) -> Any:
+    """The least setting whose score is within TOLERANCE of the best."""
+    best = max(scores.values())
+    return min(k for k, v in scores.items() if v >= best - TOLERANCE)

