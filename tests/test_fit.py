@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from qa.training.fit import (
+    LONGEST_MEDIAN,
     TOLERANCE,
     Outcome,
     choose_threshold,
@@ -17,6 +18,7 @@ from qa.training.fit import (
     metrics,
     objective,
     reliability,
+    short_enough,
 )
 
 
@@ -70,3 +72,9 @@ def test_the_least_setting_within_tolerance_of_the_best_is_chosen():
     assert least_within_tolerance(scores) == 4
     assert least_within_tolerance({0.0: 1.0, 2.0: 1.0 + 2 * TOLERANCE}) == 2.0
     assert least_within_tolerance({5.0: 1.0}) == 5.0
+
+
+def test_a_slack_must_keep_the_median_right_answer_short():
+    assert short_enough({"answer_chars_median": LONGEST_MEDIAN - 1})
+    assert not short_enough({"answer_chars_median": LONGEST_MEDIAN})
+    assert short_enough({"answer_chars_median": None})  # no right answer at all

@@ -58,6 +58,8 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     assert len(d["sha256"]["documents"]) == len(d["sha256"]["questions"]) == 64
     assert {"torch", "onnxruntime", "transformers"} <= set(card["versions"])
     assert card["candidates"] in t["candidates"]
+    assert card["slack"] in t["slacks"]
+    assert set(card["figures"]["validation"]["slacks"]) == {str(x) for x in t["slacks"]}
     chosen = card["figures"]["validation"]["chosen"]
     assert set(chosen["validation"]) >= {"answer_hit", "abstain", "false_abstain"}
     assert card["quantization"].startswith("dynamic int8")

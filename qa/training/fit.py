@@ -198,6 +198,7 @@ def read_all(reader: Reader, asked: Sequence[Asked], n: int) -> list[list[Readin
 
 
 TOLERANCE = 0.015  # of the objective (a sum of two rates): 1.5 points of either
+LONGEST_MEDIAN = 40  # characters: a slack may not lengthen the median right answer to this
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,8 @@ def choose(
     """How many sentences to read, how far the answer widens over near-best spans, the
     threshold and the calibration, on the validation ``sets`` read by ``reader`` (each set
     weighs the same). Each sentence read costs time on every question, and each word of
-    slack lengthens answers, so each is the least within TOLERANCE of the best."""
+    slack lengthens answers, so each is the least within TOLERANCE of the best (and a
+    slack must keep the median right answer under LONGEST_MEDIAN characters)."""
     names = list(sets)
     reader.settings = replace(reader.settings, slack=0.0)
     readings = {k: read_all(reader, sets[k], max(counts)) for k in names}
@@ -244,7 +246,15 @@ def choose(
         widened[str(slack)] = dict(zip(names, ms, strict=True))
         by_slack[slack] = sum(objective(m) for m in ms) / len(ms)
         log(f"  slack {slack}: threshold {threshold:.3f} {widened[str(slack)]}")
-    slack = least_within_tolerance(by_slack)
+    # the objective counts an answer right however long it is; answers are spans, not
+    # sentences, so a slack whose median right answer reaches LONGEST_MEDIAN on any set is
+    # out (no slack always stays in)
+    short = {
+        k: v
+        for k, v in by_slack.items()
+        if k == 0 or all(short_enough(m) for m in widened[str(k)].values())
+    }
+    slack = least_within_tolerance(short or by_slack)
     reader.settings = replace(reader.settings, slack=slack)
     threshold, ms = choose_threshold_on(list(outs[slack].values()))
     chosen = dict(zip(names, ms, strict=True))
@@ -252,6 +262,12 @@ def choose(
     pooled = [o for k in names for o in outs[slack][k]]
     calibration = calibrate(pooled, threshold)
     return Choice(n, round(threshold, 4), calibration, chosen, tried, slack, widened)
+
+
+def short_enough(m: Metrics) -> bool:
+    """Whether the median right answer is under LONGEST_MEDIAN characters."""
+    median = m.get("answer_chars_median")
+    return median is None or median < LONGEST_MEDIAN
 
 
 def least_within_tolerance(scores: dict[Any, float]) -> Any:
