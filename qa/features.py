@@ -196,7 +196,7 @@ def read_spans(
     """The best span of each row (whole words, at most ``max_tokens``) and its scores.
     With a ``slack``, the span widens to cover every span scoring within ``slack`` of the
     best (while that stays within ``max_tokens``): where the model hesitates between
-    "7,500" and "7,500 members", the answer holds both. Its score is the best's."""
+    "£48" and "£48 million", the answer holds both. Its score is the best's."""
     out = []
     for r, off in enumerate(batch.offsets):
         null = float(start_logits[r, 0] + end_logits[r, 0])
