@@ -19,7 +19,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,7 @@ def train_reader(
                 _draft(work, featurizer.limits), val_asked, settings, config, embedder, log
             )
             n = choice.candidates
+            float_reader.settings = replace(float_reader.settings, slack=choice.slack)
             outs = outcomes(val_asked, read_all(float_reader, val_asked, n), n)
             figures["validation_float"] = metrics(outs, choice.threshold)
         else:
