@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     assert (trained / "README.md").read_text().startswith("# Model card")
     t = card["training"]
     assert t["seed"] == 13 and 1 <= t["steps"] <= 3 and t["command"].startswith("qa train")
+    # retrieval's FAISS searches set the OpenMP threads torch shares to one; fitting uses all
+    assert t["torch_threads"] == (os.cpu_count() or 1)
     corpus = load_corpus(tiny_corpus)
     d = card["data"]
     assert d["documents"] == 2 and d["questions"] == len(corpus.examples)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import time
@@ -58,6 +59,7 @@ class TrainSettings:
     bf16: bool = field(default_factory=lambda: cpu_has_bf16())  # the forward pass in bfloat16
     max_steps: int = 0  # stop after this many steps (0: every epoch); for tests
     limit_questions: int = 0  # use only this many questions of each split; for tests
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # torch's, to fit
 
 
 def cpu_has_bf16() -> bool:
@@ -122,6 +124,9 @@ def train_reader(
         f"{np.mean(found):.3f} of the answerable validation questions"
     )
 
+    # Retrieval's FAISS searches set OpenMP, which torch shares, to one thread (see
+    # vectors.dense_search): training takes every core back
+    torch.set_num_threads(settings.threads)
     model = load_model(model_path, settings.layers)
     tokenizer = Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
     tokenizer.no_truncation()
