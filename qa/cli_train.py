@@ -55,6 +55,17 @@ from .config import Config
     show_default=True,
     help="Score the development and test sets at the end, for the model card.",
 )
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=None,
+    help="Threads torch fits with [default: one a core]; results depend on it.",
+)
+@click.option(
+    "--freeze-embeddings/--train-embeddings",
+    default=None,
+    help="Keep the word embeddings as pretrained.",
+)
 @click.option("--float", "float_model", is_flag=True, help="Ship the float model, not int8.")
 @corpus_options
 @library_errors
@@ -70,6 +81,8 @@ def train_cmd(
     max_steps: int,
     limit_questions: int,
     sets: bool,
+    threads: int | None,
+    freeze_embeddings: bool | None,
     float_model: bool,
 ) -> None:
     """Train the reader on the labelled corpus, choose its settings on the validation
@@ -80,7 +93,14 @@ def train_cmd(
     from .embed import load_embedder, resolve_model
     from .training.run import TrainSettings, train_reader
 
-    given: dict[str, Any] = {"epochs": epochs, "layers": layers, "lr": lr, "negatives": negatives}
+    given: dict[str, Any] = {
+        "epochs": epochs,
+        "layers": layers,
+        "lr": lr,
+        "negatives": negatives,
+        "threads": threads,
+        "freeze_embeddings": freeze_embeddings,
+    }
     settings = TrainSettings(
         corpus=Path(corpus),
         out=Path(out) if out else config.reader,

@@ -60,6 +60,7 @@ class TrainSettings:
     max_steps: int = 0  # stop after this many steps (0: every epoch); for tests
     limit_questions: int = 0  # use only this many questions of each split; for tests
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # torch's, to fit
+    freeze_embeddings: bool = False  # keep the word embeddings as pretrained
 
 
 def cpu_has_bf16() -> bool:
@@ -128,6 +129,8 @@ def train_reader(
     # vectors.dense_search): training takes every core back
     torch.set_num_threads(settings.threads)
     model = load_model(model_path, settings.layers)
+    if settings.freeze_embeddings:
+        model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     tokenizer = Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
