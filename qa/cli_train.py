@@ -64,7 +64,7 @@ from .config import Config
 @click.option(
     "--freeze-embeddings/--train-embeddings",
     default=None,
-    help="Keep the word embeddings as pretrained.",
+    help="Keep the word embeddings as pretrained [default: freeze].",
 )
 @click.option("--float", "float_model", is_flag=True, help="Ship the float model, not int8.")
 @corpus_options

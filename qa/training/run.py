@@ -60,7 +60,7 @@ class TrainSettings:
     max_steps: int = 0  # stop after this many steps (0: every epoch); for tests
     limit_questions: int = 0  # use only this many questions of each split; for tests
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # torch's, to fit
-    freeze_embeddings: bool = False  # keep the word embeddings as pretrained
+    freeze_embeddings: bool = True  # keep the word embeddings as pretrained (chosen on validation)
 
 
 def cpu_has_bf16() -> bool:
