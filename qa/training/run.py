@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import time
@@ -32,6 +31,7 @@ from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Featurizer, Limits
 from ..read import CARD, OnnxReader, card_hash
+from ..runner import CORES
 from ..versions import package_versions
 from .card import write_card
 from .data import Asked, ask_all, ask_service, document_indexes, training_rows
@@ -59,7 +59,7 @@ class TrainSettings:
     bf16: bool = field(default_factory=lambda: cpu_has_bf16())  # the forward pass in bfloat16
     max_steps: int = 0  # stop after this many steps (0: every epoch); for tests
     limit_questions: int = 0  # use only this many questions of each split; for tests
-    threads: int = field(default_factory=lambda: os.cpu_count() or 1)  # torch's, to fit
+    threads: int = CORES  # torch's threads to fit with
     freeze_embeddings: bool = True  # keep the word embeddings as pretrained (chosen on validation)
 
 
