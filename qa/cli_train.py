@@ -32,6 +32,12 @@ from .config import Config
 @click.option("--layers", type=click.IntRange(1, 12), default=None, help="Transformer layers kept.")
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
 @click.option(
+    "--previous",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Tokens of the previous sentence read with each sentence.",
+)
+@click.option(
     "--negatives",
     type=click.IntRange(0, 20),
     default=None,
@@ -77,6 +83,7 @@ def train_cmd(
     epochs: int | None,
     layers: int | None,
     lr: float | None,
+    previous: int | None,
     negatives: int | None,
     max_steps: int,
     limit_questions: int,
@@ -97,6 +104,7 @@ def train_cmd(
         "epochs": epochs,
         "layers": layers,
         "lr": lr,
+        "previous": previous,
         "negatives": negatives,
         "threads": threads,
         "freeze_embeddings": freeze_embeddings,

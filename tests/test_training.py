@@ -55,6 +55,8 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     assert t["seed"] == 13 and 1 <= t["steps"] <= 3 and t["command"].startswith("qa train")
     # retrieval's FAISS searches set the OpenMP threads torch shares to one; fitting uses all
     assert t["torch_threads"] == (os.cpu_count() or 1)
+    # the word embeddings are frozen by default: three steps leave them as pretrained
+    assert t["freeze_embeddings"] is True and t["word_embeddings_changed"] is False
     corpus = load_corpus(tiny_corpus)
     d = card["data"]
     assert d["documents"] == 2 and d["questions"] == len(corpus.examples)

@@ -129,8 +129,10 @@ def train_reader(
     # vectors.dense_search): training takes every core back
     torch.set_num_threads(settings.threads)
     model = load_model(model_path, settings.layers)
+    words = model.encoder.embeddings.word_embeddings.weight
     if settings.freeze_embeddings:
-        model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+        words.requires_grad_(False)
+    pretrained_words = words.detach().clone()
     tokenizer = Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
@@ -163,6 +165,8 @@ def train_reader(
         after_epoch=after_epoch,
         bf16=settings.bf16,
     )
+    fit_threads = torch.get_num_threads()  # before scoring, whose searches set it to one
+    words_changed = not torch.equal(words.detach(), pretrained_words)
     model.load_state_dict(best["state"])
     log(f"kept epoch {best['epoch']}")
 
@@ -218,7 +222,8 @@ def train_reader(
                 "rows": len(data),
                 "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
                 "seconds": round(time.perf_counter() - started, 1),
-                "torch_threads": torch.get_num_threads(),
+                "torch_threads": fit_threads,
+                "word_embeddings_changed": words_changed,
             },
             "data": {
                 "corpus": str(settings.corpus),
