@@ -10,15 +10,16 @@ sha256 of every file. Each file is checked against the card when the reader load
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -82,6 +83,16 @@ class Reader(Protocol):
         last_question: str = "",
         last_answer: str = "",
     ) -> list[Reading]: ...
+
+
+R = TypeVar("R", bound=Reader)
+
+
+def with_slack(reader: R, slack: float) -> R:
+    """A copy of ``reader`` (sharing its model) that widens answers by ``slack``."""
+    widened = copy.copy(reader)
+    widened.settings = replace(reader.settings, slack=slack)
+    return widened
 
 
 def sha256_of(path: Path) -> str:

@@ -9,7 +9,8 @@ import pytest
 from tokenizers import Tokenizer
 
 from qa.embed import resolve_model
-from qa.features import Candidate, Featurizer, Limits, read_spans, span_tokens
+from qa.features import Batch, Candidate, Featurizer, Limits, read_spans, span_tokens
+from qa.read import LogitsReader, Settings, with_slack
 
 SENTENCE = "The council approved a £48 million plan on Tuesday, its leader said."
 
@@ -102,6 +103,28 @@ def test_a_slack_widens_the_answer_over_near_best_spans(featurizer):
     # nor does widening run past the token budget: the best span is kept
     (capped,) = read_spans(s, e, batch, max_tokens=plan[1] - plan[0], slack=1.5)
     assert (capped.start, capped.end) == (tight.start, tight.end)
+
+
+def test_a_copy_with_slack_widens_while_the_reader_stays_as_it_was(featurizer):
+    batch = featurizer.encode("How much?", [Candidate(SENTENCE)])
+    money = span_tokens(batch, 0, SENTENCE.index("£48"), SENTENCE.index(" million"))
+    plan = span_tokens(batch, 0, SENTENCE.index("£48"), SENTENCE.index(" on Tuesday"))
+    assert money and plan
+
+    def run(b: Batch) -> tuple[np.ndarray, np.ndarray]:
+        s = np.full(b.ids.shape, -20.0)
+        e = np.full(b.ids.shape, -20.0)
+        s[:, 0], e[:, 0] = 0.0, 0.0
+        s[:, money[0]] = 4.0
+        e[:, money[1]], e[:, plan[1]] = 4.0, 3.0
+        return s, e
+
+    reader = LogitsReader(featurizer, run, Settings(3, 0.0, 1.0, 0.0, 1.0, 0.0), "test")
+    wide = with_slack(reader, 1.5)
+    (w,) = wide.read("How much?", [Candidate(SENTENCE)])
+    (t,) = reader.read("How much?", [Candidate(SENTENCE)])
+    assert SENTENCE[w.start : w.end] == "£48 million plan" and SENTENCE[t.start : t.end] == "£48"
+    assert reader.settings.slack == 0.0 and wide.settings.slack == 1.5
 
 
 def test_a_long_sentence_is_cut_to_its_budget(featurizer):

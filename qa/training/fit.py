@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ import numpy as np
 from ..decide import decide
 from ..evaluate import is_hit, supports
 from ..features import Reading
-from ..read import Reader
+from ..read import Reader, with_slack
 from .data import Asked
 
 
@@ -225,8 +225,7 @@ def choose(
     slack lengthens answers, so each is the least within TOLERANCE of the best (and a
     slack must keep the median right answer under LONGEST_MEDIAN characters)."""
     names = list(sets)
-    reader.settings = replace(reader.settings, slack=0.0)
-    readings = {k: read_all(reader, sets[k], max(counts)) for k in names}
+    readings = {k: read_all(with_slack(reader, 0.0), sets[k], max(counts)) for k in names}
     tried: dict[str, dict[str, Metrics]] = {}
     scores = {}
     for n in counts:
@@ -240,8 +239,8 @@ def choose(
     widened: dict[str, dict[str, Metrics]] = {}
     by_slack = {}
     for slack in slacks:
-        reader.settings = replace(reader.settings, slack=slack)
-        outs[slack] = {k: outcomes(sets[k], read_all(reader, sets[k], n), n) for k in names}
+        widen = with_slack(reader, slack)
+        outs[slack] = {k: outcomes(sets[k], read_all(widen, sets[k], n), n) for k in names}
         threshold, ms = choose_threshold_on(list(outs[slack].values()))
         widened[str(slack)] = dict(zip(names, ms, strict=True))
         by_slack[slack] = sum(objective(m) for m in ms) / len(ms)
@@ -255,7 +254,6 @@ def choose(
         if k == 0 or all(short_enough(m) for m in widened[str(k)].values())
     }
     slack = least_within_tolerance(short or by_slack)
-    reader.settings = replace(reader.settings, slack=slack)
     threshold, ms = choose_threshold_on(list(outs[slack].values()))
     chosen = dict(zip(names, ms, strict=True))
     log(f"chose to read {n} sentences, slack {slack}, threshold {threshold:.3f}: {chosen}")

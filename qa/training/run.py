@@ -19,7 +19,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from ..corpus import Example, corpus_hashes, load_corpus
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Featurizer, Limits
-from ..read import CARD, OnnxReader, card_hash
+from ..read import CARD, OnnxReader, card_hash, with_slack
 from ..runner import CORES
 from ..versions import package_versions
 from .card import write_card
@@ -187,8 +187,8 @@ def train_reader(
                 _draft(work, featurizer.limits), val_asked, settings, config, embedder, log
             )
             n = choice.candidates
-            float_reader.settings = replace(float_reader.settings, slack=choice.slack)
-            outs = outcomes(val_asked, read_all(float_reader, val_asked, n), n)
+            float_read = read_all(with_slack(float_reader, choice.slack), val_asked, n)
+            outs = outcomes(val_asked, float_read, n)
             figures["validation_float"] = metrics(outs, choice.threshold)
         else:
             shutil.move(fp32, work / "model.onnx")
