@@ -81,17 +81,25 @@ def test_spans_never_run_backwards_or_past_the_limit(featurizer):
     assert len(SENTENCE[reading.start : reading.end].split()) <= 3
 
 
-def test_a_slack_widens_the_answer_over_near_best_spans(featurizer):
-    batch = featurizer.encode("How much?", [Candidate(SENTENCE)])
-    n = batch.ids.shape[1]
+def near_best_logits(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end logits over SENTENCE rows where "£48" scores 8 and "£48 million plan"
+    7 (both start at "£48"), every other span far under, and no answer 0."""
     money = span_tokens(batch, 0, SENTENCE.index("£48"), SENTENCE.index(" million"))
     plan = span_tokens(batch, 0, SENTENCE.index("£48"), SENTENCE.index(" on Tuesday"))
     assert money and plan
-    s = np.full((1, n), -20.0)
-    e = np.full((1, n), -20.0)
-    s[0, 0], e[0, 0] = 0.0, 0.0
-    s[0, money[0]] = 4.0  # both spans start at "£48"
-    e[0, money[1]], e[0, plan[1]] = 4.0, 3.0  # "£48" scores 8, "£48 million plan" 7
+    s = np.full(batch.ids.shape, -20.0)
+    e = np.full(batch.ids.shape, -20.0)
+    s[:, 0], e[:, 0] = 0.0, 0.0
+    s[:, money[0]] = 4.0
+    e[:, money[1]], e[:, plan[1]] = 4.0, 3.0
+    return s, e
+
+
+def test_a_slack_widens_the_answer_over_near_best_spans(featurizer):
+    batch = featurizer.encode("How much?", [Candidate(SENTENCE)])
+    plan = span_tokens(batch, 0, SENTENCE.index("£48"), SENTENCE.index(" on Tuesday"))
+    assert plan
+    s, e = near_best_logits(batch)
     (tight,) = read_spans(s, e, batch, max_tokens=30)
     assert SENTENCE[tight.start : tight.end] == "£48"
     (wide,) = read_spans(s, e, batch, max_tokens=30, slack=1.5)
@@ -106,20 +114,8 @@ def test_a_slack_widens_the_answer_over_near_best_spans(featurizer):
 
 
 def test_a_copy_with_slack_widens_while_the_reader_stays_as_it_was(featurizer):
-    batch = featurizer.encode("How much?", [Candidate(SENTENCE)])
-    money = span_tokens(batch, 0, SENTENCE.index("£48"), SENTENCE.index(" million"))
-    plan = span_tokens(batch, 0, SENTENCE.index("£48"), SENTENCE.index(" on Tuesday"))
-    assert money and plan
-
-    def run(b: Batch) -> tuple[np.ndarray, np.ndarray]:
-        s = np.full(b.ids.shape, -20.0)
-        e = np.full(b.ids.shape, -20.0)
-        s[:, 0], e[:, 0] = 0.0, 0.0
-        s[:, money[0]] = 4.0
-        e[:, money[1]], e[:, plan[1]] = 4.0, 3.0
-        return s, e
-
-    reader = LogitsReader(featurizer, run, Settings(3, 0.0, 1.0, 0.0, 1.0, 0.0), "test")
+    settings = Settings(3, 0.0, 1.0, 0.0, 1.0, 0.0)
+    reader = LogitsReader(featurizer, near_best_logits, settings, "test")
     wide = with_slack(reader, 1.5)
     (w,) = wide.read("How much?", [Candidate(SENTENCE)])
     (t,) = reader.read("How much?", [Candidate(SENTENCE)])
