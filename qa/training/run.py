@@ -166,8 +166,9 @@ def train_reader(
         bf16=settings.bf16,
     )
     fit_threads = torch.get_num_threads()  # before scoring, whose searches set it to one
+    model.load_state_dict(best["state"])  # in place: ``words`` is the kept epoch's
     words_changed = not torch.equal(words.detach(), pretrained_words)
-    model.load_state_dict(best["state"])
+    del pretrained_words
     log(f"kept epoch {best['epoch']}")
 
     out = Path(settings.out)
