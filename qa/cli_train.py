@@ -44,6 +44,13 @@ from .config import Config
     help="Wrong retrieved sentences per question and epoch.",
 )
 @click.option(
+    "--erased",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of answerable questions also taught, with no answer, on their sentence "
+    "with the answer cut out.",
+)
+@click.option(
     "--max-steps",
     type=click.IntRange(0),
     default=0,
@@ -85,6 +92,7 @@ def train_cmd(
     lr: float | None,
     previous: int | None,
     negatives: int | None,
+    erased: float | None,
     max_steps: int,
     limit_questions: int,
     sets: bool,
@@ -106,6 +114,7 @@ def train_cmd(
         "lr": lr,
         "previous": previous,
         "negatives": negatives,
+        "erased": erased,
         "threads": threads,
         "freeze_embeddings": freeze_embeddings,
     }

@@ -112,15 +112,30 @@ def holds_answer(text: str, example: Example) -> bool:
     return any(a.lower() in lower for a in example.answer if a.strip())
 
 
+def erase(text: str, span: tuple[int, int]) -> str:
+    """``text`` without the characters of ``span``, the spaces around the cut tidied:
+    the sentence still speaks of the question's topic but no longer holds its answer."""
+    before, after = text[: span[0]].rstrip(), text[span[1] :].lstrip()
+    if not before or not after or after[0] in ",.;:!?)”’'\"":
+        return before + after
+    return before + " " + after
+
+
 def training_rows(
     asked: list[Asked],
     indexes: dict[str, tuple[Index, LexicalIndex]],
     negatives: int,
     rng: random.Random,
+    erased: float = 0.0,
 ) -> list[Row]:
     """The answering sentence of each answerable question, with its span, and up to
     ``negatives`` wrong sentences from the top of its retrieval (drawn from the first
-    2 x ``negatives``, so that each epoch sees other ones), with no answer."""
+    2 x ``negatives``, so that each epoch sees other ones), with no answer.
+
+    With ``erased``, that share of the answerable questions also gets its answering
+    sentence with the span cut out, with no answer: the hardest unanswerable questions
+    are those a sentence nearly answers, and this teaches that the asked detail itself
+    must be there (the augmentation of SQuAD 2.0's unanswerable questions)."""
     rows = []
     for a in asked:
         e = a.example
@@ -129,7 +144,12 @@ def training_rows(
             index, _ = indexes[e.doc]
             number, span = e.gold()
             gold = index.sentences[number]
-            rows.append(Row(*head, Candidate(gold.text, _previous(index, gold)), span))
+            previous = _previous(index, gold)
+            rows.append(Row(*head, Candidate(gold.text, previous), span))
+            if erased > 0 and rng.random() < erased:
+                cut = erase(gold.text, span)
+                if len(cut.split()) >= 4 and not holds_answer(cut, e):
+                    rows.append(Row(*head, Candidate(cut, previous), None))
         wrong = [
             (h, p)
             for h, p in zip(a.hits, a.previous, strict=True)

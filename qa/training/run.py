@@ -50,6 +50,7 @@ class TrainSettings:
     batch_size: int = 32
     lr: float = 2e-4
     negatives: int = 3  # wrong retrieved sentences per question and epoch
+    erased: float = 0.0  # share of answerable questions also taught on their sentence, cut
     layers: int = 4  # of the transformer's six layers kept
     previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
     retrieve: int = 10  # sentences retrieved for each validation question
@@ -137,7 +138,7 @@ def train_reader(
     tokenizer.no_truncation()
     tokenizer.no_padding()
     featurizer = Featurizer(tokenizer, Limits(previous=settings.previous))
-    rows = training_rows(train_asked, indexes, settings.negatives, rng)
+    rows = training_rows(train_asked, indexes, settings.negatives, rng, settings.erased)
     data = Encoded(rows, featurizer)
     log(f"training rows: {len(data)} ({sum(r.span is not None for r in rows)} with an answer)")
 
