@@ -80,6 +80,12 @@ from .config import Config
     help="Keep the word embeddings as pretrained [default: freeze].",
 )
 @click.option("--float", "float_model", is_flag=True, help="Ship the float model, not int8.")
+@click.option(
+    "--rechoose",
+    is_flag=True,
+    help="Do not train: keep the weights of the reader in --out and choose its settings "
+    "again on today's validation sets (after validation data was added).",
+)
 @corpus_options
 @library_errors
 def train_cmd(
@@ -99,6 +105,7 @@ def train_cmd(
     threads: int | None,
     freeze_embeddings: bool | None,
     float_model: bool,
+    rechoose: bool,
 ) -> None:
     """Train the reader on the labelled corpus, choose its settings on the validation
     documents, export it to ONNX and write it with its model card.
@@ -106,7 +113,7 @@ def train_cmd(
     Reproducible: seeded, CPU only; the corpus's hashes and the library versions go into
     the model card."""
     from .embed import load_embedder, resolve_model
-    from .training.run import TrainSettings, train_reader
+    from .training.run import TrainSettings, rechoose_reader, train_reader
 
     given: dict[str, Any] = {
         "epochs": epochs,
@@ -129,15 +136,19 @@ def train_cmd(
     )
     command = "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else "qa train"
     embedder = load_embedder(config)
-    card = train_reader(
-        settings,
-        embedder,
-        resolve_model(config.model),
-        log=lambda m: click.echo(m, err=True),
-        command=command,
-        config=config,
-        score=sets,
-    )
+    log = lambda m: click.echo(m, err=True)  # noqa: E731
+    if rechoose:
+        card = rechoose_reader(settings, embedder, log, command, config, sets)
+    else:
+        card = train_reader(
+            settings,
+            embedder,
+            resolve_model(config.model),
+            log=log,
+            command=command,
+            config=config,
+            score=sets,
+        )
     click.echo(
         f"reader {card['hash']} written to {settings.out}: reads {card['candidates']} "
         f"sentences, threshold {card['threshold']}; validation "

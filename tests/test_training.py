@@ -117,3 +117,38 @@ def test_a_label_outside_its_sentence_stops_training_naming_the_item(tiny_corpus
     assert result.exit_code == 1
     assert victim["id"] in result.output and "Traceback" not in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
+    trained, tiny_corpus, tmp_path
+):
+    """``qa train --rechoose``: validation data was added (here an independent validation set
+    beside the corpus); the reader's weights stay, its settings are chosen again there."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    loaded = load_corpus(corpus)
+    doc = sorted(loaded.validation)[0]
+    seeds = corpus / "independent" / "validation"
+    seeds.mkdir(parents=True)
+    (seeds / Path(doc).name).write_text(loaded.documents[doc])
+    fields = ("id", "turns", "answerable", "support", "answer")
+    items = [e for e in loaded.examples if e.doc == doc][:12]
+    (corpus / "independent" / "validation.jsonl").write_text(
+        "".join(json.dumps({f: getattr(e, f) for f in fields}) + "\n" for e in items)
+    )
+    reader = tmp_path / "reader"
+    shutil.copytree(trained, reader)
+    before = json.loads((reader / CARD).read_text())
+    args = ["train", "--corpus", str(corpus), "--out", str(reader), "--rechoose", "--no-sets"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+
+    card = json.loads((reader / CARD).read_text())
+    assert (reader / "model.onnx").read_bytes() == (trained / "model.onnx").read_bytes()
+    assert card["training"] == before["training"] and card["limits"] == before["limits"]
+    old_name = OnnxReader(trained).name
+    assert card["rechosen"]["from"] == old_name and OnnxReader(reader).name != old_name
+    assert set(card["figures"]["validation"]["chosen"]) == {"validation", "independent"}
+    assert card["data"]["validation_sets"][-1].endswith("independent/validation.jsonl")
+    assert "independent" in card["data"]["sha256"]
+    assert "Settings chosen again" in (reader / "README.md").read_text()

@@ -74,6 +74,15 @@ def render(card: dict[str, Any]) -> str:
         f"- sha256 of the documents {d['sha256']['documents']}, of the questions "
         f"{d['sha256']['questions']}",
         f"- Versions: {json.dumps(card['versions'])}",
+        *(
+            [
+                f"- Settings chosen again on {card['rechosen']['date']}, weights kept (reader "
+                f"{card['rechosen']['from']}): `{card['rechosen']['command']}`; validation sets "
+                + ", ".join(f"`{v}`" for v in d.get("validation_sets", []))
+            ]
+            if "rechosen" in card
+            else []
+        ),
         "",
         "## Figures",
         "",

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from ..config import DEFAULT_READER, Config
-from ..corpus import Example, corpus_hashes, load_corpus
+from ..corpus import Corpus, Example, corpus_hashes, load_corpus
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Featurizer, Limits
-from ..read import CARD, OnnxReader, card_hash, with_slack
+from ..read import CARD, FILES, OnnxReader, ReaderError, card_hash, read_card, verify, with_slack
 from ..runner import CORES
 from ..versions import package_versions
 from .card import write_card
@@ -231,10 +231,8 @@ def train_reader(
                 "corpus": str(settings.corpus),
                 "documents": len(corpus.documents),
                 "questions": len(corpus.examples),
-                "validation_documents": sorted(corpus.validation),
                 "train_questions": len(train_ex),
-                "validation_questions": len(val_ex),
-                "sha256": corpus_hashes(corpus.root),
+                **_validation_data(corpus, val_ex, settings.corpus),
             },
             "figures": figures,
             "versions": package_versions(
@@ -247,8 +245,23 @@ def train_reader(
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log(f"wrote the reader to {out}")
+    return _finish(out, settings, config, embedder, log, score)
+
+
+def _finish(
+    out: Path,
+    settings: TrainSettings,
+    config: Config,
+    embedder: Embedder,
+    log: Callable[[str], None],
+    score: bool,
+) -> dict[str, Any]:
+    """With ``score``, the validation and test sets answered through the service by the
+    reader in ``out``, into its card (for the record: nothing is chosen from them); the
+    card, with the reader's name."""
     if score:
-        sets = available_sets(Path(settings.corpus).resolve().parent)
+        sets = validation_sets(settings.corpus)
+        sets += [s for s in available_sets(Path(settings.corpus).resolve().parent) if s not in sets]
         log(f"scoring {len(sets)} question sets through the service (for the record) ...")
         card = json.loads((out / CARD).read_text())
         card["figures"].update(score_sets(config, embedder, OnnxReader(out), sets, log))
@@ -256,6 +269,87 @@ def train_reader(
     final: dict[str, Any] = json.loads((out / CARD).read_text())
     final["hash"] = card_hash(out)
     return final
+
+
+def rechoose_reader(
+    settings: TrainSettings,
+    embedder: Embedder,
+    log: Callable[[str], None] = print,
+    command: str = "qa train --rechoose",
+    config: Config | None = None,
+    score: bool = False,
+) -> dict[str, Any]:
+    """Choose again, on today's validation sets, the settings of the reader in
+    ``settings.out`` (how many sentences to read, the slack, the threshold, the confidence
+    curves), keeping its weights: for when validation data is added. The card keeps how
+    the weights were trained and records the new choice."""
+    config = config or Config()
+    out = Path(settings.out)
+    old, name = read_card(out)
+    verify(out, old)
+    if "training" not in old:
+        raise ReaderError(f"{out / CARD} records no training: train a reader with `qa train`")
+    corpus = load_corpus(settings.corpus)
+    val_ex = corpus.split("validation")
+    log(f"re-choosing the settings of reader {name} on {len(val_ex)} validation questions")
+    indexes = document_indexes(corpus, embedder)
+    val_asked = ask_all(val_ex, indexes, embedder, settings.retrieve)
+    work = out.with_name(f".{out.name}.choosing")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        for f in FILES:
+            shutil.copy(out / f, work / f)
+        draft = _draft(work, Limits.from_dict(old["limits"]))
+        choice = _choose(draft, val_asked, settings, config, embedder, log)
+        figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
+        figures["validation"] = {
+            "chosen": choice.chosen,
+            "tried": choice.tried,
+            "slacks": choice.slacks,
+        }
+        card = {
+            **old,
+            **_settings(choice),
+            "figures": figures,
+            "data": {**old["data"], **_validation_data(corpus, val_ex, settings.corpus)},
+            "rechosen": {
+                "from": name,
+                "command": command,
+                "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            },
+        }
+        write_card(work, card)
+        _replace(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"wrote the re-chosen reader to {out}")
+    return _finish(out, settings, config, embedder, log, score)
+
+
+def _validation_data(corpus: Corpus, val_ex: list[Example], root: Path) -> dict[str, Any]:
+    """What the choice was made on, for the card."""
+    return {
+        "validation_documents": sorted(corpus.validation),
+        "validation_questions": len(val_ex),
+        "validation_sets": [str(q) for _, q, _ in validation_sets(root)],
+        "sha256": corpus_hashes(corpus.root),
+    }
+
+
+# A validation set beside the corpus's own validation documents, written the way the test
+# sets are (by writers who saw neither the code nor the corpus), in the ``shared/eval``
+# format: (name, questions, documents) relative to the corpus folder
+INDEPENDENT = ("independent", "independent/validation.jsonl", "independent/validation")
+
+
+def validation_sets(corpus: Path) -> list[tuple[str, Path, Path]]:
+    """The validation sets asked through the service: the development set when it is
+    beside the project, and the corpus's independent validation set when it has one."""
+    dev = [s for s in available_sets(Path(corpus).resolve().parent) if s[0] == "dev"]
+    name, questions, documents = INDEPENDENT
+    own = [(name, Path(corpus) / questions, Path(corpus) / documents)]
+    return dev + [s for s in own if s[1].is_file() and s[2].is_dir()]
 
 
 def _choose(
@@ -266,13 +360,12 @@ def _choose(
     embedder: Embedder,
     log: Callable[[str], None],
 ) -> Choice:
-    """The choice on the corpus's validation documents and, when it is beside the
-    project, the development set asked through the service."""
+    """The choice on the corpus's validation documents and on the validation sets asked
+    through the service (each set weighs the same)."""
     sets: dict[str, Sequence[Asked]] = {"validation": validation}
-    dev = [s for s in available_sets(Path(settings.corpus).resolve().parent) if s[0] == "dev"]
-    for _, questions, seeds in dev:
+    for name, questions, seeds in validation_sets(settings.corpus):
         with service(config, embedder, reader, seeds) as engine:
-            sets["dev"] = ask_service(engine, load_items(questions), settings.retrieve)
+            sets[name] = ask_service(engine, load_items(questions), settings.retrieve)
     log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in sets.items())}")
     return choose(reader, sets, settings.candidates, settings.slacks, log)
 
