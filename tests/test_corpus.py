@@ -39,13 +39,20 @@ def test_the_split_is_by_document_and_keeps_a_fifth_for_validation():
 
 
 def test_no_test_question_or_document_is_in_the_corpus():
+    """Neither in the training and validation documents nor in the independent validation
+    set beside them (train/independent/)."""
     corpus = load_corpus(TRAIN)
     asked = {t.strip().lower() for e in corpus.examples for t in e.turns}
+    own = TRAIN / "independent"
+    for path in own.glob("*.jsonl"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            asked.update(t.strip().lower() for t in json.loads(line)["turns"])
     for path in INDEPENDENT.glob("*.jsonl"):
         for line in path.read_text(encoding="utf-8").splitlines():
             for turn in json.loads(line)["turns"]:
                 assert turn.strip().lower() not in asked, (path.name, turn)
     texts = set(corpus.documents.values())
+    texts.update(p.read_text(encoding="utf-8") for p in own.rglob("*.txt"))
     for path in INDEPENDENT.rglob("*.txt"):
         assert path.read_text(encoding="utf-8") not in texts
 
