@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import time
@@ -317,6 +318,8 @@ def rechoose_reader(
                 "from": name,
                 "command": command,
                 "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                "candidates": list(settings.candidates),
+                "slacks": list(settings.slacks),
             },
         }
         write_card(work, card)
@@ -332,7 +335,10 @@ def _validation_data(corpus: Corpus, val_ex: list[Example], root: Path) -> dict[
     return {
         "validation_documents": sorted(corpus.validation),
         "validation_questions": len(val_ex),
-        "validation_sets": [str(q) for _, q, _ in validation_sets(root)],
+        "validation_sets": [
+            os.path.relpath(q.resolve(), Path(root).resolve().parent)
+            for _, q, _ in validation_sets(root)
+        ],
         "sha256": corpus_hashes(corpus.root),
     }
 
