@@ -113,7 +113,9 @@ def train_cmd(
     Reproducible: seeded, CPU only; the corpus's hashes and the library versions go into
     the model card."""
     from .embed import load_embedder, resolve_model
-    from .training.run import TrainSettings, rechoose_reader, train_reader
+    from .training.choosing import rechoose_reader
+    from .training.run import train_reader
+    from .training.settings import TrainSettings
 
     given: dict[str, Any] = {
         "epochs": epochs,

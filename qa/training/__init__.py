@@ -6,9 +6,13 @@
 - ``fit``: choosing on validation (sentences read, threshold, confidence curves);
 - ``card``: the model card;
 - ``report``: scoring question sets through the service, for the card;
+- ``settings``: what a run can vary;
+- ``choosing``: the choice on the validation sets, into the card (``--rechoose`` too);
 - ``run``: the whole run.
 """
 
-from .run import TrainSettings, train_reader
+from .choosing import rechoose_reader
+from .run import train_reader
+from .settings import TrainSettings
 
-__all__ = ["TrainSettings", "train_reader"]
+__all__ = ["TrainSettings", "rechoose_reader", "train_reader"]

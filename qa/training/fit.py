@@ -168,7 +168,7 @@ def calibrate(outs: Sequence[Outcome], threshold: float) -> dict[str, Any]:
         "abstain": list(
             fit_platt([o.margin for o in withheld], [not o.answerable for o in withheld])
         ),
-        "method": "Platt scaling of the best margin, fitted on the validation documents",
+        "method": "Platt scaling of the best margin, fitted on every validation question",
     }
 
 

@@ -15,63 +15,36 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import DEFAULT_READER, Config
-from ..corpus import Corpus, Example, corpus_hashes, load_corpus
+from ..config import Config
+from ..corpus import Example, load_corpus
 from ..embed import Embedder
-from ..evaluate import load_items
 from ..features import Featurizer, Limits
-from ..read import CARD, FILES, OnnxReader, ReaderError, card_hash, read_card, verify, with_slack
-from ..runner import CORES
+from ..read import with_slack
 from ..versions import package_versions
 from .card import write_card
-from .data import Asked, ask_all, ask_service, document_indexes, training_rows
-from .fit import Choice, choose, choose_threshold, metrics, objective, outcomes, read_all
-from .report import available_sets, score_sets, service
+from .choosing import (
+    card_settings,
+    choose_on_validation,
+    draft_reader,
+    replace_folder,
+    score_into_card,
+    validation_data,
+)
+from .data import ask_all, document_indexes, training_rows
+from .fit import choose_threshold, metrics, objective, outcomes, read_all
+from .settings import TrainSettings
 
 MONITOR = 6  # sentences read for each validation question after each epoch
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    corpus: Path = Path("train")
-    out: Path = DEFAULT_READER
-    seed: int = 13
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 2e-4
-    negatives: int = 3  # wrong retrieved sentences per question and epoch
-    erased: float = 0.0  # share of answerable questions also taught on their sentence, cut
-    layers: int = 4  # of the transformer's six layers kept
-    previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
-    retrieve: int = 10  # sentences retrieved for each validation question
-    candidates: tuple[int, ...] = (3, 4, 5, 6, 8, 10)  # how many to read: chosen on validation
-    slacks: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)  # ... and this
-    int8: bool = True
-    bf16: bool = field(default_factory=lambda: cpu_has_bf16())  # the forward pass in bfloat16
-    max_steps: int = 0  # stop after this many steps (0: every epoch); for tests
-    limit_questions: int = 0  # use only this many questions of each split; for tests
-    threads: int = CORES  # torch's threads to fit with
-    freeze_embeddings: bool = True  # keep the word embeddings as pretrained (chosen on validation)
-
-
-def cpu_has_bf16() -> bool:
-    """Whether the CPU computes in bfloat16 natively (elsewhere torch emulates it, slower)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def _subset(examples: list[Example], limit: int, rng: random.Random) -> list[Example]:
@@ -184,10 +157,10 @@ def train_reader(
         if settings.int8:
             # the float export read with the choice made on int8: what int8 costs
             shutil.copy(fp32, work / "model.onnx")
-            float_reader = _draft(work, featurizer.limits)
+            float_reader = draft_reader(work, featurizer.limits)
             quantize(fp32, work / "model.onnx")
-            choice = _choose(
-                _draft(work, featurizer.limits), val_asked, settings, config, embedder, log
+            choice = choose_on_validation(
+                draft_reader(work, featurizer.limits), val_asked, settings, config, embedder, log
             )
             n = choice.candidates
             float_read = read_all(with_slack(float_reader, choice.slack), val_asked, n)
@@ -195,8 +168,8 @@ def train_reader(
             figures["validation_float"] = metrics(outs, choice.threshold)
         else:
             shutil.move(fp32, work / "model.onnx")
-            choice = _choose(
-                _draft(work, featurizer.limits), val_asked, settings, config, embedder, log
+            choice = choose_on_validation(
+                draft_reader(work, featurizer.limits), val_asked, settings, config, embedder, log
             )
         fp32.unlink(missing_ok=True)
         figures["validation"] = {
@@ -212,7 +185,7 @@ def train_reader(
             if settings.int8
             else "none (float32)",
             "limits": featurizer.limits.to_dict(),
-            **_settings(choice),
+            **card_settings(choice),
             "training": {
                 **{
                     k: (str(v) if isinstance(v, Path) else v)
@@ -233,7 +206,7 @@ def train_reader(
                 "documents": len(corpus.documents),
                 "questions": len(corpus.examples),
                 "train_questions": len(train_ex),
-                **_validation_data(corpus, val_ex, settings.corpus),
+                **validation_data(corpus, val_ex, settings.corpus),
             },
             "figures": figures,
             "versions": package_versions(
@@ -242,168 +215,8 @@ def train_reader(
             ),
         }
         write_card(work, card)
-        _replace(work, out)
+        replace_folder(work, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log(f"wrote the reader to {out}")
-    return _finish(out, settings, config, embedder, log, score)
-
-
-def _finish(
-    out: Path,
-    settings: TrainSettings,
-    config: Config,
-    embedder: Embedder,
-    log: Callable[[str], None],
-    score: bool,
-) -> dict[str, Any]:
-    """With ``score``, the validation and test sets answered through the service by the
-    reader in ``out``, into its card (for the record: nothing is chosen from them); the
-    card, with the reader's name."""
-    if score:
-        sets = validation_sets(settings.corpus)
-        sets += [s for s in available_sets(Path(settings.corpus).resolve().parent) if s not in sets]
-        log(f"scoring {len(sets)} question sets through the service (for the record) ...")
-        card = json.loads((out / CARD).read_text())
-        card["figures"].update(score_sets(config, embedder, OnnxReader(out), sets, log))
-        write_card(out, card)
-    final: dict[str, Any] = json.loads((out / CARD).read_text())
-    final["hash"] = card_hash(out)
-    return final
-
-
-def rechoose_reader(
-    settings: TrainSettings,
-    embedder: Embedder,
-    log: Callable[[str], None] = print,
-    command: str = "qa train --rechoose",
-    config: Config | None = None,
-    score: bool = False,
-) -> dict[str, Any]:
-    """Choose again, on today's validation sets, the settings of the reader in
-    ``settings.out`` (how many sentences to read, the slack, the threshold, the confidence
-    curves), keeping its weights: for when validation data is added. The card keeps how
-    the weights were trained and records the new choice."""
-    config = config or Config()
-    out = Path(settings.out)
-    old, name = read_card(out)
-    verify(out, old)
-    if "training" not in old:
-        raise ReaderError(f"{out / CARD} records no training: train a reader with `qa train`")
-    corpus = load_corpus(settings.corpus)
-    val_ex = corpus.split("validation")
-    log(f"re-choosing the settings of reader {name} on {len(val_ex)} validation questions")
-    indexes = document_indexes(corpus, embedder)
-    val_asked = ask_all(val_ex, indexes, embedder, settings.retrieve)
-    work = out.with_name(f".{out.name}.choosing")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
-        for f in FILES:
-            shutil.copy(out / f, work / f)
-        draft = _draft(work, Limits.from_dict(old["limits"]))
-        choice = _choose(draft, val_asked, settings, config, embedder, log)
-        figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
-        figures["validation"] = {
-            "chosen": choice.chosen,
-            "tried": choice.tried,
-            "slacks": choice.slacks,
-        }
-        card = {
-            **old,
-            **_settings(choice),
-            "figures": figures,
-            "data": {**old["data"], **_validation_data(corpus, val_ex, settings.corpus)},
-            "rechosen": {
-                "from": name,
-                "command": command,
-                "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-                "candidates": list(settings.candidates),
-                "slacks": list(settings.slacks),
-            },
-        }
-        write_card(work, card)
-        _replace(work, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    log(f"wrote the re-chosen reader to {out}")
-    return _finish(out, settings, config, embedder, log, score)
-
-
-def _validation_data(corpus: Corpus, val_ex: list[Example], root: Path) -> dict[str, Any]:
-    """What the choice was made on, for the card."""
-    return {
-        "validation_documents": sorted(corpus.validation),
-        "validation_questions": len(val_ex),
-        "validation_sets": [
-            os.path.relpath(q.resolve(), Path(root).resolve().parent)
-            for _, q, _ in validation_sets(root)
-        ],
-        "sha256": corpus_hashes(corpus.root),
-    }
-
-
-# A validation set beside the corpus's own validation documents, written the way the test
-# sets are (by writers who saw neither the code nor the corpus), in the ``shared/eval``
-# format: (name, questions, documents) relative to the corpus folder
-INDEPENDENT = ("independent", "independent/validation.jsonl", "independent/validation")
-
-
-def validation_sets(corpus: Path) -> list[tuple[str, Path, Path]]:
-    """The validation sets asked through the service: the development set when it is
-    beside the project, and the corpus's independent validation set when it has one."""
-    dev = [s for s in available_sets(Path(corpus).resolve().parent) if s[0] == "dev"]
-    name, questions, documents = INDEPENDENT
-    own = [(name, Path(corpus) / questions, Path(corpus) / documents)]
-    return dev + [s for s in own if s[1].is_file() and s[2].is_dir()]
-
-
-def _choose(
-    reader: OnnxReader,
-    validation: list[Asked],
-    settings: TrainSettings,
-    config: Config,
-    embedder: Embedder,
-    log: Callable[[str], None],
-) -> Choice:
-    """The choice on the corpus's validation documents and on the validation sets asked
-    through the service (each set weighs the same)."""
-    sets: dict[str, Sequence[Asked]] = {"validation": validation}
-    for name, questions, seeds in validation_sets(settings.corpus):
-        with service(config, embedder, reader, seeds) as engine:
-            sets[name] = ask_service(engine, load_items(questions), settings.retrieve)
-    log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in sets.items())}")
-    return choose(reader, sets, settings.candidates, settings.slacks, log)
-
-
-def _settings(choice: Choice) -> dict[str, Any]:
-    """What the service reads from the card to answer as validated."""
-    return {
-        "candidates": choice.candidates,
-        "slack": choice.slack,
-        "threshold": choice.threshold,
-        "calibration": choice.calibration,
-    }
-
-
-def _draft(work: Path, limits: Limits) -> OnnxReader:
-    """The model in ``work`` as the service will load it, before its settings are chosen."""
-    draft = {
-        "limits": limits.to_dict(),
-        "candidates": 1,
-        "threshold": 0.0,
-        "calibration": {"answer": [1.0, 0.0], "abstain": [1.0, 0.0]},
-    }
-    write_card(work, draft)
-    return OnnxReader(work)
-
-
-def _replace(work: Path, out: Path) -> None:
-    """Move the new reader into place: the old one is removed only once the new is whole."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = out.with_name(f".{out.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    work.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    return score_into_card(out, settings, config, embedder, log, score)

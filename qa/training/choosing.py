@@ -1,0 +1,190 @@
+"""Choosing a reader's settings on validation, and writing them into its model card.
+
+The choice (how many sentences to read, the slack, the no-answer threshold, the confidence
+curves) is made on the corpus's validation documents and on the validation sets asked
+through the service: the development set beside the project, and the corpus's independent
+validation set. ``qa train`` makes it after training; ``qa train --rechoose`` makes it
+again for a trained reader, its weights kept, when validation data is added.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..corpus import Corpus, Example, corpus_hashes, load_corpus
+from ..embed import Embedder
+from ..evaluate import load_items
+from ..features import Limits
+from ..read import CARD, FILES, OnnxReader, ReaderError, card_hash, read_card, verify
+from .card import write_card
+from .data import Asked, ask_all, ask_service, document_indexes
+from .fit import Choice, choose
+from .report import available_sets, score_sets, service
+from .settings import TrainSettings
+
+
+def score_into_card(
+    out: Path,
+    settings: TrainSettings,
+    config: Config,
+    embedder: Embedder,
+    log: Callable[[str], None],
+    score: bool,
+) -> dict[str, Any]:
+    """With ``score``, the validation and test sets answered through the service by the
+    reader in ``out``, into its card (for the record: nothing is chosen from them); the
+    card, with the reader's name."""
+    if score:
+        sets = validation_sets(settings.corpus)
+        sets += [s for s in available_sets(Path(settings.corpus).resolve().parent) if s not in sets]
+        log(f"scoring {len(sets)} question sets through the service (for the record) ...")
+        card = json.loads((out / CARD).read_text())
+        card["figures"].update(score_sets(config, embedder, OnnxReader(out), sets, log))
+        write_card(out, card)
+    final: dict[str, Any] = json.loads((out / CARD).read_text())
+    final["hash"] = card_hash(out)
+    return final
+
+
+def rechoose_reader(
+    settings: TrainSettings,
+    embedder: Embedder,
+    log: Callable[[str], None] = print,
+    command: str = "qa train --rechoose",
+    config: Config | None = None,
+    score: bool = False,
+) -> dict[str, Any]:
+    """Choose again, on today's validation sets, the settings of the reader in
+    ``settings.out`` (how many sentences to read, the slack, the threshold, the confidence
+    curves), keeping its weights: for when validation data is added. The card keeps how
+    the weights were trained and records the new choice."""
+    config = config or Config()
+    out = Path(settings.out)
+    old, name = read_card(out)
+    verify(out, old)
+    if "training" not in old:
+        raise ReaderError(f"{out / CARD} records no training: train a reader with `qa train`")
+    corpus = load_corpus(settings.corpus)
+    val_ex = corpus.split("validation")
+    log(f"re-choosing the settings of reader {name} on {len(val_ex)} validation questions")
+    indexes = document_indexes(corpus, embedder)
+    val_asked = ask_all(val_ex, indexes, embedder, settings.retrieve)
+    work = out.with_name(f".{out.name}.choosing")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        for f in FILES:
+            shutil.copy(out / f, work / f)
+        draft = draft_reader(work, Limits.from_dict(old["limits"]))
+        choice = choose_on_validation(draft, val_asked, settings, config, embedder, log)
+        figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
+        figures["validation"] = {
+            "chosen": choice.chosen,
+            "tried": choice.tried,
+            "slacks": choice.slacks,
+        }
+        card = {
+            **old,
+            **card_settings(choice),
+            "figures": figures,
+            "data": {**old["data"], **validation_data(corpus, val_ex, settings.corpus)},
+            "rechosen": {
+                "from": name,
+                "command": command,
+                "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                "candidates": list(settings.candidates),
+                "slacks": list(settings.slacks),
+            },
+        }
+        write_card(work, card)
+        replace_folder(work, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"wrote the re-chosen reader to {out}")
+    return score_into_card(out, settings, config, embedder, log, score)
+
+
+def validation_data(corpus: Corpus, val_ex: list[Example], root: Path) -> dict[str, Any]:
+    """What the choice was made on, for the card."""
+    return {
+        "validation_documents": sorted(corpus.validation),
+        "validation_questions": len(val_ex),
+        "validation_sets": [
+            os.path.relpath(q.resolve(), Path(root).resolve().parent)
+            for _, q, _ in validation_sets(root)
+        ],
+        "sha256": corpus_hashes(corpus.root),
+    }
+
+
+# A validation set beside the corpus's own validation documents, written the way the test
+# sets are (by writers who saw neither the code nor the corpus), in the ``shared/eval``
+# format: (name, questions, documents) relative to the corpus folder
+INDEPENDENT = ("independent", "independent/validation.jsonl", "independent/validation")
+
+
+def validation_sets(corpus: Path) -> list[tuple[str, Path, Path]]:
+    """The validation sets asked through the service: the development set when it is
+    beside the project, and the corpus's independent validation set when it has one."""
+    dev = [s for s in available_sets(Path(corpus).resolve().parent) if s[0] == "dev"]
+    name, questions, documents = INDEPENDENT
+    own = [(name, Path(corpus) / questions, Path(corpus) / documents)]
+    return dev + [s for s in own if s[1].is_file() and s[2].is_dir()]
+
+
+def choose_on_validation(
+    reader: OnnxReader,
+    validation: list[Asked],
+    settings: TrainSettings,
+    config: Config,
+    embedder: Embedder,
+    log: Callable[[str], None],
+) -> Choice:
+    """The choice on the corpus's validation documents and on the validation sets asked
+    through the service (each set weighs the same)."""
+    sets: dict[str, Sequence[Asked]] = {"validation": validation}
+    for name, questions, seeds in validation_sets(settings.corpus):
+        with service(config, embedder, reader, seeds) as engine:
+            sets[name] = ask_service(engine, load_items(questions), settings.retrieve)
+    log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in sets.items())}")
+    return choose(reader, sets, settings.candidates, settings.slacks, log)
+
+
+def card_settings(choice: Choice) -> dict[str, Any]:
+    """What the service reads from the card to answer as validated."""
+    return {
+        "candidates": choice.candidates,
+        "slack": choice.slack,
+        "threshold": choice.threshold,
+        "calibration": choice.calibration,
+    }
+
+
+def draft_reader(work: Path, limits: Limits) -> OnnxReader:
+    """The model in ``work`` as the service will load it, before its settings are chosen."""
+    draft = {
+        "limits": limits.to_dict(),
+        "candidates": 1,
+        "threshold": 0.0,
+        "calibration": {"answer": [1.0, 0.0], "abstain": [1.0, 0.0]},
+    }
+    write_card(work, draft)
+    return OnnxReader(work)
+
+
+def replace_folder(work: Path, out: Path) -> None:
+    """Move the new reader into place: the old one is removed only once the new is whole."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    work.rename(out)
+    shutil.rmtree(old, ignore_errors=True)

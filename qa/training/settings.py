@@ -1,0 +1,42 @@
+"""What a run of ``qa train`` can vary, with the defaults that made the shipped reader."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import DEFAULT_READER
+from ..features import Limits
+from ..runner import CORES
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    corpus: Path = Path("train")
+    out: Path = DEFAULT_READER
+    seed: int = 13
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 2e-4
+    negatives: int = 3  # wrong retrieved sentences per question and epoch
+    erased: float = 0.0  # share of answerable questions also taught on their sentence, cut
+    layers: int = 4  # of the transformer's six layers kept
+    previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
+    retrieve: int = 10  # sentences retrieved for each validation question
+    candidates: tuple[int, ...] = (3, 4, 5, 6, 8, 10)  # how many to read: chosen on validation
+    slacks: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)  # ... and this
+    int8: bool = True
+    bf16: bool = field(default_factory=lambda: cpu_has_bf16())  # the forward pass in bfloat16
+    max_steps: int = 0  # stop after this many steps (0: every epoch); for tests
+    limit_questions: int = 0  # use only this many questions of each split; for tests
+    threads: int = CORES  # torch's threads to fit with
+    freeze_embeddings: bool = True  # keep the word embeddings as pretrained (chosen on validation)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes in bfloat16 natively (elsewhere torch emulates it, slower)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
