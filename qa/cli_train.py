@@ -12,6 +12,22 @@ import click
 from .cli_options import corpus_options, library_errors
 from .config import Config
 
+# what only training uses: refused with --rechoose, which keeps the weights
+TRAINING_ONLY = (
+    "seed",
+    "epochs",
+    "layers",
+    "lr",
+    "previous",
+    "negatives",
+    "erased",
+    "max_steps",
+    "limit_questions",
+    "threads",
+    "freeze_embeddings",
+    "float_model",
+)
+
 
 @click.command("train")
 @click.option(
@@ -112,6 +128,18 @@ def train_cmd(
 
     Reproducible: seeded, CPU only; the corpus's hashes and the library versions go into
     the model card."""
+    if rechoose:
+        context = click.get_current_context()
+        flags = {p.name: p.opts[0] for p in context.command.params}
+        trains = [
+            flags[name]
+            for name in TRAINING_ONLY
+            if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        ]
+        if trains:
+            raise click.UsageError(
+                f"--rechoose keeps the reader's weights: {', '.join(trains)} would need training"
+            )
     from .embed import load_embedder, resolve_model
     from .training.choosing import rechoose_reader
     from .training.run import train_reader
@@ -136,7 +164,8 @@ def train_cmd(
         int8=not float_model,
         **{k: v for k, v in given.items() if v is not None},
     )
-    command = "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else "qa train"
+    default = "qa train --rechoose" if rechoose else "qa train"
+    command = "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else default
     embedder = load_embedder(config)
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     if rechoose:

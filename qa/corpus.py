@@ -299,20 +299,6 @@ def stats(root: Path) -> dict[str, Any]:
     }
 
 
-def corpus_hashes(root: Path) -> dict[str, str]:
-    """sha256 of the documents, of the questions and of the independent validation set when
-    there is one (paths and bytes, in order)."""
-    out = {}
-    for part, pattern in (("documents", "*.txt"), ("questions", "*.jsonl"), ("independent", "*")):
-        if part == "independent" and not (Path(root) / part).is_dir():
-            continue
-        h = hashlib.sha256()
-        for path in sorted(p for p in (Path(root) / part).rglob(pattern) if p.is_file()):
-            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-        out[part] = h.hexdigest()
-    return out
-
-
 def label_file(path: Path, root: Path) -> list[str]:
     """Fill in the labels of every question in ``path`` (in place); the problems found."""
     rows = _read_lines(path)

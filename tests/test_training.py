@@ -145,10 +145,50 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
 
     card = json.loads((reader / CARD).read_text())
     assert (reader / "model.onnx").read_bytes() == (trained / "model.onnx").read_bytes()
-    assert card["training"] == before["training"] and card["limits"] == before["limits"]
-    old_name = OnnxReader(trained).name
-    assert card["rechosen"]["from"] == old_name and OnnxReader(reader).name != old_name
+    # how the weights were trained, and on what, stays as it was
+    for key in ("training", "limits", "data"):
+        assert card[key] == before[key], key
+    assert card["rechosen"]["from"] == OnnxReader(trained).name
     assert set(card["figures"]["validation"]["chosen"]) == {"validation", "independent"}
-    assert card["data"]["validation_sets"][-1].endswith("independent/validation.jsonl")
-    assert "independent" in card["data"]["sha256"]
+    today = card["rechosen"]["data"]
+    assert today["validation_sets"] == ["corpus/independent/validation.jsonl"]
+    assert "independent" in today["sha256"] and "independent" not in card["data"]["sha256"]
     assert "Settings chosen again" in (reader / "README.md").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "reader"]  # nothing left
+
+    # a line that is not a question is refused in one line, naming it; the reader stays
+    with open(corpus / "independent" / "validation.jsonl", "a") as f:
+        f.write('{"id": "x", "turns": ["Who?"]}\n')
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "validation.jsonl:13" in result.output
+    assert json.loads((reader / CARD).read_text()) == card
+
+
+def test_rechoose_refuses_training_options_and_a_corpus_changed_since_training(
+    trained, tiny_corpus, tmp_path
+):
+    args = ["train", "--corpus", str(tiny_corpus), "--out", str(trained), "--rechoose"]
+    result = CliRunner().invoke(cli, [*args, "--epochs", "3", "--float"])
+    assert result.exit_code == 2 and "--epochs, --float would need training" in result.output
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    doc = sorted((corpus / "documents" / KIND).glob("*.txt"))[0]
+    doc.write_text(doc.read_text() + "\nA sentence added after training.\n")
+    args = ["train", "--corpus", str(corpus), "--out", str(trained), "--rechoose", "--no-sets"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "changed since reader" in result.output and "retrain it" in result.output
+
+
+def test_a_half_present_independent_set_stops_training_before_it_fits(tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    (corpus / "independent").mkdir()
+    (corpus / "independent" / "validation.jsonl").write_text("")  # and no documents
+    args = ["train", "--corpus", str(corpus), "--out", str(tmp_path / "r"), "--no-sets"]
+    result = CliRunner().invoke(cli, [*args, "--max-steps", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "independent validation set needs both" in result.output
+    assert "epoch" not in result.output and not (tmp_path / "r").exists()

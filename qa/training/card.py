@@ -78,7 +78,7 @@ def render(card: dict[str, Any]) -> str:
             [
                 f"- Settings chosen again on {card['rechosen']['date']}, weights kept (reader "
                 f"{card['rechosen']['from']}): `{card['rechosen']['command']}`; validation sets "
-                + ", ".join(f"`{v}`" for v in d.get("validation_sets", []))
+                + ", ".join(f"`{v}`" for v in card["rechosen"]["data"]["validation_sets"])
             ]
             if "rechosen" in card
             else []
@@ -103,7 +103,8 @@ def render(card: dict[str, Any]) -> str:
     ]
     if f.get("sets"):
         lines += [
-            "Through the service, for the record (nothing is chosen from these):",
+            "Through the service: the validation sets (chosen on, above) and the test sets "
+            "(for the record: nothing is chosen from them):",
             "",
             *_table({k: v["metrics"] for k, v in f["sets"].items()}),
             "",

@@ -9,6 +9,7 @@ again for a trained reader, its weights kept, when validation data is added.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -18,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..corpus import Corpus, Example, corpus_hashes, load_corpus
+from ..corpus import Corpus, CorpusError, Example, load_corpus
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Limits
 from ..read import CARD, FILES, OnnxReader, ReaderError, card_hash, read_card, verify
+from ..versions import package_versions
 from .card import write_card
 from .data import Asked, ask_all, ask_service, document_indexes
 from .fit import Choice, choose
@@ -38,9 +40,9 @@ def score_into_card(
     log: Callable[[str], None],
     score: bool,
 ) -> dict[str, Any]:
-    """With ``score``, the validation and test sets answered through the service by the
-    reader in ``out``, into its card (for the record: nothing is chosen from them); the
-    card, with the reader's name."""
+    """With ``score``, the validation sets and the test sets answered through the service
+    by the reader in ``out``, into its card (for the record: nothing is chosen from the
+    test sets); the card, with the reader's name."""
     if score:
         sets = validation_sets(settings.corpus)
         sets += [s for s in available_sets(Path(settings.corpus).resolve().parent) if s not in sets]
@@ -72,6 +74,17 @@ def rechoose_reader(
     if "training" not in old:
         raise ReaderError(f"{out / CARD} records no training: train a reader with `qa train`")
     corpus = load_corpus(settings.corpus)
+    trained_on = old["data"]
+    if (
+        corpus_hashes(corpus.root)["documents"] != trained_on["sha256"]["documents"]
+        or sorted(corpus.validation) != trained_on["validation_documents"]
+    ):
+        raise ReaderError(
+            f"the documents of {settings.corpus} or their split changed since reader {name} "
+            "was trained, so its validation documents may have been trained on: retrain it "
+            "with `qa train`"
+        )
+    sets = validation_sets(settings.corpus)
     val_ex = corpus.split("validation")
     log(f"re-choosing the settings of reader {name} on {len(val_ex)} validation questions")
     indexes = document_indexes(corpus, embedder)
@@ -94,13 +107,14 @@ def rechoose_reader(
             **old,
             **card_settings(choice),
             "figures": figures,
-            "data": {**old["data"], **validation_data(corpus, val_ex, settings.corpus)},
             "rechosen": {
                 "from": name,
                 "command": command,
                 "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
                 "candidates": list(settings.candidates),
                 "slacks": list(settings.slacks),
+                "data": validation_data(corpus, val_ex, settings.corpus, sets),
+                "versions": package_versions({n: n for n in ("qa", "onnxruntime", "tokenizers")}),
             },
         }
         write_card(work, card)
@@ -111,32 +125,74 @@ def rechoose_reader(
     return score_into_card(out, settings, config, embedder, log, score)
 
 
-def validation_data(corpus: Corpus, val_ex: list[Example], root: Path) -> dict[str, Any]:
-    """What the choice was made on, for the card."""
+def validation_data(
+    corpus: Corpus,
+    val_ex: list[Example],
+    root: Path,
+    sets: Sequence[tuple[str, Path, Path]],
+) -> dict[str, Any]:
+    """What the choice was made on, for the card (paths relative to the project)."""
+    project = os.path.abspath(Path(root).parent)
     return {
         "validation_documents": sorted(corpus.validation),
         "validation_questions": len(val_ex),
-        "validation_sets": [
-            os.path.relpath(q.resolve(), Path(root).resolve().parent)
-            for _, q, _ in validation_sets(root)
-        ],
+        "validation_sets": [os.path.relpath(os.path.abspath(q), project) for _, q, _ in sets],
         "sha256": corpus_hashes(corpus.root),
     }
+
+
+INDEPENDENT_FOLDER = "independent"  # the corpus's independent validation set (qa train)
+
+
+def corpus_hashes(root: Path) -> dict[str, str]:
+    """sha256 of the documents, of the questions and of the independent validation set when
+    there is one (paths and bytes, in order)."""
+    parts = {
+        "documents": sorted((Path(root) / "documents").rglob("*.txt")),
+        "questions": sorted((Path(root) / "questions").rglob("*.jsonl")),
+        INDEPENDENT_FOLDER: sorted((Path(root) / INDEPENDENT_FOLDER).glob("validation.jsonl"))
+        + sorted((Path(root) / INDEPENDENT_FOLDER / "validation").glob("*.txt")),
+    }
+    out = {}
+    for part, paths in parts.items():
+        if part == INDEPENDENT_FOLDER and not paths:
+            continue
+        h = hashlib.sha256()
+        for path in paths:
+            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+        out[part] = h.hexdigest()
+    return out
 
 
 # A validation set beside the corpus's own validation documents, written the way the test
 # sets are (by writers who saw neither the code nor the corpus), in the ``shared/eval``
 # format: (name, questions, documents) relative to the corpus folder
-INDEPENDENT = ("independent", "independent/validation.jsonl", "independent/validation")
+INDEPENDENT = (
+    INDEPENDENT_FOLDER,
+    f"{INDEPENDENT_FOLDER}/validation.jsonl",
+    f"{INDEPENDENT_FOLDER}/validation",
+)
 
 
 def validation_sets(corpus: Path) -> list[tuple[str, Path, Path]]:
     """The validation sets asked through the service: the development set when it is
-    beside the project, and the corpus's independent validation set when it has one."""
+    beside the project, and the corpus's independent validation set when it has one.
+    CorpusError when that set is half there or a line of it is not a question."""
     dev = [s for s in available_sets(Path(corpus).resolve().parent) if s[0] == "dev"]
     name, questions, documents = INDEPENDENT
-    own = [(name, Path(corpus) / questions, Path(corpus) / documents)]
-    return dev + [s for s in own if s[1].is_file() and s[2].is_dir()]
+    q, d = Path(corpus) / questions, Path(corpus) / documents
+    if not q.exists() and not d.exists():
+        return dev
+    if not q.is_file() or not d.is_dir() or not any(d.glob("*.txt")):
+        raise CorpusError(
+            f"{Path(corpus) / INDEPENDENT_FOLDER}: the independent validation set needs both "
+            f"{questions} and .txt documents in {documents}/"
+        )
+    try:
+        load_items(q)
+    except ValueError as exc:
+        raise CorpusError(str(exc)) from exc
+    return [*dev, (name, q, d)]
 
 
 def choose_on_validation(
@@ -150,7 +206,7 @@ def choose_on_validation(
     """The choice on the corpus's validation documents and on the validation sets asked
     through the service (each set weighs the same)."""
     sets: dict[str, Sequence[Asked]] = {"validation": validation}
-    for name, questions, seeds in validation_sets(settings.corpus):
+    for name, questions, seeds in validation_sets(settings.corpus):  # checked at the start
         with service(config, embedder, reader, seeds) as engine:
             sets[name] = ask_service(engine, load_items(questions), settings.retrieve)
     log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in sets.items())}")

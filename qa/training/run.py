@@ -39,6 +39,7 @@ from .choosing import (
     replace_folder,
     score_into_card,
     validation_data,
+    validation_sets,
 )
 from .data import ask_all, document_indexes, training_rows
 from .fit import choose_threshold, metrics, objective, outcomes, read_all
@@ -80,6 +81,7 @@ def train_reader(
     np.random.seed(settings.seed)
     torch.manual_seed(settings.seed)  # before the model: its new layer starts at random
     corpus = load_corpus(settings.corpus)
+    sets = validation_sets(settings.corpus)  # a broken one stops the run before fitting
     train_ex = _subset(corpus.split("train"), settings.limit_questions, rng)
     val_ex = _subset(corpus.split("validation"), settings.limit_questions, rng)
     log(
@@ -206,7 +208,7 @@ def train_reader(
                 "documents": len(corpus.documents),
                 "questions": len(corpus.examples),
                 "train_questions": len(train_ex),
-                **validation_data(corpus, val_ex, settings.corpus),
+                **validation_data(corpus, val_ex, settings.corpus, sets),
             },
             "figures": figures,
             "versions": package_versions(
