@@ -14,7 +14,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +32,27 @@ from .fit import Choice, choose
 from .report import available_sets, score_sets, service
 from .settings import TrainSettings
 
+ValidationSet = tuple[str, Path, Path]  # name, questions, documents
+
 
 def score_into_card(
     out: Path,
+    sets: Sequence[ValidationSet],
     settings: TrainSettings,
     config: Config,
     embedder: Embedder,
     log: Callable[[str], None],
     score: bool,
 ) -> dict[str, Any]:
-    """With ``score``, the validation sets and the test sets answered through the service
-    by the reader in ``out``, into its card (for the record: nothing is chosen from the
-    test sets); the card, with the reader's name."""
+    """With ``score``, the validation ``sets`` and the test sets answered through the
+    service by the reader in ``out``, into its card (for the record: nothing is chosen from
+    the test sets); the card, with the reader's name."""
     if score:
-        sets = validation_sets(settings.corpus)
-        sets += [s for s in available_sets(Path(settings.corpus).resolve().parent) if s not in sets]
-        log(f"scoring {len(sets)} question sets through the service (for the record) ...")
+        tests = available_sets(Path(settings.corpus).resolve().parent)
+        scored = [*sets, *(s for s in tests if s not in sets)]
+        log(f"scoring {len(scored)} question sets through the service (for the record) ...")
         card = json.loads((out / CARD).read_text())
-        card["figures"].update(score_sets(config, embedder, OnnxReader(out), sets, log))
+        card["figures"].update(score_sets(config, embedder, OnnxReader(out), scored, log))
         write_card(out, card)
     final: dict[str, Any] = json.loads((out / CARD).read_text())
     final["hash"] = card_hash(out)
@@ -89,14 +93,11 @@ def rechoose_reader(
     log(f"re-choosing the settings of reader {name} on {len(val_ex)} validation questions")
     indexes = document_indexes(corpus, embedder)
     val_asked = ask_all(val_ex, indexes, embedder, settings.retrieve)
-    work = out.with_name(f".{out.name}.choosing")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with work_folder(out, "choosing") as work:
         for f in FILES:
             shutil.copy(out / f, work / f)
         draft = draft_reader(work, Limits.from_dict(old["limits"]))
-        choice = choose_on_validation(draft, val_asked, settings, config, embedder, log)
+        choice = choose_on_validation(draft, val_asked, sets, settings, config, embedder, log)
         figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
         figures["validation"] = validation_figures(choice)
         card = {
@@ -115,10 +116,8 @@ def rechoose_reader(
         }
         write_card(work, card)
         replace_folder(work, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     log(f"wrote the re-chosen reader to {out}")
-    return score_into_card(out, settings, config, embedder, log, score)
+    return score_into_card(out, sets, settings, config, embedder, log, score)
 
 
 def validation_figures(choice: Choice) -> dict[str, Any]:
@@ -130,7 +129,7 @@ def validation_data(
     corpus: Corpus,
     val_ex: list[Example],
     root: Path,
-    sets: Sequence[tuple[str, Path, Path]],
+    sets: Sequence[ValidationSet],
 ) -> dict[str, Any]:
     """What the choice was made on, for the card (paths relative to the project)."""
     project = os.path.abspath(Path(root).parent)
@@ -175,7 +174,7 @@ INDEPENDENT = (
 )
 
 
-def validation_sets(corpus: Path) -> list[tuple[str, Path, Path]]:
+def validation_sets(corpus: Path) -> list[ValidationSet]:
     """The validation sets asked through the service: the development set when it is
     beside the project, and the corpus's independent validation set when it has one.
     CorpusError when that set is half there or a line of it is not a question."""
@@ -199,19 +198,20 @@ def validation_sets(corpus: Path) -> list[tuple[str, Path, Path]]:
 def choose_on_validation(
     reader: OnnxReader,
     validation: list[Asked],
+    sets: Sequence[ValidationSet],
     settings: TrainSettings,
     config: Config,
     embedder: Embedder,
     log: Callable[[str], None],
 ) -> Choice:
-    """The choice on the corpus's validation documents and on the validation sets asked
-    through the service (each set weighs the same)."""
-    sets: dict[str, Sequence[Asked]] = {"validation": validation}
-    for name, questions, seeds in validation_sets(settings.corpus):  # checked at the start
+    """The choice on the corpus's validation documents and on the validation ``sets``
+    asked through the service (each set weighs the same)."""
+    asked: dict[str, Sequence[Asked]] = {"validation": validation}
+    for name, questions, seeds in sets:
         with service(config, embedder, reader, seeds) as engine:
-            sets[name] = ask_service(engine, load_items(questions), settings.retrieve)
-    log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in sets.items())}")
-    return choose(reader, sets, settings.candidates, settings.slacks, log)
+            asked[name] = ask_service(engine, load_items(questions), settings.retrieve)
+    log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in asked.items())}")
+    return choose(reader, asked, settings.candidates, settings.slacks, log)
 
 
 def card_settings(choice: Choice) -> dict[str, Any]:
@@ -234,6 +234,19 @@ def draft_reader(work: Path, limits: Limits) -> OnnxReader:
     }
     write_card(work, draft)
     return OnnxReader(work)
+
+
+@contextmanager
+def work_folder(out: Path, purpose: str) -> Iterator[Path]:
+    """An empty folder beside ``out`` to build a reader in, removed whatever happens (the
+    reader, once whole, is moved from it into place by ``replace_folder``)."""
+    work = out.with_name(f".{out.name}.{purpose}")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def replace_folder(work: Path, out: Path) -> None:

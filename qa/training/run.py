@@ -43,6 +43,7 @@ from .choosing import (
     validation_data,
     validation_figures,
     validation_sets,
+    work_folder,
 )
 from .data import ask_all, document_indexes, training_rows
 from .fit import choose_threshold, metrics, objective, outcomes, read_all
@@ -153,31 +154,26 @@ def train_reader(
     log(f"kept epoch {best['epoch']}")
 
     out = Path(settings.out)
-    work = out.with_name(f".{out.name}.training")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with work_folder(out, "training") as work:
         fp32 = export_onnx(model, work / "model-fp32.onnx")
         shutil.copy(Path(model_path) / "tokenizer.json", work / "tokenizer.json")
         figures: dict[str, Any] = {"epochs": history}
+        float_reader = None
         if settings.int8:
-            # the float export read with the choice made on int8: what int8 costs
+            # the float export, read below with the choice made on int8: what int8 costs
             shutil.copy(fp32, work / "model.onnx")
             float_reader = draft_reader(work, featurizer.limits)
             quantize(fp32, work / "model.onnx")
-            choice = choose_on_validation(
-                draft_reader(work, featurizer.limits), val_asked, settings, config, embedder, log
-            )
+        else:
+            shutil.move(fp32, work / "model.onnx")
+        fp32.unlink(missing_ok=True)
+        draft = draft_reader(work, featurizer.limits)
+        choice = choose_on_validation(draft, val_asked, sets, settings, config, embedder, log)
+        if float_reader is not None:
             n = choice.candidates
             float_read = read_all(with_slack(float_reader, choice.slack), val_asked, n)
             outs = outcomes(val_asked, float_read, n)
             figures["validation_float"] = metrics(outs, choice.threshold)
-        else:
-            shutil.move(fp32, work / "model.onnx")
-            choice = choose_on_validation(
-                draft_reader(work, featurizer.limits), val_asked, settings, config, embedder, log
-            )
-        fp32.unlink(missing_ok=True)
         figures["validation"] = validation_figures(choice)
         card = {
             "name": "qa reader",
@@ -218,7 +214,5 @@ def train_reader(
         }
         write_card(work, card)
         replace_folder(work, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     log(f"wrote the reader to {out}")
-    return score_into_card(out, settings, config, embedder, log, score)
+    return score_into_card(out, sets, settings, config, embedder, log, score)
