@@ -26,6 +26,9 @@ TRAINING_ONLY = (
     "threads",
     "freeze_embeddings",
     "float_model",
+    "teachers",
+    "distill",
+    "temperature",
 )
 
 
@@ -95,6 +98,25 @@ TRAINING_ONLY = (
     default=None,
     help="Keep the word embeddings as pretrained [default: freeze].",
 )
+@click.option(
+    "--teacher",
+    "teachers",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="A trained reader (folder) to distil from; repeat it for an ensemble of teachers.",
+)
+@click.option(
+    "--distill",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="With --teacher: the weight of matching the teachers against the labels [0.5].",
+)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0.1, 20),
+    default=None,
+    help="With --teacher: how much the teachers' distributions are softened [2.0].",
+)
 @click.option("--float", "float_model", is_flag=True, help="Ship the float model, not int8.")
 @click.option(
     "--rechoose",
@@ -120,6 +142,9 @@ def train_cmd(
     sets: bool,
     threads: int | None,
     freeze_embeddings: bool | None,
+    teachers: tuple[str, ...],
+    distill: float | None,
+    temperature: float | None,
     float_model: bool,
     rechoose: bool,
 ) -> None:
@@ -154,6 +179,8 @@ def train_cmd(
         "erased": erased,
         "threads": threads,
         "freeze_embeddings": freeze_embeddings,
+        "distill": distill,
+        "temperature": temperature,
     }
     settings = TrainSettings(
         corpus=Path(corpus),
@@ -162,6 +189,7 @@ def train_cmd(
         max_steps=max_steps,
         limit_questions=limit_questions,
         int8=not float_model,
+        teachers=tuple(Path(t) for t in teachers),
         **{k: v for k, v in given.items() if v is not None},
     )
     default = "qa train --rechoose" if rechoose else "qa train"

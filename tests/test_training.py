@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from qa.cli import cli
 from qa.corpus import load_corpus
 from qa.features import Candidate
-from qa.read import CARD, OnnxReader, ReaderError
+from qa.read import CARD, OnnxReader, ReaderError, card_hash
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
 KIND = "news-crime"
@@ -169,8 +169,9 @@ def test_rechoose_refuses_training_options_and_a_corpus_changed_since_training(
     trained, tiny_corpus, tmp_path
 ):
     args = ["train", "--corpus", str(tiny_corpus), "--out", str(trained), "--rechoose"]
-    result = CliRunner().invoke(cli, [*args, "--epochs", "3", "--float"])
-    assert result.exit_code == 2 and "--epochs, --float would need training" in result.output
+    result = CliRunner().invoke(cli, [*args, "--epochs", "3", "--float", "--teacher", str(trained)])
+    assert result.exit_code == 2
+    assert "--epochs, --float, --teacher would need training" in result.output
 
     corpus = tmp_path / "corpus"
     shutil.copytree(tiny_corpus, corpus)
@@ -192,3 +193,24 @@ def test_a_half_present_independent_set_stops_training_before_it_fits(tiny_corpu
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "independent validation set needs both" in result.output
     assert "epoch" not in result.output and not (tmp_path / "r").exists()
+
+
+def test_a_student_learns_from_teachers_that_read_as_it_does_and_names_them(
+    trained, tiny_corpus, tmp_path
+):
+    args = ["train", "--corpus", str(tiny_corpus), "--epochs", "1", "--max-steps", "2"]
+    args += ["--limit-questions", "8", "--no-sets", "--teacher", str(trained)]
+    student = tmp_path / "student"
+    result = CliRunner().invoke(cli, [*args, "--out", str(student), "--distill", "0.7"])
+    assert result.exit_code == 0, result.output
+    assert "teachers read every row" in result.output
+    t = json.loads((student / CARD).read_text())["training"]
+    assert t["distill"] == 0.7 and t["temperature"] == 2.0
+    assert [x["name"] for x in t["teachers"]] == [card_hash(trained)]
+
+    # a teacher that reads other tokens than the student would is refused before fitting
+    other = tmp_path / "other"
+    result = CliRunner().invoke(cli, [*args, "--out", str(other), "--previous", "5"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"the teacher in {trained} reads with another tokenizer" in result.output
+    assert "epoch" not in result.output and not other.exists()

@@ -4,7 +4,9 @@ ONNX export in ``qa/read.py``).
 A cross-encoder: the bundled all-MiniLM-L6-v2 transformer (optionally its first layers only)
 with one linear layer that gives each token a start and an end logit. The loss is SQuAD
 2.0's: cross-entropy of the start and of the end position over [CLS] and the sentence's
-tokens, [CLS] being the target of a sentence that does not answer.
+tokens, [CLS] being the target of a sentence that does not answer. With teachers (trained
+readers), part of the loss is distillation: the student also matches the teachers' mean
+start and end distributions, softened by a temperature (Hinton et al., 2015).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Encoded:
         self.types: list[np.ndarray] = []
         self.valid: list[tuple[int, int]] = []  # sentence tokens: [first, stop)
         self.labels: list[tuple[int, int]] = []
+        self.teacher: list[np.ndarray] | None = None  # (2, tokens): start and end logits
         for r in rows:
             b = featurizer.encode(r.question, [r.candidate], r.last_question, r.last_answer)
             label = (0, 0)
@@ -99,7 +102,50 @@ class Encoded:
             allowed[r, 0] = True
             allowed[r, a:b] = True
         labels = torch.tensor([self.labels[i] for i in idx], dtype=torch.long)
-        return ids, mask, types, allowed, labels
+        taught = torch.zeros((len(idx), 2, width), dtype=torch.float32)
+        if self.teacher is not None:
+            for r, i in enumerate(idx):
+                taught[r, :, : self.teacher[i].shape[1]] = torch.from_numpy(self.teacher[i])
+        return ids, mask, types, allowed, labels, taught
+
+
+Run = Callable[[Batch], tuple[np.ndarray, np.ndarray]]
+
+
+def add_teacher_logits(data: Encoded, teachers: Sequence[Run], size: int = 8) -> None:
+    """The teachers' mean start and end logits for every row, kept on ``data`` (in small
+    batches: a dynamic int8 teacher scales its activations by the whole batch)."""
+    taught: list[np.ndarray] = []
+    data.teacher = None  # ``tensors`` below reads the rows alone
+    for c in range(0, len(data), size):
+        idx = list(range(c, min(c + size, len(data))))
+        ids, mask, types = data.tensors(idx)[:3]
+        batch = Batch(ids.numpy(), mask.numpy(), types.numpy(), [], [], [], [])
+        runs = [run(batch) for run in teachers]
+        start = np.mean([r[0] for r in runs], axis=0)
+        end = np.mean([r[1] for r in runs], axis=0)
+        for r, i in enumerate(idx):
+            n = len(data.ids[i])
+            taught.append(np.stack([start[r, :n], end[r, :n]]).astype(np.float32))
+    data.teacher = taught
+
+
+def distillation_loss(
+    start: torch.Tensor,
+    end: torch.Tensor,
+    taught: torch.Tensor,
+    allowed: torch.Tensor,
+    temperature: float,
+) -> torch.Tensor:
+    """KL divergence from the teachers' softened start and end distributions to the
+    student's, scaled by the squared temperature (so its gradients keep their size)."""
+    t = temperature
+    loss = start.new_zeros(())
+    for student, teacher in ((start, taught[:, 0]), (end, taught[:, 1])):
+        target = torch.softmax(teacher.masked_fill(~allowed, NEG) / t, dim=-1)
+        log_p = torch.log_softmax(student / t, dim=-1)
+        loss = loss + torch.nn.functional.kl_div(log_p, target, reduction="batchmean")
+    return loss * t * t / 2
 
 
 def batches(data: Encoded, size: int, rng: random.Random) -> list[list[int]]:
@@ -127,10 +173,14 @@ def fit(
     log: Callable[[str], None] = print,
     after_epoch: Callable[[int], None] | None = None,
     bf16: bool = False,
+    distill: float = 0.0,
+    temperature: float = 2.0,
 ) -> dict[str, Any]:
     """Fit ``model`` on ``data``: AdamW, linear warm-up over 6% of the steps and decay.
     With ``bf16``, the forward pass runs in bfloat16 (the weights and the optimiser stay in
-    float32): 1.7 times the rows a second on a CPU with AVX-512 BF16."""
+    float32): 1.7 times the rows a second on a CPU with AVX-512 BF16. When ``data`` holds
+    teachers' logits, ``distill`` weighs the distillation loss against the labels'."""
+    distill = distill if data.teacher is not None else 0.0
     rng = random.Random(seed)
     torch.manual_seed(seed)
     plan = [batches(data, batch_size, rng) for _ in range(epochs)]
@@ -157,7 +207,7 @@ def fit(
         for idx in plan_e:
             if step >= total:
                 break
-            ids, mask, types, allowed, labels = data.tensors(idx)
+            ids, mask, types, allowed, labels, taught = data.tensors(idx)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 start, end = model(ids, mask, types)
             start = start.float().masked_fill(~allowed, NEG)
@@ -166,6 +216,9 @@ def fit(
                 torch.nn.functional.cross_entropy(start, labels[:, 0])
                 + torch.nn.functional.cross_entropy(end, labels[:, 1])
             ) / 2
+            if distill:
+                soft = distillation_loss(start, end, taught, allowed, temperature)
+                loss = (1 - distill) * loss + distill * soft
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

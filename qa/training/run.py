@@ -31,7 +31,7 @@ from ..config import Config
 from ..corpus import Example, load_corpus
 from ..embed import Embedder
 from ..features import Featurizer, Limits
-from ..read import with_slack
+from ..read import OnnxReader, ReaderError, sha256_of, with_slack
 from ..versions import package_versions
 from .card import write_card
 from .choosing import (
@@ -58,6 +58,24 @@ def _subset(examples: list[Example], limit: int, rng: random.Random) -> list[Exa
     return rng.sample(examples, limit)
 
 
+def load_teachers(settings: TrainSettings, model_path: Path) -> list[OnnxReader]:
+    """The teacher readers, checked: each must read as the student will (same tokenizer and
+    limits), or ReaderError names it."""
+    teachers = []
+    for folder in settings.teachers:
+        teacher = OnnxReader(folder)  # checks its files against its card
+        same_words = sha256_of(Path(folder) / "tokenizer.json") == sha256_of(
+            model_path / "tokenizer.json"
+        )
+        if not same_words or teacher.featurizer.limits != Limits(previous=settings.previous):
+            raise ReaderError(
+                f"the teacher in {folder} reads with another tokenizer or other token limits "
+                "than this training run: train it with the same base model and --previous"
+            )
+        teachers.append(teacher)
+    return teachers
+
+
 def train_reader(
     settings: TrainSettings,
     embedder: Embedder,
@@ -79,7 +97,7 @@ def train_reader(
     from tokenizers import Tokenizer
 
     from .export import export_onnx, quantize
-    from .model import Encoded, fit, load_model, read_validation
+    from .model import Encoded, add_teacher_logits, fit, load_model, read_validation
 
     started = time.perf_counter()
     rng = random.Random(settings.seed)
@@ -87,6 +105,7 @@ def train_reader(
     torch.manual_seed(settings.seed)  # before the model: its new layer starts at random
     corpus = load_corpus(settings.corpus)
     sets = validation_sets(settings.corpus)  # a broken one stops the run before fitting
+    teachers = load_teachers(settings, Path(model_path))  # ... and so does a broken teacher
     train_ex = _subset(corpus.split("train"), settings.limit_questions, rng)
     val_ex = _subset(corpus.split("validation"), settings.limit_questions, rng)
     log(
@@ -122,6 +141,9 @@ def train_reader(
     rows = training_rows(train_asked, indexes, settings.negatives, rng, settings.erased)
     data = Encoded(rows, featurizer)
     log(f"training rows: {len(data)} ({sum(r.span is not None for r in rows)} with an answer)")
+    if teachers:
+        add_teacher_logits(data, [t.run for t in teachers])
+        log(f"teachers read every row: {', '.join(t.name for t in teachers)}")
 
     best: dict[str, Any] = {"score": -1.0, "epoch": 0}
     history = []
@@ -146,6 +168,8 @@ def train_reader(
         log=log,
         after_epoch=after_epoch,
         bf16=settings.bf16,
+        distill=settings.distill,
+        temperature=settings.temperature,
     )
     fit_threads = torch.get_num_threads()  # before scoring, whose searches set it to one
     model.load_state_dict(best["state"])  # in place: ``words`` is the kept epoch's
@@ -188,8 +212,16 @@ def train_reader(
                 **{
                     k: (str(v) if isinstance(v, Path) else v)
                     for k, v in asdict(settings).items()
-                    if k != "out"
+                    if k not in ("out", "teachers")
                 },
+                "teachers": [
+                    {
+                        "folder": str(t.folder),
+                        "name": t.name,
+                        "command": t.card.get("training", {}).get("command"),
+                    }
+                    for t in teachers
+                ],
                 "command": command,
                 "kept_epoch": best["epoch"],
                 **fitted,

@@ -31,6 +31,9 @@ class TrainSettings:
     limit_questions: int = 0  # use only this many questions of each split; for tests
     threads: int = CORES  # torch's threads to fit with
     freeze_embeddings: bool = True  # keep the word embeddings as pretrained (chosen on validation)
+    teachers: tuple[Path, ...] = ()  # trained readers whose mean logits the reader also learns
+    distill: float = 0.5  # with teachers: the distillation loss's weight against the labels'
+    temperature: float = 2.0  # with teachers: the softening of their distributions
 
 
 def cpu_has_bf16() -> bool:

@@ -1,0 +1,94 @@
+"""Distillation: the reader also learns the mean start and end distributions of teacher
+readers (``qa train --teacher``), softened by a temperature."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tokenizers import Tokenizer
+
+from qa.embed import resolve_model
+from qa.features import NEG, Candidate, Featurizer, Limits
+from qa.training.data import Row
+from qa.training.model import Encoded, add_teacher_logits, distillation_loss
+
+
+@pytest.fixture(scope="module")
+def featurizer() -> Featurizer:
+    tokenizer = Tokenizer.from_file(str(Path(resolve_model("all-MiniLM-L6-v2")) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return Featurizer(tokenizer, Limits())
+
+
+def _logits(seed: int, rows: int = 4, width: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(rows, width, generator=g) * 3, torch.randn(rows, width, generator=g) * 3
+
+
+def test_the_loss_vanishes_when_the_student_agrees_and_pulls_it_towards_its_teachers():
+    allowed = torch.ones((4, 12), dtype=torch.bool)
+    allowed[:, 9:] = False  # padding: never a start or an end
+    t_start, t_end = _logits(1)
+    taught = torch.stack([t_start, t_end], dim=1)
+    # a student equal to its teachers where it may answer (masked as fit() masks it)
+    same = distillation_loss(
+        t_start.masked_fill(~allowed, NEG), t_end.masked_fill(~allowed, NEG), taught, allowed, 2.0
+    )
+    assert float(same) == pytest.approx(0.0, abs=1e-5)
+
+    s_start, s_end = (x.clone().requires_grad_(True) for x in _logits(2))
+    optimizer = torch.optim.SGD([s_start, s_end], lr=1.0)
+    losses = []
+    for _ in range(200):
+        loss = distillation_loss(
+            s_start.masked_fill(~allowed, NEG),
+            s_end.masked_fill(~allowed, NEG),
+            taught,
+            allowed,
+            2.0,
+        )
+        losses.append(float(loss))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert losses[0] > 0.1 and losses[-1] < losses[0] / 4
+    # what the student learnt is the teachers' choice of start on each row
+    assert torch.equal(s_start[:, :9].argmax(1), t_start[:, :9].argmax(1))
+
+
+def test_the_teachers_logits_are_their_mean_for_every_row(featurizer):
+    sentence = "The bridge reopened on Monday after three months of repairs."
+    rows = [
+        Row("When did the bridge reopen?", "", "", Candidate(sentence), (23, 29)),
+        Row(
+            "Who paid for the repairs of the old bridge over the river?",
+            "",
+            "",
+            Candidate(sentence),
+            None,
+        ),
+        Row("How long were the repairs?", "", "", Candidate(sentence, "Traffic stopped."), None),
+    ]
+    data = Encoded(rows, featurizer)
+
+    def teacher(scale: float):
+        def run(batch):
+            ids = batch.ids.astype(np.float32)
+            return scale * ids, -scale * ids
+
+        return run
+
+    add_teacher_logits(data, [teacher(1.0), teacher(3.0)], size=2)  # batches of unequal widths
+    assert data.teacher is not None and len(data.teacher) == len(data) == 3
+    for ids, taught in zip(data.ids, data.teacher, strict=True):
+        assert taught.shape == (2, len(ids))
+        np.testing.assert_allclose(taught[0], 2.0 * ids)
+        np.testing.assert_allclose(taught[1], -2.0 * ids)
+    # the batches fit() draws carry them, padded like the rows
+    *_, allowed, labels, taught = data.tensors([0, 1])
+    assert taught.shape == (2, 2, allowed.shape[1])
+    np.testing.assert_allclose(taught[1, 0, : len(data.ids[1])].numpy(), 2.0 * data.ids[1])
