@@ -51,7 +51,7 @@ def test_the_loss_vanishes_when_the_student_agrees_and_pulls_it_towards_its_teac
             allowed,
             2.0,
         )
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
