@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from qa.features import Featurizer, Limits
+
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 ARTICLE = next(p for p in sorted(SEEDS.glob("*.txt")))
@@ -57,3 +59,16 @@ def seeds_copy(tmp_path) -> Path:
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
     return seeds
+
+
+@pytest.fixture(scope="session")
+def featurizer() -> Featurizer:
+    """How the reader tokenises, from the bundled model's tokenizer, with default limits."""
+    from tokenizers import Tokenizer
+
+    from qa.embed import resolve_model
+
+    tokenizer = Tokenizer.from_file(str(Path(resolve_model("all-MiniLM-L6-v2")) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return Featurizer(tokenizer, Limits())

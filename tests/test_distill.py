@@ -3,25 +3,13 @@ readers (``qa train --teacher``), softened by a temperature."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer
 
-from qa.embed import resolve_model
-from qa.features import NEG, Candidate, Featurizer, Limits
+from qa.features import NEG, Candidate
 from qa.training.data import Row
 from qa.training.model import Encoded, add_teacher_logits, distillation_loss
-
-
-@pytest.fixture(scope="module")
-def featurizer() -> Featurizer:
-    tokenizer = Tokenizer.from_file(str(Path(resolve_model("all-MiniLM-L6-v2")) / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return Featurizer(tokenizer, Limits())
 
 
 def _logits(seed: int, rows: int = 4, width: int = 12) -> tuple[torch.Tensor, torch.Tensor]:

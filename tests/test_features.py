@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from tokenizers import Tokenizer
 
-from qa.embed import resolve_model
-from qa.features import Batch, Candidate, Featurizer, Limits, read_spans, span_tokens
+from qa.features import Batch, Candidate, Limits, read_spans, span_tokens
 from qa.read import LogitsReader, Settings, with_slack
 
 SENTENCE = "The council approved a £48 million plan on Tuesday, its leader said."
-
-
-@pytest.fixture(scope="module")
-def featurizer() -> Featurizer:
-    tokenizer = Tokenizer.from_file(str(Path(resolve_model("all-MiniLM-L6-v2")) / "tokenizer.json"))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
-    return Featurizer(tokenizer, Limits())
 
 
 def test_a_row_is_question_then_previous_sentence_then_sentence(featurizer):
