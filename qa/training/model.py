@@ -87,25 +87,32 @@ class Encoded:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def tensors(self, idx: list[int]) -> tuple[torch.Tensor, ...]:
+    def inputs(self, idx: list[int]) -> Batch:
+        """The rows ``idx`` padded to the widest, as the model's inputs."""
         width = max(len(self.ids[i]) for i in idx)
-        ids = torch.zeros((len(idx), width), dtype=torch.long)
-        types = torch.zeros_like(ids)
-        mask = torch.zeros_like(ids)
-        allowed = torch.zeros((len(idx), width), dtype=torch.bool)
+        ids = np.zeros((len(idx), width), dtype=np.int64)
+        types = np.zeros_like(ids)
+        mask = np.zeros_like(ids)
         for r, i in enumerate(idx):
             n = len(self.ids[i])
-            ids[r, :n] = torch.from_numpy(self.ids[i])
-            types[r, :n] = torch.from_numpy(self.types[i])
+            ids[r, :n] = self.ids[i]
+            types[r, :n] = self.types[i]
             mask[r, :n] = 1
+        return Batch(ids, mask, types, [], [], [], [])
+
+    def tensors(self, idx: list[int]) -> tuple[torch.Tensor, ...]:
+        inputs = self.inputs(idx)
+        width = inputs.ids.shape[1]
+        allowed = torch.zeros((len(idx), width), dtype=torch.bool)
+        taught = torch.zeros((len(idx), 2, width), dtype=torch.float32)
+        for r, i in enumerate(idx):
             a, b = self.valid[i]
             allowed[r, 0] = True
             allowed[r, a:b] = True
-        labels = torch.tensor([self.labels[i] for i in idx], dtype=torch.long)
-        taught = torch.zeros((len(idx), 2, width), dtype=torch.float32)
-        if self.teacher is not None:
-            for r, i in enumerate(idx):
+            if self.teacher is not None:
                 taught[r, :, : self.teacher[i].shape[1]] = torch.from_numpy(self.teacher[i])
+        labels = torch.tensor([self.labels[i] for i in idx], dtype=torch.long)
+        ids, mask, types = (torch.from_numpy(x) for x in (inputs.ids, inputs.mask, inputs.types))
         return ids, mask, types, allowed, labels, taught
 
 
@@ -116,11 +123,9 @@ def add_teacher_logits(data: Encoded, teachers: Sequence[Run], size: int = 8) ->
     """The teachers' mean start and end logits for every row, kept on ``data`` (in small
     batches: a dynamic int8 teacher scales its activations by the whole batch)."""
     taught: list[np.ndarray] = []
-    data.teacher = None  # ``tensors`` below reads the rows alone
     for c in range(0, len(data), size):
         idx = list(range(c, min(c + size, len(data))))
-        ids, mask, types = data.tensors(idx)[:3]
-        batch = Batch(ids.numpy(), mask.numpy(), types.numpy(), [], [], [], [])
+        batch = data.inputs(idx)
         runs = [run(batch) for run in teachers]
         start = np.mean([r[0] for r in runs], axis=0)
         end = np.mean([r[1] for r in runs], axis=0)
