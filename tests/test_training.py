@@ -207,6 +207,9 @@ def test_a_student_learns_from_teachers_that_read_as_it_does_and_names_them(
     t = json.loads((student / CARD).read_text())["training"]
     assert t["distill"] == 0.7 and t["temperature"] == 2.0
     assert [x["name"] for x in t["teachers"]] == [card_hash(trained)]
+    readable = (student / "README.md").read_text()
+    assert "Distilled from 1 teacher(s), weighed 0.7" in readable
+    assert f"reader {card_hash(trained)}" in readable
 
     # a teacher that reads other tokens than the student would is refused before fitting
     other = tmp_path / "other"

@@ -41,11 +41,13 @@ def _table(rows: dict[str, dict[str, Any]]) -> list[str]:
 
 def render(card: dict[str, Any]) -> str:
     t, d, f = card["training"], card["data"], card["figures"]
+    teachers = t.get("teachers") or []
     lines = [
         f"# Model card: {card['name']}",
         "",
         "Finds the answer span in a sentence and says when a sentence does not answer, for",
-        "the `qa` service. Retrained from `train/` with one command:",
+        "the `qa` service. Retrained from `train/` with one command"
+        + (", given its teachers (below):" if teachers else ":"),
         "",
         f"    {t['command']}",
         "",
@@ -73,6 +75,15 @@ def render(card: dict[str, Any]) -> str:
         f"({len(d['validation_documents'])} validation documents, split by document)",
         f"- sha256 of the documents {d['sha256']['documents']}, of the questions "
         f"{d['sha256']['questions']}",
+        *(
+            [
+                f"- Distilled from {len(teachers)} teacher(s), weighed {t.get('distill')} against "
+                f"the labels at temperature {t.get('temperature')}: "
+                + "; ".join(f"reader {x['name']} (`{x['command']}`)" for x in teachers)
+            ]
+            if teachers
+            else []
+        ),
         f"- Versions: {json.dumps(card['versions'])}",
         *(
             [
