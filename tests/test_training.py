@@ -207,9 +207,16 @@ def test_a_student_learns_from_teachers_that_read_as_it_does_and_names_them(
     t = json.loads((student / CARD).read_text())["training"]
     assert t["distill"] == 0.7 and t["temperature"] == 2.0
     assert [x["name"] for x in t["teachers"]] == [card_hash(trained)]
+    own = json.loads((trained / CARD).read_text())
+    assert t["teachers"][0]["model_sha256"] == own["files"]["model.onnx"]["sha256"]
     readable = (student / "README.md").read_text()
-    assert "Distilled from 1 teacher(s), weighed 0.7" in readable
-    assert f"reader {card_hash(trained)}" in readable
+    assert "with one command, given its teachers (below):" in readable
+    assert (
+        "Distilled from 1 teacher(s), weighed 0.7 against the labels at temperature 2.0" in readable
+    )
+    assert f"reader {card_hash(trained)} (`{own['training']['command']}`)" in readable
+    alone = (trained / "README.md").read_text()  # trained without teachers
+    assert "Distilled" not in alone and "with one command:" in alone
 
     # a teacher that reads other tokens than the student would is refused before fitting
     other = tmp_path / "other"

@@ -77,8 +77,8 @@ def render(card: dict[str, Any]) -> str:
         f"{d['sha256']['questions']}",
         *(
             [
-                f"- Distilled from {len(teachers)} teacher(s), weighed {t.get('distill')} against "
-                f"the labels at temperature {t.get('temperature')}: "
+                f"- Distilled from {len(teachers)} teacher(s), weighed {t['distill']} against "
+                f"the labels at temperature {t['temperature']}: "
                 + "; ".join(f"reader {x['name']} (`{x['command']}`)" for x in teachers)
             ]
             if teachers

@@ -218,6 +218,7 @@ def train_reader(
                     {
                         "folder": str(t.folder),
                         "name": t.name,
+                        "model_sha256": t.card["files"]["model.onnx"]["sha256"],
                         "command": t.card.get("training", {}).get("command"),
                     }
                     for t in teachers
