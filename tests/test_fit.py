@@ -10,6 +10,7 @@ import pytest
 
 from qa.training.fit import (
     LONGEST_MEDIAN,
+    TARGETS,
     TOLERANCE,
     Outcome,
     choose_threshold,
@@ -19,6 +20,7 @@ from qa.training.fit import (
     objective,
     reliability,
     short_enough,
+    shortfall,
 )
 
 
@@ -31,7 +33,15 @@ def test_metrics_follow_the_eval_definitions():
     m = metrics(outs, threshold=3.0)
     assert m["answer_hit"] == 0.5 and m["false_abstain"] == 0.5 and m["abstain"] == 0.5
     assert m["support@1"] == 1.0 and m["answer_chars_median"] == 10
-    assert objective(m) == 1.0
+    assert objective(m) == pytest.approx(-(0.35 + 0.45 + 0.40))  # short of each target
+
+
+def test_the_objective_is_zero_when_every_target_holds_and_skips_what_a_set_lacks():
+    assert objective({"answer_hit": 0.9, "false_abstain": 0.03, "abstain": 0.95}) == 0.0
+    assert shortfall({"answer_hit": 0.9, "false_abstain": 0.03, "abstain": None}) == 0.0
+    assert shortfall({"answer_hit": 0.8, "false_abstain": 0.1, "abstain": None}) == (
+        pytest.approx((TARGETS["answer_hit"] - 0.8) + (0.1 - TARGETS["false_abstain"]))
+    )
 
 
 def test_the_threshold_separates_answerable_from_unanswerable_when_it_can():
@@ -42,11 +52,21 @@ def test_the_threshold_separates_answerable_from_unanswerable_when_it_can():
 
 
 def test_among_equal_objectives_the_lowest_threshold_wins():
-    """Answering with a wrong span and abstaining score the same (neither hits), so the
-    threshold is the lowest that keeps the unanswerable ones out: it abstains least."""
-    outs = [outcome(6, True), outcome(2, True, hit=False), outcome(1.5, False)]
+    outs = [outcome(6, True), outcome(5, True), outcome(-1.5, False)]
+    threshold, m = choose_threshold(outs)  # any cut in (-1.5, 5) meets every target
+    assert threshold == 1.75 and m["abstain"] == 1.0 and m["false_abstain"] == 0.0
+    outs.append(outcome(9, False))  # one answered unanswerable: no cut meets every target
+    assert choose_threshold(outs)[0] == 1.75
+
+
+def test_a_false_abstention_costs_more_than_a_wrong_answer():
+    """Refusing an answerable question misses its answer and is a false abstention, where a
+    wrong span only misses: the threshold does not rise past an answerable question to
+    refuse one unanswerable question of two (answer_hit + abstain alone would, to 2 < t < 5)."""
+    outs = [outcome(5, True), outcome(1, True, hit=False), outcome(2, False), outcome(-1, False)]
     threshold, m = choose_threshold(outs)
-    assert 1.5 < threshold < 2 and m["abstain"] == 1.0 and m["false_abstain"] == 0.0
+    assert -1 < threshold < 1
+    assert m["false_abstain"] == 0.0 and m["abstain"] == 0.5
 
 
 def test_platt_recovers_a_known_curve_and_stays_finite_on_separable_data():

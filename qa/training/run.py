@@ -145,7 +145,7 @@ def train_reader(
         add_teacher_logits(data, [t.run for t in teachers])
         log(f"teachers read every row: {', '.join(t.name for t in teachers)}")
 
-    best: dict[str, Any] = {"score": -1.0, "epoch": 0}
+    best: dict[str, Any] = {"score": float("-inf"), "epoch": 0}
     history = []
 
     def after_epoch(epoch: int) -> None:
