@@ -96,11 +96,11 @@ def shortfall(m: Metrics) -> float:
     """How far the rates fall short of TARGETS, in rate points summed (0 when all hold). A
     rate the set cannot measure (no unanswerable questions: no abstain) is left out."""
     gaps = {
-        "answer_hit": lambda v: TARGETS["answer_hit"] - v,
-        "false_abstain": lambda v: v - TARGETS["false_abstain"],
-        "abstain": lambda v: TARGETS["abstain"] - v,
+        "answer_hit": TARGETS["answer_hit"] - (m.get("answer_hit") or 0.0),
+        "false_abstain": (m.get("false_abstain") or 0.0) - TARGETS["false_abstain"],
+        "abstain": TARGETS["abstain"] - (m.get("abstain") or 0.0),
     }
-    return sum(max(0.0, gap(m[k])) for k, gap in gaps.items() if m.get(k) is not None)
+    return sum(max(0.0, gap) for k, gap in gaps.items() if m.get(k) is not None)
 
 
 def objective(m: Metrics) -> float:
