@@ -20,6 +20,10 @@ from .config import Config
 if TYPE_CHECKING:
     from types import FrameType
 
+# Under this confidence an answer is more likely wrong than right (the threshold chosen on
+# validation may lie under the calibration curve's midpoint): `qa ask` says so, as the page does
+UNSURE = 0.5
+
 
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
     """qa's version and the reader in use: the hash of its model card (QA_READER)."""
@@ -106,7 +110,9 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> 
             click.echo("\nRelated passages:")
     else:
         click.secho(answer.answer, bold=True)
-        click.echo(f"(confidence {answer.confidence:.2f})\n")
+        low = answer.confidence < UNSURE
+        note = ": low, more likely wrong than right; check the source below" if low else ""
+        click.echo(f"(confidence {answer.confidence:.2f}{note})\n")
     for n, c in enumerate(answer.citations, 1):
         click.echo(f"[{n}] {c.doc}, sentence {c.sentence} ({c.start}-{c.end}), score {c.score:.2f}")
         click.echo(f"    {c.text}")

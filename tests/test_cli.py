@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -56,6 +57,28 @@ def test_ask_prints_a_readable_answer_with_numbered_citations(dirs):
     result = invoke("ask", "--top-k", "2", "Who was instructed to use military force?", *dirs)
     assert result.exit_code == 0, result.output
     assert "[1]" in result.output and "[2]" in result.output and "[3]" not in result.output
+
+
+@pytest.mark.parametrize(
+    "confidence, flagged", [(0.31, True), (0.49, True), (0.5, False), (0.93, False)]
+)
+def test_ask_says_when_an_answer_is_more_likely_wrong_than_right(
+    dirs, monkeypatch, confidence, flagged
+):
+    """The reader's confidence, whatever it is for this question, replaced by ``confidence``:
+    under 0.5 the printed answer says it is low."""
+    from qa.engine import Engine
+
+    real = Engine.ask
+
+    def at(self, question, history=(), top_k=None):
+        return replace(real(self, question, history, top_k), confidence=confidence)
+
+    monkeypatch.setattr(Engine, "ask", at)
+    result = invoke("ask", "How many members does the Gaitanista Army have?", *dirs)
+    assert result.exit_code == 0, result.output
+    assert f"(confidence {confidence:.2f}" in result.output
+    assert ("more likely wrong than right" in result.output) == flagged
 
 
 def test_ask_builds_a_missing_index_with_a_notice(dirs, tmp_path):

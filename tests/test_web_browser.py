@@ -209,6 +209,58 @@ def test_abstention_offers_related_passages(page):
     assert bubble.locator("mark").count() == 0
 
 
+def answer_at(page, confidence: float) -> None:
+    """The page's next answer: 'January 20' in its sentence, at ``confidence``."""
+    text = "Trump signed an order on January 20, his first day."
+    page.route(
+        "**/api/ask",
+        lambda route: route.fulfill(
+            status=200,
+            content_type="application/json",
+            body=json.dumps(
+                {
+                    "question": "q",
+                    "answer": "January 20",
+                    "answer_start": 25,
+                    "answer_end": 35,
+                    "confidence": confidence,
+                    "index_version": "x",
+                    "citations": [
+                        {
+                            "doc": "d.txt",
+                            "sentence": 0,
+                            "start": 0,
+                            "end": len(text),
+                            "text": text,
+                            "score": confidence,
+                        }
+                    ],
+                }
+            ),
+        ),
+    )
+
+
+def test_a_low_confidence_answer_is_flagged_before_it_is_read(page):
+    answer_at(page, 0.31)
+    ask(page, "When did he sign it?")
+    bubble = page.locator(".turn.bot").last
+    assert "unsure" in bubble.get_attribute("class")
+    note = bubble.locator(".unsure-note")
+    assert "Low confidence" in note.inner_text() and note.is_visible()
+    first = bubble.locator("p").first.get_attribute("class")
+    assert first == "unsure-note"  # read before the answer
+    assert bubble.locator("mark.answer-span").inner_text() == "January 20"
+    assert "confidence 0.31" in bubble.locator(".meta").inner_text()
+
+    page.unroute("**/api/ask")
+    answer_at(page, 0.5)
+    ask(page, "And when was that?")
+    bubble = page.locator(".turn.bot").last
+    assert "unsure" not in bubble.get_attribute("class")
+    assert bubble.locator(".unsure-note").count() == 0
+
+
 def test_narrow_screen_and_screenshot(browser, server, tmp_path):
     context = browser.new_context(viewport={"width": 375, "height": 740})
     page = context.new_page()

@@ -4,6 +4,9 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
+  // Under this confidence an answer is more likely wrong than right (the threshold chosen
+  // on validation may lie under the calibration curve's midpoint): the page says so.
+  const UNSURE = 0.5;
   const form = $("ask-form");
   const input = $("question");
   const send = $("send");
@@ -113,6 +116,13 @@
       li.append(renderCitations(citations, "sources"));
     }
     if (typeof data.confidence === "number") {
+      if (data.confidence < UNSURE) {
+        // the service thinks this answer more likely wrong than right: say so first
+        li.classList.add("unsure");
+        li.insertBefore(el("p", "unsure-note",
+          "Low confidence: this may be wrong, or the article may not answer it. " +
+          "Check the quoted sentence."), li.firstChild);
+      }
       li.append(el("p", "meta", `confidence ${data.confidence.toFixed(2)}`));
     }
     return li;
