@@ -17,6 +17,7 @@ from qa.cli import cli
 from qa.corpus import load_corpus
 from qa.features import Candidate
 from qa.read import CARD, OnnxReader, ReaderError, card_hash
+from qa.training.fit import TARGETS, shortfall
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
 KIND = "news-crime"
@@ -67,6 +68,12 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     assert set(card["figures"]["validation"]["slacks"]) == {str(x) for x in t["slacks"]}
     chosen = card["figures"]["validation"]["chosen"]
     assert set(chosen["validation"]) >= {"answer_hit", "abstain", "false_abstain"}
+    recorded = card["figures"]["validation"]["objective"]
+    assert recorded["targets"] == TARGETS
+    assert recorded["score"] == pytest.approx(
+        -sum(shortfall(m) for m in chosen.values()) / len(chosen), abs=1e-4
+    )
+    assert "come nearest the targets" in (trained / "README.md").read_text()
     assert card["quantization"].startswith("dynamic int8")
 
 

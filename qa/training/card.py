@@ -98,7 +98,7 @@ def render(card: dict[str, Any]) -> str:
         "## Figures",
         "",
         "Validation (chooses the number of sentences, the slack, the threshold and the "
-        "calibration; each set weighs the same):",
+        "calibration; each set weighs the same)" + _objective(f["validation"]) + ":",
         "",
         *_table(
             {
@@ -137,3 +137,16 @@ def render(card: dict[str, Any]) -> str:
         f"- `{n}`: {v['bytes']} bytes, sha256 {v['sha256']}" for n, v in card["files"].items()
     ]
     return "\n".join(lines) + "\n"
+
+
+def _objective(validation: dict[str, Any]) -> str:
+    """What the choice maximised, when the card records it."""
+    o = validation.get("objective")
+    if not o:
+        return ""
+    t = o["targets"]
+    return (
+        f", chosen to come nearest the targets answer_hit >= {t['answer_hit']}, "
+        f"false_abstain <= {t['false_abstain']} and abstain >= {t['abstain']} "
+        f"(mean shortfall {-o['score']:.4f}, 0 when all hold)"
+    )
