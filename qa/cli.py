@@ -20,8 +20,8 @@ from .config import Config
 if TYPE_CHECKING:
     from types import FrameType
 
-# Under this confidence an answer is more likely wrong than right (the threshold chosen on
-# validation may lie under the calibration curve's midpoint): `qa ask` says so, as the page does
+# Under this confidence (as shown, to two places) an answer is flagged as low: the threshold
+# chosen on validation may lie under the calibration curve's midpoint. The page does the same
 UNSURE = 0.5
 
 
@@ -110,9 +110,9 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> 
             click.echo("\nRelated passages:")
     else:
         click.secho(answer.answer, bold=True)
-        low = answer.confidence < UNSURE
-        note = ": low, more likely wrong than right; check the source below" if low else ""
-        click.echo(f"(confidence {answer.confidence:.2f}{note})\n")
+        shown = round(answer.confidence, 2)
+        note = ": low; check the source below" if shown < UNSURE else ""
+        click.echo(f"(confidence {shown:.2f}{note})\n")
     for n, c in enumerate(answer.citations, 1):
         click.echo(f"[{n}] {c.doc}, sentence {c.sentence} ({c.start}-{c.end}), score {c.score:.2f}")
         click.echo(f"    {c.text}")

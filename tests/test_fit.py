@@ -42,6 +42,12 @@ def test_the_objective_is_zero_when_every_target_holds_and_skips_what_a_set_lack
     assert shortfall({"answer_hit": 0.8, "false_abstain": 0.1, "abstain": None}) == (
         pytest.approx((TARGETS["answer_hit"] - 0.8) + (0.1 - TARGETS["false_abstain"]))
     )
+    # a measured 0.0 is a rate like any other, not a missing one
+    worst = {"answer_hit": 0.0, "false_abstain": 1.0, "abstain": 0.0}
+    assert shortfall(worst) == pytest.approx(0.85 + 0.95 + 0.90)
+    assert shortfall({"answer_hit": 0.9, "false_abstain": 0.0, "abstain": 0.0}) == 0.9
+    with pytest.raises(ValueError, match="no rate"):
+        shortfall({"answer_hit": None, "false_abstain": None, "abstain": None})
 
 
 def test_the_threshold_separates_answerable_from_unanswerable_when_it_can():
@@ -52,11 +58,15 @@ def test_the_threshold_separates_answerable_from_unanswerable_when_it_can():
 
 
 def test_among_equal_objectives_the_lowest_threshold_wins():
-    outs = [outcome(6, True), outcome(5, True), outcome(-1.5, False)]
-    threshold, m = choose_threshold(outs)  # any cut in (-1.5, 5) meets every target
-    assert threshold == 1.75 and m["abstain"] == 1.0 and m["false_abstain"] == 0.0
-    outs.append(outcome(9, False))  # one answered unanswerable: no cut meets every target
-    assert choose_threshold(outs)[0] == 1.75
+    """20 right answers above 10, one wrong span at 3, one unanswerable at -1: answering
+    the wrong span (cut 1.0) and refusing it (cut 6.5, false_abstain 1/21 <= 0.05) both
+    meet every target; the lower cut refuses less."""
+    outs = [outcome(10 + i, True) for i in range(20)]
+    outs += [outcome(3, True, hit=False), outcome(-1, False)]
+    threshold, m = choose_threshold(outs)
+    assert threshold == 1.0 and m["false_abstain"] == 0.0 and m["abstain"] == 1.0
+    flipped = metrics(outs, 6.5)
+    assert objective(flipped) == objective(m) == 0.0  # a tie, broken downwards
 
 
 def test_a_false_abstention_costs_more_than_a_wrong_answer():

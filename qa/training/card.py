@@ -51,6 +51,16 @@ def render(card: dict[str, Any]) -> str:
         "",
         f"    {t['command']}",
         "",
+        *(
+            [
+                "and its settings (not its weights) chosen again, with the code of that day, by:",
+                "",
+                f"    {card['rechosen']['command']}",
+                "",
+            ]
+            if "rechosen" in card
+            else []
+        ),
         "## Model",
         "",
         f"- Base: {card['base_model']}",

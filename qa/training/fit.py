@@ -94,13 +94,20 @@ TARGETS = {"answer_hit": 0.85, "false_abstain": 0.05, "abstain": 0.90}
 
 def shortfall(m: Metrics) -> float:
     """How far the rates fall short of TARGETS, in rate points summed (0 when all hold). A
-    rate the set cannot measure (no unanswerable questions: no abstain) is left out."""
-    gaps = {
-        "answer_hit": TARGETS["answer_hit"] - (m.get("answer_hit") or 0.0),
-        "false_abstain": (m.get("false_abstain") or 0.0) - TARGETS["false_abstain"],
-        "abstain": TARGETS["abstain"] - (m.get("abstain") or 0.0),
-    }
-    return sum(max(0.0, gap) for k, gap in gaps.items() if m.get(k) is not None)
+    rate the set cannot measure (no unanswerable questions: no abstain) is left out; a set
+    that measures none of them is an error, not a perfect score. Once every target holds,
+    nothing more is rewarded: ties go to the lowest threshold (``choose_threshold_on``)."""
+    total, measured = 0.0, 0
+    for name, target in TARGETS.items():
+        value = m.get(name)
+        if value is None:
+            continue
+        gap = value - target if name == "false_abstain" else target - value
+        total += max(0.0, gap)
+        measured += 1
+    if not measured:
+        raise ValueError(f"no rate to compare with the targets in {sorted(m)}")
+    return total
 
 
 def objective(m: Metrics) -> float:

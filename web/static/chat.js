@@ -4,8 +4,8 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  // Under this confidence an answer is more likely wrong than right (the threshold chosen
-  // on validation may lie under the calibration curve's midpoint): the page says so.
+  // Under this confidence (as shown) an answer is flagged as low: the threshold chosen on
+  // validation may lie under the calibration curve's midpoint. `qa ask` does the same.
   const UNSURE = 0.5;
   const form = $("ask-form");
   const input = $("question");
@@ -116,8 +116,8 @@
       li.append(renderCitations(citations, "sources"));
     }
     if (typeof data.confidence === "number") {
-      if (data.confidence < UNSURE) {
-        // the service thinks this answer more likely wrong than right: say so first
+      if (Number(data.confidence.toFixed(2)) < UNSURE) { // as shown
+        // the service's estimate that this answer is right is under one half: say so first
         li.classList.add("unsure");
         li.insertBefore(el("p", "unsure-note",
           "Low confidence: this may be wrong, or the article may not answer it. " +
