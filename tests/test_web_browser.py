@@ -75,6 +75,16 @@ def ask(page, question: str):
     return json.loads(request.post_data)
 
 
+def reply_with(page, body: dict, status: int = 200, content_type: str = "application/json"):
+    """The page's next questions get ``body`` from /api/ask instead of the server's answer."""
+    page.route(
+        "**/api/ask",
+        lambda route: route.fulfill(
+            status=status, content_type=content_type, body=json.dumps(body)
+        ),
+    )
+
+
 def test_the_input_is_focused_and_examples_are_offered(page):
     assert page.evaluate("document.activeElement.id") == "question"
     examples = page.locator(".example")
@@ -152,21 +162,8 @@ def test_markup_in_a_question_is_shown_as_text_and_runs_nothing(page):
 
 
 def test_an_error_is_shown_inline(page):
-    page.route(
-        "**/api/ask",
-        lambda route: route.fulfill(
-            status=503,
-            content_type="application/problem+json",
-            body=json.dumps(
-                {
-                    "type": "about:blank",
-                    "title": "Service Unavailable",
-                    "status": 503,
-                    "detail": "try later",
-                }
-            ),
-        ),
-    )
+    problem = {"type": "about:blank", "title": "Service Unavailable", "status": 503}
+    reply_with(page, {**problem, "detail": "try later"}, 503, "application/problem+json")
     ask(page, "Anything?")
     error = page.locator(".turn.error")
     assert "try later" in error.inner_text() and error.get_attribute("role") == "alert"
@@ -175,32 +172,18 @@ def test_an_error_is_shown_inline(page):
 
 
 def test_abstention_offers_related_passages(page):
-    page.route(
-        "**/api/ask",
-        lambda route: route.fulfill(
-            status=200,
-            content_type="application/json",
-            body=json.dumps(
-                {
-                    "question": "q",
-                    "answer": None,
-                    "answer_start": None,
-                    "answer_end": None,
-                    "confidence": 0.1,
-                    "index_version": "x",
-                    "citations": [
-                        {
-                            "doc": "d.txt",
-                            "sentence": 0,
-                            "start": 0,
-                            "end": 5,
-                            "text": "Hello",
-                            "score": 0.1,
-                        }
-                    ],
-                }
-            ),
-        ),
+    related = {"doc": "d.txt", "sentence": 0, "start": 0, "end": 5, "text": "Hello", "score": 0.1}
+    reply_with(
+        page,
+        {
+            "question": "q",
+            "answer": None,
+            "answer_start": None,
+            "answer_end": None,
+            "confidence": 0.1,
+            "index_version": "x",
+            "citations": [related],
+        },
     )
     ask(page, "What is the capital of Mars?")
     bubble = page.locator(".turn.bot").last
@@ -212,32 +195,18 @@ def test_abstention_offers_related_passages(page):
 def answer_at(page, confidence: float) -> None:
     """The page's next answer: 'January 20' in its sentence, at ``confidence``."""
     text = "Trump signed an order on January 20, his first day."
-    page.route(
-        "**/api/ask",
-        lambda route: route.fulfill(
-            status=200,
-            content_type="application/json",
-            body=json.dumps(
-                {
-                    "question": "q",
-                    "answer": "January 20",
-                    "answer_start": 25,
-                    "answer_end": 35,
-                    "confidence": confidence,
-                    "index_version": "x",
-                    "citations": [
-                        {
-                            "doc": "d.txt",
-                            "sentence": 0,
-                            "start": 0,
-                            "end": len(text),
-                            "text": text,
-                            "score": confidence,
-                        }
-                    ],
-                }
-            ),
-        ),
+    cited = {"doc": "d.txt", "sentence": 0, "start": 0, "end": len(text), "text": text}
+    reply_with(
+        page,
+        {
+            "question": "q",
+            "answer": "January 20",
+            "answer_start": 25,
+            "answer_end": 35,
+            "confidence": confidence,
+            "index_version": "x",
+            "citations": [{**cited, "score": confidence}],
+        },
     )
 
 
