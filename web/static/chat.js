@@ -116,14 +116,15 @@
       li.append(renderCitations(citations, "sources"));
     }
     if (typeof data.confidence === "number") {
-      if (Number(data.confidence.toFixed(2)) < UNSURE) { // as shown
+      const shown = data.confidence.toFixed(2);
+      if (Number(shown) < UNSURE) { // compared as shown
         // the service's estimate that this answer is right is under one half: say so first
         li.classList.add("unsure");
         li.insertBefore(el("p", "unsure-note",
           "Low confidence: this may be wrong, or the article may not answer it. " +
           "Check the quoted sentence."), li.firstChild);
       }
-      li.append(el("p", "meta", `confidence ${data.confidence.toFixed(2)}`));
+      li.append(el("p", "meta", `confidence ${shown}`));
     }
     return li;
   }
