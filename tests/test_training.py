@@ -17,6 +17,7 @@ from qa.cli import cli
 from qa.corpus import load_corpus
 from qa.features import Candidate
 from qa.read import CARD, OnnxReader, ReaderError, card_hash
+from qa.training.settings import TrainSettings
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
 KIND = "news-crime"
@@ -42,6 +43,9 @@ def trained(tiny_corpus, tmp_path_factory) -> Path:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "written to" in result.output
+    # each epoch is judged reading as many sentences as the service may be chosen to read
+    most = max(TrainSettings().candidates)
+    assert f"validation after epoch 1 (reading {most}):" in result.output
     return out
 
 

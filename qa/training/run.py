@@ -49,8 +49,6 @@ from .data import ask_all, document_indexes, training_rows
 from .fit import choose_threshold, metrics, objective, outcomes, read_all
 from .settings import TrainSettings
 
-MONITOR = 6  # sentences read for each validation question after each epoch
-
 
 def _subset(examples: list[Example], limit: int, rng: random.Random) -> list[Example]:
     if not limit or len(examples) <= limit:
@@ -148,11 +146,14 @@ def train_reader(
     best: dict[str, Any] = {"score": float("-inf"), "epoch": 0}
     history = []
 
+    # each epoch is judged reading as many sentences as the service may read
+    monitor = max(settings.candidates)
+
     def after_epoch(epoch: int) -> None:
-        readings = read_validation(model, featurizer, val_asked, MONITOR)
-        threshold, m = choose_threshold(outcomes(val_asked, readings, MONITOR))
+        readings = read_validation(model, featurizer, val_asked, monitor)
+        threshold, m = choose_threshold(outcomes(val_asked, readings, monitor))
         history.append({"epoch": epoch, "threshold": round(threshold, 3), **m})
-        log(f"validation after epoch {epoch} (reading {MONITOR}): {json.dumps(m)}")
+        log(f"validation after epoch {epoch} (reading {monitor}): {json.dumps(m)}")
         if objective(m) > best["score"]:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best.update(score=objective(m), epoch=epoch, state=state)
