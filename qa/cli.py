@@ -15,14 +15,10 @@ from . import __version__
 from .cli_measure import bench_cmd, eval_cmd
 from .cli_options import corpus_options, library_errors
 from .cli_train import train_cmd
-from .config import Config
+from .config import LOW_CONFIDENCE, Config
 
 if TYPE_CHECKING:
     from types import FrameType
-
-# Under this confidence (as shown, to two places) an answer is flagged as low: the threshold
-# chosen on validation may lie under the calibration curve's midpoint. The page does the same
-UNSURE = 0.5
 
 
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -111,7 +107,7 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> 
     else:
         click.secho(answer.answer, bold=True)
         shown = round(answer.confidence, 2)
-        note = ": low; check the source below" if shown < UNSURE else ""
+        note = ": low; check the source below" if shown < LOW_CONFIDENCE else ""
         click.echo(f"(confidence {shown:.2f}{note})\n")
     for n, c in enumerate(answer.citations, 1):
         click.echo(f"[{n}] {c.doc}, sentence {c.sentence} ({c.start}-{c.end}), score {c.score:.2f}")

@@ -38,6 +38,9 @@ ENV_VARS = {
 }
 # the trained reader that ships inside the package (see qa/read.py and `qa train`)
 DEFAULT_READER = Path(__file__).resolve().parent / "models" / "reader"
+# Under this confidence (as shown, to two places) `qa ask` and the chat page flag an answer
+# as low: the threshold chosen on validation may lie under the calibration curve's midpoint.
+LOW_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)

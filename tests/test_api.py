@@ -8,6 +8,7 @@ import json
 import pytest
 from jsonschema import Draft202012Validator
 
+from qa.config import LOW_CONFIDENCE
 from web.app import SECURITY_HEADERS, create_app
 
 
@@ -231,6 +232,12 @@ def test_the_page_has_no_inline_script(client):
     html = client.get("/").get_data(as_text=True)
     assert '<script src="/static/chat.js"' in html
     assert "<script>" not in html and " on" + "click=" not in html and "style=" not in html
+
+
+def test_the_page_flags_low_confidence_where_qa_ask_does(client):
+    # one threshold for both: the page reads it from the server, `qa ask` from qa.config
+    html = client.get("/").get_data(as_text=True)
+    assert f'data-low-confidence="{LOW_CONFIDENCE}"' in html
 
 
 def test_openapi_is_3_1_and_describes_every_route(app, spec):

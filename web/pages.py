@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template
 from flask.typing import ResponseReturnValue
 
+from qa.config import LOW_CONFIDENCE
+
 bp = Blueprint("pages", __name__)
 
 
@@ -15,4 +17,5 @@ def chat() -> ResponseReturnValue:
         "chat.html",
         max_question_chars=config.max_question_chars,
         max_history=config.max_history,
+        low_confidence=LOW_CONFIDENCE,
     )

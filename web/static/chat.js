@@ -4,9 +4,9 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  // Under this confidence (as shown) an answer is flagged as low: the threshold chosen on
-  // validation may lie under the calibration curve's midpoint. `qa ask` does the same.
-  const UNSURE = 0.5;
+  // Under this confidence (as shown) an answer is flagged as low; the server sets it
+  // (qa.config.LOW_CONFIDENCE), which `qa ask` uses too.
+  const UNSURE = Number($("chat").dataset.lowConfidence) || 0.5;
   const form = $("ask-form");
   const input = $("question");
   const send = $("send");
