@@ -28,7 +28,7 @@ from ..read import CARD, FILES, OnnxReader, ReaderError, card_hash, read_card, v
 from ..versions import package_versions
 from .card import write_card
 from .data import Asked, ask_all, ask_service, document_indexes
-from .fit import TARGETS, Choice, choose, objective
+from .fit import TARGETS, Choice, choose
 from .report import available_sets, score_sets, service
 from .settings import TrainSettings
 
@@ -122,12 +122,11 @@ def rechoose_reader(
 
 def validation_figures(choice: Choice) -> dict[str, Any]:
     """The choice's figures on each validation set, and what it maximised, for the card."""
-    score = sum(objective(m) for m in choice.chosen.values()) / len(choice.chosen)
     return {
         "objective": {
             "maximised": "minus the shortfall from the targets, in rate points, mean of the sets",
             "targets": TARGETS,
-            "score": round(score, 4),
+            "score": round(choice.score, 4),
         },
         "chosen": choice.chosen,
         "tried": choice.tried,

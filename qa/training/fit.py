@@ -235,6 +235,7 @@ class Choice:
     tried: dict[str, dict[str, Metrics]]  # ... of the best threshold for each count
     slack: float = 0.0  # how far under the best span's score other spans widen the answer
     slacks: dict[str, dict[str, Metrics]] = field(default_factory=dict)  # ... for each slack
+    score: float = 0.0  # the objective of the choice, mean of the sets
 
 
 def choose(
@@ -284,7 +285,9 @@ def choose(
     log(f"chose to read {n} sentences, slack {slack}, threshold {threshold:.3f}: {chosen}")
     pooled = [o for k in names for o in outs[slack][k]]
     calibration = calibrate(pooled, threshold)
-    return Choice(n, round(threshold, 4), calibration, chosen, tried, slack, widened)
+    return Choice(
+        n, round(threshold, 4), calibration, chosen, tried, slack, widened, by_slack[slack]
+    )
 
 
 def short_enough(m: Metrics) -> bool:

@@ -154,9 +154,10 @@ def train_reader(
         threshold, m = choose_threshold(outcomes(val_asked, readings, monitor))
         history.append({"epoch": epoch, "threshold": round(threshold, 3), **m})
         log(f"validation after epoch {epoch} (reading {monitor}): {json.dumps(m)}")
-        if objective(m) > best["score"]:
+        score = objective(m)
+        if score > best["score"]:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            best.update(score=objective(m), epoch=epoch, state=state)
+            best.update(score=score, epoch=epoch, state=state)
 
     fitted = fit(
         model,

@@ -25,7 +25,7 @@ class TrainSettings:
     retrieve: int = 10  # sentences retrieved for each validation question
     # how many sentences to read, chosen on validation among counts the latency target allows:
     # each sentence read adds about 1.4 ms to every answer, and reading 3 already takes the
-    # /api/ask p50 to 1.33 of the 1.5 times the bare encode the issue allows (README, bench)
+    # /api/ask p50 to about 1.2 to 1.35 of the 1.5 times the bare encode the issue allows
     candidates: tuple[int, ...] = (2, 3)
     slacks: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)  # ... and this
     int8: bool = True

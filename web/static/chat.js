@@ -6,7 +6,7 @@
   const $ = (id) => document.getElementById(id);
   // Under this confidence (as shown) an answer is flagged as low; the server sets it
   // (qa.config.LOW_CONFIDENCE), which `qa ask` uses too.
-  const UNSURE = Number($("chat").dataset.lowConfidence) || 0.5;
+  const UNSURE = Number($("chat").dataset.lowConfidence);
   const form = $("ask-form");
   const input = $("question");
   const send = $("send");
@@ -118,7 +118,7 @@
     if (typeof data.confidence === "number") {
       const shown = data.confidence.toFixed(2);
       if (Number(shown) < UNSURE) { // compared as shown
-        // the service's estimate that this answer is right is under one half: say so first
+        // the service's estimate that this answer is right is under the threshold: say so first
         li.classList.add("unsure");
         li.insertBefore(el("p", "unsure-note",
           "Low confidence: this may be wrong, or the article may not answer it. " +
