@@ -108,3 +108,18 @@ def test_a_failed_run_reaches_every_caller_and_frees_its_lane(fp32):
         runner.encode = original
     assert len(errors) == 6
     assert fp32.encode_questions([QUESTIONS[0]]).shape == (1, fp32.dimension)
+
+
+def test_the_onnx_export_has_no_nan_guards_and_gives_pytorchs_vectors(fp32):
+    """The export drops the guards torch puts after each attention softmax (they never fire:
+    every token attends to [CLS]); its vectors are still sentence-transformers' own."""
+    import onnx
+
+    from qa.runner import export_folder
+
+    graph = onnx.load(str(export_folder("all-MiniLM-L6-v2", Config().cache_dir) / "model.onnx"))
+    assert not [n for n in graph.graph.node if n.op_type == "IsNaN"]
+    torch = SentenceEmbedder("all-MiniLM-L6-v2", "torch", 1, Config().cache_dir)
+    texts = DOCUMENTS + QUESTIONS[:3]
+    np.testing.assert_allclose(fp32.encode(texts), torch.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(fp32.encode_questions(texts), torch.encode(texts), atol=1e-5)

@@ -55,6 +55,11 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
         data = (trained / name).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
     assert (trained / "README.md").read_text().startswith("# Model card")
+    # exported without the NaN guards torch puts after each attention softmax
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(trained / "model.onnx")).graph.node}
+    assert "Softmax" in ops and "IsNaN" not in ops
     t = card["training"]
     assert t["seed"] == 13 and 1 <= t["steps"] <= 3 and t["command"].startswith("qa train")
     # retrieval's FAISS searches set the OpenMP threads torch shares to one; fitting uses all

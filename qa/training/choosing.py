@@ -24,6 +24,7 @@ from ..corpus import Corpus, CorpusError, Example, load_corpus
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Limits
+from ..onnxgraph import drop_nan_guards
 from ..read import CARD, FILES, OnnxReader, ReaderError, card_hash, read_card, verify
 from ..versions import package_versions
 from .card import write_card
@@ -96,6 +97,7 @@ def rechoose_reader(
     with work_folder(out, "choosing") as work:
         for f in FILES:
             shutil.copy(out / f, work / f)
+        drop_nan_guards(work / "model.onnx")  # as `qa train` exports it today
         draft = draft_reader(work, Limits.from_dict(old["limits"]))
         choice = choose_on_validation(draft, val_asked, sets, settings, config, embedder, log)
         figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}

@@ -94,6 +94,7 @@ def train_reader(
     import torch
     from tokenizers import Tokenizer
 
+    from ..onnxgraph import drop_nan_guards
     from .export import export_onnx, quantize
     from .model import Encoded, add_teacher_logits, fit, load_model, read_validation
 
@@ -182,6 +183,7 @@ def train_reader(
     out = Path(settings.out)
     with work_folder(out, "training") as work:
         fp32 = export_onnx(model, work / "model-fp32.onnx")
+        drop_nan_guards(fp32)
         shutil.copy(Path(model_path) / "tokenizer.json", work / "tokenizer.json")
         figures: dict[str, Any] = {"epochs": history}
         float_reader = None
