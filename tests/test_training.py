@@ -17,6 +17,7 @@ from qa.cli import cli
 from qa.corpus import load_corpus
 from qa.features import Candidate
 from qa.read import CARD, OnnxReader, ReaderError, card_hash
+from qa.training.card import write_card
 from qa.training.settings import TrainSettings
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
@@ -139,6 +140,29 @@ def test_a_label_outside_its_sentence_stops_training_naming_the_item(tiny_corpus
     assert not (tmp_path / "r").exists()
 
 
+def guard_first_softmax(path: Path) -> None:
+    """Put back, after the model's first softmax, the NaN guard torch's export makes."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    nodes = model.graph.node
+    at, softmax = next((i, n) for i, n in enumerate(nodes) if n.op_type == "Softmax")
+    p = softmax.output[0]
+    for node in nodes:
+        node.input[:] = [f"{p}_guarded" if name == p else name for name in node.input]
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    guard = [
+        helper.make_node("IsNaN", [p], [f"{p}_nan"]),
+        helper.make_node("Constant", [], [f"{p}_zero"], value=zero),
+        helper.make_node("Where", [f"{p}_nan", f"{p}_zero", p], [f"{p}_guarded"]),
+    ]
+    for offset, node in enumerate(guard, 1):
+        nodes.insert(at + offset, node)
+    onnx.save(model, str(path))
+    write_card(path.parent, json.loads((path.parent / CARD).read_text()))  # its checksum
+
+
 def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     trained, tiny_corpus, tmp_path
 ):
@@ -158,17 +182,22 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     )
     reader = tmp_path / "reader"
     shutil.copytree(trained, reader)
-    before = json.loads((reader / CARD).read_text())
+    # as exported before the guards were dropped: re-choosing drops it, the weights stay
+    guard_first_softmax(reader / "model.onnx")
+    before, name = json.loads((reader / CARD).read_text()), card_hash(reader)
     args = ["train", "--corpus", str(corpus), "--out", str(reader), "--rechoose", "--no-sets"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
+    assert "dropped 1 NaN guards" in result.output
 
     card = json.loads((reader / CARD).read_text())
     assert (reader / "model.onnx").read_bytes() == (trained / "model.onnx").read_bytes()
+    assert card["rechosen"]["nan_guards_dropped"] == 1
+    assert card["runtime"] == {"disabled_optimizers": ["SkipLayerNormFusion"]}
     # how the weights were trained, and on what, stays as it was
     for key in ("training", "limits", "data"):
         assert card[key] == before[key], key
-    assert card["rechosen"]["from"] == OnnxReader(trained).name
+    assert card["rechosen"]["from"] == name
     assert set(card["figures"]["validation"]["chosen"]) == {"validation", "independent"}
     today = card["rechosen"]["data"]
     assert today["validation_sets"] == ["corpus/independent/validation.jsonl"]

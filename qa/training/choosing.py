@@ -26,6 +26,7 @@ from ..evaluate import load_items
 from ..features import Limits
 from ..onnxgraph import drop_nan_guards
 from ..read import CARD, FILES, OnnxReader, ReaderError, card_hash, read_card, verify
+from ..runner import UNFUSED
 from ..versions import package_versions
 from .card import write_card
 from .data import Asked, ask_all, ask_service, document_indexes
@@ -71,7 +72,9 @@ def rechoose_reader(
     """Choose again, on today's validation sets, the settings of the reader in
     ``settings.out`` (how many sentences to read, the slack, the threshold, the confidence
     curves), keeping its weights: for when validation data is added. The card keeps how
-    the weights were trained and records the new choice."""
+    the weights were trained and records the new choice. A model exported before the NaN
+    guards were dropped loses them here (``onnxgraph``): the same weights and outputs in
+    another file, whose checksum the card records."""
     config = config or Config()
     out = Path(settings.out)
     old, name = read_card(out)
@@ -97,7 +100,9 @@ def rechoose_reader(
     with work_folder(out, "choosing") as work:
         for f in FILES:
             shutil.copy(out / f, work / f)
-        drop_nan_guards(work / "model.onnx")  # as `qa train` exports it today
+        guards = drop_nan_guards(work / "model.onnx")  # as `qa train` exports it today
+        if guards:
+            log(f"dropped {guards} NaN guards from model.onnx (the same outputs, sooner)")
         draft = draft_reader(work, Limits.from_dict(old["limits"]))
         choice = choose_on_validation(draft, val_asked, sets, settings, config, embedder, log)
         figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
@@ -110,6 +115,7 @@ def rechoose_reader(
                 "from": name,
                 "command": command,
                 "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                "nan_guards_dropped": guards,
                 "candidates": list(settings.candidates),
                 "slacks": list(settings.slacks),
                 "data": validation_data(corpus, val_ex, settings.corpus, sets),
@@ -226,12 +232,14 @@ def choose_on_validation(
 
 
 def card_settings(choice: Choice) -> dict[str, Any]:
-    """What the service reads from the card to answer as validated."""
+    """What the service reads from the card to answer as validated, and the ONNX Runtime
+    graph optimisations left out when the choice was read (they move the logits a little)."""
     return {
         "candidates": choice.candidates,
         "slack": choice.slack,
         "threshold": choice.threshold,
         "calibration": choice.calibration,
+        "runtime": {"disabled_optimizers": list(UNFUSED)},
     }
 
 
