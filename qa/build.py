@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -24,6 +23,7 @@ from . import __version__
 from .config import Config
 from .documents import corpus_fingerprint, load_corpus
 from .embed import Embedder
+from .files import write_atomic
 from .index import FORMAT_VERSION, MANIFEST, Index, load_index
 from .records import Document, Sentence
 from .split import split_sentences
@@ -119,7 +119,7 @@ def build_index(
         "build_seconds": round(time.perf_counter() - started, 3),
         "versions": _versions(),
     }
-    _write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
+    write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
     _remove_unreferenced(index_dir, files)
     return load_index(index_dir)
 
@@ -131,21 +131,8 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 def _write_data(index_dir: Path, stem: str, suffix: str, data: bytes) -> dict[str, Any]:
     digest = hashlib.sha256(data).hexdigest()
     name = f"{stem}-{digest[:16]}{suffix}"
-    _write_atomic(index_dir / name, data)
+    write_atomic(index_dir / name, data)
     return {"name": name, "sha256": digest, "bytes": len(data)}
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
 
 
 def _remove_unreferenced(index_dir: Path, files: dict[str, dict[str, Any]]) -> None:

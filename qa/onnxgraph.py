@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
+from collections import Counter
 from pathlib import Path
 from typing import Any
+
+from .files import write_atomic
 
 
 def drop_nan_guards(path: Path) -> int:
@@ -26,10 +27,7 @@ def drop_nan_guards(path: Path) -> int:
     if any(a.type in (a.GRAPH, a.GRAPHS) for node in graph.node for a in node.attribute):
         return 0
     made_by = {out: node for node in graph.node for out in node.output}
-    readers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers[name] = readers.get(name, 0) + 1
+    readers = Counter(name for node in graph.node for name in node.input)
     outputs = {o.name for o in graph.output}
     guards = []
     for node in graph.node:
@@ -60,13 +58,7 @@ def drop_nan_guards(path: Path) -> int:
     for zero in zeros - still_read:
         _remove_source(graph, zero)
     onnx.checker.check_model(model)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        onnx.save(model, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    write_atomic(path, model.SerializeToString())
     return len(guards)
 
 

@@ -26,7 +26,7 @@ BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 EXPORT_VERSION = 2  # bump when the exported files change (2: no NaN guards)
 TOKEN_BUDGET = 4096  # at most this many tokens (padded) in one model run
 CORES = os.cpu_count() or 1
-UNFUSED = ["SkipLayerNormFusion"]  # graph optimisations left out (see ort_session)
+UNFUSED = ("SkipLayerNormFusion",)  # graph optimisations left out (see ort_session)
 
 
 def ort_session(model_file: Path, threads: int, optimized: Path | None = None) -> Any:
@@ -54,7 +54,7 @@ def ort_session(model_file: Path, threads: int, optimized: Path | None = None) -
         str(model_file),
         options,
         providers=["CPUExecutionProvider"],
-        disabled_optimizers=UNFUSED,
+        disabled_optimizers=list(UNFUSED),
     )
 
 
