@@ -22,17 +22,25 @@ if TYPE_CHECKING:
 
 
 def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    """qa's version and the reader in use: the hash of its model card (QA_READER)."""
+    """qa's version, the reader and the question encoder in use: the hashes of their
+    model cards (QA_READER, QA_QUESTIONS)."""
     if not value or ctx.resilient_parsing:
         return
-    from .config import DEFAULT_READER
+    from .questions import question_folder
     from .read import card_hash
 
     try:
-        folder = Config.load().reader
+        config = Config.load()
     except ValueError:
-        folder = DEFAULT_READER
-    click.echo(f"qa {__version__}, reader {card_hash(folder) or 'missing'} ({folder})")
+        config = Config()
+    folder = config.reader
+    line = f"qa {__version__}, reader {card_hash(folder) or 'missing'} ({folder})"
+    questions = question_folder(config)
+    if questions is None:
+        line += ", questions embedded by the embedding model"
+    else:
+        line += f", question encoder {card_hash(questions) or 'missing'} ({questions})"
+    click.echo(line)
     ctx.exit()
 
 

@@ -32,6 +32,23 @@ TRAINING_ONLY = (
 )
 
 
+# what --questions takes (the rest belongs to the reader)
+QUESTION_OPTIONS = (
+    "questions",
+    "corpus",
+    "out",
+    "seed",
+    "epochs",
+    "lr",
+    "max_steps",
+    "limit_questions",
+    "threads",
+    "seeds_dir",
+    "index_dir",
+    "model",
+)
+
+
 @click.command("train")
 @click.option(
     "--corpus",
@@ -124,6 +141,12 @@ TRAINING_ONLY = (
     help="Do not train: keep the weights of the reader in --out and choose its settings "
     "again on today's validation sets (after validation data was added).",
 )
+@click.option(
+    "--questions",
+    is_flag=True,
+    help="Train the question encoder (retrieval's question side) instead of the reader "
+    "[--out default: the package's qa/models/questions].",
+)
 @corpus_options
 @library_errors
 def train_cmd(
@@ -147,20 +170,34 @@ def train_cmd(
     temperature: float | None,
     float_model: bool,
     rechoose: bool,
+    questions: bool,
 ) -> None:
     """Train the reader on the labelled corpus, choose its settings on the validation
     documents, export it to ONNX and write it with its model card.
 
     Reproducible: seeded, CPU only; the corpus's hashes and the library versions go into
     the model card."""
-    if rechoose:
-        context = click.get_current_context()
-        flags = {p.name: p.opts[0] for p in context.command.params}
-        trains = [
+    context = click.get_current_context()
+    flags = {p.name: p.opts[0] for p in context.command.params}
+
+    def given_flags(names: tuple[str, ...]) -> list[str]:
+        return [
             flags[name]
-            for name in TRAINING_ONLY
+            for name in names
             if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
         ]
+
+    if questions:
+        others = given_flags(tuple(n for n in flags if n not in QUESTION_OPTIONS))
+        if others:
+            raise click.UsageError(
+                f"--questions trains the question encoder: {', '.join(others)} apply to the reader"
+            )
+        return _train_questions(
+            config, corpus, out, seed, epochs, lr, max_steps, limit_questions, threads
+        )
+    if rechoose:
+        trains = given_flags(TRAINING_ONLY)
         if trains:
             raise click.UsageError(
                 f"--rechoose keeps the reader's weights: {', '.join(trains)} would need training"
@@ -212,4 +249,51 @@ def train_cmd(
         f"reader {card['hash']} written to {settings.out}: reads {card['candidates']} "
         f"sentences, threshold {card['threshold']}; validation "
         f"{json.dumps(card['figures']['validation']['chosen'])}"
+    )
+
+
+def _train_questions(
+    config: Config,
+    corpus: str,
+    out: str | None,
+    seed: int,
+    epochs: int | None,
+    lr: float | None,
+    max_steps: int,
+    limit_questions: int,
+    threads: int | None,
+) -> None:
+    """``qa train --questions``: the question encoder (qa/training/questions.py)."""
+    from dataclasses import replace
+
+    from .embed import load_embedder, resolve_model
+    from .training.questions import QuestionSettings, train_questions
+
+    settings = QuestionSettings(
+        corpus=Path(corpus), seed=seed, max_steps=max_steps, limit_questions=limit_questions
+    )
+    if epochs is not None:
+        settings = replace(settings, epochs=epochs)
+    if lr is not None:
+        settings = replace(settings, lr=lr)
+    if threads is not None:
+        settings = replace(settings, threads=threads)
+    if out:
+        settings = replace(settings, out=Path(out))
+    command = (
+        "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else "qa train --questions"
+    )
+    # documents are embedded by the embedding model itself, whatever QA_QUESTIONS says
+    embedder = load_embedder(replace(config, questions="off"))
+    card = train_questions(
+        settings,
+        embedder,
+        config.model,
+        resolve_model(config.model),
+        log=lambda m: click.echo(m, err=True),
+        command=command,
+    )
+    click.echo(
+        f"question encoder written to {settings.out}: validation "
+        f"{json.dumps(card['figures']['validation']['exported'])}"
     )

@@ -28,6 +28,7 @@ ENV_VARS = {
     "QA_CACHE": "cache_dir",
     "QA_HNSW_MIN": "hnsw_min_sentences",
     "QA_READER": "reader",
+    "QA_QUESTIONS": "questions",
     "QA_MAX_CONNECTIONS": "max_connections",
     "QA_MAX_CONN_PER_CLIENT": "max_conn_per_client",
     "QA_HEADER_TIMEOUT": "header_timeout",
@@ -38,6 +39,8 @@ ENV_VARS = {
 }
 # the trained reader that ships inside the package (see qa/read.py and `qa train`)
 DEFAULT_READER = Path(__file__).resolve().parent / "models" / "reader"
+# the question encoder that ships inside the package (see qa/questions.py)
+DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "models" / "questions"
 # Under this confidence (as shown, to two places) `qa ask` and the chat page flag an answer
 # as low: the threshold chosen on validation may lie under the calibration curve's midpoint.
 LOW_CONFIDENCE = 0.5
@@ -74,6 +77,9 @@ class Config:
     hnsw_min_sentences: int = 20_000
     # the folder of the reader (model.onnx, tokenizer.json, card.json)
     reader: Path = DEFAULT_READER
+    # what embeds questions: "auto" (the shipped question encoder, with the bundled embedding
+    # model), "off" (the embedding model itself) or the folder of a question encoder
+    questions: str = "auto"
     # `qa serve` against slow and idle clients (qa/server.py; the reasons are in the README
     # under "Exposing it to the internet"). An idle connection costs waitress a socket and
     # a few kilobytes, never a thread, so the total is high and one address's share small.

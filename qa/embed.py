@@ -99,6 +99,7 @@ class SentenceEmbedder:
         threads: int,
         cache_dir: Path,
         lanes: int | None = None,
+        questions: Path | None = None,
     ):
         if backend not in BACKENDS:
             raise ModelError(f"unknown embedding backend {backend!r}: use one of {BACKENDS}")
@@ -121,8 +122,24 @@ class SentenceEmbedder:
                 folder = export_onnx(name, cache_dir)  # once per model, into the cache
                 if int8:
                     quantized_onnx(folder)
-            self._runner = OnnxRunner(folder, self.threads, int8)
+            self._runner = OnnxRunner(folder, self.threads, int8, questions=questions is None)
         self.dimension = self._runner.dimension
+        # questions: through the question encoder in ``questions`` (see questions.py), or
+        # through the same model as documents
+        self._questions: _Runner = self._runner
+        self.questions_name: str | None = None
+        if questions is not None:
+            from .questions import load_question_runner
+
+            self._questions, self.questions_name = load_question_runner(
+                questions, name, self.threads
+            )
+            if self._questions.dimension != self.dimension:
+                raise ModelError(
+                    f"the question encoder in {questions} makes {self._questions.dimension}-"
+                    f"dimensional vectors and the embedding model {self.dimension}: set "
+                    "QA_QUESTIONS=off"
+                )
         # Up to ``lanes`` model runs at once (one thread each: on two cores, two runs side
         # by side embed more questions a second than one run on two threads); requests
         # that arrive while the lanes are busy wait and go together in the next free one.
@@ -161,8 +178,9 @@ class SentenceEmbedder:
             while self._running:
                 self._cv.wait()
             self._running = self.lanes
+        runner = self._questions if questions else self._runner
         try:
-            return self._runner.encode(texts, batch_size, progress, questions)
+            return runner.encode(texts, batch_size, progress, questions)
         finally:
             with self._cv:
                 self._running = 0
@@ -194,7 +212,7 @@ class SentenceEmbedder:
             alone = self._running == 1 and not self._pending and len(batch) == 1
         try:
             texts = [t for r in batch for t in r.texts]
-            vectors = self._runner.encode(texts, 64, None, questions=True, alone=alone)
+            vectors = self._questions.encode(texts, 64, None, questions=True, alone=alone)
             row = 0
             for r in batch:
                 r.result = vectors[row : row + len(r.texts)]
@@ -219,17 +237,24 @@ class SentenceEmbedder:
 
 
 @lru_cache(maxsize=4)
-def _load(name: str, backend: str, threads: int, cache_dir: Path, lanes: int) -> SentenceEmbedder:
-    return SentenceEmbedder(name, backend, threads, cache_dir, lanes or None)
+def _load(
+    name: str, backend: str, threads: int, cache_dir: Path, lanes: int, questions: Path | None
+) -> SentenceEmbedder:
+    return SentenceEmbedder(name, backend, threads, cache_dir, lanes or None, questions)
 
 
 def load_embedder(config: Config) -> SentenceEmbedder:
-    """One embedder per model, backend, threads, lanes and cache folder, and process (as
-    ``config`` gives them: QA_MODEL, QA_BACKEND, QA_EMBED_THREADS, QA_EMBED_LANES, QA_CACHE)."""
+    """One embedder per model, backend, threads, lanes, cache folder and question encoder,
+    and process (as ``config`` gives them: QA_MODEL, QA_BACKEND, QA_EMBED_THREADS,
+    QA_EMBED_LANES, QA_CACHE, QA_QUESTIONS)."""
+    from .questions import question_folder
+
+    folder = question_folder(config)
     return _load(
         config.model,
         config.backend,
         config.embed_threads,
         Path(config.cache_dir),
         config.embed_lanes,
+        folder.resolve() if folder is not None else None,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +29,22 @@ CORES = os.cpu_count() or 1
 UNFUSED = ("SkipLayerNormFusion",)  # graph optimisations left out (see ort_session)
 
 
-def ort_session(model_file: Path, threads: int, optimized: Path | None = None) -> Any:
+def ort_session(
+    model_file: Path,
+    threads: int,
+    optimized: Path | None = None,
+    initializers: Mapping[str, np.ndarray] | None = None,
+) -> Any:
     """An ONNX Runtime session on the CPU with ``threads`` threads for each run (and the
-    graph it runs saved to ``optimized``, to look at)."""
+    graph it runs saved to ``optimized``, to look at). ``initializers``: the weights that
+    the file leaves out (external initializers), by name."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if initializers:
+        names = list(initializers)
+        values = [ort.OrtValue.ortvalue_from_numpy(initializers[n]) for n in names]
+        options.add_external_initializers(names, values)  # copied in: values may go after
     if optimized is not None:
         options.optimized_model_filepath = str(optimized)
     options.intra_op_num_threads = threads
@@ -91,13 +101,27 @@ def export_folder(name: str, cache_dir: Path) -> Path:
 class OnnxRunner:
     """The model's transformer in ONNX Runtime, with the tokenizer and pooling here."""
 
-    def __init__(self, folder: Path, threads: int, int8: bool = False):
-        """``folder``: an export (see ``export.py``); ``int8``: questions through its int8
-        quantisation, ``model-int8.onnx`` beside it."""
+    def __init__(
+        self,
+        folder: Path,
+        threads: int,
+        int8: bool = False,
+        initializers: Mapping[str, np.ndarray] | None = None,
+        questions: bool = True,
+    ):
+        """``folder``: an export (see ``export.py``) or a question encoder (``questions.py``,
+        itself int8: its qa-onnx.json says so); ``int8``: questions through the export's int8
+        quantisation, ``model-int8.onnx`` beside it; ``initializers``: weights the model
+        file leaves out; ``questions``: whether it embeds questions (if not, it makes no
+        session for them)."""
         self.model_file = folder / "model.onnx"
-        self.quantized = int8
-        self.question_file = folder / "model-int8.onnx" if int8 else self.model_file
         self.meta = json.loads((folder / "qa-onnx.json").read_text())
+        own_int8 = bool(self.meta.get("int8"))
+        self.quantized = int8 or own_int8
+        self.question_file = (
+            folder / "model-int8.onnx" if int8 and not own_int8 else self.model_file
+        )
+        self.initializers = dict(initializers or {})
         self.dimension = int(self.meta["dimension"])
         self.folder = folder
         self.threads = threads
@@ -107,15 +131,16 @@ class OnnxRunner:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(int(self.meta["max_seq_length"]))
         self.tokenizer.no_padding()
-        self.question_session = self._session(self.question_file, threads)
-        # the session of a question alone on an idle model, made now rather than when the
-        # first lone question waits for it
-        self.alone_session = self._session(self.question_file, max(threads, CORES))
+        if questions:
+            self.question_session = self._session(self.question_file, threads)
+            # the session of a question alone on an idle model, made now rather than when
+            # the first lone question waits for it
+            self.alone_session = self._session(self.question_file, max(threads, CORES))
 
     def _session(self, model_file: Path, threads: int) -> Any:
         key = (model_file, threads)
         if key not in self._sessions:
-            self._sessions[key] = ort_session(model_file, threads)
+            self._sessions[key] = ort_session(model_file, threads, None, self.initializers)
         return self._sessions[key]
 
     def encode(

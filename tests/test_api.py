@@ -144,6 +144,8 @@ def test_health(client, spec, engine):
     data = r.get_json()
     assert data["status"] == "ok" and data["index_version"] == engine.index.version
     assert data["documents"] == 1 and data["sentences"] == len(engine.index.sentences)
+    assert data["reader"] == engine.reader.name
+    assert data["questions"] == engine.embedder.questions_name
 
 
 def test_documents_list_and_one_document(client, spec, article_text):

@@ -117,3 +117,9 @@ def test_answering_never_imports_torch():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_shipped_models_stay_within_their_budget():
+    """At most 40 MB of model files in the package (qa/models), all of them in git."""
+    files = [p for p in (ROOT / "qa" / "models").rglob("*") if p.is_file()]
+    assert files and sum(p.stat().st_size for p in files) <= 40_000_000

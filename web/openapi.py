@@ -110,10 +110,19 @@ def spec(config: Config) -> dict[str, Any]:
         },
         "Health": {
             "type": "object",
-            "required": ["status", "index_version", "documents", "sentences", "reader"],
+            "required": [
+                "status",
+                "index_version",
+                "documents",
+                "sentences",
+                "reader",
+                "questions",
+            ],
             "additionalProperties": False,
             "description": "The service answers from the index `index_version`, with the "
-            "reader `reader` (the hash of its model card). `degraded`: "
+            "reader `reader` and the question encoder `questions` (the hashes of their model "
+            "cards; `questions` is null when the embedding model embeds questions too). "
+            "`degraded`: "
             "the index on disk was rebuilt or changed but does not load, so the last good "
             "index keeps answering (still HTTP 200); `problem` names the file and says how "
             "to rebuild. The server switches to a rebuilt index on its own within seconds.",
@@ -123,6 +132,7 @@ def spec(config: Config) -> dict[str, Any]:
                 "documents": nonneg,
                 "sentences": nonneg,
                 "reader": {"type": ["string", "null"]},
+                "questions": {"type": ["string", "null"]},
                 "problem": {"type": "string"},
             },
         },

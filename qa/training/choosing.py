@@ -116,6 +116,8 @@ def rechoose_reader(
                 "command": command,
                 "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
                 "nan_guards_dropped": guards,
+                # what embedded the questions whose retrieval the choice was made on
+                "question_encoder": getattr(embedder, "questions_name", None),
                 "candidates": list(settings.candidates),
                 "slacks": list(settings.slacks),
                 "data": validation_data(corpus, val_ex, settings.corpus, sets),

@@ -11,21 +11,21 @@ import contextlib
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-
-from .model import SpanModel
 
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 OUTPUTS = ["start_logits", "end_logits"]
 
 
-def export_onnx(model: SpanModel, path: Path) -> Path:
-    """The float model as ONNX, with dynamic batch and length."""
+def export_onnx(model: torch.nn.Module, path: Path, outputs: Sequence[str] = OUTPUTS) -> Path:
+    """The float model (the reader, or ``outputs`` of another model of the same inputs) as
+    ONNX, with dynamic batch and length."""
     model.eval()
     sample = tuple(torch.ones(2, 16, dtype=torch.long) for _ in INPUTS)
-    axes = {n: {0: "batch", 1: "tokens"} for n in INPUTS + OUTPUTS}
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*INPUTS, *outputs]}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -33,7 +33,7 @@ def export_onnx(model: SpanModel, path: Path) -> Path:
             sample,
             str(path),
             input_names=INPUTS,
-            output_names=OUTPUTS,
+            output_names=list(outputs),
             dynamic_axes=axes,
             opset_version=17,
             dynamo=False,
@@ -41,8 +41,8 @@ def export_onnx(model: SpanModel, path: Path) -> Path:
     return path
 
 
-def quantize(source: Path, target: Path) -> Path:
-    """Dynamic int8: weights quantised once, activations scaled at run time."""
+def quantize(source: Path, target: Path, ops: Sequence[str] = ("MatMul", "Gather")) -> Path:
+    """Dynamic int8: weights quantised once, activations scaled at run time (of ``ops``)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -55,7 +55,7 @@ def quantize(source: Path, target: Path) -> Path:
             tmp,
             weight_type=QuantType.QInt8,
             per_channel=True,
-            op_types_to_quantize=["MatMul", "Gather"],
+            op_types_to_quantize=list(ops),
         )
         os.replace(tmp, target)
     finally:

@@ -235,6 +235,8 @@ def train_reader(
                 "seconds": round(time.perf_counter() - started, 1),
                 "torch_threads": fit_threads,
                 "word_embeddings_changed": words_changed,
+                # what embedded the questions whose retrieval it learned from and was chosen on
+                "question_encoder": getattr(embedder, "questions_name", None),
             },
             "data": {
                 "corpus": str(settings.corpus),

@@ -1,0 +1,130 @@
+"""The question encoder: the bundled all-MiniLM-L6-v2 fine-tuned on the question side only,
+to put a question near the sentence that answers it (``qa train --questions``).
+
+Documents keep the embedding model's own vectors, so an index, and every document a user
+adds, is embedded as before; only the questions go through this model. Retrieval is
+asymmetric, as in a dual encoder: the question side learned from the corpus's questions
+where the answer is, against the index's vectors.
+
+A question encoder is a folder (``qa/models/questions/`` ships with the package):
+
+- ``model.onnx``: the transformer, its matrix products in dynamic int8. Its word
+  embeddings were frozen in training, so they are the embedding model's own: the file
+  leaves them out (an external initializer), and they are taken from the embedding model
+  when the encoder loads. That keeps the shipped file at 12 MB instead of 58.
+- ``tokenizer.json`` and ``qa-onnx.json`` (pooling, length), as in an embedding export;
+- ``card.json``: how it was trained, its figures, the sha256 of every file and of the word
+  embeddings it expects. A missing or damaged file, or an embedding model with other word
+  embeddings, is refused at start with one line that says what to do.
+
+``QA_QUESTIONS``: ``auto`` (the default: the shipped encoder, when the embedding model is
+the bundled one), ``off`` (questions embedded by the embedding model, as documents are), or
+the folder of one that ``qa train --questions`` wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import DEFAULT_QUESTIONS, Config
+from .read import card_hash, sha256_of
+from .runner import BUNDLED_NAMES, ModelError, OnnxRunner, resolve_model
+
+__all__ = ["card_hash", "load_question_runner", "question_folder"]
+
+CARD = "card.json"
+FILES = ("model.onnx", "tokenizer.json", "qa-onnx.json")
+WEIGHTS = "model.safetensors"  # where a sentence-transformers folder keeps its weights
+
+
+def question_folder(config: Config) -> Path | None:
+    """The question encoder that ``config`` names (QA_QUESTIONS), or None: questions are
+    then embedded by the embedding model itself."""
+    choice = str(config.questions).strip()
+    if choice == "off":
+        return None
+    if choice == "auto":
+        shipped = (DEFAULT_QUESTIONS / CARD).exists() and config.model in BUNDLED_NAMES
+        return DEFAULT_QUESTIONS if shipped else None
+    return Path(choice)
+
+
+def _fail(folder: Path, what: str) -> ModelError:
+    return ModelError(
+        f"{what}: the question encoder in {folder} cannot load; reinstall qa, retrain it with "
+        "`qa train --questions`, or set QA_QUESTIONS=off"
+    )
+
+
+def read_card(folder: Path) -> tuple[dict[str, Any], str]:
+    """The card of the question encoder in ``folder`` and its hash (which names it)."""
+    path = Path(folder) / CARD
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        raise _fail(folder, f"{path} is missing") from None
+    try:
+        card = json.loads(raw)
+        card["files"], card["word_embeddings"]["initializer"]  # noqa: B018
+    except (ValueError, KeyError, TypeError):
+        raise _fail(folder, f"{path} is not a valid card") from None
+    return card, hashlib.sha256(raw).hexdigest()[:16]
+
+
+def verify(folder: Path, card: dict[str, Any]) -> None:
+    """ModelError naming the first file that is missing or does not match its checksum."""
+    for name in FILES:
+        path = Path(folder) / name
+        try:
+            actual = sha256_of(path)
+        except OSError:
+            raise _fail(folder, f"{path} is missing") from None
+        if actual != (card["files"].get(name) or {}).get("sha256"):
+            raise _fail(folder, f"{path} is damaged (its checksum does not match {CARD})")
+
+
+def word_embeddings(model: str, key: str) -> np.ndarray:
+    """The word-embedding matrix ``key`` of the sentence-transformers model ``model``, read
+    from its safetensors file (no torch)."""
+    path = Path(resolve_model(model)) / WEIGHTS
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as f:
+            return np.ascontiguousarray(f.get_tensor(key), dtype=np.float32)
+    except Exception as exc:  # a missing file or key, or a format it cannot read
+        raise ModelError(
+            f"cannot read the word embeddings {key!r} of the embedding model {model!r} "
+            f"from {path} ({exc}): set QA_QUESTIONS=off"
+        ) from exc
+
+
+def embeddings_sha256(matrix: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(matrix, dtype="<f4").tobytes()).hexdigest()
+
+
+def load_question_runner(folder: Path, model: str, threads: int) -> tuple[OnnxRunner, str]:
+    """The question encoder in ``folder``, paired with the embedding model ``model`` (whose
+    word embeddings it runs with), and its name."""
+    folder = Path(folder)
+    card, name = read_card(folder)
+    verify(folder, card)
+    spec = card["word_embeddings"]
+    matrix = word_embeddings(model, spec["key"])
+    if embeddings_sha256(matrix) != spec["sha256"]:
+        raise ModelError(
+            f"the question encoder in {folder} was trained with the word embeddings of "
+            f"{spec.get('model', 'another model')}, and the embedding model {model!r} has "
+            "others: set QA_QUESTIONS=off, or train one for this model with "
+            "`qa train --questions`"
+        )
+    try:
+        runner = OnnxRunner(folder, threads, initializers={spec["initializer"]: matrix})
+    except Exception as exc:  # onnxruntime and tokenizers raise their own kinds
+        raise _fail(folder, f"{exc}") from exc
+    return runner, name

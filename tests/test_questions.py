@@ -1,0 +1,155 @@
+"""The question encoder: ``qa train --questions`` on a tiny corpus, a few steps only (what it
+writes, that the service loads it for questions and only for questions), how a broken one is
+refused, and which one the service picks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import cli
+from qa.config import DEFAULT_QUESTIONS, Config
+from qa.embed import SentenceEmbedder, load_embedder
+from qa.questions import CARD, embeddings_sha256, question_folder, word_embeddings
+from qa.runner import ModelError
+
+TRAIN = Path(__file__).resolve().parents[1] / "train"
+KIND = "news-crime"
+QUESTIONS = ["Who stole the painting?", "When did the police arrest the man?"]
+SENTENCES = ["The painting was stolen on Monday.", "Police arrested a 34-year-old man."]
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """Two documents of one kind (one for training, one for validation), as qa train's tests."""
+    root = tmp_path_factory.mktemp("corpus")
+    for part, suffix in (("documents", ".txt"), ("questions", ".jsonl")):
+        for path in sorted((TRAIN / part / KIND).glob(f"*{suffix}"))[:2]:
+            (root / part / KIND).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, root / part / KIND / path.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def encoder(tiny_corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("questions") / "questions"
+    args = ["train", "--questions", "--corpus", str(tiny_corpus), "--out", str(out)]
+    args += ["--epochs", "1", "--max-steps", "3", "--limit-questions", "12", "--lr", "1e-4"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert f"question encoder written to {out}" in result.output
+    assert "validation after epoch 1:" in result.output
+    return out
+
+
+def embedder_with(folder: Path | None) -> SentenceEmbedder:
+    config = Config()
+    return SentenceEmbedder(config.model, config.backend, 1, Path(config.cache_dir), 1, folder)
+
+
+def test_train_writes_a_small_encoder_and_its_card(encoder, tiny_corpus):
+    card = json.loads((encoder / CARD).read_text())
+    for name, entry in card["files"].items():
+        data = (encoder / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
+    # the word embeddings are the embedding model's own, left out of the file
+    import onnx
+
+    graph = onnx.load(str(encoder / "model.onnx"), load_external_data=False).graph
+    spec = card["word_embeddings"]
+    (words,) = [t for t in graph.initializer if t.name == spec["initializer"]]
+    assert words.data_location == onnx.TensorProto.EXTERNAL and not words.raw_data
+    assert spec["sha256"] == embeddings_sha256(word_embeddings(Config().model, spec["key"]))
+    assert (encoder / "model.onnx").stat().st_size < 15_000_000
+    ops = {n.op_type for n in graph.node}
+    assert "MatMulInteger" in ops and "IsNaN" not in ops  # int8, without the NaN guards
+    t = card["training"]
+    assert t["seed"] == 13 and 1 <= t["steps"] <= 3 and t["command"].startswith("qa train")
+    assert card["data"]["documents"] == 2 and len(card["data"]["sha256"]["documents"]) == 64
+    figures = card["figures"]["validation"]
+    assert set(figures) == {"start", "epochs", "exported"}
+    assert set(figures["exported"]) == {"recall@1", "recall@3", "recall@10"}
+    assert {"torch", "onnxruntime", "sentence-transformers"} <= set(card["versions"])
+
+
+def test_it_embeds_questions_and_leaves_documents_to_the_embedding_model(encoder):
+    plain, tuned = embedder_with(None), embedder_with(encoder)
+    assert tuned.questions_name and plain.questions_name is None
+    np.testing.assert_array_equal(tuned.encode(SENTENCES), plain.encode(SENTENCES))
+    before, after = plain.encode_questions(QUESTIONS), tuned.encode_questions(QUESTIONS)
+    assert after.shape == before.shape
+    np.testing.assert_allclose(np.linalg.norm(after, axis=1), 1.0, atol=1e-5)
+    cosines = (before * after).sum(axis=1)
+    # three steps move the questions a little, and only a little
+    assert np.all(cosines > 0.9) and np.all(cosines < 0.99999)
+    # one question's vector does not depend on the others asked with it (int8: one a run)
+    np.testing.assert_allclose(tuned.encode_questions(QUESTIONS[:1])[0], after[0], atol=1e-6)
+
+
+def test_the_service_answers_with_it_and_names_it(encoder, seeds_copy, tmp_path):
+    env = {"QA_QUESTIONS": str(encoder), "QA_SEEDS": str(seeds_copy), "QA_INDEX": str(tmp_path)}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["index"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["ask", "--json", "How many members does the gang have?"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["citations"]
+
+
+def test_a_damaged_missing_or_mismatched_encoder_is_refused_naming_it(encoder, tmp_path):
+    copy = tmp_path / "questions"
+    shutil.copytree(encoder, copy)
+    with open(copy / "model.onnx", "r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(ModelError, match="model.onnx is damaged"):
+        embedder_with(copy)
+    shutil.copy(encoder / "model.onnx", copy / "model.onnx")
+    (copy / "tokenizer.json").unlink()
+    with pytest.raises(ModelError, match="tokenizer.json is missing"):
+        embedder_with(copy)
+    result = CliRunner().invoke(cli, ["ask", "Who?"], env={"QA_QUESTIONS": str(copy)})
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and "Traceback" not in result.output
+    assert str(copy / "tokenizer.json") in result.output and "QA_QUESTIONS=off" in result.output
+    # trained for other word embeddings than the embedding model has
+    shutil.copy(encoder / "tokenizer.json", copy / "tokenizer.json")
+    card = json.loads((copy / CARD).read_text())
+    card["word_embeddings"]["sha256"] = "0" * 64
+    (copy / CARD).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="trained with the word embeddings of"):
+        embedder_with(copy)
+
+
+def test_which_encoder_the_service_uses(tmp_path):
+    config = Config()
+    shipped = DEFAULT_QUESTIONS if (DEFAULT_QUESTIONS / CARD).exists() else None
+    assert question_folder(config) == shipped
+    assert question_folder(replace(config, questions="off")) is None
+    assert question_folder(replace(config, questions=str(tmp_path))) == tmp_path
+    # another embedding model has other vectors: the shipped encoder is not paired with it
+    assert question_folder(replace(config, model=str(tmp_path))) is None
+    assert Config.load(questions=None).questions == "auto"
+
+
+@pytest.mark.skipif(not (DEFAULT_QUESTIONS / CARD).exists(), reason="no shipped encoder")
+def test_the_shipped_encoder_is_the_default_and_moves_questions_only():
+    config = Config()
+    shipped = load_embedder(config)
+    plain = load_embedder(replace(config, questions="off"))
+    assert shipped.questions_name and plain.questions_name is None
+    np.testing.assert_array_equal(shipped.encode(SENTENCES), plain.encode(SENTENCES))
+    cosines = (shipped.encode_questions(QUESTIONS) * plain.encode_questions(QUESTIONS)).sum(1)
+    assert np.all(cosines < 0.999)
+
+
+def test_reader_options_are_refused_with_questions(tiny_corpus):
+    args = ["train", "--questions", "--corpus", str(tiny_corpus), "--negatives", "2"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--negatives" in result.output
