@@ -26,8 +26,8 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     model cards (QA_READER, QA_QUESTIONS)."""
     if not value or ctx.resilient_parsing:
         return
+    from .cards import card_hash
     from .questions import question_folder
-    from .read import card_hash
 
     try:
         config = Config.load()

@@ -43,8 +43,6 @@ QUESTION_OPTIONS = (
     "max_steps",
     "limit_questions",
     "threads",
-    "seeds_dir",
-    "index_dir",
     "model",
 )
 
@@ -61,7 +59,8 @@ QUESTION_OPTIONS = (
     "--out",
     type=click.Path(file_okay=False),
     default=None,
-    help="Where to write the reader [default: the package's qa/models/reader].",
+    help="Where to write the reader [default: QA_READER, the package's qa/models/reader], "
+    "or with --questions the question encoder [QA_QUESTIONS, qa/models/questions].",
 )
 @click.option("--seed", type=int, default=13, show_default=True, help="Random seed.")
 @click.option("--epochs", type=click.IntRange(1, 50), default=None, help="Training epochs.")
@@ -173,7 +172,8 @@ def train_cmd(
     questions: bool,
 ) -> None:
     """Train the reader on the labelled corpus, choose its settings on the validation
-    documents, export it to ONNX and write it with its model card.
+    documents, export it to ONNX and write it with its model card; with --questions, train
+    the question encoder instead.
 
     Reproducible: seeded, CPU only; the corpus's hashes and the library versions go into
     the model card."""
@@ -267,7 +267,9 @@ def _train_questions(
     from dataclasses import replace
 
     from .embed import load_embedder, resolve_model
-    from .training.questions import QuestionSettings, train_questions
+    from .training.questions import QuestionSettings, check_model, train_questions
+
+    check_model(config.model)  # before loading it
 
     settings = QuestionSettings(
         corpus=Path(corpus), seed=seed, max_steps=max_steps, limit_questions=limit_questions
@@ -280,6 +282,8 @@ def _train_questions(
         settings = replace(settings, threads=threads)
     if out:
         settings = replace(settings, out=Path(out))
+    elif config.questions.strip().lower() not in ("auto", "off"):
+        settings = replace(settings, out=Path(config.questions))  # QA_QUESTIONS, as QA_READER
     command = (
         "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else "qa train --questions"
     )

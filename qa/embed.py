@@ -16,6 +16,9 @@ Two backends give the same vectors (to about 1e-6):
   on the dev set; int8 questions against it give the same answers).
 - ``torch``: sentence-transformers on PyTorch, as the model's authors run it.
 
+A question encoder (``questions.py``, QA_QUESTIONS), when one is in use, embeds the
+questions whatever the backend; the backend then embeds documents only.
+
 ``SentenceEmbedder.encode`` embeds documents; ``encode_questions`` embeds questions, and
 questions that arrive together (from many threads) go in one batch: the cost of one
 model run is shared, and the cores are not fought over.
@@ -99,7 +102,7 @@ class SentenceEmbedder:
         threads: int,
         cache_dir: Path,
         lanes: int | None = None,
-        questions: Path | None = None,
+        question_encoder: Path | None = None,
     ):
         if backend not in BACKENDS:
             raise ModelError(f"unknown embedding backend {backend!r}: use one of {BACKENDS}")
@@ -113,7 +116,8 @@ class SentenceEmbedder:
             self._runner = TorchRunner(name)
         else:
             folder = export_folder(name, cache_dir)
-            int8 = backend == "onnx-int8"
+            # a question encoder takes over the question side, int8 included
+            int8 = backend == "onnx-int8" and question_encoder is None
             if not (folder / "qa-onnx.json").exists() or (
                 int8 and not (folder / "model-int8.onnx").exists()
             ):
@@ -122,23 +126,25 @@ class SentenceEmbedder:
                 folder = export_onnx(name, cache_dir)  # once per model, into the cache
                 if int8:
                     quantized_onnx(folder)
-            self._runner = OnnxRunner(folder, self.threads, int8, questions=questions is None)
+            self._runner = OnnxRunner(
+                folder, self.threads, int8, question_sessions=question_encoder is None
+            )
         self.dimension = self._runner.dimension
-        # questions: through the question encoder in ``questions`` (see questions.py), or
-        # through the same model as documents
+        # questions: through the question encoder in ``question_encoder`` (questions.py),
+        # or through the same model as documents
         self._questions: _Runner = self._runner
         self.questions_name: str | None = None
-        if questions is not None:
+        if question_encoder is not None:
             from .questions import load_question_runner
 
             self._questions, self.questions_name = load_question_runner(
-                questions, name, self.threads
+                question_encoder, name, self.threads
             )
             if self._questions.dimension != self.dimension:
                 raise ModelError(
-                    f"the question encoder in {questions} makes {self._questions.dimension}-"
-                    f"dimensional vectors and the embedding model {self.dimension}: set "
-                    "QA_QUESTIONS=off"
+                    f"the question encoder in {question_encoder} makes vectors of "
+                    f"{self._questions.dimension} dimensions, the embedding model of "
+                    f"{self.dimension}: set QA_QUESTIONS=off"
                 )
         # Up to ``lanes`` model runs at once (one thread each: on two cores, two runs side
         # by side embed more questions a second than one run on two threads); requests
@@ -238,9 +244,9 @@ class SentenceEmbedder:
 
 @lru_cache(maxsize=4)
 def _load(
-    name: str, backend: str, threads: int, cache_dir: Path, lanes: int, questions: Path | None
+    name: str, backend: str, threads: int, cache_dir: Path, lanes: int, encoder: Path | None
 ) -> SentenceEmbedder:
-    return SentenceEmbedder(name, backend, threads, cache_dir, lanes or None, questions)
+    return SentenceEmbedder(name, backend, threads, cache_dir, lanes or None, encoder)
 
 
 def load_embedder(config: Config) -> SentenceEmbedder:

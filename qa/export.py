@@ -64,6 +64,44 @@ def _pooling_mode(pooling: Any) -> str:
     return str(getattr(mode, "value", mode))
 
 
+def hidden_states(transformer: Any) -> Any:
+    """A torch module giving ``transformer``'s last hidden states: what is exported (the
+    runner pools them)."""
+    import torch
+
+    class Hidden(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor | None = None,
+        ) -> Any:
+            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+            if token_type_ids is not None:
+                kwargs["token_type_ids"] = token_type_ids
+            return self.inner(**kwargs).last_hidden_state
+
+    return Hidden(transformer)
+
+
+def export_meta(
+    name: str, model: SentenceTransformer, mode: str, takes_types: bool
+) -> dict[str, Any]:
+    """``qa-onnx.json``: what the runner needs to know of an export."""
+    return {
+        "model": name,
+        "dimension": _required(model.get_embedding_dimension(), "embedding dimension"),
+        "max_seq_length": _required(model.max_seq_length, "maximum sequence length"),
+        "pooling": mode,
+        "token_type_ids": takes_types,
+        "normalize": True,
+    }
+
+
 def export_onnx(name: str, cache_dir: Path) -> Path:
     """The folder of the model's ONNX export, exporting it (with torch) the first time.
 
@@ -88,22 +126,6 @@ def export_onnx(name: str, cache_dir: Path) -> Path:
     tokenizer = model.tokenizer
     takes_types = "token_type_ids" in tokenizer.model_input_names
 
-    class Hidden(torch.nn.Module):
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor | None = None,
-        ) -> Any:
-            kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-            if token_type_ids is not None:
-                kwargs["token_type_ids"] = token_type_ids
-            return self.inner(**kwargs).last_hidden_state
-
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_types else [])
     sample = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
@@ -114,7 +136,7 @@ def export_onnx(name: str, cache_dir: Path) -> Path:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                Hidden(transformer),
+                hidden_states(transformer),
                 sample,
                 str(tmp / "model.onnx"),
                 input_names=names,
@@ -125,14 +147,7 @@ def export_onnx(name: str, cache_dir: Path) -> Path:
             )
         drop_nan_guards(tmp / "model.onnx")  # the same vectors, sooner
         tokenizer.backend_tokenizer.save(str(tmp / "tokenizer.json"))
-        meta = {
-            "model": name,
-            "dimension": _required(model.get_embedding_dimension(), "embedding dimension"),
-            "max_seq_length": _required(model.max_seq_length, "maximum sequence length"),
-            "pooling": mode,
-            "token_type_ids": takes_types,
-            "normalize": True,
-        }
+        meta = export_meta(name, model, mode, takes_types)
         (tmp / "qa-onnx.json").write_text(json.dumps(meta, indent=2))
         try:
             os.replace(tmp, folder)

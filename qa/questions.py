@@ -25,19 +25,15 @@ the folder of one that ``qa train --questions`` wrote.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .cards import CARD, load_card, verify_files
 from .config import DEFAULT_QUESTIONS, Config
-from .read import card_hash, sha256_of
 from .runner import BUNDLED_NAMES, ModelError, OnnxRunner, resolve_model
 
-__all__ = ["card_hash", "load_question_runner", "question_folder"]
-
-CARD = "card.json"
 FILES = ("model.onnx", "tokenizer.json", "qa-onnx.json")
 WEIGHTS = "model.safetensors"  # where a sentence-transformers folder keeps its weights
 
@@ -46,46 +42,30 @@ def question_folder(config: Config) -> Path | None:
     """The question encoder that ``config`` names (QA_QUESTIONS), or None: questions are
     then embedded by the embedding model itself."""
     choice = str(config.questions).strip()
-    if choice == "off":
+    if choice.lower() == "off":
         return None
-    if choice == "auto":
+    if choice.lower() == "auto":
         shipped = (DEFAULT_QUESTIONS / CARD).exists() and config.model in BUNDLED_NAMES
         return DEFAULT_QUESTIONS if shipped else None
     return Path(choice)
 
 
-def _fail(folder: Path, what: str) -> ModelError:
+def _fail(problem: str) -> ModelError:
     return ModelError(
-        f"{what}: the question encoder in {folder} cannot load; reinstall qa, retrain it with "
+        f"{problem}: the question encoder cannot load; reinstall qa, retrain it with "
         "`qa train --questions`, or set QA_QUESTIONS=off"
     )
 
 
 def read_card(folder: Path) -> tuple[dict[str, Any], str]:
     """The card of the question encoder in ``folder`` and its hash (which names it)."""
-    path = Path(folder) / CARD
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        raise _fail(folder, f"{path} is missing") from None
-    try:
-        card = json.loads(raw)
-        card["files"], card["word_embeddings"]["initializer"]  # noqa: B018
-    except (ValueError, KeyError, TypeError):
-        raise _fail(folder, f"{path} is not a valid card") from None
-    return card, hashlib.sha256(raw).hexdigest()[:16]
 
+    def check(card: dict[str, Any]) -> None:
+        spec = card["word_embeddings"]
+        if not all(isinstance(spec[k], str) for k in ("key", "sha256", "initializer")):
+            raise TypeError("word_embeddings")
 
-def verify(folder: Path, card: dict[str, Any]) -> None:
-    """ModelError naming the first file that is missing or does not match its checksum."""
-    for name in FILES:
-        path = Path(folder) / name
-        try:
-            actual = sha256_of(path)
-        except OSError:
-            raise _fail(folder, f"{path} is missing") from None
-        if actual != (card["files"].get(name) or {}).get("sha256"):
-            raise _fail(folder, f"{path} is damaged (its checksum does not match {CARD})")
+    return load_card(folder, check, _fail)
 
 
 def word_embeddings(model: str, key: str) -> np.ndarray:
@@ -113,7 +93,7 @@ def load_question_runner(folder: Path, model: str, threads: int) -> tuple[OnnxRu
     word embeddings it runs with), and its name."""
     folder = Path(folder)
     card, name = read_card(folder)
-    verify(folder, card)
+    verify_files(folder, card, FILES, _fail)
     spec = card["word_embeddings"]
     matrix = word_embeddings(model, spec["key"])
     if embeddings_sha256(matrix) != spec["sha256"]:
@@ -126,5 +106,5 @@ def load_question_runner(folder: Path, model: str, threads: int) -> tuple[OnnxRu
     try:
         runner = OnnxRunner(folder, threads, initializers={spec["initializer"]: matrix})
     except Exception as exc:  # onnxruntime and tokenizers raise their own kinds
-        raise _fail(folder, f"{exc}") from exc
+        raise _fail(f"{folder / 'model.onnx'} does not run ({exc})") from exc
     return runner, name

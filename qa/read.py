@@ -11,8 +11,6 @@ sha256 of every file. Each file is checked against the card when the reader load
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -23,11 +21,11 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
+from .cards import load_card, verify_files
 from .config import DEFAULT_READER, Config
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
 from .runner import CORES, ort_session
 
-CARD = "card.json"
 FILES = ("model.onnx", "tokenizer.json")
 
 
@@ -95,52 +93,24 @@ def with_slack(reader: R, slack: float) -> R:
     return widened
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def card_hash(folder: Path) -> str | None:
-    """The name of the reader in ``folder``: the hash of its model card (None if absent)."""
-    try:
-        return hashlib.sha256((Path(folder) / CARD).read_bytes()).hexdigest()[:16]
-    except OSError:
-        return None
+def _fail(problem: str) -> ReaderError:
+    return ReaderError(
+        f"{problem}: the reader cannot load; reinstall qa or retrain it with `qa train`"
+    )
 
 
 def read_card(folder: Path) -> tuple[dict[str, Any], str]:
     """The model card of the reader in ``folder`` and its hash (which names the reader)."""
-    path = Path(folder) / CARD
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ReaderError(
-            f"{path} is missing: the reader cannot load; reinstall qa or train one with `qa train`"
-        ) from exc
-    try:
-        card = json.loads(raw)
-        card["files"], card["calibration"], card["threshold"]  # noqa: B018
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ReaderError(f"{path} is not a valid model card; retrain with `qa train`") from exc
-    return card, hashlib.sha256(raw).hexdigest()[:16]
+
+    def check(card: dict[str, Any]) -> None:
+        card["calibration"], float(card["threshold"])  # noqa: B018
+
+    return load_card(folder, check, _fail)
 
 
 def verify(folder: Path, card: dict[str, Any]) -> None:
     """ReaderError naming the first file that is missing or does not match its checksum."""
-    for name in FILES:
-        path = Path(folder) / name
-        expected = (card["files"].get(name) or {}).get("sha256")
-        try:
-            actual = sha256_of(path)
-        except OSError as exc:
-            raise ReaderError(
-                f"{path} is missing: the reader cannot load; reinstall qa or retrain with "
-                "`qa train`"
-            ) from exc
-        if actual != expected:
-            raise ReaderError(
-                f"{path} is damaged (its checksum does not match {CARD}); reinstall qa or "
-                "retrain with `qa train`"
-            )
+    verify_files(folder, card, FILES, _fail)
 
 
 class BatchReader:

@@ -107,19 +107,20 @@ class OnnxRunner:
         threads: int,
         int8: bool = False,
         initializers: Mapping[str, np.ndarray] | None = None,
-        questions: bool = True,
+        question_sessions: bool = True,
     ):
-        """``folder``: an export (see ``export.py``) or a question encoder (``questions.py``,
-        itself int8: its qa-onnx.json says so); ``int8``: questions through the export's int8
-        quantisation, ``model-int8.onnx`` beside it; ``initializers``: weights the model
-        file leaves out; ``questions``: whether it embeds questions (if not, it makes no
-        session for them)."""
+        """``folder``: an export (see ``export.py``), or a question encoder
+        (``questions.py``: int8 itself, as its qa-onnx.json says, for questions only);
+        ``int8``: questions through the export's int8 quantisation, ``model-int8.onnx``
+        beside it; ``initializers``: weights the model file leaves out (needed only while
+        the sessions are made); ``question_sessions``: whether it embeds questions (if
+        not, it makes no session for them)."""
         self.model_file = folder / "model.onnx"
         self.meta = json.loads((folder / "qa-onnx.json").read_text())
-        own_int8 = bool(self.meta.get("int8"))
-        self.quantized = int8 or own_int8
+        self.questions_only = bool(self.meta.get("int8"))
+        self.quantized = int8 or self.questions_only
         self.question_file = (
-            folder / "model-int8.onnx" if int8 and not own_int8 else self.model_file
+            folder / "model-int8.onnx" if int8 and not self.questions_only else self.model_file
         )
         self.initializers = dict(initializers or {})
         self.dimension = int(self.meta["dimension"])
@@ -131,11 +132,14 @@ class OnnxRunner:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(int(self.meta["max_seq_length"]))
         self.tokenizer.no_padding()
-        if questions:
+        self.question_session: Any = None
+        self.alone_session: Any = None
+        if question_sessions:
             self.question_session = self._session(self.question_file, threads)
             # the session of a question alone on an idle model, made now rather than when
             # the first lone question waits for it
             self.alone_session = self._session(self.question_file, max(threads, CORES))
+        self.initializers = {}  # copied into the sessions: no need to hold them twice
 
     def _session(self, model_file: Path, threads: int) -> Any:
         key = (model_file, threads)
@@ -154,6 +158,10 @@ class OnnxRunner:
         """Building an index uses every core; questions, even micro-batched, use
         self.threads in each lane, and lanes run side by side; a question ``alone`` (no
         other run going) uses every core (about 30% faster on two cores)."""
+        if questions and self.question_session is None:
+            raise ModelError("this model run was made for documents, not questions")
+        if not questions and self.questions_only:
+            raise ModelError("a question encoder embeds questions, not documents")
         if questions and alone and len(texts) == 1:
             return self._run(self.alone_session, self.tokenizer.encode_batch(texts))
         if questions and (len(texts) == 1 or self.quantized):

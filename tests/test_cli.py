@@ -136,13 +136,15 @@ def test_help_and_version_answer_fast():
         assert out.returncode == 0, out.stderr
         # generous bound: it guards against heavy imports (torch takes seconds), not speed
         assert time.perf_counter() - started < 3
+    from qa.cards import card_hash
     from qa.config import DEFAULT_QUESTIONS, DEFAULT_READER
-    from qa.read import card_hash
 
     # the version names the reader and the question encoder in use: their cards' hashes
     assert out.stdout.startswith(f"qa {qa.__version__}, reader {card_hash(DEFAULT_READER)} ")
     if card_hash(DEFAULT_QUESTIONS):
         assert f", question encoder {card_hash(DEFAULT_QUESTIONS)} " in out.stdout
+    else:
+        assert out.stdout.rstrip().endswith(", questions embedded by the embedding model")
     heavy = subprocess.run(
         [
             sys.executable,

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,10 +17,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from qa.cards import CARD, card_hash
 from qa.cli import cli
 from qa.config import DEFAULT_QUESTIONS, Config
 from qa.embed import SentenceEmbedder, load_embedder
-from qa.questions import CARD, embeddings_sha256, question_folder, word_embeddings
+from qa.questions import embeddings_sha256, question_folder, word_embeddings
 from qa.runner import ModelError
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
@@ -93,16 +97,35 @@ def test_it_embeds_questions_and_leaves_documents_to_the_embedding_model(encoder
     np.testing.assert_allclose(tuned.encode_questions(QUESTIONS[:1])[0], after[0], atol=1e-6)
 
 
-def test_the_service_answers_with_it_and_names_it(encoder, seeds_copy, tmp_path):
+def test_the_service_answers_with_it_without_torch_and_names_it(encoder, seeds_copy, tmp_path):
     env = {"QA_QUESTIONS": str(encoder), "QA_SEEDS": str(seeds_copy), "QA_INDEX": str(tmp_path)}
-    runner = CliRunner()
-    assert runner.invoke(cli, ["index"], env=env).exit_code == 0
-    result = runner.invoke(cli, ["ask", "--json", "How many members does the gang have?"], env=env)
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["citations"]
+    code = (
+        "import json, sys\n"
+        "from qa.config import Config\n"
+        "from qa.engine import Engine\n"
+        "e = Engine(Config.load(), notify=lambda m: None)\n"
+        "answer = e.ask('How many members does the gang have?')\n"
+        "heavy = ('torch', 'sentence_transformers', 'transformers')\n"
+        "print(json.dumps({'questions': e.embedder.questions_name,\n"
+        "    'citations': len(answer.citations),\n"
+        "    'heavy': sorted(m for m in sys.modules if m.split('.')[0] in heavy)}))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}
+    )
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen == {"questions": card_hash(encoder), "citations": seen["citations"], "heavy": []}
+    assert seen["citations"] > 0
+    version = CliRunner().invoke(cli, ["--version"], env=env)
+    assert f", question encoder {card_hash(encoder)} ({encoder})" in version.output
+    off = CliRunner().invoke(cli, ["--version"], env={**env, "QA_QUESTIONS": "off"})
+    assert "questions embedded by the embedding model" in off.output
 
 
-def test_a_damaged_missing_or_mismatched_encoder_is_refused_naming_it(encoder, tmp_path):
+def test_a_damaged_missing_or_mismatched_encoder_is_refused_naming_it(
+    encoder, seeds_copy, tmp_path
+):
     copy = tmp_path / "questions"
     shutil.copytree(encoder, copy)
     with open(copy / "model.onnx", "r+b") as f:
@@ -114,7 +137,8 @@ def test_a_damaged_missing_or_mismatched_encoder_is_refused_naming_it(encoder, t
     (copy / "tokenizer.json").unlink()
     with pytest.raises(ModelError, match="tokenizer.json is missing"):
         embedder_with(copy)
-    result = CliRunner().invoke(cli, ["ask", "Who?"], env={"QA_QUESTIONS": str(copy)})
+    env = {"QA_QUESTIONS": str(copy), "QA_SEEDS": str(seeds_copy), "QA_INDEX": str(tmp_path)}
+    result = CliRunner().invoke(cli, ["ask", "Who?"], env=env)
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "Traceback" not in result.output
     assert str(copy / "tokenizer.json") in result.output and "QA_QUESTIONS=off" in result.output
@@ -124,6 +148,15 @@ def test_a_damaged_missing_or_mismatched_encoder_is_refused_naming_it(encoder, t
     card["word_embeddings"]["sha256"] = "0" * 64
     (copy / CARD).write_text(json.dumps(card))
     with pytest.raises(ModelError, match="trained with the word embeddings of"):
+        embedder_with(copy)
+    # a card that lacks what the loader needs is refused as such, not with a traceback
+    del card["word_embeddings"]["key"]
+    (copy / CARD).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="card.json is not a valid model card"):
+        embedder_with(copy)
+    card["files"] = ["model.onnx"]
+    (copy / CARD).write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="card.json is not a valid model card"):
         embedder_with(copy)
 
 
@@ -149,7 +182,11 @@ def test_the_shipped_encoder_is_the_default_and_moves_questions_only():
     assert np.all(cosines < 0.999)
 
 
-def test_reader_options_are_refused_with_questions(tiny_corpus):
-    args = ["train", "--questions", "--corpus", str(tiny_corpus), "--negatives", "2"]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 2 and "--negatives" in result.output
+def test_reader_options_and_other_models_are_refused_with_questions(tiny_corpus, tmp_path):
+    base = ["train", "--questions", "--corpus", str(tiny_corpus), "--out", str(tmp_path / "q")]
+    for extra in (["--negatives", "2"], ["--rechoose"], ["--seeds", str(tmp_path)]):
+        result = CliRunner().invoke(cli, base + extra)
+        assert result.exit_code == 2 and extra[0] in result.output
+    result = CliRunner().invoke(cli, [*base, "--model", str(tmp_path)])
+    assert result.exit_code == 1 and "bundled all-MiniLM-L6-v2 only" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "q").exists()

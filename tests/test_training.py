@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from qa.cards import CARD, card_hash
 from qa.cli import cli
 from qa.corpus import load_corpus
 from qa.features import Candidate
-from qa.read import CARD, OnnxReader, ReaderError, card_hash
+from qa.read import OnnxReader, ReaderError
 from qa.training.card import write_card
 from qa.training.settings import TrainSettings
 

@@ -137,7 +137,7 @@ def health() -> Response:
         "documents": counts["documents"],
         "sentences": counts["sentences"],
         "reader": getattr(engine.reader, "name", None),
-        "questions": getattr(engine.embedder, "questions_name", None),
+        "questions": getattr(getattr(engine, "embedder", None), "questions_name", None),
     }
     if problem:
         body["problem"] = problem

@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..cards import card_hash
 from ..config import Config
 from ..embed import load_embedder
-from ..read import card_hash
 from .corpus import QuestionFeed, corpus_texts, distinct_questions, scale_corpus
 from .floors import bare_cold_start, bare_encode_floor, recall_at_k
 from .load import concurrent_clients, first_answer, single_client, sustained

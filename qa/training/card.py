@@ -5,21 +5,26 @@ for people)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..read import CARD, FILES, sha256_of
+from ..cards import CARD, sha256_of
+from ..read import FILES
 
 
-def write_card(folder: Path, card: dict[str, Any]) -> dict[str, Any]:
-    """Record every file's checksum and size, then write both forms of the card."""
+def write_card(
+    folder: Path, card: dict[str, Any], files: Sequence[str] = FILES, readme: bool = True
+) -> dict[str, Any]:
+    """Record the checksum and size of each of ``files``, then write the card (and, for a
+    reader, its form for people)."""
     card = dict(card)
     card["files"] = {
         name: {"sha256": sha256_of(folder / name), "bytes": (folder / name).stat().st_size}
-        for name in FILES
+        for name in files
     }
     (folder / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    if "training" in card:  # a draft, written to read validation, has no story yet
+    if readme and "training" in card:  # a draft, written to read validation, has no story yet
         (folder / "README.md").write_text(render(card))
     return card
 

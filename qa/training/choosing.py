@@ -19,13 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..cards import CARD, card_hash
 from ..config import Config
 from ..corpus import Corpus, CorpusError, Example, load_corpus
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Limits
 from ..onnxgraph import drop_nan_guards
-from ..read import CARD, FILES, OnnxReader, ReaderError, card_hash, read_card, verify
+from ..read import FILES, OnnxReader, ReaderError, read_card, verify
 from ..runner import UNFUSED
 from ..versions import package_versions
 from .card import write_card

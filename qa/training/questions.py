@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 
 from ..config import DEFAULT_QUESTIONS
-from ..corpus import Example, load_corpus
+from ..corpus import CorpusError, Example, load_corpus
 from ..embed import Embedder
 from ..index import Index
 from ..lexical import LexicalIndex
-from ..questions import CARD, FILES, embeddings_sha256, load_question_runner
-from ..read import sha256_of
-from ..runner import CORES
+from ..questions import FILES, embeddings_sha256, load_question_runner, word_embeddings
+from ..runner import BUNDLED_NAMES, CORES, ModelError
 from ..versions import package_versions
+from .card import write_card
 from .choosing import corpus_hashes, replace_folder, work_folder
 from .data import ask_all, document_indexes
 
@@ -99,6 +99,17 @@ def _subset(examples: list[Example], limit: int, rng: random.Random) -> list[Exa
     return rng.sample(examples, limit)
 
 
+def check_model(model: str) -> None:
+    """ModelError unless ``model`` is the bundled one, whose export is assumed here (mean
+    pooling, token types, BERT's weight names)."""
+    if model not in BUNDLED_NAMES:
+        raise ModelError(
+            f"qa train --questions trains a question encoder for the bundled "
+            f"all-MiniLM-L6-v2 only, not {model!r}: with another embedding model, "
+            "questions are embedded by that model (QA_QUESTIONS=off)"
+        )
+
+
 def train_questions(
     settings: QuestionSettings,
     embedder: Embedder,
@@ -109,9 +120,10 @@ def train_questions(
 ) -> dict[str, Any]:
     """Train, export and write the question encoder for the embedding model ``model`` (at
     ``model_path``; ``embedder`` embeds its documents); its card."""
+    check_model(model)
     import torch
 
-    from ..export import load_sentence_transformer
+    from ..export import export_meta, hidden_states, load_sentence_transformer
     from ..onnxgraph import drop_nan_guards
     from .export import export_onnx, quantize
 
@@ -126,6 +138,11 @@ def train_questions(
     val_ex = _subset(
         [e for e in corpus.split("validation") if e.answerable], settings.limit_questions, rng
     )
+    if not train_ex or not val_ex:
+        raise CorpusError(
+            f"{settings.corpus}: the question encoder needs answerable questions about both "
+            "training and validation documents"
+        )
     log(
         f"corpus: {len(corpus.documents)} documents; training on {len(train_ex)} answerable "
         f"questions, validating on {len(val_ex)}"
@@ -135,12 +152,16 @@ def train_questions(
         doc: torch.from_numpy(index.vectors.reconstruct_n(0, index.vectors.ntotal))
         for doc, (index, _) in indexes.items()
     }
-    torch.set_num_threads(settings.threads)  # retrieval's searches set it to one
     st = load_sentence_transformer(model)
     st.max_seq_length = settings.max_seq_length
     transformer: Any = st[0].auto_model
     words: Any = transformer.embeddings.word_embeddings.weight
     words.requires_grad_(False)  # the shipped file leaves them out: they must stay the model's
+    # ... and the loader reads them from the model's weights file: the same matrix
+    if embeddings_sha256(word_embeddings(model, WORDS)) != embeddings_sha256(
+        words.detach().numpy()
+    ):
+        raise ModelError(f"the word embeddings {WORDS!r} of {model!r} are not the model's own")
     questions = _Questions(st)
     figures: dict[str, Any] = {"validation": {"start": recall(val_ex, indexes, questions)}}
     log(f"validation before training: {json.dumps(figures['validation']['start'])}")
@@ -156,10 +177,13 @@ def train_questions(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / total)
     )
-    step, epochs = 0, []
+    step, epochs, fit_threads = 0, [], settings.threads
     for epoch in range(1, settings.epochs + 1):
         if step >= total:
             break
+        # retrieval's FAISS searches may set the OpenMP threads torch shares to one
+        torch.set_num_threads(settings.threads)
+        fit_threads = torch.get_num_threads()
         st.train()
         order = list(train_ex)
         rng.shuffle(order)
@@ -191,31 +215,20 @@ def train_questions(
         epochs.append({"epoch": epoch, "loss": round(loss_sum / max(seen, 1), 4), **found})
         log(f"validation after epoch {epoch}: loss {epochs[-1]['loss']}, {json.dumps(found)}")
     figures["validation"]["epochs"] = epochs
-    fit_threads = torch.get_num_threads()
 
     out = Path(settings.out)
     with work_folder(out, "training") as work:
-        fp32 = export_onnx(_hidden(transformer), work / "model-fp32.onnx", ["last_hidden_state"])
+        fp32 = export_onnx(
+            hidden_states(transformer), work / "model-fp32.onnx", ["last_hidden_state"]
+        )
         drop_nan_guards(fp32)
         quantize(fp32, work / "model-int8.onnx", ops=("MatMul",))
         fp32.unlink()
         initializer = _leave_out_words(work / "model-int8.onnx", work / "model.onnx", words)
         (work / "model-int8.onnx").unlink()
         shutil.copy(Path(model_path) / "tokenizer.json", work / "tokenizer.json")
-        (work / "qa-onnx.json").write_text(
-            json.dumps(
-                {
-                    "model": f"{model} (question encoder)",
-                    "dimension": int(words.shape[1]),
-                    "max_seq_length": settings.max_seq_length,
-                    "pooling": "mean",
-                    "token_type_ids": True,
-                    "normalize": True,
-                    "int8": True,
-                },
-                indent=2,
-            )
-        )
+        meta = export_meta(f"{model} (question encoder)", st, "mean", True)
+        (work / "qa-onnx.json").write_text(json.dumps({**meta, "int8": True}, indent=2))
         card: dict[str, Any] = {
             "name": "qa question encoder",
             "base_model": f"{model} ({model_path})",
@@ -251,18 +264,18 @@ def train_questions(
                 | {"sentence-transformers": "sentence-transformers"}
             ),
         }
-        _write_card(work, card)  # so that the exported model can be loaded and measured
+        write_card(work, card, FILES, readme=False)  # so that the export loads, to measure
         runner, _ = load_question_runner(work, model, 1)
-        figures["validation"]["exported"] = recall(val_ex, indexes, _Runner(runner))
+        figures["validation"]["exported"] = recall(val_ex, indexes, _Exported(runner))
         log(f"validation, exported (int8): {json.dumps(figures['validation']['exported'])}")
         card["training"]["seconds"] = round(time.perf_counter() - started, 1)
-        card = _write_card(work, card)
+        card = write_card(work, card, FILES, readme=False)
         replace_folder(work, out)
     log(f"wrote the question encoder to {out}")
     return card
 
 
-class _Runner:
+class _Exported:
     """An exported encoder's runner as an Embedder of questions (one question a run, as
     the service runs the int8 model)."""
 
@@ -272,25 +285,6 @@ class _Runner:
     def encode_questions(self, texts: list[str]) -> np.ndarray:
         vectors: np.ndarray = self.runner.encode(texts, 64, None, questions=True)
         return vectors
-
-
-def _hidden(transformer: Any) -> Any:
-    """A module giving ``transformer``'s last hidden states (the runner pools them)."""
-    import torch
-
-    class Hidden(torch.nn.Module):
-        """The transformer's last hidden states (pooling is done by the runner)."""
-
-        def __init__(self, inner: Any) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.inner(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    return Hidden(transformer)
 
 
 def _leave_out_words(source: Path, target: Path, words: Any) -> str:
@@ -318,13 +312,3 @@ def _leave_out_words(source: Path, target: Path, words: Any) -> str:
         entry.key, entry.value = key, value
     onnx.save_model(graph, str(target))
     return str(tensor.name)
-
-
-def _write_card(folder: Path, card: dict[str, Any]) -> dict[str, Any]:
-    card = dict(card)
-    card["files"] = {
-        name: {"sha256": sha256_of(folder / name), "bytes": (folder / name).stat().st_size}
-        for name in FILES
-    }
-    (folder / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
-    return card

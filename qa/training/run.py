@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from ..cards import sha256_of
 from ..config import Config
 from ..corpus import Example, load_corpus
 from ..embed import Embedder
 from ..features import Featurizer, Limits
-from ..read import OnnxReader, ReaderError, sha256_of, with_slack
+from ..read import OnnxReader, ReaderError, with_slack
 from ..versions import package_versions
 from .card import write_card
 from .choosing import (
