@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from qa.cards import CARD, card_hash
 from qa.cli import cli
 from qa.config import DEFAULT_QUESTIONS, Config
-from qa.embed import SentenceEmbedder, load_embedder
+from qa.embed import SentenceEmbedder
 from qa.questions import embeddings_sha256, question_folder, word_embeddings
 from qa.runner import ModelError
 
@@ -169,17 +169,6 @@ def test_which_encoder_the_service_uses(tmp_path):
     # another embedding model has other vectors: the shipped encoder is not paired with it
     assert question_folder(replace(config, model=str(tmp_path))) is None
     assert Config.load(questions=None).questions == "auto"
-
-
-@pytest.mark.skipif(not (DEFAULT_QUESTIONS / CARD).exists(), reason="no shipped encoder")
-def test_the_shipped_encoder_is_the_default_and_moves_questions_only():
-    config = Config()
-    shipped = load_embedder(config)
-    plain = load_embedder(replace(config, questions="off"))
-    assert shipped.questions_name and plain.questions_name is None
-    np.testing.assert_array_equal(shipped.encode(SENTENCES), plain.encode(SENTENCES))
-    cosines = (shipped.encode_questions(QUESTIONS) * plain.encode_questions(QUESTIONS)).sum(1)
-    assert np.all(cosines < 0.999)
 
 
 def test_reader_options_and_other_models_are_refused_with_questions(tiny_corpus, tmp_path):
