@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import TINY_KIND
 
 from qa.features import Featurizer, Limits
 
@@ -14,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 ARTICLE = next(p for p in sorted(SEEDS.glob("*.txt")))
 DATA = Path(__file__).resolve().parent / "data"
+TRAIN = ROOT / "train"
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +61,19 @@ def seeds_copy(tmp_path) -> Path:
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
     return seeds
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """Two documents of one kind (one for training, one for validation) and their
+    questions, copied from the project's corpus: for the training commands' tests, which
+    copy it before they change it."""
+    root = tmp_path_factory.mktemp("corpus")
+    for part, suffix in (("documents", ".txt"), ("questions", ".jsonl")):
+        for path in sorted((TRAIN / part / TINY_KIND).glob(f"*{suffix}"))[:2]:
+            (root / part / TINY_KIND).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, root / part / TINY_KIND / path.name)
+    return root
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,9 @@ from pathlib import Path
 from qa.build import build_index
 from qa.config import Config
 
+# the kind of text the training commands' tests train on (see conftest.tiny_corpus)
+TINY_KIND = "news-crime"
+
 
 def build(seeds: Path, index: Path, embedder, progress=None, **settings):
     """Build the index of ``seeds`` into ``index`` with the default configuration (and

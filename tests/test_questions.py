@@ -24,21 +24,8 @@ from qa.embed import SentenceEmbedder
 from qa.questions import embeddings_sha256, question_folder, word_embeddings
 from qa.runner import ModelError
 
-TRAIN = Path(__file__).resolve().parents[1] / "train"
-KIND = "news-crime"
 QUESTIONS = ["Who stole the painting?", "When did the police arrest the man?"]
 SENTENCES = ["The painting was stolen on Monday.", "Police arrested a 34-year-old man."]
-
-
-@pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory) -> Path:
-    """Two documents of one kind (one for training, one for validation), as qa train's tests."""
-    root = tmp_path_factory.mktemp("corpus")
-    for part, suffix in (("documents", ".txt"), ("questions", ".jsonl")):
-        for path in sorted((TRAIN / part / KIND).glob(f"*{suffix}"))[:2]:
-            (root / part / KIND).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, root / part / KIND / path.name)
-    return root
 
 
 @pytest.fixture(scope="module")

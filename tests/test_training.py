@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import TINY_KIND as KIND
 
 from qa.cards import CARD, card_hash
 from qa.cli import cli
@@ -20,21 +21,6 @@ from qa.features import Candidate
 from qa.read import OnnxReader, ReaderError
 from qa.training.card import write_card
 from qa.training.settings import TrainSettings
-
-TRAIN = Path(__file__).resolve().parents[1] / "train"
-KIND = "news-crime"
-
-
-@pytest.fixture(scope="module")
-def tiny_corpus(tmp_path_factory) -> Path:
-    """Two documents of one kind (one for training, one for validation) and their
-    questions, copied from the project's corpus."""
-    root = tmp_path_factory.mktemp("corpus")
-    for part, suffix in (("documents", ".txt"), ("questions", ".jsonl")):
-        for path in sorted((TRAIN / part / KIND).glob(f"*{suffix}"))[:2]:
-            (root / part / KIND).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, root / part / KIND / path.name)
-    return root
 
 
 @pytest.fixture(scope="module")
