@@ -267,6 +267,7 @@ def _train_questions(
     from dataclasses import replace
 
     from .embed import load_embedder, resolve_model
+    from .questions import question_folder
     from .training.questions import QuestionSettings, check_model, train_questions
 
     check_model(config.model)  # before loading it
@@ -280,10 +281,8 @@ def _train_questions(
         settings = replace(settings, lr=lr)
     if threads is not None:
         settings = replace(settings, threads=threads)
-    if out:
-        settings = replace(settings, out=Path(out))
-    elif config.questions.strip().lower() not in ("auto", "off"):
-        settings = replace(settings, out=Path(config.questions))  # QA_QUESTIONS, as QA_READER
+    # --out, or the folder QA_QUESTIONS names (as QA_READER is the reader's), or the package's
+    settings = replace(settings, out=Path(out) if out else question_folder(config) or settings.out)
     command = (
         "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else "qa train --questions"
     )

@@ -166,3 +166,11 @@ def test_reader_options_and_other_models_are_refused_with_questions(tiny_corpus,
     result = CliRunner().invoke(cli, [*base, "--model", str(tmp_path)])
     assert result.exit_code == 1 and "bundled all-MiniLM-L6-v2 only" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "q").exists()
+
+
+def test_without_out_it_writes_where_qa_questions_points(tiny_corpus, tmp_path):
+    args = ["train", "--questions", "--corpus", str(tiny_corpus), "--epochs", "1"]
+    args += ["--max-steps", "1", "--limit-questions", "4"]
+    result = CliRunner().invoke(cli, args, env={"QA_QUESTIONS": str(tmp_path / "q")})
+    assert result.exit_code == 0, result.output
+    assert card_hash(tmp_path / "q") and embedder_with(tmp_path / "q").questions_name
