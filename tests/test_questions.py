@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import refuses_damaged_files
 
 from qa.cards import CARD, card_hash
 from qa.cli import cli
@@ -114,16 +115,7 @@ def test_a_damaged_missing_or_mismatched_encoder_is_refused_naming_it(
     encoder, seeds_copy, tmp_path
 ):
     copy = tmp_path / "questions"
-    shutil.copytree(encoder, copy)
-    with open(copy / "model.onnx", "r+b") as f:
-        f.seek(1000)
-        f.write(b"\x00\x01\x02")
-    with pytest.raises(ModelError, match="model.onnx is damaged"):
-        embedder_with(copy)
-    shutil.copy(encoder / "model.onnx", copy / "model.onnx")
-    (copy / "tokenizer.json").unlink()
-    with pytest.raises(ModelError, match="tokenizer.json is missing"):
-        embedder_with(copy)
+    refuses_damaged_files(encoder, copy, embedder_with, ModelError)
     env = {"QA_QUESTIONS": str(copy), "QA_SEEDS": str(seeds_copy), "QA_INDEX": str(tmp_path)}
     result = CliRunner().invoke(cli, ["ask", "Who?"], env=env)
     assert result.exit_code == 1

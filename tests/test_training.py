@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from helpers import TINY_KIND as KIND
+from helpers import refuses_damaged_files
 
 from qa.cards import CARD, card_hash
 from qa.cli import cli
@@ -95,16 +96,7 @@ def test_the_trained_reader_loads_without_torch_and_reads_in_one_batch(trained):
 
 def test_a_damaged_or_missing_model_file_is_refused_naming_it(trained, tmp_path):
     copy = tmp_path / "reader"
-    shutil.copytree(trained, copy)
-    with open(copy / "model.onnx", "r+b") as f:
-        f.seek(1000)
-        f.write(b"\x00\x01\x02")
-    with pytest.raises(ReaderError, match="model.onnx is damaged"):
-        OnnxReader(copy)
-    shutil.copy(trained / "model.onnx", copy / "model.onnx")
-    (copy / "tokenizer.json").unlink()
-    with pytest.raises(ReaderError, match="tokenizer.json is missing"):
-        OnnxReader(copy)
+    refuses_damaged_files(trained, copy, OnnxReader, ReaderError)
     result = CliRunner().invoke(cli, ["ask", "Who?"], env={"QA_READER": str(copy)})
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "Traceback" not in result.output

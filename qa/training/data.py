@@ -56,6 +56,14 @@ class Asked:
         ]
 
 
+def subset(examples: list[Example], limit: int, rng: random.Random) -> list[Example]:
+    """``limit`` of ``examples`` drawn at random (all of them when ``limit`` is 0): the
+    training commands' smoke runs."""
+    if not limit or len(examples) <= limit:
+        return examples
+    return rng.sample(examples, limit)
+
+
 def document_indexes(corpus: Corpus, embedder: Embedder) -> dict[str, tuple[Index, LexicalIndex]]:
     """An in-memory index of each document on its own: the service answers from the
     documents it is given, and a question is about its own document."""

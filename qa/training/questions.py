@@ -37,7 +37,7 @@ from ..runner import BUNDLED_NAMES, CORES, ModelError
 from ..versions import package_versions
 from .card import write_card
 from .choosing import corpus_hashes, replace_folder, work_folder
-from .data import ask_all, document_indexes
+from .data import ask_all, document_indexes, subset
 
 WORDS = "embeddings.word_embeddings.weight"  # the word embeddings, in the model's weights
 
@@ -93,12 +93,6 @@ def recall(
     }
 
 
-def _subset(examples: list[Example], limit: int, rng: random.Random) -> list[Example]:
-    if not limit or len(examples) <= limit:
-        return examples
-    return rng.sample(examples, limit)
-
-
 def check_model(model: str) -> None:
     """ModelError unless ``model`` is the bundled one, whose export is assumed here (mean
     pooling, token types, BERT's weight names)."""
@@ -132,10 +126,10 @@ def train_questions(
     np.random.seed(settings.seed)
     torch.manual_seed(settings.seed)
     corpus = load_corpus(settings.corpus)
-    train_ex = _subset(
+    train_ex = subset(
         [e for e in corpus.split("train") if e.answerable], settings.limit_questions, rng
     )
-    val_ex = _subset(
+    val_ex = subset(
         [e for e in corpus.split("validation") if e.answerable], settings.limit_questions, rng
     )
     if not train_ex or not val_ex:
@@ -158,9 +152,8 @@ def train_questions(
     words: Any = transformer.embeddings.word_embeddings.weight
     words.requires_grad_(False)  # the shipped file leaves them out: they must stay the model's
     # ... and the loader reads them from the model's weights file: the same matrix
-    if embeddings_sha256(word_embeddings(model, WORDS)) != embeddings_sha256(
-        words.detach().numpy()
-    ):
+    words_sha256 = embeddings_sha256(words.detach().numpy())
+    if embeddings_sha256(word_embeddings(model, WORDS)) != words_sha256:
         raise ModelError(f"the word embeddings {WORDS!r} of {model!r} are not the model's own")
     questions = _Questions(st)
     figures: dict[str, Any] = {"validation": {"start": recall(val_ex, indexes, questions)}}
@@ -241,7 +234,7 @@ def train_questions(
                 "key": WORDS,
                 "initializer": initializer,
                 "shape": list(words.shape),
-                "sha256": embeddings_sha256(words.detach().numpy()),
+                "sha256": words_sha256,  # frozen: the same after training
             },
             "training": {
                 **{k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()},

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..cards import sha256_of
 from ..config import Config
-from ..corpus import Example, load_corpus
+from ..corpus import load_corpus
 from ..embed import Embedder
 from ..features import Featurizer, Limits
 from ..read import OnnxReader, ReaderError, with_slack
@@ -46,15 +46,9 @@ from .choosing import (
     validation_sets,
     work_folder,
 )
-from .data import ask_all, document_indexes, training_rows
+from .data import ask_all, document_indexes, subset, training_rows
 from .fit import choose_threshold, metrics, objective, outcomes, read_all
 from .settings import TrainSettings
-
-
-def _subset(examples: list[Example], limit: int, rng: random.Random) -> list[Example]:
-    if not limit or len(examples) <= limit:
-        return examples
-    return rng.sample(examples, limit)
 
 
 def load_teachers(settings: TrainSettings, model_path: Path) -> list[OnnxReader]:
@@ -106,8 +100,8 @@ def train_reader(
     corpus = load_corpus(settings.corpus)
     sets = validation_sets(settings.corpus)  # a broken one stops the run before fitting
     teachers = load_teachers(settings, Path(model_path))  # ... and so does a broken teacher
-    train_ex = _subset(corpus.split("train"), settings.limit_questions, rng)
-    val_ex = _subset(corpus.split("validation"), settings.limit_questions, rng)
+    train_ex = subset(corpus.split("train"), settings.limit_questions, rng)
+    val_ex = subset(corpus.split("validation"), settings.limit_questions, rng)
     log(
         f"corpus: {len(corpus.documents)} documents, {len(corpus.examples)} questions; "
         f"training on {len(train_ex)}, validating on {len(val_ex)} "
