@@ -5,20 +5,23 @@
 2. **Read** (``read.py``): the trained reader reads the first N of them (N chosen on
    validation, recorded in its model card) in one batched run: for each, the best span and
    its margin over no answer.
-3. **Decide** (``decide.py``): the best span across sentences answers when its margin
-   reaches the threshold fitted on validation; otherwise the documents do not say. The
-   answering sentence is cited first, the others by the reader's score.
+3. **Decide** (``decide.py``): the best span across sentences (by the reader's margin)
+   answers when the decider, fitted on validation, finds the question answered: its score
+   (the log-odds that the documents answer, from the readings and the retrieval) reaches
+   the threshold; otherwise the documents do not say. The answering sentence is cited
+   first, the others by the reader's margin.
 
-``confidence`` is the reader's margin through a calibration fitted on validation: for an
+``confidence`` is the decider's score through a calibration fitted on validation: for an
 answer, the probability that it is right; for "the documents do not say", the probability
-that they indeed do not.
+that they indeed do not. A citation's ``score`` is the probability that its sentence's
+best span is right, from its margin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .decide import decide
+from .decide import Evidence, decide
 from .embed import Embedder
 from .features import Candidate
 from .index import Index
@@ -55,15 +58,18 @@ def answer_question(
     hits = retrieve(index, lexical, embedder, query, max(settings.candidates, top_k))
     if not hits:
         return Answer(question, None, None, None, 0.0, (), index.version)
+    previous = [previous_text(index, h) for h in hits]
     readings = reader.read(
         query.text,
-        [Candidate(h.sentence.text, previous_text(index, h)) for h in hits],
+        [Candidate(h.sentence.text, p) for h, p in zip(hits, previous, strict=True)],
         query.last_question,
         query.last_answer,
     )
     # the decision is made on the N sentences it was validated with; further citations
     # (a top_k over N) follow them by the reader's score
-    decision = decide(readings[: settings.candidates], settings.threshold)
+    n = settings.candidates
+    evidence = Evidence.of(query.text, hits[:n], previous[:n], followup=last is not None)
+    decision = decide(readings[:n], settings.threshold, settings.decider, evidence)
     rest = sorted(range(settings.candidates, len(readings)), key=lambda i: -readings[i].margin)
     citations = tuple(
         Citation(
@@ -72,13 +78,13 @@ def answer_question(
             h.sentence.start,
             h.sentence.end,
             h.sentence.text,
-            settings.confidence(readings[i].margin, answered=True),
+            settings.citation_score(readings[i].margin),
         )
         for i in [*decision.order, *rest][:top_k]
         for h in (hits[i],)
     )
     if not decision.answered:
-        confidence = settings.confidence(decision.margin, answered=False)
+        confidence = settings.confidence(decision.score, answered=False)
         return Answer(question, None, None, None, confidence, citations, index.version)
     best = readings[decision.order[0]]
     sentence = hits[decision.order[0]].sentence
@@ -87,7 +93,7 @@ def answer_question(
         sentence.text[best.start : best.end],
         sentence.start + best.start,
         sentence.start + best.end,
-        settings.confidence(decision.margin, answered=True),
+        settings.confidence(decision.score, answered=True),
         citations,
         index.version,
     )

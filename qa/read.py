@@ -23,6 +23,7 @@ import numpy as np
 
 from .cards import load_card, verify_files
 from .config import DEFAULT_READER, Config
+from .decide import Decider
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
 from .runner import CORES, ort_session
 
@@ -38,16 +39,20 @@ class Settings:
     """What the reader was validated with, read from its model card."""
 
     candidates: int  # sentences read for each question
-    threshold: float  # margin under which the documents do not answer
-    answer_scale: float  # confidence of an answer: sigmoid(scale * margin + bias)
+    threshold: float  # the decider's score (or the margin) under which nothing answers
+    answer_scale: float  # confidence of an answer: sigmoid(scale * score + bias)
     answer_bias: float
-    abstain_scale: float  # confidence of "the documents do not say", on the best margin
+    abstain_scale: float  # confidence of "the documents do not say", on the same score
     abstain_bias: float
     slack: float = 0.0  # spans within this of the best widen the answer (see read_spans)
+    decider: Decider | None = None  # None: the best margin alone decides
+    citation: tuple[float, float] | None = None  # a citation's score from its margin
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Settings:
         c = card["calibration"]
+        decider = card.get("decider")
+        citation = c.get("citation")
         return cls(
             int(card["candidates"]),
             float(card["threshold"]),
@@ -56,16 +61,30 @@ class Settings:
             float(c["abstain"][0]),
             float(c["abstain"][1]),
             float(card.get("slack", 0.0)),
+            Decider.from_dict(decider) if decider is not None else None,
+            (float(citation[0]), float(citation[1])) if citation is not None else None,
         )
 
-    def confidence(self, margin: float, answered: bool) -> float:
+    def confidence(self, score: float, answered: bool) -> float:
+        """The probability that an answer is right, or that the documents indeed do not
+        answer, from the score the threshold judged (``Decision.score``)."""
         a, b = (
             (self.answer_scale, self.answer_bias)
             if answered
             else (self.abstain_scale, self.abstain_bias)
         )
-        z = a * margin + b
-        return 1 / (1 + math.exp(-z)) if z > -50 else 0.0
+        return _sigmoid(a * score + b)
+
+    def citation_score(self, margin: float) -> float:
+        """A cited sentence's score: the probability that its best span is right, from its
+        margin (a reader without a decider reads it off the answer curve)."""
+        if self.citation is None:
+            return self.confidence(margin, answered=True)
+        return _sigmoid(self.citation[0] * margin + self.citation[1])
+
+
+def _sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z)) if z > -50 else 0.0
 
 
 class Reader(Protocol):
@@ -103,7 +122,7 @@ def read_card(folder: Path) -> tuple[dict[str, Any], str]:
     """The model card of the reader in ``folder`` and its hash (which names the reader)."""
 
     def check(card: dict[str, Any]) -> None:
-        card["calibration"], float(card["threshold"])  # noqa: B018
+        Settings.from_card(card)  # every setting the service reads is there and well-formed
 
     return load_card(folder, check, _fail)
 

@@ -4,6 +4,7 @@ on outcomes whose answer the test knows."""
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
@@ -14,6 +15,10 @@ from qa.training.fit import (
     TOLERANCE,
     Outcome,
     choose_threshold,
+    crossfit,
+    decided_by,
+    document_of,
+    fit_decider,
     fit_platt,
     least_within_tolerance,
     metrics,
@@ -108,3 +113,77 @@ def test_a_slack_must_keep_the_median_right_answer_short():
     assert short_enough({"answer_chars_median": LONGEST_MEDIAN - 1})
     assert not short_enough({"answer_chars_median": LONGEST_MEDIAN})
     assert short_enough({"answer_chars_median": None})  # no right answer at all
+
+
+def evidence_outcomes(rng: random.Random, documents: int, per: int, name: str) -> list[Outcome]:
+    """Questions whose best margin says nothing of whether they are answerable, while the
+    first feature (noisily) does: what a decider can learn and a threshold cannot."""
+    from qa.decide import FEATURES
+
+    outs = []
+    for d in range(documents):
+        for _ in range(per):
+            answerable = rng.random() < 0.7
+            margin = rng.gauss(0.0, 1.0)
+            features = [rng.gauss(0.0, 1.0) for _ in FEATURES]
+            features[0] = rng.gauss(1.5 if answerable else -1.5, 1.0)
+            outs.append(
+                Outcome(
+                    answerable,
+                    False,
+                    margin,
+                    answerable,
+                    answerable,
+                    10,
+                    f"{name}{d}",
+                    tuple(features),
+                )
+            )
+    return outs
+
+
+def test_the_decider_learns_what_the_margin_lacks_and_is_judged_out_of_sample():
+    rng = random.Random(5)
+    sets = {"a": evidence_outcomes(rng, 10, 40, "a"), "b": evidence_outcomes(rng, 6, 30, "b")}
+    decider = fit_decider(list(sets.values()))
+    assert decider.weights[0] > 1.0 and all(abs(w) < 0.5 for w in decider.weights[1:])
+    # scored by the decider, the threshold separates most of them; by the margin, not
+    by_decider, m = choose_threshold(decided_by(sets["a"], decider))
+    _, by_margin = choose_threshold(decided_by(sets["a"], None))
+    assert m["abstain"] > 0.8 and m["false_abstain"] < 0.2
+    assert objective(m) > objective(by_margin) + 0.2
+    result = crossfit(sets)
+    assert result["documents"] == 16 and result["folds"] == 5
+    assert set(result["margin"]["sets"]) == {"a", "b"}
+    assert result["decider"]["mean"] > result["margin"]["mean"] + 0.2
+    # a question with nothing read is never answered, whatever the decider
+    empty = Outcome(True, False, float("-inf"), False, False, 0, "a0")
+    assert decided_by([empty], decider)[0].score == float("-inf")
+
+
+def test_crossfitting_keeps_each_document_in_one_fold(monkeypatch):
+    """Each document is left out of exactly one fold's fit (its own): none is split
+    between fitting and judging, so the figures are out of sample by document."""
+    import qa.training.fit as fit
+
+    fitted_on: list[set[str]] = []
+
+    def recording(sets, penalty=fit.PENALTY):
+        fitted_on.append({o.document for s in sets for o in s})
+        return fit_decider(sets, penalty)
+
+    monkeypatch.setattr(fit, "fit_decider", recording)
+    rng = random.Random(7)
+    sets = {"a": evidence_outcomes(rng, 12, 8, "a"), "b": evidence_outcomes(rng, 3, 5, "b")}
+    crossfit(sets)
+    assert len(fitted_on) == fit.FOLDS
+    for document in {o.document for s in sets.values() for o in s}:
+        assert sum(document not in f for f in fitted_on) == 1, document
+
+
+def test_a_question_belongs_to_its_document():
+    from qa.corpus import Example
+
+    assert document_of(Example("x-q1", "news/a.txt", ("Who?",), True, (), ())) == "news/a.txt"
+    assert document_of(Example("va2-d1-q01", "", ("Who?",), True, (), ())) == "va2-d1"
+    assert document_of(Example("d01", "", ("Who?",), True, (), ())) == ""

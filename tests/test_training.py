@@ -15,9 +15,11 @@ from click.testing import CliRunner
 from helpers import TINY_KIND as KIND
 from helpers import refuses_damaged_files
 
+from qa.answer import answer_question
 from qa.cards import CARD, card_hash
 from qa.cli import cli
 from qa.corpus import load_corpus
+from qa.decide import FEATURES, Decider
 from qa.features import Candidate
 from qa.read import OnnxReader, ReaderError
 from qa.training.card import write_card
@@ -77,6 +79,15 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     assert recorded["score"] == pytest.approx(expected, abs=1e-4)
     assert "come nearest the targets" in (trained / "README.md").read_text()
     assert card["quantization"].startswith("dynamic int8")
+    # whether the decider decides is chosen out of sample; the card records the comparison
+    crossfitted = card["figures"]["validation"]["crossfitted"]
+    assert crossfitted["documents"] == len(d["validation_documents"])
+    if "decider" in crossfitted:
+        beats = crossfitted["decider"]["mean"] > crossfitted["margin"]["mean"]
+        assert ("decider" in card) == beats
+    else:  # one validation document: nothing to judge out of sample
+        assert "decider" not in card
+    assert set(card["calibration"]) >= {"answer", "abstain", "citation"}
 
 
 def test_the_trained_reader_loads_without_torch_and_reads_in_one_batch(trained):
@@ -101,6 +112,33 @@ def test_a_damaged_or_missing_model_file_is_refused_naming_it(trained, tmp_path)
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "Traceback" not in result.output
     assert str(copy / "tokenizer.json") in result.output
+
+
+def test_a_decider_in_the_card_decides_and_an_ill_formed_one_is_refused(
+    trained, engine, tmp_path
+):
+    """The service decides by the card's decider (here one sure either way, whatever the
+    readings); a decider that reads other features, or is ill-formed, is refused at load
+    in one line."""
+    reader = tmp_path / "reader"
+    shutil.copytree(trained, reader)
+    card = json.loads((reader / CARD).read_text())
+    n = len(FEATURES)
+    s = engine.snapshot
+    for bias, answered in ((-50.0, False), (50.0, True)):
+        decider = Decider((0.0,) * n, (1.0,) * n, (0.0,) * n, bias)
+        write_card(reader, {**card, "threshold": 0.0, "decider": decider.to_dict()})
+        loaded = OnnxReader(reader)
+        assert loaded.settings.decider == decider
+        question = "Who was instructed to use military force?"
+        answer = answer_question(s.index, s.lexical, engine.embedder, loaded, question)
+        assert (answer.answer is not None) == answered
+        assert answer.citations  # cited either way
+    for broken in ({"features": ["best margin"]}, {"scale": [0.0] * n}, {"bias": "high"}):
+        write_card(reader, {**card, "decider": {**decider.to_dict(), **broken}})
+        with pytest.raises(ReaderError, match="not a valid model card") as caught:
+            OnnxReader(reader)
+        assert "\n" not in str(caught.value)
 
 
 def test_a_label_outside_its_sentence_stops_training_naming_the_item(tiny_corpus, tmp_path):

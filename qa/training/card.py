@@ -72,8 +72,14 @@ def render(card: dict[str, Any]) -> str:
         f"- Architecture: {card['architecture']}; no-answer score from [CLS] (SQuAD 2.0)",
         f"- Quantisation: {card['quantization']}",
         f"- Token budgets: {json.dumps(card['limits'])}",
-        f"- Reads {card['candidates']} retrieved sentences a question; answers when the best "
-        f"margin reaches {card['threshold']}",
+        f"- Reads {card['candidates']} retrieved sentences a question; answers when "
+        + (
+            "the decider's score (the log-odds, from the readings and the retrieval, that the "
+            "documents answer; a logistic regression fitted on validation) reaches "
+            if "decider" in card
+            else "the best margin reaches "
+        )
+        + f"{card['threshold']}",
         f"- The answer covers every span of its sentence scoring within {card.get('slack', 0.0)} "
         "of the best",
         f"- Confidence: {card['calibration']['method']}: answer "
@@ -126,6 +132,7 @@ def render(card: dict[str, Any]) -> str:
             }
         ),
         "",
+        *_crossfitted(f["validation"]),
     ]
     if f.get("sets"):
         lines += [
@@ -152,6 +159,20 @@ def render(card: dict[str, Any]) -> str:
         f"- `{n}`: {v['bytes']} bytes, sha256 {v['sha256']}" for n, v in card["files"].items()
     ]
     return "\n".join(lines) + "\n"
+
+
+def _crossfitted(validation: dict[str, Any]) -> list[str]:
+    """What the decider gains out of sample, when the card records it."""
+    c = validation.get("crossfitted")
+    if not c or "decider" not in c:
+        return []
+    return [
+        f"Out of sample ({c['documents']} validation documents dealt into {c['folds']} folds, "
+        "each decided by what was fitted on the others), minus the shortfall, mean of the "
+        f"sets: the best margin alone {c['margin']['mean']} {json.dumps(c['margin']['sets'])}, "
+        f"the decider {c['decider']['mean']} {json.dumps(c['decider']['sets'])}.",
+        "",
+    ]
 
 
 def _objective(validation: dict[str, Any]) -> str:

@@ -109,7 +109,7 @@ def rechoose_reader(
         figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
         figures["validation"] = validation_figures(choice)
         card = {
-            **old,
+            **{k: v for k, v in old.items() if k != "decider"},  # the choice's own, if any
             **card_settings(choice),
             "figures": figures,
             "rechosen": {
@@ -142,6 +142,8 @@ def validation_figures(choice: Choice) -> dict[str, Any]:
         "chosen": choice.chosen,
         "tried": choice.tried,
         "slacks": choice.slacks,
+        # out of sample: each fold decided by what was fitted on the others
+        "crossfitted": choice.crossfitted,
     }
 
 
@@ -242,6 +244,7 @@ def card_settings(choice: Choice) -> dict[str, Any]:
         "slack": choice.slack,
         "threshold": choice.threshold,
         "calibration": choice.calibration,
+        **({"decider": choice.decider.to_dict()} if choice.decider else {}),
         "runtime": {"disabled_optimizers": list(UNFUSED)},
     }
 

@@ -1,5 +1,5 @@
-"""Choosing on validation: how many sentences to read, the no-answer threshold and the
-confidence calibration. Torch-free: it works on readings, whatever model made them.
+"""Choosing on validation: how many sentences to read, the decider, the no-answer threshold
+and the confidence calibration. Torch-free: it works on readings, whatever model made them.
 
 Each validation question is scored with the definitions of ``shared/eval/README.md`` (an
 answer hits when it contains an acceptable answer; the first citation supports it when it
@@ -8,14 +8,16 @@ holds a support string), through the same ``decide`` the service uses.
 
 from __future__ import annotations
 
+import random
 import statistics
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ..decide import decide
+from ..corpus import Example
+from ..decide import Decider, Evidence, decide, evidence_features
 from ..evaluate import is_hit, supports
 from ..features import Reading
 from ..read import Reader, with_slack
@@ -30,24 +32,41 @@ class Outcome:
     hit: bool  # the best span contains an acceptable answer
     supported: bool  # the best-ranked sentence holds a support string
     length: int  # characters of the best span
+    document: str = ""  # what cross-fitting keeps together (``document_of``)
+    features: tuple[float, ...] = ()  # the decider's inputs (none when nothing was read)
+    score: float = float("nan")  # what the threshold judges: the margin, or the decider's
+
+    def __post_init__(self) -> None:
+        if np.isnan(self.score):
+            object.__setattr__(self, "score", self.margin)
+
+
+def document_of(example: Example) -> str:
+    """The document a validation question is about: the corpus names it; a question set's
+    items are named after their document (``va2-d1-q01`` is about ``va2-d1``), and an id
+    without a dash counts as one document for the whole set."""
+    return example.doc or example.id.rpartition("-")[0]
 
 
 def outcomes(
     asked: Sequence[Asked], readings: Sequence[Sequence[Reading]], n: int
 ) -> list[Outcome]:
     """What answering each question from its first ``n`` sentences gives, before the
-    threshold (the best span and whether it is right)."""
+    threshold (the best span and whether it is right, and the decider's inputs)."""
     out = []
     for a, rs in zip(asked, readings, strict=True):
         rs = list(rs[:n])
         e = a.example
         d = decide(rs, 0.0)
         if d.best is None:
-            out.append(Outcome(e.answerable, e.followup, float("-inf"), False, False, 0))
+            out.append(
+                Outcome(e.answerable, e.followup, float("-inf"), False, False, 0, document_of(e))
+            )
             continue
         r, text = rs[d.best], a.hits[d.best].sentence.text
         span = text[r.start : r.end]
         cited = {"text": text}
+        evidence = Evidence.of(a.question, a.hits[:n], a.previous[:n], e.followup)
         out.append(
             Outcome(
                 e.answerable,
@@ -56,6 +75,8 @@ def outcomes(
                 e.answerable and is_hit(span, e.answer),
                 e.answerable and supports(cited, e.support),
                 len(span),
+                document_of(e),
+                tuple(evidence_features(rs, evidence, d.best)),
             )
         )
     return out
@@ -71,7 +92,7 @@ def metrics(outs: Sequence[Outcome], threshold: float) -> dict[str, float | None
         return round(sum(1 for x in xs if pred(x)) / len(xs), 4) if xs else None
 
     def answers(o: Outcome) -> bool:
-        return o.margin >= threshold
+        return o.score >= threshold
 
     hits = [o.length for o in answerable if answers(o) and o.hit]
     return {
@@ -125,9 +146,9 @@ def choose_threshold(outs: Sequence[Outcome]) -> tuple[float, Metrics]:
 
 
 def choose_threshold_on(sets: Sequence[Sequence[Outcome]]) -> tuple[float, list[Metrics]]:
-    """The threshold (midway between two observed margins) that maximises the mean of the
+    """The threshold (midway between two observed scores) that maximises the mean of the
     objective over ``sets``, each set weighing the same whatever its size."""
-    margins = sorted({o.margin for s in sets for o in s if np.isfinite(o.margin)})
+    margins = sorted({o.score for s in sets for o in s if np.isfinite(o.score)})
     cuts = [margins[0] - 1.0] if margins else [0.0]
     cuts += [(a + b) / 2 for a, b in zip(margins, margins[1:], strict=False)]
     cuts += [margins[-1] + 1.0] if margins else []
@@ -138,6 +159,84 @@ def choose_threshold_on(sets: Sequence[Sequence[Outcome]]) -> tuple[float, list[
     # among equal objectives, the lowest threshold: it abstains least on answerable ones
     best = max(cuts, key=lambda t: (score(t), -t))
     return float(best), [metrics(s, best) for s in sets]
+
+
+PENALTY = 1.0  # the decider's L2 penalty on its standardised weights
+
+
+def fit_decider(sets: Sequence[Sequence[Outcome]], penalty: float = PENALTY) -> Decider:
+    """The decider: a logistic regression of "the question is answerable" on the outcomes'
+    standardised features, by Newton steps on the L2-penalised log loss, each set weighing
+    the same whatever its size (as in the objective). Questions with nothing read are left
+    out: they are never answered. ValueError when no question was read."""
+    rows = [(o, 1.0 / len(s)) for s in sets for o in s if o.features]
+    if not rows:
+        raise ValueError("no question was read: nothing to fit a decider on")
+    x = np.array([o.features for o, _ in rows], dtype=np.float64)
+    labels = np.array([o.answerable for o, _ in rows], dtype=np.float64)
+    # Platt's smoothed targets, so that one class alone does not run off to infinity
+    pos = labels.sum()
+    y = np.where(labels > 0, (pos + 1) / (pos + 2), 1 / (len(labels) - pos + 2))
+    w = np.array([weight for _, weight in rows])
+    w *= len(w) / w.sum()
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    reg = np.full(z.shape[1], penalty)
+    reg[-1] = 0.0  # the bias is not penalised
+    beta = np.zeros(z.shape[1])
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-(z @ beta)))
+        g = z.T @ (w * (p - y)) + reg * beta
+        h = (z * (w * p * (1 - p))[:, None]).T @ z + np.diag(reg) + 1e-9 * np.eye(len(beta))
+        step = np.linalg.solve(h, g)
+        beta -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return Decider(tuple(mean), tuple(scale), tuple(beta[:-1]), float(beta[-1]))
+
+
+def decided_by(outs: Sequence[Outcome], decider: Decider | None) -> list[Outcome]:
+    """``outs`` with the score the threshold judges: the decider's (the margin without)."""
+    if decider is None:
+        return [replace(o, score=o.margin) for o in outs]
+    return [
+        replace(o, score=decider.score(o.features) if o.features else float("-inf")) for o in outs
+    ]
+
+
+FOLDS = 5
+
+
+def crossfit(sets: Mapping[str, Sequence[Outcome]], seed: int = 13) -> dict[str, Any]:
+    """What the decider gains out of sample: the validation documents (all sets together)
+    dealt into FOLDS folds; each fold's questions decided by a decider and a threshold
+    fitted on the other folds, and likewise by the margin alone with its threshold; then
+    each set's objective and their mean, for both. With fewer than two documents there is
+    nothing to judge out of sample: only the counts are returned."""
+    names = list(sets)
+    documents = sorted({(k, o.document) for k in names for o in sets[k]})
+    random.Random(seed).shuffle(documents)
+    folds = min(FOLDS, len(documents))
+    result: dict[str, Any] = {"folds": folds, "documents": len(documents)}
+    if folds < 2:
+        return result
+    fold = {d: i % folds for i, d in enumerate(documents)}
+    for way in ("margin", "decider"):
+        decided: dict[str, list[Outcome]] = {k: [] for k in names}
+        for f in range(folds):
+            fitting = [[o for o in sets[k] if fold[(k, o.document)] != f] for k in names]
+            held = [[o for o in sets[k] if fold[(k, o.document)] == f] for k in names]
+            read = any(o.features for s in fitting for o in s)
+            decider = fit_decider(fitting) if way == "decider" and read else None
+            threshold, _ = choose_threshold_on([decided_by(s, decider) for s in fitting if s])
+            for k, s in zip(names, held, strict=True):
+                # each held-out question answered or not, as the fold's fit decides
+                for o in decided_by(s, decider):
+                    decided[k].append(replace(o, score=1.0 if o.score >= threshold else -1.0))
+        scores = {k: round(objective(metrics(decided[k], 0.0)), 4) for k in names}
+        result[way] = {"sets": scores, "mean": round(sum(scores.values()) / len(names), 4)}
+    return result
 
 
 def fit_platt(
@@ -184,16 +283,20 @@ def fit_platt(
 
 def calibrate(outs: Sequence[Outcome], threshold: float) -> dict[str, Any]:
     """Confidence curves fitted on validation: for an answer, the probability that it is
-    right given its margin; for an abstention, the probability that the documents indeed
-    do not answer, given the best margin."""
-    given = [o for o in outs if o.margin >= threshold]
-    withheld = [o for o in outs if o.margin < threshold and np.isfinite(o.margin)]
+    right given its score (the decider's, or the best margin); for an abstention, the
+    probability that the documents indeed do not answer, given the same score; for a
+    citation, the probability that a sentence's best span is right, given its margin."""
+    given = [o for o in outs if o.score >= threshold]
+    withheld = [o for o in outs if o.score < threshold and np.isfinite(o.score)]
+    read = [o for o in outs if np.isfinite(o.margin)]
     return {
-        "answer": list(fit_platt([o.margin for o in given], [o.hit for o in given])),
+        "answer": list(fit_platt([o.score for o in given], [o.hit for o in given])),
         "abstain": list(
-            fit_platt([o.margin for o in withheld], [not o.answerable for o in withheld])
+            fit_platt([o.score for o in withheld], [not o.answerable for o in withheld])
         ),
-        "method": "Platt scaling of the best margin, fitted on every validation question",
+        "citation": list(fit_platt([o.margin for o in read], [o.hit for o in read])),
+        "method": "Platt scaling of the score the threshold judges (the decider's, or the "
+        "best margin), and of each cited sentence's margin, fitted on every validation question",
     }
 
 
@@ -236,6 +339,8 @@ class Choice:
     slack: float = 0.0  # how far under the best span's score other spans widen the answer
     slacks: dict[str, dict[str, Metrics]] = field(default_factory=dict)  # ... for each slack
     score: float = 0.0  # the objective of the choice, mean of the sets
+    decider: Decider | None = None  # None: the best margin alone decides
+    crossfitted: dict[str, Any] = field(default_factory=dict)  # ``crossfit``
 
 
 def choose(
@@ -280,13 +385,33 @@ def choose(
         if k == 0 or all(short_enough(m) for m in widened[str(k)].values())
     }
     slack = least_within_tolerance(short or by_slack)
-    threshold, ms = choose_threshold_on(list(outs[slack].values()))
+    # whether the question is answered: the decider, if out of sample it beats the margin
+    crossfitted = crossfit(outs[slack])
+    decider = None
+    if "decider" in crossfitted and crossfitted["decider"]["mean"] > crossfitted["margin"]["mean"]:
+        decider = fit_decider(list(outs[slack].values()))
+    log(
+        f"  out of sample: the margin alone {crossfitted.get('margin')}, the decider "
+        f"{crossfitted.get('decider')}: {'the decider' if decider else 'the margin'} decides"
+    )
+    final = {k: decided_by(v, decider) for k, v in outs[slack].items()}
+    threshold, ms = choose_threshold_on(list(final.values()))
     chosen = dict(zip(names, ms, strict=True))
     log(f"chose to read {n} sentences, slack {slack}, threshold {threshold:.3f}: {chosen}")
-    pooled = [o for k in names for o in outs[slack][k]]
+    pooled = [o for k in names for o in final[k]]
     calibration = calibrate(pooled, threshold)
+    score = sum(objective(m) for m in ms) / len(ms)
     return Choice(
-        n, round(threshold, 4), calibration, chosen, tried, slack, widened, by_slack[slack]
+        n,
+        round(threshold, 4),
+        calibration,
+        chosen,
+        tried,
+        slack,
+        widened,
+        score,
+        decider,
+        crossfitted,
     )
 
 

@@ -47,7 +47,7 @@ from .choosing import (
     work_folder,
 )
 from .data import ask_all, document_indexes, subset, training_rows
-from .fit import choose_threshold, metrics, objective, outcomes, read_all
+from .fit import choose_threshold, decided_by, metrics, objective, outcomes, read_all
 from .settings import TrainSettings
 
 
@@ -195,7 +195,7 @@ def train_reader(
         if float_reader is not None:
             n = choice.candidates
             float_read = read_all(with_slack(float_reader, choice.slack), val_asked, n)
-            outs = outcomes(val_asked, float_read, n)
+            outs = decided_by(outcomes(val_asked, float_read, n), choice.decider)
             figures["validation_float"] = metrics(outs, choice.threshold)
         figures["validation"] = validation_figures(choice)
         card = {
