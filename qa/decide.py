@@ -6,7 +6,7 @@ holds no answer would otherwise offer its least bad span with a high probability
 are ranked by that margin, and the best span is the answer if the question is answered.
 
 Whether it is answered is decided on more than the best margin: a *decider*, a logistic
-regression fitted on validation (``training/fit.py``), weighs general evidence the service
+regression fitted on validation (``training/decider.py``), weighs general evidence the service
 already has (``FEATURES``: the other sentences' no-answer scores, where retrieval ranked
 the answering sentence, how much of the question it covers, the span's length, whether
 the question is a follow-up) into the log-odds that the documents answer the question. The

@@ -9,22 +9,17 @@ import random
 import numpy as np
 import pytest
 
+from qa.training.choice import LONGEST_MEDIAN, TOLERANCE, least_within_tolerance, short_enough
+from qa.training.decider import crossfit, decided_by, fit_decider
 from qa.training.fit import (
-    LONGEST_MEDIAN,
     TARGETS,
-    TOLERANCE,
     Outcome,
     choose_threshold,
-    crossfit,
-    decided_by,
     document_of,
-    fit_decider,
     fit_platt,
-    least_within_tolerance,
     metrics,
     objective,
     reliability,
-    short_enough,
     shortfall,
 )
 
@@ -164,7 +159,7 @@ def test_the_decider_learns_what_the_margin_lacks_and_is_judged_out_of_sample():
 def test_crossfitting_keeps_each_document_in_one_fold(monkeypatch):
     """Each document is left out of exactly one fold's fit (its own): none is split
     between fitting and judging, so the figures are out of sample by document."""
-    import qa.training.fit as fit
+    import qa.training.decider as fit
 
     fitted_on: list[set[str]] = []
 

@@ -114,9 +114,7 @@ def test_a_damaged_or_missing_model_file_is_refused_naming_it(trained, tmp_path)
     assert str(copy / "tokenizer.json") in result.output
 
 
-def test_a_decider_in_the_card_decides_and_an_ill_formed_one_is_refused(
-    trained, engine, tmp_path
-):
+def test_a_decider_in_the_card_decides_and_an_ill_formed_one_is_refused(trained, engine, tmp_path):
     """The service decides by the card's decider (here one sure either way, whatever the
     readings); a decider that reads other features, or is ill-formed, is refused at load
     in one line."""

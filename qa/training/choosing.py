@@ -30,8 +30,9 @@ from ..read import FILES, OnnxReader, ReaderError, read_card, verify
 from ..runner import UNFUSED
 from ..versions import package_versions
 from .card import write_card
+from .choice import Choice, choose
 from .data import Asked, ask_all, ask_service, document_indexes
-from .fit import TARGETS, Choice, choose
+from .fit import TARGETS
 from .report import available_sets, score_sets, service
 from .settings import TrainSettings
 

@@ -47,7 +47,8 @@ from .choosing import (
     work_folder,
 )
 from .data import ask_all, document_indexes, subset, training_rows
-from .fit import choose_threshold, decided_by, metrics, objective, outcomes, read_all
+from .decider import decided_by
+from .fit import choose_threshold, metrics, objective, outcomes, read_all
 from .settings import TrainSettings
 
 

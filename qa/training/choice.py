@@ -1,0 +1,117 @@
+"""The choice on validation: how many sentences to read, the slack, whether the decider
+decides, the threshold and the confidence curves. Torch-free: it works on readings,
+whatever model made them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..decide import Decider
+from ..read import Reader, with_slack
+from .data import Asked
+from .decider import crossfit, decided_by, fit_decider
+from .fit import Metrics, Outcome, calibrate, choose_threshold_on, objective, outcomes, read_all
+
+TOLERANCE = 0.015  # of the objective (a sum of rate shortfalls): 1.5 points of any
+LONGEST_MEDIAN = 40  # characters: a slack may not lengthen the median right answer to this
+
+
+@dataclass(frozen=True)
+class Choice:
+    candidates: int
+    threshold: float
+    calibration: dict[str, Any]
+    chosen: dict[str, Metrics]  # the figures of the choice on each validation set
+    tried: dict[str, dict[str, Metrics]]  # ... of the best threshold for each count
+    slack: float = 0.0  # how far under the best span's score other spans widen the answer
+    slacks: dict[str, dict[str, Metrics]] = field(default_factory=dict)  # ... for each slack
+    score: float = 0.0  # the objective of the choice, mean of the sets
+    decider: Decider | None = None  # None: the best margin alone decides
+    crossfitted: dict[str, Any] = field(default_factory=dict)  # ``crossfit``
+
+
+def choose(
+    reader: Reader,
+    sets: dict[str, Sequence[Asked]],
+    counts: Sequence[int],
+    slacks: Sequence[float] = (0.0,),
+    log: Callable[[str], None] = print,
+) -> Choice:
+    """How many sentences to read, how far the answer widens over near-best spans, the
+    threshold and the calibration, on the validation ``sets`` read by ``reader`` (each set
+    weighs the same). Each sentence read costs time on every question, and each word of
+    slack lengthens answers, so each is the least within TOLERANCE of the best (and a
+    slack must keep the median right answer under LONGEST_MEDIAN characters)."""
+    names = list(sets)
+    readings = {k: read_all(with_slack(reader, 0.0), sets[k], max(counts)) for k in names}
+    tried: dict[str, dict[str, Metrics]] = {}
+    scores = {}
+    for n in counts:
+        threshold, ms = choose_threshold_on([outcomes(sets[k], readings[k], n) for k in names])
+        tried[str(n)] = dict(zip(names, ms, strict=True))
+        scores[n] = sum(objective(m) for m in ms) / len(ms)
+        log(f"  reading {n}: threshold {threshold:.3f} {tried[str(n)]}")
+    n = least_within_tolerance(scores)
+    # the chosen count read exactly as the service reads it: n sentences in one batch
+    outs: dict[float, dict[str, list[Outcome]]] = {}
+    widened: dict[str, dict[str, Metrics]] = {}
+    by_slack = {}
+    for slack in slacks:
+        widen = with_slack(reader, slack)
+        outs[slack] = {k: outcomes(sets[k], read_all(widen, sets[k], n), n) for k in names}
+        threshold, ms = choose_threshold_on(list(outs[slack].values()))
+        widened[str(slack)] = dict(zip(names, ms, strict=True))
+        by_slack[slack] = sum(objective(m) for m in ms) / len(ms)
+        log(f"  slack {slack}: threshold {threshold:.3f} {widened[str(slack)]}")
+    # the objective counts an answer right however long it is; answers are spans, not
+    # sentences, so a slack whose median right answer reaches LONGEST_MEDIAN on any set is
+    # out (no slack always stays in)
+    short = {
+        k: v
+        for k, v in by_slack.items()
+        if k == 0 or all(short_enough(m) for m in widened[str(k)].values())
+    }
+    slack = least_within_tolerance(short or by_slack)
+    # whether the question is answered: the decider, if out of sample it beats the margin
+    crossfitted = crossfit(outs[slack])
+    decider = None
+    if "decider" in crossfitted and crossfitted["decider"]["mean"] > crossfitted["margin"]["mean"]:
+        decider = fit_decider(list(outs[slack].values()))
+    log(
+        f"  out of sample: the margin alone {crossfitted.get('margin')}, the decider "
+        f"{crossfitted.get('decider')}: {'the decider' if decider else 'the margin'} decides"
+    )
+    final = {k: decided_by(v, decider) for k, v in outs[slack].items()}
+    threshold, ms = choose_threshold_on(list(final.values()))
+    chosen = dict(zip(names, ms, strict=True))
+    log(f"chose to read {n} sentences, slack {slack}, threshold {threshold:.3f}: {chosen}")
+    pooled = [o for k in names for o in final[k]]
+    calibration = calibrate(pooled, threshold)
+    score = sum(objective(m) for m in ms) / len(ms)
+    return Choice(
+        n,
+        round(threshold, 4),
+        calibration,
+        chosen,
+        tried,
+        slack,
+        widened,
+        score,
+        decider,
+        crossfitted,
+    )
+
+
+def short_enough(m: Metrics) -> bool:
+    """Whether the median right answer is under LONGEST_MEDIAN characters."""
+    median = m.get("answer_chars_median")
+    return median is None or median < LONGEST_MEDIAN
+
+
+def least_within_tolerance(scores: dict[Any, float]) -> Any:
+    """The least setting whose score is within TOLERANCE of the best."""
+    best = max(scores.values())
+    return min(k for k, v in scores.items() if v >= best - TOLERANCE)
