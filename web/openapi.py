@@ -79,7 +79,8 @@ def spec(config: Config) -> dict[str, Any]:
                     "type": "number",
                     "minimum": 0,
                     "maximum": 1,
-                    "description": "the reader's probability that this sentence holds the answer",
+                    "description": "the probability that this sentence's best span is right, "
+                    "from the reader's reading of it alone",
                 },
             },
         },
