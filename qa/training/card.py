@@ -83,7 +83,12 @@ def render(card: dict[str, Any]) -> str:
         f"- The answer covers every span of its sentence scoring within {card.get('slack', 0.0)} "
         "of the best",
         f"- Confidence: {card['calibration']['method']}: answer "
-        f"{card['calibration']['answer']}, abstention {card['calibration']['abstain']}",
+        f"{card['calibration']['answer']}, abstention {card['calibration']['abstain']}"
+        + (
+            f", citation {card['calibration']['citation']}"
+            if "citation" in card["calibration"]
+            else ""
+        ),
         "",
         "## Training",
         "",
