@@ -44,7 +44,12 @@ def load_card(
         if not isinstance(files, dict) or not all(isinstance(f, dict) for f in files.values()):
             raise TypeError("files")
         check(card)
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except json.JSONDecodeError:
+        raise fail(f"{path} is not a valid model card (not JSON)") from None
+    except ValueError as exc:  # a field of the wrong value: say which, in one line
+        reason = " ".join(str(exc).split())
+        raise fail(f"{path} is not a valid model card ({reason})") from None
+    except (KeyError, TypeError, AttributeError):
         raise fail(f"{path} is not a valid model card") from None
     return card, hashlib.sha256(raw).hexdigest()[:16]
 

@@ -7,7 +7,7 @@ are ranked by that margin, and the best span is the answer if the question is an
 
 Whether it is answered is decided on more than the best margin: a *decider*, a logistic
 regression fitted on validation (``training/decider.py``), weighs general evidence the service
-already has (``FEATURES``: the other sentences' no-answer scores, where retrieval ranked
+already has (``FEATURES``: the no-answer scores of all the sentences read, where retrieval ranked
 the answering sentence, how much of the question it covers, the span's length, whether
 the question is a follow-up) into the log-odds that the documents answer the question. The
 question is answered when that score reaches the threshold fitted on validation. A reader
@@ -145,9 +145,14 @@ class Decider:
         if list(d.get("features", ())) != list(FEATURES):
             raise ValueError("its decider reads other features than this version of qa makes")
         parts = [tuple(float(x) for x in d[k]) for k in ("mean", "scale", "weights")]
-        if any(len(p) != len(FEATURES) for p in parts) or not all(s > 0 for s in parts[1]):
+        bias = float(d["bias"])
+        if (
+            any(len(p) != len(FEATURES) for p in parts)
+            or not all(math.isfinite(x) for x in (*parts[0], *parts[1], *parts[2], bias))
+            or not all(s > 0 for s in parts[1])
+        ):
             raise ValueError("its decider is ill-formed")
-        return cls(parts[0], parts[1], parts[2], float(d["bias"]))
+        return cls(parts[0], parts[1], parts[2], bias)
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,13 @@ class Settings:
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Settings:
         c = card["calibration"]
-        decider = card.get("decider")
+        decider = card["decider"] if "decider" in card else None
+        if "decider" in card and not isinstance(decider, dict):
+            raise ValueError("its decider is not an object")  # not silently the margin alone
         citation = c.get("citation")
+        numbers = [card["threshold"], *c["answer"], *c["abstain"], *(citation or ())]
+        if not all(math.isfinite(float(x)) for x in numbers):
+            raise ValueError("its threshold or a confidence curve is not a finite number")
         return cls(
             int(card["candidates"]),
             float(card["threshold"]),
@@ -77,7 +82,7 @@ class Settings:
 
     def citation_score(self, margin: float) -> float:
         """A cited sentence's score: the probability that its best span is right, from its
-        margin (a reader without a decider reads it off the answer curve)."""
+        margin (a card without a citation curve reads it off the answer curve)."""
         if self.citation is None:
             return self.confidence(margin, answered=True)
         return _sigmoid(self.citation[0] * margin + self.citation[1])

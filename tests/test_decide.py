@@ -54,7 +54,7 @@ EVIDENCE = Evidence(
     ),
     previous=("", "In 1901 the town grew.", ""),
     fused=(0.9, 0.7, 0.5),
-    dense=(0.6, 0.8, 0.4),
+    dense=(0.6, 0.5, 0.4),
     lexical=(0.3, 0.1, 0.2),
     followup=True,
 )
@@ -78,9 +78,9 @@ def test_the_deciders_evidence_follows_its_definitions():
     assert feature(f, "answering sentence ranked 2nd") == 1.0
     assert feature(f, "answering sentence ranked 3rd") == 0.0
     assert feature(f, "its retrieval score") == 0.7
-    assert feature(f, "its dense score") == 0.8
+    assert feature(f, "its dense score") == 0.5
     assert feature(f, "its lexical score") == 0.1
-    assert feature(f, "best dense score") == 0.8
+    assert feature(f, "best dense score") == 0.6  # the first sentence's
     assert feature(f, "log(1 + words in the span)") == pytest.approx(math.log(4))
     # "founded" is asked; "mary" and "keane" are not
     assert feature(f, "share of the span's words in the question") == pytest.approx(1 / 3)
@@ -90,6 +90,12 @@ def test_the_deciders_evidence_follows_its_definitions():
     assert feature(f, "follow-up") == 1.0
     alone = evidence_features(readings[:1], EVIDENCE, best=0)
     assert feature(alone, "next best margin") == feature(alone, "best margin") - 10.0
+    # the first sentence (with nothing before it) has none of the four
+    assert feature(alone, name) == 0.0
+    assert feature(alone, "share of the span's words in the question") == 1.0  # "The"
+    third = evidence_features(readings, EVIDENCE, best=2)
+    assert feature(third, "answering sentence ranked 3rd") == 1.0
+    assert feature(third, name) == 0.0  # "Nothing here."
 
 
 def test_a_decider_answers_on_its_score_and_ranks_on_the_margin():
@@ -121,9 +127,14 @@ def test_a_decider_round_trips_through_its_card_and_refuses_other_features():
         Decider.from_dict({**card, "features": card["features"][:-1]})
     with pytest.raises(ValueError, match="ill-formed"):
         Decider.from_dict({**card, "scale": [0.0] * n})
+    for broken in ({"bias": float("nan")}, {"weights": [float("inf")] * n}):
+        with pytest.raises(ValueError, match="ill-formed"):
+            Decider.from_dict({**card, **broken})
 
 
 def test_citations_score_on_their_own_curve_when_the_card_has_one():
     s = Settings(3, 0.0, 2.0, 0.0, 1.0, 0.0, citation=(1.0, -2.0))
     assert s.citation_score(2.0) == pytest.approx(0.5)
-    assert Settings(3, 0.0, 2.0, 0.0, 1.0, 0.0).citation_score(0.0) == pytest.approx(0.5)
+    # without one, the answer curve (sigmoid(2 x)), not the abstention's (sigmoid(x))
+    without = Settings(3, 0.0, 2.0, 0.0, 1.0, 0.0)
+    assert without.citation_score(1.0) == pytest.approx(1 / (1 + math.exp(-2.0)))

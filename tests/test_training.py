@@ -22,6 +22,7 @@ from qa.corpus import load_corpus
 from qa.decide import FEATURES, Decider
 from qa.features import Candidate
 from qa.read import OnnxReader, ReaderError
+from qa.records import Turn
 from qa.training.card import write_card
 from qa.training.settings import TrainSettings
 
@@ -139,6 +140,60 @@ def test_a_decider_in_the_card_decides_and_an_ill_formed_one_is_refused(trained,
         assert "\n" not in str(caught.value)
 
 
+def test_a_card_with_numbers_that_are_not_finite_is_refused_saying_why(trained, tmp_path):
+    reader = tmp_path / "reader"
+    shutil.copytree(trained, reader)
+    card = json.loads((reader / CARD).read_text())
+    for broken, why in (
+        ({"threshold": float("nan")}, "not a finite number"),
+        ({"decider": None}, "decider is not an object"),
+    ):
+        write_card(reader, {**card, **broken})
+        with pytest.raises(ReaderError, match=why):
+            OnnxReader(reader)
+
+
+def test_training_and_serving_give_the_decider_the_same_inputs(trained, engine, monkeypatch):
+    """What the decider is fitted on (``outcomes`` of questions asked as validation asks
+    them) is what the service computes when it answers the same question, a follow-up
+    included."""
+    import qa.answer
+    from qa.decide import evidence_features
+    from qa.evaluate import Item
+    from qa.training.data import ask_service
+    from qa.training.fit import outcomes, read_all
+
+    reader = OnnxReader(trained)
+    n = reader.settings.candidates
+    first = "Who was instructed to use military force?"
+    items = [
+        Item("a", (first,), True, ("instructed",), ("Pentagon",)),
+        Item("b", (first, "When was that reported?"), True, ("reported",), ("Friday",)),
+    ]
+    asked = ask_service(engine, items, n)
+    trained_on = [o.features for o in outcomes(asked, read_all(reader, asked, n), n)]
+    served = []
+    real = qa.answer.decide
+
+    def recording(readings, threshold, decider=None, evidence=None):
+        decision = real(readings, threshold, decider, evidence)
+        served.append(tuple(evidence_features(readings, evidence, decision.order[0])))
+        return decision
+
+    histories = [[Turn(t, engine.ask(t).answer) for t in item.turns[:-1]] for item in items]
+    monkeypatch.setattr(qa.answer, "decide", recording)
+    s = engine.snapshot
+    for item, history in zip(items, histories, strict=True):
+        answer_question(
+            s.index, s.lexical, engine.embedder, reader, item.turns[-1], history, top_k=n
+        )
+    assert len(served) == len(trained_on) == 2
+    for fitted, answered in zip(trained_on, served, strict=True):
+        assert fitted == pytest.approx(answered, abs=1e-4)
+    assert served[0][FEATURES.index("follow-up")] == 0.0
+    assert served[1][FEATURES.index("follow-up")] == 1.0
+
+
 def test_a_label_outside_its_sentence_stops_training_naming_the_item(tiny_corpus, tmp_path):
     broken = tmp_path / "corpus"
     shutil.copytree(tiny_corpus, broken)
@@ -199,6 +254,10 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     shutil.copytree(trained, reader)
     # as exported before the guards were dropped: re-choosing drops it, the weights stay
     guard_first_softmax(reader / "model.onnx")
+    # a decider fitted for other settings must not outlive the choice made again
+    n = len(FEATURES)
+    stale = Decider((0.0,) * n, (1.0,) * n, (0.0,) * n, 50.0).to_dict()
+    write_card(reader, {**json.loads((reader / CARD).read_text()), "decider": stale})
     before, name = json.loads((reader / CARD).read_text()), card_hash(reader)
     args = ["train", "--corpus", str(corpus), "--out", str(reader), "--rechoose", "--no-sets"]
     result = CliRunner().invoke(cli, args)
@@ -213,6 +272,7 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     for key in ("training", "limits", "data"):
         assert card[key] == before[key], key
     assert card["rechosen"]["from"] == name
+    assert card.get("decider") != stale
     assert set(card["figures"]["validation"]["chosen"]) == {"validation", "independent"}
     today = card["rechosen"]["data"]
     assert today["validation_sets"] == ["corpus/independent/validation.jsonl"]

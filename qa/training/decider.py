@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..decide import Decider
-from .fit import Outcome, choose_threshold_on, metrics, objective
+from .fit import Outcome, choose_threshold_on, fit_logistic, metrics, objective
 
 PENALTY = 1.0  # the decider's L2 penalty on its standardised weights
 
@@ -23,33 +23,21 @@ PENALTY = 1.0  # the decider's L2 penalty on its standardised weights
 def fit_decider(sets: Sequence[Sequence[Outcome]], penalty: float = PENALTY) -> Decider:
     """The decider: a logistic regression of "the question is answerable" on the outcomes'
     standardised features, by Newton steps on the L2-penalised log loss, each set weighing
-    the same whatever its size (as in the objective). Questions with nothing read are left
-    out: they are never answered. ValueError when no question was read."""
-    rows = [(o, 1.0 / len(s)) for s in sets for o in s if o.features]
+    the same whatever its size (as in the objective). Questions with nothing read (or,
+    should a reading be broken, a feature that is not finite) are left out: they are never
+    answered. ValueError when no question was read."""
+    rows = [
+        (o, 1.0 / len(s)) for s in sets for o in s if o.features and np.all(np.isfinite(o.features))
+    ]
     if not rows:
         raise ValueError("no question was read: nothing to fit a decider on")
-    x = np.array([o.features for o, _ in rows], dtype=np.float64)
-    labels = np.array([o.answerable for o, _ in rows], dtype=np.float64)
-    # Platt's smoothed targets, so that one class alone does not run off to infinity
-    pos = labels.sum()
-    y = np.where(labels > 0, (pos + 1) / (pos + 2), 1 / (len(labels) - pos + 2))
-    w = np.array([weight for _, weight in rows])
-    w *= len(w) / w.sum()
-    mean, scale = x.mean(axis=0), x.std(axis=0)
-    scale[scale == 0] = 1.0
-    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    reg = np.full(z.shape[1], penalty)
-    reg[-1] = 0.0  # the bias is not penalised
-    beta = np.zeros(z.shape[1])
-    for _ in range(100):
-        p = 1 / (1 + np.exp(-(z @ beta)))
-        g = z.T @ (w * (p - y)) + reg * beta
-        h = (z * (w * p * (1 - p))[:, None]).T @ z + np.diag(reg) + 1e-9 * np.eye(len(beta))
-        step = np.linalg.solve(h, g)
-        beta -= step
-        if np.max(np.abs(step)) < 1e-8:
-            break
-    return Decider(tuple(mean), tuple(scale), tuple(beta[:-1]), float(beta[-1]))
+    f = fit_logistic(
+        np.array([o.features for o, _ in rows], dtype=np.float64),
+        [o.answerable for o, _ in rows],
+        np.array([weight for _, weight in rows]),
+        penalty,
+    )
+    return Decider(tuple(f.mean), tuple(f.scale), tuple(f.weights), f.bias)
 
 
 def decided_by(outs: Sequence[Outcome], decider: Decider | None) -> list[Outcome]:

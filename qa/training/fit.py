@@ -83,7 +83,8 @@ def outcomes(
 
 
 def metrics(outs: Sequence[Outcome], threshold: float) -> dict[str, float | None]:
-    """The eval metrics of answering when the best margin reaches ``threshold``."""
+    """The eval metrics of answering when the score (the decider's, or the best margin)
+    reaches ``threshold``."""
     answerable = [o for o in outs if o.answerable]
     unanswerable = [o for o in outs if not o.answerable]
     followups = [o for o in answerable if o.followup]
@@ -148,10 +149,10 @@ def choose_threshold(outs: Sequence[Outcome]) -> tuple[float, Metrics]:
 def choose_threshold_on(sets: Sequence[Sequence[Outcome]]) -> tuple[float, list[Metrics]]:
     """The threshold (midway between two observed scores) that maximises the mean of the
     objective over ``sets``, each set weighing the same whatever its size."""
-    margins = sorted({o.score for s in sets for o in s if np.isfinite(o.score)})
-    cuts = [margins[0] - 1.0] if margins else [0.0]
-    cuts += [(a + b) / 2 for a, b in zip(margins, margins[1:], strict=False)]
-    cuts += [margins[-1] + 1.0] if margins else []
+    scores = sorted({o.score for s in sets for o in s if np.isfinite(o.score)})
+    cuts = [scores[0] - 1.0] if scores else [0.0]
+    cuts += [(a + b) / 2 for a, b in zip(scores, scores[1:], strict=False)]
+    cuts += [scores[-1] + 1.0] if scores else []
 
     def score(t: float) -> float:
         return round(sum(objective(metrics(s, t)) for s in sets) / len(sets), 6)
@@ -161,46 +162,66 @@ def choose_threshold_on(sets: Sequence[Sequence[Outcome]]) -> tuple[float, list[
     return float(best), [metrics(s, best) for s in sets]
 
 
-def fit_platt(
-    values: Sequence[float], labels: Sequence[bool], iterations: int = 100
-) -> tuple[float, float]:
-    """Logistic calibration p = sigmoid(a x + b), by damped Newton steps on the log loss,
-    with Platt's smoothed targets so that a clean separation does not run off to
-    infinity. Fitted on standardised values, returned for the raw ones."""
-    x = np.asarray(values, dtype=np.float64)
+@dataclass(frozen=True)
+class Logistic:
+    """A fitted logistic regression: sigmoid(weights . (x - mean) / scale + bias)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    bias: float
+
+
+def fit_logistic(
+    x: np.ndarray,
+    labels: Sequence[bool],
+    weights: np.ndarray | None = None,
+    penalty: float = 0.0,
+    iterations: int = 100,
+) -> Logistic:
+    """A logistic regression of ``labels`` on the rows of ``x``, fitted on standardised
+    columns by damped Newton steps on the (sample-``weights``ed) log loss, with an L2
+    ``penalty`` on the weights (not the bias) and Platt's smoothed targets, so that a clean
+    separation, or one class alone, does not run off to infinity."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(labels), -1)
     y = np.asarray(labels, dtype=np.float64)
-    if len(x) == 0:
-        return 1.0, 0.0
-    mean, scale = float(x.mean()), float(x.std()) or 1.0
-    z = (x - mean) / scale
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w * (len(w) / w.sum())
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
     pos = y.sum()
     t = np.where(y > 0, (pos + 1) / (pos + 2), 1 / (len(y) - pos + 2))
+    reg = np.full(z.shape[1], float(penalty))
+    reg[-1] = 0.0
 
-    def loss(w: np.ndarray) -> float:
-        s = w[0] * z + w[1]
-        return float(np.sum(np.logaddexp(0.0, s) - t * s))
+    def loss(beta: np.ndarray) -> float:
+        s = z @ beta
+        return float(np.sum(w * (np.logaddexp(0.0, s) - t * s)) + 0.5 * reg @ beta**2)
 
-    w = np.zeros(2)
+    beta = np.zeros(z.shape[1])
     for _ in range(iterations):
-        p = 1 / (1 + np.exp(-(w[0] * z + w[1])))
-        g = np.array([np.sum((p - t) * z), np.sum(p - t)])
-        h = (
-            np.array(
-                [
-                    [np.sum(p * (1 - p) * z * z), np.sum(p * (1 - p) * z)],
-                    [np.sum(p * (1 - p) * z), np.sum(p * (1 - p))],
-                ]
-            )
-            + np.eye(2) * 1e-9
-        )
+        p = 1 / (1 + np.exp(-(z @ beta)))
+        g = z.T @ (w * (p - t)) + reg * beta
+        h = (z * (w * p * (1 - p))[:, None]).T @ z + np.diag(reg) + 1e-9 * np.eye(len(beta))
         step = np.linalg.solve(h, g)
-        rate, before = 1.0, loss(w)
-        while rate > 1e-6 and loss(w - rate * step) > before:
+        rate, before = 1.0, loss(beta)
+        while rate > 1e-6 and loss(beta - rate * step) > before:
             rate /= 2  # a Newton step that overshoots is halved until it helps
-        w = w - rate * step
+        beta = beta - rate * step
         if np.max(np.abs(rate * step)) < 1e-10:
             break
-    return float(w[0] / scale), float(w[1] - w[0] * mean / scale)
+    return Logistic(mean, scale, beta[:-1], float(beta[-1]))
+
+
+def fit_platt(values: Sequence[float], labels: Sequence[bool]) -> tuple[float, float]:
+    """Logistic calibration p = sigmoid(a x + b) (``fit_logistic`` of one value), returned
+    for the raw values."""
+    if len(values) == 0:
+        return 1.0, 0.0
+    f = fit_logistic(np.asarray(values, dtype=np.float64), labels)
+    a = float(f.weights[0] / f.scale[0])
+    return a, float(f.bias - a * f.mean[0])
 
 
 def calibrate(outs: Sequence[Outcome], threshold: float) -> dict[str, Any]:
