@@ -59,15 +59,18 @@ def answer_question(
     if not hits:
         return Answer(question, None, None, None, 0.0, (), index.version)
     previous = [previous_text(index, h) for h in hits]
-    readings = reader.read(
-        query.text,
-        [Candidate(h.sentence.text, p) for h, p in zip(hits, previous, strict=True)],
-        query.last_question,
-        query.last_answer,
-    )
-    # the decision is made on the N sentences it was validated with; further citations
-    # (a top_k over N) follow them by the reader's score
+    candidates = [Candidate(h.sentence.text, p) for h, p in zip(hits, previous, strict=True)]
+    # the decision is made on the N sentences it was validated with, read in one batch as
+    # they were validated (dynamic int8 scales a batch as a whole, so reading more beside
+    # them would move their scores, and the answer would depend on top_k); further
+    # citations (a top_k over N) are read apart and follow them by the reader's score
     n = settings.candidates
+    readings = [
+        reading
+        for part in (candidates[:n], candidates[n:])
+        if part
+        for reading in reader.read(query.text, part, query.last_question, query.last_answer)
+    ]
     evidence = Evidence.of(query.text, hits[:n], previous[:n], followup=last is not None)
     decision = decide(readings[:n], settings.threshold, settings.decider, evidence)
     rest = sorted(range(settings.candidates, len(readings)), key=lambda i: -readings[i].margin)

@@ -33,18 +33,22 @@ class Scripted:
         self.margins = margins
         self.settings = Settings(candidates, threshold, 1.0, 0.0, -1.0, 0.0)
         self.calls: list[tuple] = []
+        self.seen = 0  # candidates read so far for the question being answered
 
     def read(self, question, candidates, last_question="", last_answer=""):
         self.calls.append((question, list(candidates), last_question, last_answer))
         out = []
-        for i, c in enumerate(candidates):
+        for i, c in enumerate(candidates, self.seen):
             end = c.sentence.find(" ") if " " in c.sentence else len(c.sentence)
             out.append(Reading(0, end, self.margins[i] if i < len(self.margins) else -9.0, 0.0))
+        self.seen += len(candidates)
         return out
 
 
 def ask(engine, reader, question, history=(), top_k=3):
     s = engine.snapshot
+    if isinstance(reader, Scripted):
+        reader.seen = 0
     return answer_question(s.index, s.lexical, engine.embedder, reader, question, history, top_k)
 
 
@@ -88,13 +92,24 @@ def test_under_the_threshold_the_documents_do_not_say(engine):
     check_invariants(engine, answer)
 
 
-def test_citations_beyond_n_are_read_but_do_not_decide(engine):
+def test_citations_beyond_n_are_read_apart_and_do_not_decide(engine):
     reader = Scripted([0.0, 0.0, 0.0, 0.0, 9.0, 5.0], candidates=4, threshold=1.0)
     answer = ask(engine, reader, "Who was instructed to use military force?", top_k=6)
-    assert len(reader.calls[0][1]) == 6
+    # the N sentences in one batch, as validated; the two more for citations in another
+    assert [len(call[1]) for call in reader.calls] == [4, 2]
     assert answer.answer is None  # the 5th sentence's margin is not among the first N
-    read = [c.sentence for c in reader.calls[0][1]]
+    read = [c.sentence for call in reader.calls for c in call[1]]
     assert [c.text for c in answer.citations] == read  # the first N, then the rest
+
+
+def test_the_answer_does_not_depend_on_how_many_citations_are_asked_for(engine):
+    """With the shipped reader: asking for more citations reads more sentences, but the
+    answer, its confidence and the first citations stay exactly as validated."""
+    for question in ("Who was instructed to use military force?", "What is Gaitanista?"):
+        few, many = (engine.ask(question, top_k=k) for k in (3, 8))
+        assert (many.answer, many.confidence) == (few.answer, few.confidence)
+        assert many.citations[:3] == few.citations
+        assert len(many.citations) > len(few.citations)
 
 
 def test_a_follow_up_carries_the_last_turn_to_the_reader(engine):
