@@ -123,8 +123,8 @@ def render(card: dict[str, Any]) -> str:
         "",
         "## Figures",
         "",
-        "Validation (chooses the number of sentences, the slack, the threshold and the "
-        "calibration; each set weighs the same)" + _objective(f["validation"]) + ":",
+        "Validation (chooses the number of sentences, the slack, the decider, the threshold "
+        "and the calibration; each set weighs the same)" + _objective(f["validation"]) + ":",
         "",
         *_table(
             {
