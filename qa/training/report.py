@@ -31,8 +31,9 @@ DEFAULT_SETS = (
     ("hospital", "tests/data/independent/hospital.jsonl", "tests/data/independent/hospital"),
     ("football", "tests/data/independent/football.jsonl", "tests/data/independent/football"),
     ("heldout", "tests/data/independent/heldout.jsonl", "tests/data/independent/heldout"),
+    ("heldout2", "tests/data/independent/heldout2.jsonl", "tests/data/independent/heldout2"),
 )
-TEST_SETS = frozenset({"article", "flood", "hospital", "football", "heldout"})
+TEST_SETS = frozenset({"article", "flood", "hospital", "football", "heldout", "heldout2"})
 
 
 def available_sets(root: Path) -> list[tuple[str, Path, Path]]:
