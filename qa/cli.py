@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -66,7 +67,9 @@ def index_cmd(config: Config) -> None:
     from .embed import load_embedder
 
     started = time.perf_counter()
-    embedder = load_embedder(config)
+    # an index holds the documents' vectors only: the question encoder is not needed, and a
+    # broken one must not stop a build
+    embedder = load_embedder(replace(config, questions="off"))
     with click.progressbar(length=1, label="embedding sentences", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
