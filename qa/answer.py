@@ -4,12 +4,13 @@
    that best match the question; a follow-up carries the last turn into the query.
 2. **Read** (``read.py``): the trained reader reads the first N of them (N chosen on
    validation, recorded in its model card) in one batched run: for each, the best span and
-   its margin over no answer.
+   its margin over no answer. Further citations (a ``top_k`` over N) are read N at a time
+   after them, so that no reading, and so no answer, depends on how many were asked for.
 3. **Decide** (``decide.py``): the best span across sentences (by the reader's margin)
    answers when the decider, fitted on validation, finds the question answered: its score
    (the log-odds that the documents answer, from the readings and the retrieval) reaches
    the threshold; otherwise the documents do not say. The answering sentence is cited
-   first, the others by the reader's margin.
+   first, the others of the N by the reader's margin, then each further batch likewise.
 
 ``confidence`` is the decider's score through a calibration fitted on validation: for an
 answer, the probability that it is right; for "the documents do not say", the probability
@@ -55,25 +56,27 @@ def answer_question(
     last = history[-1] if history else None
     query = make_query(question, last.question if last else "", last.answer if last else None)
     settings = reader.settings
-    hits = retrieve(index, lexical, embedder, query, max(settings.candidates, top_k))
+    n = settings.candidates
+    # further citations are read N at a time: retrieve whole batches of N, cut to top_k
+    hits = retrieve(index, lexical, embedder, query, n * -(-max(n, top_k) // n))
     if not hits:
         return Answer(question, None, None, None, 0.0, (), index.version)
     previous = [previous_text(index, h) for h in hits]
     candidates = [Candidate(h.sentence.text, p) for h, p in zip(hits, previous, strict=True)]
-    # the decision is made on the N sentences it was validated with, read in one batch as
-    # they were validated (dynamic int8 scales a batch as a whole, so reading more beside
-    # them would move their scores, and the answer would depend on top_k); further
-    # citations (a top_k over N) are read apart and follow them by the reader's score
-    n = settings.candidates
+    # read N at a time, the first N as the decision was validated: dynamic int8 scales a
+    # batch as a whole, so a sentence read beside others than these would score otherwise,
+    # and the answer, or a citation's score, would depend on top_k
     readings = [
         reading
-        for part in (candidates[:n], candidates[n:])
-        if part
-        for reading in reader.read(query.text, part, query.last_question, query.last_answer)
+        for at in range(0, len(candidates), n)
+        for reading in reader.read(
+            query.text, candidates[at : at + n], query.last_question, query.last_answer
+        )
     ]
     evidence = Evidence.of(query.text, hits[:n], previous[:n], followup=last is not None)
     decision = decide(readings[:n], settings.threshold, settings.decider, evidence)
-    rest = sorted(range(settings.candidates, len(readings)), key=lambda i: -readings[i].margin)
+    # further citations batch by batch, each by the reader's margin: a prefix of a longer list
+    rest = sorted(range(n, len(readings)), key=lambda i: (i // n, -readings[i].margin))
     citations = tuple(
         Citation(
             h.sentence.doc,

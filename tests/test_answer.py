@@ -33,7 +33,7 @@ class Scripted:
         self.margins = margins
         self.settings = Settings(candidates, threshold, 1.0, 0.0, -1.0, 0.0)
         self.calls: list[tuple] = []
-        self.seen = 0  # candidates read so far for the question being answered
+        self.seen = 0  # candidates read so far for the question being answered (see ask)
 
     def read(self, question, candidates, last_question="", last_answer=""):
         self.calls.append((question, list(candidates), last_question, last_answer))
@@ -73,6 +73,7 @@ def test_the_best_margin_answers_and_its_sentence_is_cited_first(engine):
     answer = ask(engine, reader, "Who was instructed to use military force?")
     (question, candidates, _, _) = reader.calls[0]
     assert len(candidates) == 4  # the N of the reader's settings, in one call
+    assert len(reader.calls) == 1  # top_k within N: nothing more to read
     assert answer.citations[0].text == candidates[1].sentence
     assert answer.citations[1].text == candidates[2].sentence  # then by the reader's score
     assert answer.citations[2].text == candidates[0].sentence
@@ -93,23 +94,33 @@ def test_under_the_threshold_the_documents_do_not_say(engine):
 
 
 def test_citations_beyond_n_are_read_apart_and_do_not_decide(engine):
-    reader = Scripted([0.0, 0.0, 0.0, 0.0, 9.0, 5.0], candidates=4, threshold=1.0)
+    reader = Scripted([0.0, 0.0, 0.0, 0.0, 5.0, 9.0], candidates=4, threshold=1.0)
     answer = ask(engine, reader, "Who was instructed to use military force?", top_k=6)
-    # the N sentences in one batch, as validated; the two more for citations in another
-    assert [len(call[1]) for call in reader.calls] == [4, 2]
-    assert answer.answer is None  # the 5th sentence's margin is not among the first N
+    # the N sentences in one batch, as validated; the further ones N at a time after them
+    assert [len(call[1]) for call in reader.calls] == [4, 4]
+    assert answer.answer is None  # the 5th and 6th sentences' margins do not decide
     read = [c.sentence for call in reader.calls for c in call[1]]
-    assert [c.text for c in answer.citations] == read  # the first N, then the rest
+    assert [c.text for c in answer.citations[:4]] == read[:4]
+    # then the further ones by the reader's score: the 6th (9.0) before the 5th (5.0)
+    assert [c.text for c in answer.citations[4:]] == [read[5], read[4]]
+    scores = [c.score for c in answer.citations[4:]]
+    assert scores == [reader.settings.citation_score(m) for m in (9.0, 5.0)]
 
 
 def test_the_answer_does_not_depend_on_how_many_citations_are_asked_for(engine):
     """With the shipped reader: asking for more citations reads more sentences, but the
-    answer, its confidence and the first citations stay exactly as validated."""
-    for question in ("Who was instructed to use military force?", "What is Gaitanista?"):
-        few, many = (engine.ask(question, top_k=k) for k in (3, 8))
-        assert (many.answer, many.confidence) == (few.answer, few.confidence)
-        assert many.citations[:3] == few.citations
-        assert len(many.citations) > len(few.citations)
+    answer, its confidence and every citation already given stay exactly as they were
+    (each sentence is read in the same batch of N whatever top_k is)."""
+    for question in (
+        "Who was instructed to use military force?",
+        "What is Gaitanista?",
+        "What is the boiling point of water?",
+    ):
+        answers = [engine.ask(question, top_k=k) for k in (3, 4, 6, 7, 10)]
+        for few, many in zip(answers, answers[1:], strict=False):
+            assert (many.answer, many.confidence) == (few.answer, few.confidence)
+            assert many.citations[: len(few.citations)] == few.citations
+            assert len(many.citations) > len(few.citations)
 
 
 def test_a_follow_up_carries_the_last_turn_to_the_reader(engine):
