@@ -59,24 +59,29 @@ def test_no_test_question_or_document_is_in_the_corpus():
 
 def test_every_question_set_is_labelled_from_its_own_documents():
     """The development and test sets the service is scored on: each answerable question's
-    support and answer occur in the set's documents (the metrics could not be met
-    otherwise), an unanswerable one has neither, ids are unique."""
+    support lies inside one sentence of the set's documents, as the service splits them
+    (a citation is one sentence), and its answer in those documents (the metrics could not
+    be met otherwise); an unanswerable one has neither; labels are not empty, ids unique."""
     from qa.evaluate import load_items
+    from qa.split import split_sentences
     from qa.training.report import DEFAULT_SETS, available_sets
 
     root = TRAIN.parent
     sets = available_sets(root)
     assert {n for n, *_ in sets} >= {n for n, *_ in DEFAULT_SETS} - {"dev"}
     for name, questions, seeds in sets:
-        texts = [p.read_text(encoding="utf-8").lower() for p in sorted(seeds.glob("*.txt"))]
+        raw = [p.read_text(encoding="utf-8") for p in sorted(seeds.glob("*.txt"))]
+        texts = [t.lower() for t in raw]
+        sentences = [t[s:e].lower() for t in raw for s, e in split_sentences(t)]
         items = load_items(questions)
         assert len({i.id for i in items}) == len(items), name
         for item in items:
             if not item.answerable:
                 assert not item.support and not item.answer, (name, item.id)
                 continue
-            for labels in (item.support, item.answer):
-                assert any(x.lower() in t for x in labels for t in texts), (name, item.id)
+            assert all(x.strip() for x in (*item.support, *item.answer)), (name, item.id)
+            assert any(x.lower() in s for x in item.support for s in sentences), (name, item.id)
+            assert any(x.lower() in t for x in item.answer for t in texts), (name, item.id)
 
 
 TEXT = "Bridge reopens\n\nThe bridge reopened on Monday after repairs costing £48 million.\n"
