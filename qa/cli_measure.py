@@ -62,7 +62,14 @@ def eval_cmd(
     maximums: tuple[str, ...],
 ) -> None:
     """Score a question set (JSON lines) with the metrics of the eval README."""
-    from .evaluate import check_thresholds, evaluate, http_asker, library_asker, load_items
+    from .evaluate import (
+        check_thresholds,
+        evaluate,
+        http_asker,
+        library_asker,
+        load_items,
+        reliability,
+    )
 
     mins, maxs = _parse_bounds(minimums, "--min"), _parse_bounds(maximums, "--max")
     try:
@@ -89,6 +96,14 @@ def eval_cmd(
         )
         for name, value in report.metrics.items():
             click.echo(f"  {name:<20} {'-' if value is None else value}")
+        answered, _ = report.confidences()
+        if answered:
+            click.echo("confidence of the answers given: how often each band was right")
+            for row in reliability(answered):
+                click.echo(
+                    f"  {row['bin']}  {row['count']:>4} answers, mean {row['confidence']:.2f}, "
+                    f"right {row['right']:.2f}"
+                )
         if verbose:
             for o in report.misses():
                 first = (o.response.get("citations") or [{}])[0].get("text", "")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,10 +70,25 @@ class Report:
     def misses(self) -> list[Outcome]:
         return [o for o in self.outcomes if not o.correct]
 
+    def confidences(self) -> tuple[list[tuple[float, bool]], list[tuple[float, bool]]]:
+        """(confidence, right) of each answer given (right: answerable and hit), and of each
+        abstention (right: the question is indeed unanswerable)."""
+        answered, withheld = [], []
+        for o in self.outcomes:
+            c = float(o.response["confidence"])
+            if o.abstained:
+                withheld.append((c, not o.item.answerable))
+            else:
+                answered.append((c, o.item.answerable and o.hit))
+        return answered, withheld
+
     def to_dict(self) -> dict[str, Any]:
+        answered, withheld = self.confidences()
         return {
             "metrics": self.metrics,
             "counts": self.counts,
+            "reliability": reliability(answered),
+            "reliability_abstentions": reliability(withheld),
             "misses": [
                 {
                     "id": o.item.id,
@@ -84,6 +99,27 @@ class Report:
                 for o in self.misses()
             ],
         }
+
+
+def reliability(
+    pairs: Sequence[tuple[float, bool]],
+    edges: Sequence[float] = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0),
+) -> list[dict[str, Any]]:
+    """Rows of (bin, count, mean confidence, share right) for (confidence, right) pairs: how
+    often what ``confidence`` promises comes true."""
+    rows = []
+    for lo, hi in zip(edges, edges[1:], strict=False):
+        inside = [(c, r) for c, r in pairs if lo <= c < hi or (hi == 1.0 and c == 1.0)]
+        if inside:
+            rows.append(
+                {
+                    "bin": f"{lo:.1f}-{hi:.1f}",
+                    "count": len(inside),
+                    "confidence": round(statistics.fmean(c for c, _ in inside), 3),
+                    "right": round(statistics.fmean(float(r) for _, r in inside), 3),
+                }
+            )
+    return rows
 
 
 def load_items(path: str | Path) -> list[Item]:

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -156,3 +157,28 @@ def test_help_and_version_answer_fast():
         text=True,
     )
     assert heavy.stdout.strip() == "[]"
+
+
+def test_eval_scores_a_question_set_with_the_reliability_of_confidence(tmp_path):
+    """``qa eval``: the metrics of shared/eval, and how often each band of confidence was
+    right (what an operator checks the calibration on their own documents with)."""
+    data = Path(__file__).resolve().parent / "data"
+    args = ["eval", str(data / "questions.jsonl"), "--seeds", str(data / "seeds")]
+    args += ["--index", str(tmp_path / "index")]
+    result = CliRunner().invoke(cli, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    counts, metrics = report["counts"], report["metrics"]
+    assert counts["questions"] == 30 and set(metrics) >= {"answer_hit", "abstain", "support@1"}
+    given = round(counts["answerable"] * (1 - metrics["false_abstain"])) + round(
+        counts["unanswerable"] * (1 - metrics["abstain"])
+    )
+    assert sum(r["count"] for r in report["reliability"]) == given
+    for row in report["reliability"]:
+        lo, hi = (float(x) for x in row["bin"].split("-"))
+        assert lo <= row["confidence"] <= hi and 0 <= row["right"] <= 1
+    text = CliRunner().invoke(cli, args)
+    assert "confidence of the answers given" in text.output
+    # a threshold not met fails the command, naming it
+    failed = CliRunner().invoke(cli, [*args, "--min", "answer_hit=1.01"])
+    assert failed.exit_code == 1 and "answer_hit" in failed.output

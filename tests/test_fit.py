@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from qa.decide import FEATURES
+from qa.evaluate import reliability
 from qa.training.choice import LONGEST_MEDIAN, TOLERANCE, least_within_tolerance, short_enough
 from qa.training.decider import crossfit, decided_by, fit_decider
 from qa.training.fit import (
@@ -21,7 +22,6 @@ from qa.training.fit import (
     fit_platt,
     metrics,
     objective,
-    reliability,
     shortfall,
 )
 

@@ -243,26 +243,6 @@ def calibrate(outs: Sequence[Outcome], threshold: float) -> dict[str, Any]:
     }
 
 
-def reliability(
-    pairs: Sequence[tuple[float, bool]],
-    edges: Sequence[float] = (0.0, 0.5, 0.7, 0.8, 0.9, 1.0),
-) -> list[dict[str, Any]]:
-    """Rows of (bin, count, mean confidence, share right) for (confidence, right) pairs."""
-    rows = []
-    for lo, hi in zip(edges, edges[1:], strict=False):
-        inside = [(c, r) for c, r in pairs if lo <= c < hi or (hi == 1.0 and c == 1.0)]
-        if inside:
-            rows.append(
-                {
-                    "bin": f"{lo:.1f}-{hi:.1f}",
-                    "count": len(inside),
-                    "confidence": round(float(np.mean([c for c, _ in inside])), 3),
-                    "right": round(float(np.mean([r for _, r in inside])), 3),
-                }
-            )
-    return rows
-
-
 def read_all(reader: Reader, asked: Sequence[Asked], n: int) -> list[list[Reading]]:
     """Each question's first ``n`` sentences read as the service reads them: one batch."""
     return [reader.read(a.question, a.candidates(n), a.last_question, a.last_answer) for a in asked]

@@ -18,9 +18,8 @@ from ..build import build_index
 from ..config import Config
 from ..embed import Embedder
 from ..engine import Engine
-from ..evaluate import Report, evaluate, library_asker, load_items
+from ..evaluate import Report, evaluate, library_asker, load_items, reliability
 from ..read import Reader
-from .fit import reliability
 
 # (name, question set, documents), relative to the project's folder; the development set
 # is validation data (it may guide choices, never training), the others are test sets
@@ -70,19 +69,16 @@ def score_sets(
 ) -> dict[str, Any]:
     """Each set's metrics, and the reliability of ``confidence`` over the test sets."""
     out: dict[str, Any] = {"sets": {}}
-    answered, withheld = [], []
+    answered: list[tuple[float, bool]] = []
+    withheld: list[tuple[float, bool]] = []
     for name, questions, seeds in sets:
         report = score_set(config, embedder, reader, questions, seeds)
         out["sets"][name] = {"metrics": report.metrics, "counts": report.counts}
         log(f"  {name}: {report.metrics}")
-        if name not in TEST_SETS:
-            continue
-        for o in report.outcomes:
-            c = float(o.response["confidence"])
-            if o.abstained:
-                withheld.append((c, not o.item.answerable))
-            else:
-                answered.append((c, o.item.answerable and o.hit))
+        if name in TEST_SETS:
+            given, declined = report.confidences()
+            answered += given
+            withheld += declined
     out["reliability"] = reliability(answered)
     out["reliability_abstentions"] = reliability(withheld)
     return out
