@@ -51,7 +51,7 @@ class Settings:
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Settings:
         c = card["calibration"]
-        decider = card["decider"] if "decider" in card else None
+        decider = card.get("decider")
         if "decider" in card and not isinstance(decider, dict):
             raise ValueError("its decider is not an object")  # not silently the margin alone
         citation = c.get("citation")

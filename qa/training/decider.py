@@ -43,9 +43,9 @@ def fit_decider(sets: Sequence[Sequence[Outcome]], penalty: float = PENALTY) -> 
 def decided_by(outs: Sequence[Outcome], decider: Decider | None) -> list[Outcome]:
     """``outs`` with the score the threshold judges: the decider's (the margin without)."""
     if decider is None:
-        return [replace(o, score=o.margin) for o in outs]
+        return [replace(o, judged=None) for o in outs]
     return [
-        replace(o, score=decider.score(o.features) if o.features else float("-inf")) for o in outs
+        replace(o, judged=decider.score(o.features) if o.features else float("-inf")) for o in outs
     ]
 
 
@@ -77,7 +77,7 @@ def crossfit(sets: Mapping[str, Sequence[Outcome]], seed: int = 13) -> dict[str,
             for k, s in zip(names, held, strict=True):
                 # each held-out question answered or not, as the fold's fit decides
                 for o in decided_by(s, decider):
-                    decided[k].append(replace(o, score=1.0 if o.score >= threshold else -1.0))
+                    decided[k].append(replace(o, judged=1.0 if o.score >= threshold else -1.0))
         scores = {k: round(objective(metrics(decided[k], 0.0)), 4) for k in names}
         result[way] = {"sets": scores, "mean": round(sum(scores.values()) / len(names), 4)}
     return result

@@ -34,11 +34,12 @@ class Outcome:
     length: int  # characters of the best span
     document: str = ""  # what cross-fitting keeps together (``document_of``)
     features: tuple[float, ...] = ()  # the decider's inputs (none when nothing was read)
-    score: float = float("nan")  # what the threshold judges: the margin, or the decider's
+    judged: float | None = None  # the decider's score, when a decider judges (``decided_by``)
 
-    def __post_init__(self) -> None:
-        if np.isnan(self.score):
-            object.__setattr__(self, "score", self.margin)
+    @property
+    def score(self) -> float:
+        """What the threshold judges: the decider's score, or the best margin without one."""
+        return self.margin if self.judged is None else self.judged
 
 
 def document_of(example: Example) -> str:
