@@ -9,13 +9,17 @@
 3. **Decide** (``decide.py``): the best span across sentences (by the reader's margin)
    answers when the decider, fitted on validation, finds the question answered: its score
    (the log-odds that the documents answer, from the readings and the retrieval) reaches
-   the threshold; otherwise the documents do not say. The answering sentence is cited
-   first, the others of the N by the reader's margin, then each further batch likewise.
+   the threshold; otherwise the documents do not say. When the card has a further reading
+   (``read.Further``) and the first N leave the decider unsure (a score in a band under the
+   threshold), the next N are read too and all 2N decided on by a decider fitted on 2N
+   readings. The answering sentence is cited first, the others of those decided on by the
+   reader's margin, then each further batch likewise.
 
-``confidence`` is the decider's score through a calibration fitted on validation: for an
-answer, the probability that it is right; for "the documents do not say", the probability
-that they indeed do not. A citation's ``score`` is the probability that its sentence's
-best span is right, from its margin.
+``confidence`` is the score that decided through a calibration fitted on validation (the
+first batch's and the further reading's each their own): for an answer, the probability
+that it is right; for "the documents do not say", the probability that they indeed do not.
+A citation's ``score`` is the probability that its sentence's best span is right, from its
+margin.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from collections.abc import Sequence
 
 from .decide import Evidence, decide
 from .embed import Embedder
-from .features import Candidate
+from .features import Candidate, Reading
 from .index import Index
 from .lexical import LexicalIndex
 from .read import Reader
@@ -56,27 +60,45 @@ def answer_question(
     last = history[-1] if history else None
     query = make_query(question, last.question if last else "", last.answer if last else None)
     settings = reader.settings
-    n = settings.candidates
-    # further citations are read N at a time: retrieve whole batches of N, cut to top_k
-    hits = retrieve(index, lexical, embedder, query, n * -(-max(n, top_k) // n))
+    n, further = settings.candidates, settings.further
+    # further citations are read N at a time: retrieve whole batches of N, cut to top_k;
+    # with a further reading, at least two batches
+    batches = max(-(-max(n, top_k) // n), 2 if further else 1)
+    hits = retrieve(index, lexical, embedder, query, n * batches)
     if not hits:
         return Answer(question, None, None, None, 0.0, (), index.version)
     previous = [previous_text(index, h) for h in hits]
     candidates = [Candidate(h.sentence.text, p) for h, p in zip(hits, previous, strict=True)]
-    # read N at a time, the first N as the decision was validated: dynamic int8 scales a
-    # batch as a whole, so a sentence read beside others than these would score otherwise,
-    # and the answer, or a citation's score, would depend on top_k
-    readings = [
-        reading
-        for at in range(0, len(candidates), n)
-        for reading in reader.read(
-            query.text, candidates[at : at + n], query.last_question, query.last_answer
-        )
-    ]
-    evidence = Evidence.of(query.text, hits[:n], previous[:n], followup=last is not None)
-    decision = decide(readings[:n], settings.threshold, settings.decider, evidence)
+    followup = last is not None
+
+    def read(batch: int) -> list[Reading]:
+        # N at a time, as the decision was validated: dynamic int8 scales a batch as a
+        # whole, so a sentence read beside others would score otherwise, and the answer,
+        # or a citation's score, would depend on top_k
+        batch_of = candidates[batch * n : (batch + 1) * n]
+        return reader.read(query.text, batch_of, query.last_question, query.last_answer)
+
+    readings = read(0)
+    evidence = Evidence.of(query.text, hits[:n], previous[:n], followup)
+    decision = decide(readings, settings.threshold, settings.decider, evidence)
+    confidence = settings.confidence
+    if (
+        further is not None
+        and not decision.answered
+        and decision.score >= further.below
+        and len(hits) > n
+    ):
+        # unsure on the first N: the next N are read, and the 2N decided on together
+        readings += read(1)
+        evidence = Evidence.of(query.text, hits[: 2 * n], previous[: 2 * n], followup)
+        decision = decide(readings, further.threshold, further.decider, evidence)
+        confidence = further.confidence
+    needed = min(len(hits), max(top_k, len(decision.order)))
+    while len(readings) < needed:
+        readings += read(len(readings) // n)
     # further citations batch by batch, each by the reader's margin: a prefix of a longer list
-    rest = sorted(range(n, len(readings)), key=lambda i: (i // n, -readings[i].margin))
+    decided = len(decision.order)
+    rest = sorted(range(decided, len(readings)), key=lambda i: (i // n, -readings[i].margin))
     citations = tuple(
         Citation(
             h.sentence.doc,
@@ -90,8 +112,8 @@ def answer_question(
         for h in (hits[i],)
     )
     if not decision.answered:
-        confidence = settings.confidence(decision.score, answered=False)
-        return Answer(question, None, None, None, confidence, citations, index.version)
+        abstained = confidence(decision.score, False)
+        return Answer(question, None, None, None, abstained, citations, index.version)
     best = readings[decision.order[0]]
     sentence = hits[decision.order[0]].sentence
     return Answer(
@@ -99,7 +121,7 @@ def answer_question(
         sentence.text[best.start : best.end],
         sentence.start + best.start,
         sentence.start + best.end,
-        settings.confidence(decision.score, answered=True),
+        confidence(decision.score, True),
         citations,
         index.version,
     )

@@ -69,6 +69,7 @@ FEATURES = (
     "mean no-answer score",
     "answering sentence ranked 2nd",
     "answering sentence ranked 3rd",
+    "answering sentence ranked 4th or later",  # when a second batch was read (``Further``)
     "its retrieval score",
     "its dense score",
     "its lexical score",
@@ -105,6 +106,7 @@ def evidence_features(readings: Sequence[Reading], evidence: Evidence, best: int
         float(np.mean(nulls)),
         float(best == 1),
         float(best == 2),
+        float(best >= 3),
         evidence.fused[best],
         evidence.dense[best],
         evidence.lexical[best],

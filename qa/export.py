@@ -174,6 +174,8 @@ def quantized_onnx(folder: Path) -> Path:
     if not target.exists():
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        from .onnxgraph import unsigned_weights
+
         tmp = folder / f".model-int8.{os.getpid()}.tmp"
         try:
             quantize_dynamic(
@@ -183,6 +185,7 @@ def quantized_onnx(folder: Path) -> Path:
                 per_channel=True,
                 op_types_to_quantize=["MatMul"],
             )
+            unsigned_weights(tmp)  # the same numbers, read alike on every CPU
             os.replace(tmp, target)
         finally:
             with contextlib.suppress(FileNotFoundError):

@@ -72,3 +72,45 @@ def _remove_source(graph: Any, name: str) -> None:
         if init.name == name:
             graph.initializer.remove(init)
             return
+
+
+def unsigned_weights(path: Path) -> int:
+    """Rewrite the ONNX model at ``path`` so that each ``MatMulInteger`` reads its int8
+    weights as uint8: every weight and its zero point plus 128, the same numbers after the
+    zero point is taken away, so the integer products are the same.
+
+    What differs is the kernel ONNX Runtime picks. For uint8 activations times int8 weights
+    on an x86 CPU without VNNI (AVX2 only), it sums pairs of products in 16 bits, which
+    saturate (``vpmaddubsw``); with VNNI it does not. The same model then reads otherwise on
+    two machines (the shipped reader's development figures moved with the CPU). uint8 times
+    uint8 is exact on both, and gives what VNNI gave. Weights read by anything else are left
+    alone. Returns how many matrices were rewritten (0: the file is untouched)."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    readers = Counter(name for node in graph.node for name in node.input)
+    rewritten = set()
+    for node in graph.node:
+        if node.op_type != "MatMulInteger" or len(node.input) != 4:
+            continue
+        names = (node.input[1], node.input[3])  # the weights and their zero point
+        tensors = [initializers.get(name) for name in names]
+        if any(
+            t is None or t.data_type != onnx.TensorProto.INT8 or readers[t.name] != 1
+            for t in tensors
+        ):
+            continue
+        for t in tensors:
+            assert t is not None
+            shifted = numpy_helper.to_array(t).astype(np.int16) + 128
+            t.CopyFrom(numpy_helper.from_array(shifted.astype(np.uint8), t.name))
+        rewritten.add(names[0])
+    if not rewritten:
+        return 0
+    onnx.checker.check_model(model)
+    write_atomic(path, model.SerializeToString())
+    return len(rewritten)

@@ -35,6 +35,54 @@ class ReaderError(Exception):
 
 
 @dataclass(frozen=True)
+class Further:
+    """When the first N sentences leave the decider unsure, the next N are read too: a first
+    batch whose score is at least ``below`` but under the threshold is not decided on; the
+    2N readings are, by a decider fitted on 2N readings (None: the best margin) against
+    ``threshold``, with confidence curves of their own. All chosen on validation."""
+
+    below: float  # the first batch's score from which the next batch is read
+    threshold: float
+    answer: tuple[float, float]  # confidence of an answer: sigmoid(a * score + b)
+    abstain: tuple[float, float]
+    decider: Decider | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Further:
+        """ValueError when the card's ``further`` is ill-formed or not finite."""
+        if not isinstance(d, dict):
+            raise ValueError("its further reading is not an object")
+        decider = d.get("decider")
+        if "decider" in d and not isinstance(decider, dict):
+            raise ValueError("its further reading's decider is not an object")
+        c = d["calibration"]
+        answer = (float(c["answer"][0]), float(c["answer"][1]))
+        abstain = (float(c["abstain"][0]), float(c["abstain"][1]))
+        numbers = [float(d["below"]), float(d["threshold"]), *answer, *abstain]
+        if not all(math.isfinite(x) for x in numbers):
+            raise ValueError("its further reading's settings are not finite numbers")
+        return cls(
+            numbers[0],
+            numbers[1],
+            answer,
+            abstain,
+            Decider.from_dict(decider) if decider is not None else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "below": round(self.below, 4),
+            "threshold": round(self.threshold, 4),
+            "calibration": {"answer": list(self.answer), "abstain": list(self.abstain)},
+            **({"decider": self.decider.to_dict()} if self.decider else {}),
+        }
+
+    def confidence(self, score: float, answered: bool) -> float:
+        a, b = self.answer if answered else self.abstain
+        return _sigmoid(a * score + b)
+
+
+@dataclass(frozen=True)
 class Settings:
     """What the reader was validated with, read from its model card."""
 
@@ -47,6 +95,7 @@ class Settings:
     slack: float = 0.0  # spans within this of the best widen the answer (see read_spans)
     decider: Decider | None = None  # None: the best margin alone decides
     citation: tuple[float, float] | None = None  # a citation's score from its margin
+    further: Further | None = None  # None: only the first N sentences are ever decided on
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Settings:
@@ -68,6 +117,7 @@ class Settings:
             float(card.get("slack", 0.0)),
             Decider.from_dict(decider) if decider is not None else None,
             (float(citation[0]), float(citation[1])) if citation is not None else None,
+            Further.from_dict(card["further"]) if "further" in card else None,
         )
 
     def confidence(self, score: float, answered: bool) -> float:
@@ -123,11 +173,13 @@ def _fail(problem: str) -> ReaderError:
     )
 
 
-def read_card(folder: Path) -> tuple[dict[str, Any], str]:
-    """The model card of the reader in ``folder`` and its hash (which names the reader)."""
+def read_card(folder: Path, settings: bool = True) -> tuple[dict[str, Any], str]:
+    """The model card of the reader in ``folder`` and its hash (which names the reader);
+    without ``settings``, its settings are not checked (they are about to be chosen again)."""
 
     def check(card: dict[str, Any]) -> None:
-        Settings.from_card(card)  # every setting the service reads is there and well-formed
+        if settings:
+            Settings.from_card(card)  # every setting the service reads is there, well-formed
 
     return load_card(folder, check, _fail)
 

@@ -12,9 +12,10 @@ import pytest
 
 from qa.decide import FEATURES
 from qa.evaluate import reliability
-from qa.training.choice import LONGEST_MEDIAN, TOLERANCE, least_within_tolerance, short_enough
+from qa.training.choice import TOLERANCE, least_within_tolerance
 from qa.training.decider import crossfit, decided_by, fit_decider
 from qa.training.fit import (
+    LONGEST_MEDIAN,
     TARGETS,
     Outcome,
     choose_threshold,
@@ -22,6 +23,7 @@ from qa.training.fit import (
     fit_platt,
     metrics,
     objective,
+    short_enough,
     shortfall,
 )
 

@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from qa.config import DEFAULT_READER
-from qa.onnxgraph import drop_nan_guards
+from qa.onnxgraph import drop_nan_guards, unsigned_weights
 from qa.runner import ort_session
 
 
@@ -96,3 +96,49 @@ def test_sessions_leave_skip_layer_normalization_unfused(tmp_path):
     ort_session(DEFAULT_READER / "model.onnx", 1, optimized=tmp_path / "run.onnx")
     ran = set(ops(tmp_path / "run.onnx"))
     assert "LayerNormalization" in ran and "SkipLayerNormalization" not in ran
+
+
+def integer_product(path: Path) -> Path:
+    """a (uint8, fed) times w (int8 weights, zero point 0) -> MatMulInteger -> int32 y: the
+    op of every dynamically quantised matrix product. The weights are at int8's ends, so
+    two adjacent products overflow 16 bits (255 * 127 * 2 > 32767)."""
+    w = np.array([[127, -128, 1], [127, -128, -1], [3, 5, 7], [-7, 9, 11]], dtype=np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w", "a_zero", "w_zero"], ["y"])],
+        "product",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [2, 3])],
+        [
+            numpy_helper.from_array(w, "w"),
+            numpy_helper.from_array(np.array(0, dtype=np.uint8), "a_zero"),
+            numpy_helper.from_array(np.zeros(3, dtype=np.int8), "w_zero"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, path)
+    return path
+
+
+def test_int8_weights_are_stored_as_uint8_with_the_same_exact_products(tmp_path):
+    """On a CPU without VNNI, ONNX Runtime sums uint8 x int8 products in pairs in 16 bits,
+    which saturate; stored as uint8 (plus 128, zero point 128) the weights are the same
+    numbers and the products exact on every CPU."""
+    path = integer_product(tmp_path / "m.onnx")
+    a = np.array([[255, 255, 0, 1], [200, 17, 255, 255]], dtype=np.uint8)
+    w = numpy_helper.to_array(onnx.load(path).graph.initializer[0]).astype(np.int64)
+    exact = a.astype(np.int64) @ w
+    assert unsigned_weights(path) == 1
+    model = onnx.load(path)
+    stored = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    assert stored["w"].dtype == np.uint8 and (stored["w_zero"] == 128).all()
+    assert (stored["w"].astype(np.int64) - 128 == w).all()
+    y = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"a": a})[0]
+    assert (y == exact).all()
+    assert unsigned_weights(path) == 0  # nothing left to rewrite: the file is untouched
+
+
+def test_the_shipped_reader_stores_no_int8_weights():
+    model = onnx.load(str(DEFAULT_READER / "model.onnx"))
+    types = {i.name: i.data_type for i in model.graph.initializer}
+    weights = [n.input[1] for n in model.graph.node if n.op_type == "MatMulInteger"]
+    assert weights and all(types[w] == TensorProto.UINT8 for w in weights)

@@ -80,6 +80,19 @@ def render(card: dict[str, Any]) -> str:
             else "the best margin reaches "
         )
         + f"{card['threshold']}",
+        *(
+            [
+                f"- When the first batch's score is from {card['further']['below']} to under "
+                f"{card['threshold']}, reads the next {card['candidates']} and answers from all "
+                f"{2 * card['candidates']} when "
+                + ("a decider fitted on them" if "decider" in card["further"] else "the margin")
+                + f" reaches {card['further']['threshold']} (confidence: answer "
+                f"{card['further']['calibration']['answer']}, abstention "
+                f"{card['further']['calibration']['abstain']})"
+            ]
+            if "further" in card
+            else []
+        ),
         f"- The answer covers every span of its sentence scoring within {card.get('slack', 0.0)} "
         "of the best",
         f"- Confidence: {card['calibration']['method']}: answer "
@@ -175,7 +188,15 @@ def _crossfitted(validation: dict[str, Any]) -> list[str]:
         f"Out of sample ({c['documents']} validation documents dealt into {c['folds']} folds, "
         "each decided by what was fitted on the others), minus the shortfall, mean of the "
         f"sets: the best margin alone {c['margin']['mean']} {json.dumps(c['margin']['sets'])}, "
-        f"the decider {c['decider']['mean']} {json.dumps(c['decider']['sets'])}.",
+        f"the decider {c['decider']['mean']} {json.dumps(c['decider']['sets'])}"
+        + (
+            f"; reading the next batch when unsure {c['further']['mean']} "
+            f"{json.dumps(c['further']['sets'])} (share of questions reading it: "
+            f"{json.dumps(c['further']['share'])})"
+            if c.get("further")
+            else ""
+        )
+        + ".",
         "",
     ]
 

@@ -5,18 +5,29 @@ whatever model made them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..decide import Decider
+from ..features import Reading
 from ..read import Reader, with_slack
 from .data import Asked
 from .decider import crossfit, decided_by, fit_decider
-from .fit import Metrics, Outcome, calibrate, choose_threshold_on, objective, outcomes, read_all
+from .fit import (
+    Metrics,
+    Outcome,
+    calibrate,
+    choose_threshold_on,
+    objective,
+    outcomes,
+    read_all,
+    short_enough,
+)
+from .further import crossfit_further, fit_further, read_batch
 
 TOLERANCE = 0.015  # of the objective (a sum of rate shortfalls): 1.5 points of any
-LONGEST_MEDIAN = 40  # characters: a slack may not lengthen the median right answer to this
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,7 @@ class Choice:
     score: float = 0.0  # the objective of the choice, mean of the sets
     decider: Decider | None = None  # None: the best margin alone decides
     crossfitted: dict[str, Any] = field(default_factory=dict)  # ``crossfit``
+    further: dict[str, Any] | None = None  # the card's ``further``; None: N only
 
 
 def choose(
@@ -57,11 +69,13 @@ def choose(
     n = least_within_tolerance(scores)
     # the chosen count read exactly as the service reads it: n sentences in one batch
     outs: dict[float, dict[str, list[Outcome]]] = {}
+    reads: dict[float, dict[str, list[list[Reading]]]] = {}
     widened: dict[str, dict[str, Metrics]] = {}
     by_slack = {}
     for slack in slacks:
         widen = with_slack(reader, slack)
-        outs[slack] = {k: outcomes(sets[k], read_all(widen, sets[k], n), n) for k in names}
+        reads[slack] = {k: read_all(widen, sets[k], n) for k in names}
+        outs[slack] = {k: outcomes(sets[k], reads[slack][k], n) for k in names}
         threshold, ms = choose_threshold_on(list(outs[slack].values()))
         widened[str(slack)] = dict(zip(names, ms, strict=True))
         by_slack[slack] = sum(objective(m) for m in ms) / len(ms)
@@ -90,6 +104,32 @@ def choose(
     log(f"chose to read {n} sentences, slack {slack}, threshold {threshold:.3f}: {chosen}")
     pooled = [o for k in names for o in final[k]]
     calibration = calibrate(pooled, threshold)
+    # the next N read when the first leave the decider unsure: kept if, out of sample, it
+    # beats deciding on the first N alone
+    widen = with_slack(reader, slack)
+    doubled = {
+        k: outcomes(
+            sets[k],
+            [a + b for a, b in zip(reads[slack][k], read_batch(widen, sets[k], n, 1), strict=True)],
+            2 * n,
+        )
+        for k in names
+    }
+    alone = crossfitted.get("decider" if decider else "margin", {}).get("mean")
+    crossfitted["further"] = crossfit_further(outs[slack], doubled, decider is not None)
+    log(f"  out of sample, reading {n} more when unsure: {crossfitted['further']}")
+    further = None
+    fc = None
+    if alone is not None and crossfitted["further"].get("mean", -math.inf) > alone:
+        fc = fit_further(outs[slack], doubled, decider)
+    if fc is not None and fc.band.share > 0:  # else the first batch alone was best
+        threshold, chosen, further = fc.band.threshold, fc.chosen, fc.further
+        calibration = {**calibration, **{k: fc.calibration[k] for k in ("answer", "abstain")}}
+        ms = list(chosen.values())
+        log(
+            f"reading {n} more from a first score of {fc.band.below:.3f} to {threshold:.3f} "
+            f"({fc.band.share:.0%} of the questions), threshold {fc.band.further:.3f}: {chosen}"
+        )
     score = sum(objective(m) for m in ms) / len(ms)
     return Choice(
         n,
@@ -102,13 +142,8 @@ def choose(
         score,
         decider,
         crossfitted,
+        further,
     )
-
-
-def short_enough(m: Metrics) -> bool:
-    """Whether the median right answer is under LONGEST_MEDIAN characters."""
-    median = m.get("answer_chars_median")
-    return median is None or median < LONGEST_MEDIAN
 
 
 def least_within_tolerance(scores: dict[Any, float]) -> Any:

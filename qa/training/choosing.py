@@ -25,7 +25,7 @@ from ..corpus import Corpus, CorpusError, Example, load_corpus
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Limits
-from ..onnxgraph import drop_nan_guards
+from ..onnxgraph import drop_nan_guards, unsigned_weights
 from ..read import FILES, OnnxReader, ReaderError, read_card, verify
 from ..runner import UNFUSED
 from ..versions import package_versions
@@ -79,7 +79,8 @@ def rechoose_reader(
     another file, whose checksum the card records."""
     config = config or Config()
     out = Path(settings.out)
-    old, name = read_card(out)
+    # its settings are chosen again: a decider this version of qa does not read is no matter
+    old, name = read_card(out, settings=False)
     verify(out, old)
     if "training" not in old:
         raise ReaderError(f"{out / CARD} records no training: train a reader with `qa train`")
@@ -105,12 +106,16 @@ def rechoose_reader(
         guards = drop_nan_guards(work / "model.onnx")  # as `qa train` exports it today
         if guards:
             log(f"dropped {guards} NaN guards from model.onnx (the same outputs, sooner)")
+        unsigned = unsigned_weights(work / "model.onnx")
+        if unsigned:
+            log(f"stored {unsigned} int8 weight matrices as uint8 (read alike on every CPU)")
         draft = draft_reader(work, Limits.from_dict(old["limits"]))
         choice = choose_on_validation(draft, val_asked, sets, settings, config, embedder, log)
         figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
         figures["validation"] = validation_figures(choice)
         card = {
-            **{k: v for k, v in old.items() if k != "decider"},  # the choice's own, if any
+            # the choice's own decider and further reading, if any
+            **{k: v for k, v in old.items() if k not in ("decider", "further")},
             **card_settings(choice),
             "figures": figures,
             "rechosen": {
@@ -118,6 +123,7 @@ def rechoose_reader(
                 "command": command,
                 "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
                 "nan_guards_dropped": guards,
+                "weights_stored_unsigned": unsigned,
                 # what embedded the questions whose retrieval the choice was made on
                 "question_encoder": getattr(embedder, "questions_name", None),
                 "candidates": list(settings.candidates),
@@ -246,6 +252,7 @@ def card_settings(choice: Choice) -> dict[str, Any]:
         "threshold": choice.threshold,
         "calibration": choice.calibration,
         **({"decider": choice.decider.to_dict()} if choice.decider else {}),
+        **({"further": choice.further} if choice.further else {}),
         "runtime": {"disabled_optimizers": list(UNFUSED)},
     }
 

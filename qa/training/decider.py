@@ -52,6 +52,17 @@ def decided_by(outs: Sequence[Outcome], decider: Decider | None) -> list[Outcome
 FOLDS = 5
 
 
+def folds_of(
+    sets: Mapping[str, Sequence[Outcome]], seed: int = 13
+) -> tuple[dict[tuple[str, str], int], int]:
+    """The validation documents (of all sets together) dealt at random into FOLDS folds
+    (fewer when there are fewer documents): each (set, document)'s fold, and how many."""
+    documents = sorted({(k, o.document) for k in sets for o in sets[k]})
+    random.Random(seed).shuffle(documents)
+    folds = min(FOLDS, len(documents))
+    return {d: i % max(folds, 1) for i, d in enumerate(documents)}, folds
+
+
 def crossfit(sets: Mapping[str, Sequence[Outcome]], seed: int = 13) -> dict[str, Any]:
     """What the decider gains out of sample: the validation documents (all sets together)
     dealt into FOLDS folds; each fold's questions decided by a decider and a threshold
@@ -59,13 +70,10 @@ def crossfit(sets: Mapping[str, Sequence[Outcome]], seed: int = 13) -> dict[str,
     each set's objective and their mean, for both. With fewer than two documents there is
     nothing to judge out of sample: only the counts are returned."""
     names = list(sets)
-    documents = sorted({(k, o.document) for k in names for o in sets[k]})
-    random.Random(seed).shuffle(documents)
-    folds = min(FOLDS, len(documents))
-    result: dict[str, Any] = {"folds": folds, "documents": len(documents)}
+    fold, folds = folds_of(sets, seed)
+    result: dict[str, Any] = {"folds": folds, "documents": len(fold)}
     if folds < 2:
         return result
-    fold = {d: i % folds for i, d in enumerate(documents)}
     for way in ("margin", "decider"):
         decided: dict[str, list[Outcome]] = {k: [] for k in names}
         for f in range(folds):

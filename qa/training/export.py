@@ -42,8 +42,11 @@ def export_onnx(model: torch.nn.Module, path: Path, outputs: Sequence[str] = OUT
 
 
 def quantize(source: Path, target: Path, ops: Sequence[str] = ("MatMul", "Gather")) -> Path:
-    """Dynamic int8: weights quantised once, activations scaled at run time (of ``ops``)."""
+    """Dynamic int8: weights quantised once, activations scaled at run time (of ``ops``);
+    the weights stored as uint8 (``unsigned_weights``)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from ..onnxgraph import unsigned_weights
 
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     root = logging.getLogger()
@@ -57,6 +60,7 @@ def quantize(source: Path, target: Path, ops: Sequence[str] = ("MatMul", "Gather
             per_channel=True,
             op_types_to_quantize=list(ops),
         )
+        unsigned_weights(tmp)  # the same numbers, read alike on every CPU
         os.replace(tmp, target)
     finally:
         root.setLevel(level)

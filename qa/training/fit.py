@@ -109,6 +109,14 @@ def metrics(outs: Sequence[Outcome], threshold: float) -> dict[str, float | None
 
 Metrics = dict[str, Any]
 
+LONGEST_MEDIAN = 40  # characters: a choice may not lengthen the median right answer to this
+
+
+def short_enough(m: Metrics) -> bool:
+    """Whether the median right answer is under LONGEST_MEDIAN characters."""
+    median = m.get("answer_chars_median")
+    return median is None or median < LONGEST_MEDIAN
+
 
 # The issue's targets for the rates the threshold moves: answer_hit and abstain at least,
 # false_abstain at most (shared/eval/README.md defines them)
