@@ -135,6 +135,12 @@ QUESTION_OPTIONS = (
 )
 @click.option("--float", "float_model", is_flag=True, help="Ship the float model, not int8.")
 @click.option(
+    "--further",
+    is_flag=True,
+    help="Also try reading the next batch of sentences when the first leaves the decider "
+    "unsure (kept if it beats the first batch alone out of sample; costs latency).",
+)
+@click.option(
     "--rechoose",
     is_flag=True,
     help="Do not train: keep the weights of the reader in --out and choose its settings "
@@ -168,6 +174,7 @@ def train_cmd(
     distill: float | None,
     temperature: float | None,
     float_model: bool,
+    further: bool,
     rechoose: bool,
     questions: bool,
 ) -> None:
@@ -226,6 +233,7 @@ def train_cmd(
         max_steps=max_steps,
         limit_questions=limit_questions,
         int8=not float_model,
+        further=further,
         teachers=tuple(Path(t) for t in teachers),
         **{k: v for k, v in given.items() if v is not None},
     )

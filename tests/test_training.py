@@ -257,12 +257,20 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     # a decider fitted for other settings must not outlive the choice made again
     n = len(FEATURES)
     stale = Decider((0.0,) * n, (1.0,) * n, (0.0,) * n, 50.0).to_dict()
-    write_card(reader, {**json.loads((reader / CARD).read_text()), "decider": stale})
+    further = {
+        "below": -50.0,
+        "threshold": 50.0,
+        "calibration": {"answer": [1, 0], "abstain": [1, 0]},
+    }
+    card = {**json.loads((reader / CARD).read_text()), "decider": stale, "further": further}
+    write_card(reader, card)
     before, name = json.loads((reader / CARD).read_text()), card_hash(reader)
     args = ["train", "--corpus", str(corpus), "--out", str(reader), "--rechoose", "--no-sets"]
-    result = CliRunner().invoke(cli, args)
+    result = CliRunner().invoke(cli, [*args, "--further"])
     assert result.exit_code == 0, result.output
     assert "dropped 1 NaN guards" in result.output
+    # the further reading was tried, and judged out of sample
+    assert "more when unsure" in result.output
 
     card = json.loads((reader / CARD).read_text())
     assert (reader / "model.onnx").read_bytes() == (trained / "model.onnx").read_bytes()
@@ -272,7 +280,8 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     for key in ("training", "limits", "data"):
         assert card[key] == before[key], key
     assert card["rechosen"]["from"] == name
-    assert card.get("decider") != stale
+    assert card.get("decider") != stale and card.get("further") != further
+    assert "further" in card["figures"]["validation"]["crossfitted"]
     assert set(card["figures"]["validation"]["chosen"]) == {"validation", "independent"}
     today = card["rechosen"]["data"]
     assert today["validation_sets"] == ["corpus/independent/validation.jsonl"]

@@ -193,7 +193,7 @@ def _crossfitted(validation: dict[str, Any]) -> list[str]:
             f"; reading the next batch when unsure {c['further']['mean']} "
             f"{json.dumps(c['further']['sets'])} (share of questions reading it: "
             f"{json.dumps(c['further']['share'])})"
-            if c.get("further")
+            if "mean" in c.get("further", {})
             else ""
         )
         + ".",

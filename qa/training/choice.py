@@ -25,7 +25,7 @@ from .fit import (
     read_all,
     short_enough,
 )
-from .further import crossfit_further, fit_further, read_batch
+from .further import FurtherChoice, crossfit_further, fit_further, read_batch
 
 TOLERANCE = 0.015  # of the objective (a sum of rate shortfalls): 1.5 points of any
 
@@ -51,6 +51,7 @@ def choose(
     counts: Sequence[int],
     slacks: Sequence[float] = (0.0,),
     log: Callable[[str], None] = print,
+    further_reading: bool = False,
 ) -> Choice:
     """How many sentences to read, how far the answer widens over near-best spans, the
     threshold and the calibration, on the validation ``sets`` read by ``reader`` (each set
@@ -106,30 +107,18 @@ def choose(
     calibration = calibrate(pooled, threshold)
     # the next N read when the first leave the decider unsure: kept if, out of sample, it
     # beats deciding on the first N alone
-    widen = with_slack(reader, slack)
-    doubled = {
-        k: outcomes(
-            sets[k],
-            [a + b for a, b in zip(reads[slack][k], read_batch(widen, sets[k], n, 1), strict=True)],
-            2 * n,
-        )
-        for k in names
-    }
-    alone = crossfitted.get("decider" if decider else "margin", {}).get("mean")
-    crossfitted["further"] = crossfit_further(outs[slack], doubled, decider is not None)
-    log(f"  out of sample, reading {n} more when unsure: {crossfitted['further']}")
-    further = None
-    fc = None
-    if alone is not None and crossfitted["further"].get("mean", -math.inf) > alone:
-        fc = fit_further(outs[slack], doubled, decider)
-    if fc is not None and fc.band.share > 0:  # else the first batch alone was best
-        threshold, chosen, further = fc.band.threshold, fc.chosen, fc.further
-        calibration = {**calibration, **{k: fc.calibration[k] for k in ("answer", "abstain")}}
-        ms = list(chosen.values())
-        log(
-            f"reading {n} more from a first score of {fc.band.below:.3f} to {threshold:.3f} "
-            f"({fc.band.share:.0%} of the questions), threshold {fc.band.further:.3f}: {chosen}"
-        )
+    further: dict[str, Any] | None = None
+    if further_reading:
+        fc = _further(reader, sets, reads[slack], outs[slack], n, slack, decider, crossfitted, log)
+        if fc is not None:
+            threshold, chosen, further = fc.band.threshold, fc.chosen, fc.further
+            calibration = {**calibration, **{k: fc.calibration[k] for k in ("answer", "abstain")}}
+            ms = list(chosen.values())
+            log(
+                f"reading {n} more from a first score of {fc.band.below:.3f} to {threshold:.3f} "
+                f"({fc.band.share:.0%} of the questions), threshold {fc.band.further:.3f}: "
+                f"{chosen}"
+            )
     score = sum(objective(m) for m in ms) / len(ms)
     return Choice(
         n,
@@ -144,6 +133,42 @@ def choose(
         crossfitted,
         further,
     )
+
+
+def _further(
+    reader: Reader,
+    sets: dict[str, Sequence[Asked]],
+    reads: dict[str, list[list[Reading]]],
+    outs: dict[str, list[Outcome]],
+    n: int,
+    slack: float,
+    decider: Decider | None,
+    crossfitted: dict[str, Any],
+    log: Callable[[str], None],
+) -> FurtherChoice | None:
+    """The further reading fitted on validation, if out of sample it beats the first batch
+    alone (recorded in ``crossfitted["further"]``); None if not."""
+    widen = with_slack(reader, slack)
+    doubled = {
+        k: outcomes(
+            sets[k],
+            [a + b for a, b in zip(reads[k], read_batch(widen, sets[k], n, 1), strict=True)],
+            2 * n,
+        )
+        for k in sets
+    }
+    alone = crossfitted.get("decider" if decider else "margin", {}).get("mean")
+    fc = None
+    try:
+        crossfitted["further"] = crossfit_further(outs, doubled, decider is not None)
+        if alone is not None and crossfitted["further"].get("mean", -math.inf) > alone:
+            fc = fit_further(outs, doubled, decider)
+    except ValueError as exc:  # no band keeps the answers short: the first batch alone
+        crossfitted["further"] = {"none": str(exc)}
+    log(f"  out of sample, reading {n} more when unsure: {crossfitted['further']}")
+    if fc is None or fc.band.share == 0:  # else the first batch alone was best
+        return None
+    return fc
 
 
 def least_within_tolerance(scores: dict[Any, float]) -> Any:

@@ -240,7 +240,7 @@ def choose_on_validation(
         with service(config, embedder, reader, seeds) as engine:
             asked[name] = ask_service(engine, load_items(questions), settings.retrieve)
     log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in asked.items())}")
-    return choose(reader, asked, settings.candidates, settings.slacks, log)
+    return choose(reader, asked, settings.candidates, settings.slacks, log, settings.further)
 
 
 def card_settings(choice: Choice) -> dict[str, Any]:
