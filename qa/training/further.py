@@ -21,7 +21,7 @@ import numpy as np
 
 from ..decide import Decider
 from ..features import Reading
-from ..read import Reader
+from ..read import Further, Reader
 from .data import Asked
 from .decider import decided_by, fit_decider, folds_of
 from .fit import TARGETS, Metrics, Outcome, calibrate, metrics, objective, short_enough
@@ -223,10 +223,11 @@ def fit_further(
         by_first += f
         by_second += s
     later = calibrate(by_second, band.further)
-    further = {
-        "below": round(band.below, 4),
-        "threshold": round(band.further, 4),
-        "calibration": {"answer": later["answer"], "abstain": later["abstain"]},
-        **({"decider": second_decider.to_dict()} if second_decider else {}),
-    }
+    further = Further(
+        band.below,
+        band.further,
+        (later["answer"][0], later["answer"][1]),
+        (later["abstain"][0], later["abstain"][1]),
+        second_decider,
+    ).to_dict()
     return FurtherChoice(band, second_decider, calibrate(by_first, band.threshold), further, chosen)
