@@ -25,7 +25,7 @@ from .fit import (
     read_all,
     short_enough,
 )
-from .further import FurtherChoice, crossfit_further, fit_further, read_batch
+from .further import FurtherChoice, crossfit_further, fit_further
 
 TOLERANCE = 0.015  # of the objective (a sum of rate shortfalls): 1.5 points of any
 
@@ -152,7 +152,7 @@ def _further(
     doubled = {
         k: outcomes(
             sets[k],
-            [a + b for a, b in zip(reads[k], read_batch(widen, sets[k], n, 1), strict=True)],
+            [a + b for a, b in zip(reads[k], read_all(widen, sets[k], n, 1), strict=True)],
             2 * n,
         )
         for k in sets

@@ -252,6 +252,11 @@ def calibrate(outs: Sequence[Outcome], threshold: float) -> dict[str, Any]:
     }
 
 
-def read_all(reader: Reader, asked: Sequence[Asked], n: int) -> list[list[Reading]]:
-    """Each question's first ``n`` sentences read as the service reads them: one batch."""
-    return [reader.read(a.question, a.candidates(n), a.last_question, a.last_answer) for a in asked]
+def read_all(reader: Reader, asked: Sequence[Asked], n: int, batch: int = 0) -> list[list[Reading]]:
+    """Each question's first ``n`` sentences read as the service reads them: one batch (or,
+    with ``batch``, its ``batch``-th N sentences after them, as a further reading reads)."""
+    out = []
+    for a in asked:
+        c = a.candidates((batch + 1) * n)[batch * n :]
+        out.append(reader.read(a.question, c, a.last_question, a.last_answer) if c else [])
+    return out

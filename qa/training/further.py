@@ -20,9 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..decide import Decider
-from ..features import Reading
-from ..read import Further, Reader
-from .data import Asked
+from ..read import Further
 from .decider import decided_by, fit_decider, folds_of
 from .fit import TARGETS, Metrics, Outcome, calibrate, metrics, objective, short_enough
 
@@ -32,15 +30,6 @@ from .fit import TARGETS, Metrics, Outcome, calibrate, metrics, objective, short
 SHARE = 0.30
 GRID = 25  # quantiles of the first batch's score tried as the band's ends
 CUTS = 200  # quantiles of the second decider's score tried as its threshold
-
-
-def read_batch(reader: Reader, asked: Sequence[Asked], n: int, batch: int) -> list[list[Reading]]:
-    """Each question's ``batch``-th N sentences read as the service reads them: one batch."""
-    out = []
-    for a in asked:
-        c = a.candidates((batch + 1) * n)[batch * n :]
-        out.append(reader.read(a.question, c, a.last_question, a.last_answer) if c else [])
-    return out
 
 
 @dataclass(frozen=True)
@@ -165,7 +154,7 @@ def crossfit_further(
     if folds < 2:
         return {}
     out: dict[str, list[Outcome]] = {k: [] for k in names}
-    shares: dict[str, list[bool]] = {k: [] for k in names}
+    banded = dict.fromkeys(names, 0)  # questions that read the second batch
     for f in range(folds):
 
         def part(
@@ -186,19 +175,18 @@ def crossfit_further(
             held2 = decided_by(part(second, True, k), d2)
             done, _, by_second = decided(held1, held2, band)
             out[k] += done
-            shares[k] += [True] * len(by_second) + [False] * (len(done) - len(by_second))
+            banded[k] += len(by_second)
     sets = {k: round(objective(metrics(out[k], 0.0)), 4) for k in names}
     return {
         "sets": sets,
         "mean": round(sum(sets.values()) / len(names), 4),
-        "share": {k: round(float(np.mean(v)), 3) if v else None for k, v in shares.items()},
+        "share": {k: round(banded[k] / len(out[k]), 3) if out[k] else None for k in names},
     }
 
 
 @dataclass(frozen=True)
 class FurtherChoice:
     band: Band
-    decider: Decider | None
     calibration: dict[str, Any]  # the first batch's curves
     further: dict[str, Any]  # the card's ``further`` (``read.Further.to_dict``)
     chosen: dict[str, Metrics]
@@ -230,4 +218,4 @@ def fit_further(
         (later["abstain"][0], later["abstain"][1]),
         second_decider,
     ).to_dict()
-    return FurtherChoice(band, second_decider, calibrate(by_first, band.threshold), further, chosen)
+    return FurtherChoice(band, calibrate(by_first, band.threshold), further, chosen)
