@@ -1,7 +1,8 @@
 """Answering: retrieve, read, decide.
 
 1. **Retrieve** (``retrieve.py``): hybrid dense and lexical retrieval proposes the sentences
-   that best match the question; a follow-up carries the last turn into the query.
+   that best match the question; a follow-up carries the last turn into the query. When
+   the reader's card has a ranker (``rank.py``), it orders the best of them again.
 2. **Read** (``read.py``): the trained reader reads the first N of them (N chosen on
    validation, recorded in its model card) in one batched run: for each, the best span and
    its margin over no answer. Further citations (a ``top_k`` over N) are read N at a time
@@ -64,7 +65,7 @@ def answer_question(
     # further citations are read N at a time: retrieve whole batches of N, cut to top_k;
     # with a further reading, at least two batches
     batches = max(-(-max(n, top_k) // n), 2 if further else 1)
-    hits = retrieve(index, lexical, embedder, query, n * batches)
+    hits = retrieve(index, lexical, embedder, query, n * batches, settings.ranker)
     if not hits:
         return Answer(question, None, None, None, 0.0, (), index.version)
     previous = [previous_text(index, h) for h in hits]

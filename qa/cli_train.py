@@ -141,6 +141,13 @@ QUESTION_OPTIONS = (
     "unsure (kept if it beats the first batch alone out of sample; costs latency).",
 )
 @click.option(
+    "--ranker/--no-ranker",
+    default=True,
+    show_default=True,
+    help="Fit the ranker on the training split: it orders the retrieved sentences before "
+    "the reader reads the first of them.",
+)
+@click.option(
     "--rechoose",
     is_flag=True,
     help="Do not train: keep the weights of the reader in --out and choose its settings "
@@ -175,6 +182,7 @@ def train_cmd(
     temperature: float | None,
     float_model: bool,
     further: bool,
+    ranker: bool,
     rechoose: bool,
     questions: bool,
 ) -> None:
@@ -234,6 +242,7 @@ def train_cmd(
         limit_questions=limit_questions,
         int8=not float_model,
         further=further,
+        ranker=ranker,
         teachers=tuple(Path(t) for t in teachers),
         **{k: v for k, v in given.items() if v is not None},
     )

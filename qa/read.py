@@ -25,6 +25,7 @@ from .cards import load_card, verify_files
 from .config import DEFAULT_READER, Config
 from .decide import Decider
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
+from .rank import Ranker
 from .runner import CORES, ort_session
 
 FILES = ("model.onnx", "tokenizer.json")
@@ -96,13 +97,16 @@ class Settings:
     decider: Decider | None = None  # None: the best margin alone decides
     citation: tuple[float, float] | None = None  # a citation's score from its margin
     further: Further | None = None  # None: only the first N sentences are ever decided on
+    ranker: Ranker | None = None  # None: the sentences are read in the fused order
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Settings:
         c = card["calibration"]
-        decider = card.get("decider")
+        decider, ranker = card.get("decider"), card.get("ranker")
         if "decider" in card and not isinstance(decider, dict):
             raise ValueError("its decider is not an object")  # not silently the margin alone
+        if "ranker" in card and not isinstance(ranker, dict):
+            raise ValueError("its ranker is not an object")
         citation = c.get("citation")
         numbers = [card["threshold"], *c["answer"], *c["abstain"], *(citation or ())]
         if not all(math.isfinite(float(x)) for x in numbers):
@@ -118,6 +122,7 @@ class Settings:
             Decider.from_dict(decider) if decider is not None else None,
             (float(citation[0]), float(citation[1])) if citation is not None else None,
             Further.from_dict(card["further"]) if "further" in card else None,
+            Ranker.from_dict(ranker) if ranker is not None else None,
         )
 
     def confidence(self, score: float, answered: bool) -> float:

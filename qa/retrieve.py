@@ -15,6 +15,7 @@ import numpy as np
 from .embed import Embedder
 from .index import Index
 from .lexical import LexicalIndex
+from .rank import RANKED, Ranker
 from .records import Sentence
 from .text import content_stems
 from .vectors import dense_search, reconstruct
@@ -33,9 +34,15 @@ class Hit:
 
 
 def hybrid_search(
-    index: Index, lexical: LexicalIndex, query: np.ndarray, terms: dict[str, float], k: int
+    index: Index,
+    lexical: LexicalIndex,
+    query: np.ndarray,
+    terms: dict[str, float],
+    k: int,
+    ranker: Ranker | None = None,
 ) -> list[Hit]:
-    """The ``k`` best sentences by dense score plus LEXICAL_WEIGHT times the lexical one."""
+    """The ``k`` best sentences by dense score plus LEXICAL_WEIGHT times the lexical one;
+    with a ``ranker``, the best RANKED of those in its order (``rank.py``)."""
     dense = dense_search(index.vectors, query, max(POOL, k))
     lex = lexical.top(terms, POOL)
     missing = [i for i in lex if i not in dense]
@@ -45,7 +52,9 @@ def hybrid_search(
     # fuse and rank first; only the k kept become Hits (a stable sort, as before)
     fused = [(d + LEXICAL_WEIGHT * lex.get(i, 0.0), i, d) for i, d in dense.items()]
     fused.sort(key=lambda f: -f[0])
-    return [Hit(i, index.sentences[i], s, d, lex.get(i, 0.0)) for s, i, d in fused[:k]]
+    kept = k if ranker is None else max(k, RANKED)
+    hits = [Hit(i, index.sentences[i], s, d, lex.get(i, 0.0)) for s, i, d in fused[:kept]]
+    return hits if ranker is None else ranker.order(index, hits, query)[:k]
 
 
 # --- the query ---------------------------------------------------------------------------
@@ -91,10 +100,15 @@ def query_vector(question: np.ndarray, context: np.ndarray | None = None) -> np.
 
 
 def retrieve(
-    index: Index, lexical: LexicalIndex, embedder: Embedder, query: Query, k: int
+    index: Index,
+    lexical: LexicalIndex,
+    embedder: Embedder,
+    query: Query,
+    k: int,
+    ranker: Ranker | None = None,
 ) -> list[Hit]:
-    """The ``k`` sentences that best match ``query``, best first."""
+    """The ``k`` sentences that best match ``query``, best first (by ``ranker``, if any)."""
     texts = [query.text] + ([query.context] if query.context else [])
     vectors = embedder.encode_questions(texts)
     vector = query_vector(vectors[0], vectors[1] if query.context else None)
-    return hybrid_search(index, lexical, vector, query_terms(query), k)
+    return hybrid_search(index, lexical, vector, query_terms(query), k, ranker)

@@ -21,6 +21,8 @@ from qa.cli import cli
 from qa.corpus import load_corpus
 from qa.decide import FEATURES, Decider
 from qa.features import Candidate
+from qa.rank import FEATURES as RANKS
+from qa.rank import Ranker
 from qa.read import OnnxReader, ReaderError
 from qa.records import Turn
 from qa.training.card import write_card
@@ -38,6 +40,8 @@ def trained(tiny_corpus, tmp_path_factory) -> Path:
     # each epoch is judged reading as many sentences as the service may be chosen to read
     most = max(TrainSettings().candidates)
     assert f"validation after epoch 1 (reading {most}):" in result.output
+    # the ranker is fitted on the training split first, and judged on validation
+    assert "ranker fitted on" in result.output and "validation recall @1" in result.output
     return out
 
 
@@ -89,6 +93,8 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     else:  # one validation document: nothing to judge out of sample
         assert "decider" not in card
     assert set(card["calibration"]) >= {"answer", "abstain", "citation"}
+    assert Ranker.from_dict(card["ranker"]) == OnnxReader(trained).settings.ranker
+    assert "retrieved sentences by a ranker" in (trained / "README.md").read_text()
 
 
 def test_the_trained_reader_loads_without_torch_and_reads_in_one_batch(trained):
@@ -156,14 +162,17 @@ def test_a_card_with_numbers_that_are_not_finite_is_refused_saying_why(trained, 
 def test_training_and_serving_give_the_decider_the_same_inputs(trained, engine, monkeypatch):
     """What the decider is fitted on (``outcomes`` of questions asked as validation asks
     them) is what the service computes when it answers the same question, a follow-up
-    included."""
+    included, with the reader's ranker ordering what it reads."""
     import qa.answer
     from qa.decide import evidence_features
+    from qa.engine import Engine
     from qa.evaluate import Item
     from qa.training.data import ask_service
     from qa.training.fit import outcomes, read_all
 
     reader = OnnxReader(trained)
+    assert reader.settings.ranker is not None
+    engine = Engine(engine.config, notify=lambda m: None, embedder=engine.embedder, reader=reader)
     n = reader.settings.candidates
     first = "Who was instructed to use military force?"
     items = [
@@ -262,7 +271,9 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
         "threshold": 50.0,
         "calibration": {"answer": [1, 0], "abstain": [1, 0]},
     }
+    stale_ranker = Ranker((0.0,) * len(RANKS), (1.0,) * len(RANKS), (0.0,) * len(RANKS))
     card = {**json.loads((reader / CARD).read_text()), "decider": stale, "further": further}
+    card["ranker"] = stale_ranker.to_dict()
     write_card(reader, card)
     before, name = json.loads((reader / CARD).read_text()), card_hash(reader)
     args = ["train", "--corpus", str(corpus), "--out", str(reader), "--rechoose", "--no-sets"]
@@ -281,6 +292,7 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
         assert card[key] == before[key], key
     assert card["rechosen"]["from"] == name
     assert card.get("decider") != stale and card.get("further") != further
+    assert card["ranker"] != stale_ranker.to_dict()  # fitted again on the training split
     assert "further" in card["figures"]["validation"]["crossfitted"]
     assert set(card["figures"]["validation"]["chosen"]) == {"validation", "independent"}
     today = card["rechosen"]["data"]
@@ -288,6 +300,13 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     assert "independent" in today["sha256"] and "independent" not in card["data"]["sha256"]
     assert "Settings chosen again" in (reader / "README.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "reader"]  # nothing left
+
+    # without the ranker, the choice is made on the fused order, and the card has none
+    result = CliRunner().invoke(cli, [*args, "--no-ranker"])
+    assert result.exit_code == 0, result.output
+    assert "ranker fitted" not in result.output
+    card = json.loads((reader / CARD).read_text())
+    assert "ranker" not in card and OnnxReader(reader).settings.ranker is None
 
     # a line that is not a question is refused in one line, naming it; the reader stays
     with open(corpus / "independent" / "validation.jsonl", "a") as f:

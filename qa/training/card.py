@@ -72,6 +72,15 @@ def render(card: dict[str, Any]) -> str:
         f"- Architecture: {card['architecture']}; no-answer score from [CLS] (SQuAD 2.0)",
         f"- Quantisation: {card['quantization']}",
         f"- Token budgets: {json.dumps(card['limits'])}",
+        *(
+            [
+                f"- Orders the best {card['ranker'].get('ranked')} retrieved sentences by a ranker "
+                "(a conditional logit over cheap retrieval signals, fitted on the training "
+                "split) before reading"
+            ]
+            if isinstance(card.get("ranker"), dict)
+            else []
+        ),
         f"- Reads {card['candidates']} retrieved sentences a question; answers when "
         + (
             "the decider's score (the log-odds, from the readings and the retrieval, that the "

@@ -25,7 +25,10 @@ from ..corpus import Corpus, CorpusError, Example, load_corpus
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Limits
+from ..index import Index
+from ..lexical import LexicalIndex
 from ..onnxgraph import drop_nan_guards, unsigned_weights
+from ..rank import RANKED, Ranker
 from ..read import FILES, OnnxReader, ReaderError, read_card, verify
 from ..runner import UNFUSED
 from ..versions import package_versions
@@ -33,6 +36,7 @@ from .card import write_card
 from .choice import Choice, choose
 from .data import Asked, ask_all, ask_service, document_indexes
 from .fit import TARGETS
+from .ranking import reordered, train_ranker
 from .report import available_sets, score_sets, service
 from .settings import TrainSettings
 
@@ -99,7 +103,7 @@ def rechoose_reader(
     val_ex = corpus.split("validation")
     log(f"re-choosing the settings of reader {name} on {len(val_ex)} validation questions")
     indexes = document_indexes(corpus, embedder)
-    val_asked = ask_all(val_ex, indexes, embedder, settings.retrieve)
+    ranker, val_asked = ranked_validation(corpus, indexes, embedder, val_ex, settings, log)
     with work_folder(out, "choosing") as work:
         for f in FILES:
             shutil.copy(out / f, work / f)
@@ -109,14 +113,14 @@ def rechoose_reader(
         unsigned = unsigned_weights(work / "model.onnx")
         if unsigned:
             log(f"stored {unsigned} int8 weight matrices as uint8 (read alike on every CPU)")
-        draft = draft_reader(work, Limits.from_dict(old["limits"]))
+        draft = draft_reader(work, Limits.from_dict(old["limits"]), ranker)
         choice = choose_on_validation(draft, val_asked, sets, settings, config, embedder, log)
         figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
         figures["validation"] = validation_figures(choice)
         card = {
             # the choice's own decider and further reading, if any
-            **{k: v for k, v in old.items() if k not in ("decider", "further")},
-            **card_settings(choice),
+            **{k: v for k, v in old.items() if k not in ("decider", "further", "ranker")},
+            **card_settings(choice, ranker),
             "figures": figures,
             "rechosen": {
                 "from": name,
@@ -136,6 +140,25 @@ def rechoose_reader(
         replace_folder(work, out)
     log(f"wrote the re-chosen reader to {out}")
     return score_into_card(out, sets, settings, config, embedder, log, score)
+
+
+def ranked_validation(
+    corpus: Corpus,
+    indexes: dict[str, tuple[Index, LexicalIndex]],
+    embedder: Embedder,
+    val_ex: list[Example],
+    settings: TrainSettings,
+    log: Callable[[str], None],
+) -> tuple[Ranker | None, list[Asked]]:
+    """With ``settings.ranker``, the ranker fitted on the training split (``ranking.py``)
+    and the validation questions asked with it; without, no ranker and the fused order."""
+    if not settings.ranker:
+        return None, ask_all(val_ex, indexes, embedder, settings.retrieve)
+    train_ex = [e for e in corpus.split("train") if e.answerable]
+    pools = ask_all(train_ex, indexes, embedder, RANKED)
+    val_pools = ask_all(val_ex, indexes, embedder, max(RANKED, settings.retrieve))
+    ranker = train_ranker(pools, val_pools, indexes, log)
+    return ranker, reordered(val_pools, indexes, ranker, settings.retrieve)
 
 
 def validation_figures(choice: Choice) -> dict[str, Any]:
@@ -243,10 +266,11 @@ def choose_on_validation(
     return choose(reader, asked, settings.candidates, settings.slacks, log, settings.further)
 
 
-def card_settings(choice: Choice) -> dict[str, Any]:
+def card_settings(choice: Choice, ranker: Ranker | None = None) -> dict[str, Any]:
     """What the service reads from the card to answer as validated, and the ONNX Runtime
     graph optimisations left out when the choice was read (they move the logits a little)."""
     return {
+        **({"ranker": ranker.to_dict()} if ranker else {}),
         "candidates": choice.candidates,
         "slack": choice.slack,
         "threshold": choice.threshold,
@@ -257,9 +281,11 @@ def card_settings(choice: Choice) -> dict[str, Any]:
     }
 
 
-def draft_reader(work: Path, limits: Limits) -> OnnxReader:
-    """The model in ``work`` as the service will load it, before its settings are chosen."""
+def draft_reader(work: Path, limits: Limits, ranker: Ranker | None = None) -> OnnxReader:
+    """The model in ``work`` as the service will load it, before its settings are chosen
+    (with the ranker the choice is made on)."""
     draft = {
+        **({"ranker": ranker.to_dict()} if ranker else {}),
         "limits": limits.to_dict(),
         "candidates": 1,
         "threshold": 0.0,

@@ -23,6 +23,7 @@ from ..evaluate import Item
 from ..features import Candidate
 from ..index import Index
 from ..lexical import LexicalIndex
+from ..rank import Ranker
 from ..records import Document, Sentence, Turn
 from ..retrieve import Hit, hybrid_search, make_query, query_terms, query_vector, retrieve
 
@@ -48,6 +49,7 @@ class Asked:
     last_answer: str
     hits: tuple[Hit, ...]
     previous: tuple[str, ...]  # the sentence before each hit ("" for the first)
+    vector: np.ndarray | None = None  # the dense query (ask_all's; what a ranker is fitted on)
 
     def candidates(self, n: int) -> list[Candidate]:
         return [
@@ -94,8 +96,10 @@ def ask_all(
     indexes: dict[str, tuple[Index, LexicalIndex]],
     embedder: Embedder,
     k: int,
+    ranker: Ranker | None = None,
 ) -> list[Asked]:
-    """Every example asked of its document; the question vectors embedded in one go."""
+    """Every example asked of its document, the sentences in ``ranker``'s order if any;
+    the question vectors embedded in one go."""
     queries = [
         make_query(e.question, e.turns[-2] if e.followup else "", e.history_answer)
         for e in examples
@@ -107,9 +111,9 @@ def ask_all(
     for e, q, v in zip(examples, queries, vectors, strict=False):
         vector = query_vector(v, next(contexts) if q.context else None)
         index, lexical = indexes[e.doc]
-        hits = tuple(hybrid_search(index, lexical, vector, query_terms(q), k))
+        hits = tuple(hybrid_search(index, lexical, vector, query_terms(q), k, ranker))
         previous = tuple(_previous(index, h.sentence) for h in hits)
-        asked.append(Asked(e, q.text, q.last_question, q.last_answer, hits, previous))
+        asked.append(Asked(e, q.text, q.last_question, q.last_answer, hits, previous, vector))
     return asked
 
 
@@ -184,7 +188,8 @@ def ask_service(engine: Engine, items: list[Item], k: int) -> list[Asked]:
         query = make_query(
             item.turns[-1], last.question if last else "", last.answer if last else None
         )
-        hits = tuple(retrieve(snapshot.index, snapshot.lexical, engine.embedder, query, k))
+        ranker = engine.reader.settings.ranker  # as the service ranks them
+        hits = tuple(retrieve(snapshot.index, snapshot.lexical, engine.embedder, query, k, ranker))
         previous = tuple(previous_text(snapshot.index, h) for h in hits)
         example = Example(item.id, "", item.turns, item.answerable, item.support, item.answer)
         asked.append(

@@ -32,6 +32,7 @@ from ..config import Config
 from ..corpus import load_corpus
 from ..embed import Embedder
 from ..features import Featurizer, Limits
+from ..rank import RANKED
 from ..read import OnnxReader, ReaderError, with_slack
 from ..versions import package_versions
 from .card import write_card
@@ -49,6 +50,7 @@ from .choosing import (
 from .data import ask_all, document_indexes, subset, training_rows
 from .decider import decided_by
 from .fit import choose_threshold, metrics, objective, outcomes, read_all
+from .ranking import reordered, train_ranker
 from .settings import TrainSettings
 
 
@@ -109,8 +111,17 @@ def train_reader(
         f"({len(corpus.validation)} validation documents)"
     )
     indexes = document_indexes(corpus, embedder)
-    train_asked = ask_all(train_ex, indexes, embedder, 2 * settings.negatives + 1)
-    val_asked = ask_all(val_ex, indexes, embedder, settings.retrieve)
+    # the negatives are the wrong sentences the service would read: in the ranker's order
+    ranker, train_asked, val_asked = None, [], []
+    if settings.ranker:
+        pools = ask_all(train_ex, indexes, embedder, max(RANKED, 2 * settings.negatives + 1))
+        val_pools = ask_all(val_ex, indexes, embedder, max(RANKED, settings.retrieve))
+        ranker = train_ranker(pools, val_pools, indexes, log)
+        train_asked = reordered(pools, indexes, ranker, 2 * settings.negatives + 1)
+        val_asked = reordered(val_pools, indexes, ranker, settings.retrieve)
+    else:
+        train_asked = ask_all(train_ex, indexes, embedder, 2 * settings.negatives + 1)
+        val_asked = ask_all(val_ex, indexes, embedder, settings.retrieve)
     found = [
         any(h.sentence.index == a.example.sentence for h in a.hits)
         for a in val_asked
@@ -186,12 +197,12 @@ def train_reader(
         if settings.int8:
             # the float export, read below with the choice made on int8: what int8 costs
             shutil.copy(fp32, work / "model.onnx")
-            float_reader = draft_reader(work, featurizer.limits)
+            float_reader = draft_reader(work, featurizer.limits, ranker)
             quantize(fp32, work / "model.onnx")
         else:
             shutil.move(fp32, work / "model.onnx")
         fp32.unlink(missing_ok=True)
-        draft = draft_reader(work, featurizer.limits)
+        draft = draft_reader(work, featurizer.limits, ranker)
         choice = choose_on_validation(draft, val_asked, sets, settings, config, embedder, log)
         if float_reader is not None:
             n = choice.candidates
@@ -207,7 +218,7 @@ def train_reader(
             if settings.int8
             else "none (float32)",
             "limits": featurizer.limits.to_dict(),
-            **card_settings(choice),
+            **card_settings(choice, ranker),
             "training": {
                 **{
                     k: (str(v) if isinstance(v, Path) else v)
