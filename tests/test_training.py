@@ -33,7 +33,7 @@ from qa.training.settings import TrainSettings
 def trained(tiny_corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reader") / "reader"
     args = ["train", "--corpus", str(tiny_corpus), "--out", str(out), "--epochs", "1"]
-    args += ["--max-steps", "3", "--limit-questions", "12", "--no-sets"]
+    args += ["--max-steps", "3", "--limit-questions", "12", "--no-sets", "--ranker"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "written to" in result.output
@@ -277,7 +277,7 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     write_card(reader, card)
     before, name = json.loads((reader / CARD).read_text()), card_hash(reader)
     args = ["train", "--corpus", str(corpus), "--out", str(reader), "--rechoose", "--no-sets"]
-    result = CliRunner().invoke(cli, [*args, "--further"])
+    result = CliRunner().invoke(cli, [*args, "--further", "--ranker"])
     assert result.exit_code == 0, result.output
     assert "dropped 1 NaN guards" in result.output
     # the further reading was tried, and judged out of sample
@@ -301,8 +301,9 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     assert "Settings chosen again" in (reader / "README.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "reader"]  # nothing left
 
-    # without the ranker, the choice is made on the fused order, and the card has none
-    result = CliRunner().invoke(cli, [*args, "--no-ranker"])
+    # without the ranker (the default), the choice is made on the fused order, and the
+    # card has none
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "ranker fitted" not in result.output
     card = json.loads((reader / CARD).read_text())
