@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from qa.features import Batch, Candidate, Limits, read_spans, span_tokens
-from qa.read import LogitsReader, Settings, with_slack
+from qa.read import LogitsReader, RememberingReader, Settings, with_slack
 
 SENTENCE = "The council approved a £48 million plan on Tuesday, its leader said."
 
@@ -109,6 +109,28 @@ def test_a_copy_with_slack_widens_while_the_reader_stays_as_it_was(featurizer):
     (t,) = reader.read("How much?", [Candidate(SENTENCE)])
     assert SENTENCE[w.start : w.end] == "£48 million plan" and SENTENCE[t.start : t.end] == "£48"
     assert reader.settings.slack == 0.0 and wide.settings.slack == 1.5
+
+
+def test_a_remembering_reader_runs_each_batch_once_and_reads_alike_whatever_the_slack(
+    featurizer,
+):
+    """Choosing reads the same sentences once for each slack: the model runs once a batch,
+    and every slack reads what a fresh reader with that slack reads."""
+    runs = []
+
+    def counted(batch):
+        runs.append(batch.ids.shape)
+        return near_best_logits(batch)
+
+    settings = Settings(3, 0.0, 1.0, 0.0, 1.0, 0.0)
+    fresh = LogitsReader(featurizer, near_best_logits, settings, "test")
+    remembering = RememberingReader(LogitsReader(featurizer, counted, settings, "test"))
+    asked = [Candidate(SENTENCE)], [Candidate(SENTENCE), Candidate("Nothing here.")]
+    for slack in (0.0, 1.5, 0.5):
+        for candidates in asked:
+            got = with_slack(remembering, slack).read("How much?", candidates)
+            assert got == with_slack(fresh, slack).read("How much?", candidates)
+    assert len(runs) == 2  # one run for each distinct batch, none for the other slacks
 
 
 def test_a_long_sentence_is_cut_to_its_budget(featurizer):

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..decide import Decider
 from ..features import Reading
-from ..read import Reader, with_slack
+from ..read import BatchReader, Reader, RememberingReader, with_slack
 from .data import Asked
 from .decider import crossfit, decided_by, fit_decider
 from .fit import (
@@ -59,6 +59,8 @@ def choose(
     slack lengthens answers, so each is the least within TOLERANCE of the best (and a
     slack must keep the median right answer under LONGEST_MEDIAN characters)."""
     names = list(sets)
+    if isinstance(reader, BatchReader):  # each slack reads the same batches: run each once
+        reader = RememberingReader(reader)
     readings = {k: read_all(with_slack(reader, 0.0), sets[k], max(counts)) for k in names}
     tried: dict[str, dict[str, Metrics]] = {}
     scores = {}

@@ -36,7 +36,7 @@ from .card import write_card
 from .choice import Choice, choose
 from .data import Asked, ask_all, ask_service, document_indexes
 from .fit import TARGETS
-from .ranking import reordered, train_ranker
+from .ranking import ask_ranked
 from .report import available_sets, score_sets, service
 from .settings import TrainSettings
 
@@ -154,11 +154,11 @@ def ranked_validation(
     and the validation questions asked with it; without, no ranker and the fused order."""
     if not settings.ranker:
         return None, ask_all(val_ex, indexes, embedder, settings.retrieve)
-    train_ex = [e for e in corpus.split("train") if e.answerable]
-    pools = ask_all(train_ex, indexes, embedder, RANKED)
-    val_pools = ask_all(val_ex, indexes, embedder, max(RANKED, settings.retrieve))
-    ranker = train_ranker(pools, val_pools, indexes, log)
-    return ranker, reordered(val_pools, indexes, ranker, settings.retrieve)
+    train_ex = [e for e in corpus.split("train") if e.answerable]  # all the fit reads
+    ranker, _, val_asked = ask_ranked(
+        train_ex, val_ex, indexes, embedder, (RANKED, settings.retrieve), log
+    )
+    return ranker, val_asked
 
 
 def validation_figures(choice: Choice) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from ..evaluate import Item
 from ..features import Candidate
 from ..index import Index
 from ..lexical import LexicalIndex
-from ..rank import Ranker
 from ..records import Document, Sentence, Turn
 from ..retrieve import Hit, hybrid_search, make_query, query_terms, query_vector, retrieve
 
@@ -96,10 +95,8 @@ def ask_all(
     indexes: dict[str, tuple[Index, LexicalIndex]],
     embedder: Embedder,
     k: int,
-    ranker: Ranker | None = None,
 ) -> list[Asked]:
-    """Every example asked of its document, the sentences in ``ranker``'s order if any;
-    the question vectors embedded in one go."""
+    """Every example asked of its document; the question vectors embedded in one go."""
     queries = [
         make_query(e.question, e.turns[-2] if e.followup else "", e.history_answer)
         for e in examples
@@ -111,7 +108,7 @@ def ask_all(
     for e, q, v in zip(examples, queries, vectors, strict=False):
         vector = query_vector(v, next(contexts) if q.context else None)
         index, lexical = indexes[e.doc]
-        hits = tuple(hybrid_search(index, lexical, vector, query_terms(q), k, ranker))
+        hits = tuple(hybrid_search(index, lexical, vector, query_terms(q), k))
         previous = tuple(_previous(index, h.sentence) for h in hits)
         asked.append(Asked(e, q.text, q.last_question, q.last_answer, hits, previous, vector))
     return asked

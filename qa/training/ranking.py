@@ -15,10 +15,12 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..corpus import Example
+from ..embed import Embedder
 from ..index import Index
 from ..lexical import LexicalIndex
 from ..rank import FEATURES, RANKED, Ranker, pool_features
-from .data import Asked
+from .data import Asked, ask_all
 
 Indexes = dict[str, tuple[Index, LexicalIndex]]  # each document's own (``document_indexes``)
 PENALTY = 0.01  # L2 on the standardised weights (fixed before it was measured)
@@ -126,3 +128,24 @@ def train_ranker(
     )
     log(f"ranker fitted on {len(train)} training questions; validation recall {figures}")
     return ranker
+
+
+def ask_ranked(
+    train: Sequence[Example],
+    validation: Sequence[Example],
+    indexes: Indexes,
+    embedder: Embedder,
+    ks: tuple[int, int],
+    log: Callable[[str], None] = print,
+) -> tuple[Ranker, list[Asked], list[Asked]]:
+    """The ranker fitted on the ``train`` questions (``train_ranker``), and the ``train``
+    and ``validation`` questions asked in its order, with ``ks`` sentences each: what
+    ``ask_all`` gives, ranked as the service will rank them."""
+    pools = ask_all(list(train), indexes, embedder, max(RANKED, ks[0]))
+    val_pools = ask_all(list(validation), indexes, embedder, max(RANKED, ks[1]))
+    ranker = train_ranker(pools, val_pools, indexes, log)
+    return (
+        ranker,
+        reordered(pools, indexes, ranker, ks[0]),
+        reordered(val_pools, indexes, ranker, ks[1]),
+    )

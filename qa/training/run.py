@@ -32,7 +32,6 @@ from ..config import Config
 from ..corpus import load_corpus
 from ..embed import Embedder
 from ..features import Featurizer, Limits
-from ..rank import RANKED
 from ..read import OnnxReader, ReaderError, with_slack
 from ..versions import package_versions
 from .card import write_card
@@ -50,7 +49,7 @@ from .choosing import (
 from .data import ask_all, document_indexes, subset, training_rows
 from .decider import decided_by
 from .fit import choose_threshold, metrics, objective, outcomes, read_all
-from .ranking import reordered, train_ranker
+from .ranking import ask_ranked
 from .settings import TrainSettings
 
 
@@ -112,16 +111,13 @@ def train_reader(
     )
     indexes = document_indexes(corpus, embedder)
     # the negatives are the wrong sentences the service would read: in the ranker's order
-    ranker, train_asked, val_asked = None, [], []
+    ranker = None
+    ks = (2 * settings.negatives + 1, settings.retrieve)
     if settings.ranker:
-        pools = ask_all(train_ex, indexes, embedder, max(RANKED, 2 * settings.negatives + 1))
-        val_pools = ask_all(val_ex, indexes, embedder, max(RANKED, settings.retrieve))
-        ranker = train_ranker(pools, val_pools, indexes, log)
-        train_asked = reordered(pools, indexes, ranker, 2 * settings.negatives + 1)
-        val_asked = reordered(val_pools, indexes, ranker, settings.retrieve)
+        ranker, train_asked, val_asked = ask_ranked(train_ex, val_ex, indexes, embedder, ks, log)
     else:
-        train_asked = ask_all(train_ex, indexes, embedder, 2 * settings.negatives + 1)
-        val_asked = ask_all(val_ex, indexes, embedder, settings.retrieve)
+        train_asked = ask_all(train_ex, indexes, embedder, ks[0])
+        val_asked = ask_all(val_ex, indexes, embedder, ks[1])
     found = [
         any(h.sentence.index == a.example.sentence for h in a.hits)
         for a in val_asked
