@@ -49,7 +49,7 @@ def load_card(
     except ValueError as exc:  # a field of the wrong value: say which, in one line
         reason = " ".join(str(exc).split())
         raise fail(f"{path} is not a valid model card ({reason})") from None
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError, AttributeError, OverflowError):
         raise fail(f"{path} is not a valid model card") from None
     return card, hashlib.sha256(raw).hexdigest()[:16]
 

@@ -146,7 +146,8 @@ QUESTION_OPTIONS = (
     show_default=True,
     help="Fit a ranker on the training split to order the retrieved sentences before the "
     "reader reads the first of them (more right sentences read on validation, but a worse "
-    "decision out of sample: off by default).",
+    "decision out of sample: off by default; --rechoose fits one again when the weights "
+    "were trained with one).",
 )
 @click.option(
     "--rechoose",

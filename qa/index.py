@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,11 @@ class Index:
     documents: dict[str, Document]
     sentences: tuple[Sentence, ...]
     vectors: Any  # a faiss.Index
+
+    @cached_property
+    def document_sizes(self) -> dict[str, int]:
+        """How many sentences each document has (counted once, when first asked)."""
+        return dict(Counter(s.doc for s in self.sentences))
 
     @property
     def model(self) -> str:

@@ -16,15 +16,33 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
 
+from .records import Sentence
 from .vectors import reconstruct
 
 if TYPE_CHECKING:
     from .index import Index
-    from .retrieve import Hit
+
+
+class Scored(Protocol):
+    """A retrieved sentence with its scores (``retrieve.Hit``)."""
+
+    @property
+    def position(self) -> int: ...
+    @property
+    def sentence(self) -> Sentence: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def dense(self) -> float: ...
+    @property
+    def lexical(self) -> float: ...
+
+
+H = TypeVar("H", bound=Scored)
 
 RANKED = 30  # the fused ranking's best this many are ranked again; the rest keep their order
 
@@ -45,7 +63,7 @@ FEATURES = (
     "log(characters)",
     "place in the document (0 first, 1 last)",
     "first of its document",
-    "shares a term with the question",
+    "found by the lexical ranking",
 )
 
 
@@ -57,7 +75,7 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def pool_features(index: Index, hits: Sequence[Hit], query: np.ndarray) -> np.ndarray:
+def pool_features(index: Index, hits: Sequence[Scored], query: np.ndarray) -> np.ndarray:
     """The FEATURES of each of ``hits`` (a pool, best fused first) for ``query``, the
     dense query vector: one row a hit."""
     dense = np.array([h.dense for h in hits], dtype=np.float64)
@@ -78,7 +96,7 @@ def pool_features(index: Index, hits: Sequence[Hit], query: np.ndarray) -> np.nd
     floor = float(dense.min())
     before = np.array([neighbours.get(h.position - 1, floor) for h in hits])
     after = np.array([neighbours.get(h.position + 1, floor) for h in hits])
-    sizes = index_sizes(index)
+    sizes = index.document_sizes
     place = np.array([h.sentence.index / max(sizes.get(h.sentence.doc, 1) - 1, 1) for h in hits])
     first = np.array([h.sentence.index == 0 for h in hits], dtype=np.float64)
     chars = np.log([max(len(h.sentence.text), 1) for h in hits])
@@ -104,22 +122,6 @@ def pool_features(index: Index, hits: Sequence[Hit], query: np.ndarray) -> np.nd
     return np.stack(columns, axis=1)
 
 
-_SIZES: dict[int, tuple[Any, dict[str, int]]] = {}
-
-
-def index_sizes(index: Index) -> dict[str, int]:
-    """How many sentences each document of ``index`` has (counted once per index)."""
-    key = id(index.sentences)
-    cached = _SIZES.get(key)
-    if cached is None or cached[0] is not index.sentences:
-        sizes: dict[str, int] = {}
-        for s in index.sentences:
-            sizes[s.doc] = sizes.get(s.doc, 0) + 1
-        _SIZES.clear()  # one index at a time is served; a swapped one is counted anew
-        cached = _SIZES[key] = (index.sentences, sizes)
-    return cached[1]
-
-
 @dataclass(frozen=True)
 class Ranker:
     """A conditional logit over FEATURES, standardised: ``score`` orders a pool."""
@@ -132,7 +134,7 @@ class Ranker:
         z = (features - np.asarray(self.mean)) / np.asarray(self.scale)
         return np.asarray(z @ np.asarray(self.weights))
 
-    def order(self, index: Index, hits: Sequence[Hit], query: np.ndarray) -> list[Hit]:
+    def order(self, index: Index, hits: Sequence[H], query: np.ndarray) -> list[H]:
         """``hits`` (best fused first) with their first RANKED in the ranker's order (ties
         keep the fused order), the rest after them as they were."""
         pool = list(hits[:RANKED])
@@ -154,9 +156,17 @@ class Ranker:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Ranker:
         """The ranker a card records; ValueError when it is not one this version reads."""
-        if list(d.get("features", [])) != list(FEATURES) or d.get("ranked") != RANKED:
+        if list(d.get("features", [])) != list(FEATURES):
             raise ValueError("its ranker has other features than this version of qa computes")
-        parts = [tuple(float(x) for x in d[k]) for k in ("mean", "scale", "weights")]
+        if d.get("ranked") != RANKED:
+            raise ValueError(f"its ranker ranks {d.get('ranked')} sentences, not {RANKED}")
+        try:
+            if not all(isinstance(d[k], list) for k in ("mean", "scale", "weights")):
+                raise TypeError
+            parts = [tuple(float(x) for x in d[k]) for k in ("mean", "scale", "weights")]
+        except (KeyError, TypeError, ValueError, OverflowError):
+            problem = "its ranker's mean, scale and weights are not lists of numbers"
+            raise ValueError(problem) from None
         if any(len(p) != len(FEATURES) for p in parts) or not all(
             math.isfinite(x) for p in parts for x in p
         ):

@@ -269,7 +269,8 @@ class RememberingReader(BatchReader):
     logits. Choosing a reader's settings reads the same sentences again for each slack,
     and a slack changes only the span search after the run (``read_spans``): its copies
     by ``with_slack`` share the memory, so each further slack costs no model run. The
-    logits are the same numbers: ONNX Runtime gives a batch the same outputs every run."""
+    logits are the same numbers: ONNX Runtime gives a batch the same outputs every run.
+    For choosing (one thread), not serving; the logits it hands out are read-only."""
 
     def __init__(self, reader: BatchReader):
         self.featurizer = reader.featurizer
@@ -285,7 +286,10 @@ class RememberingReader(BatchReader):
             key.update(np.ascontiguousarray(array).tobytes())
         digest = key.digest()
         if digest not in self._memo:
-            self._memo[digest] = self._run(batch)
+            start, end = self._run(batch)
+            start.setflags(write=False)
+            end.setflags(write=False)
+            self._memo[digest] = start, end
         return self._memo[digest]
 
 

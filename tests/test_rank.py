@@ -12,11 +12,13 @@ import pytest
 from qa.answer import answer_question
 from qa.cards import CARD
 from qa.config import DEFAULT_READER
+from qa.corpus import load_corpus
 from qa.rank import FEATURES, RANKED, Ranker, pool_features
 from qa.read import OnnxReader, ReaderError
-from qa.retrieve import hybrid_search, make_query, query_terms
+from qa.retrieve import Query, hybrid_search, make_query, query_terms
 from qa.training.card import write_card
-from qa.training.ranking import fit_ranker
+from qa.training.data import ask_all, document_indexes
+from qa.training.ranking import fit_ranker, ranking_rows, reordered
 from qa.vectors import reconstruct
 
 QUESTION = "Who was instructed to use military force?"
@@ -44,6 +46,9 @@ def test_the_features_come_from_the_pool_and_the_sentences_around_each(engine):
     assert x.shape == (10, len(FEATURES))
     column = {name: x[:, i] for i, name in enumerate(FEATURES)}
     assert np.allclose(column["dense"], [h.dense for h in hits])
+    assert np.allclose(column["lexical"], [h.lexical for h in hits])
+    assert (column["found by the lexical ranking"] == [h.lexical > 0 for h in hits]).all()
+    assert 0.0 < column["found by the lexical ranking"].mean() < 1.0  # both kinds in the pool
     assert np.allclose(column["fused"], [h.score for h in hits])
     assert np.allclose(column["log1p(rank fused)"], np.log1p(np.arange(10)))  # fused order
     assert np.allclose(column["fused - best fused"], [h.score - hits[0].score for h in hits])
@@ -60,7 +65,8 @@ def test_the_features_come_from_the_pool_and_the_sentences_around_each(engine):
         if h.sentence.index > 0:  # the article is one document
             assert before == pytest.approx(reconstruct(index.vectors, [h.position - 1])[0] @ vector)
         else:
-            assert before == pytest.approx(dense.min()) and first == 1.0
+            assert before == pytest.approx(dense.min())
+        assert first == (1.0 if h.sentence.index == 0 else 0.0)
         if h.position + 1 < len(index.sentences):
             assert after == pytest.approx(reconstruct(index.vectors, [h.position + 1])[0] @ vector)
         assert place == pytest.approx(h.sentence.index / (len(index.sentences) - 1))
@@ -100,6 +106,10 @@ def test_a_card_ranker_orders_what_the_service_reads_and_a_bad_one_is_refused(en
         ({"features": ["dense"]}, "other features"),
         ({"weights": [float("nan")] * len(FEATURES)}, "finite"),
         ({"scale": [0.0] * len(FEATURES)}, "scales"),
+        ({"ranked": 10}, "ranks 10 sentences"),
+        ({"mean": "0" * len(FEATURES)}, "not lists of numbers"),
+        ({"weights": [10**400] * len(FEATURES)}, "not lists of numbers"),
+        ({"weights": None}, "not lists of numbers"),
     ):
         write_card(reader, {**card, "ranker": {**headline.to_dict(), **broken}})
         with pytest.raises(ReaderError, match=why) as caught:
@@ -130,3 +140,23 @@ def test_fit_ranker_learns_which_signal_marks_the_answering_sentence():
     assert np.argmax(np.abs(ranker.weights)) == tell
     with pytest.raises(ValueError, match="no answerable"):
         fit_ranker([])
+
+
+def test_training_ranks_its_pools_as_the_service_ranks_them(tiny_corpus, embedder):
+    """What the reader's settings are chosen on (pools asked once, then ``reordered``) is
+    what the service's retrieval returns with the same ranker, sentence for sentence."""
+    corpus = load_corpus(tiny_corpus)
+    indexes = document_indexes(corpus, embedder)
+    examples = corpus.split("train")[:20]
+    pools = ask_all(examples, indexes, embedder, RANKED)
+    ranker = fit_ranker(ranking_rows(pools, indexes))
+    ranked = reordered(pools, indexes, ranker, 3)
+    for asked, pool in zip(ranked, pools, strict=True):
+        index, lexical = indexes[asked.example.doc]
+        query = Query(asked.question, asked.last_question, asked.last_answer)
+        served = hybrid_search(index, lexical, pool.vector, query_terms(query), 3, ranker)
+        assert [h.position for h in asked.hits] == [h.position for h in served]
+        assert list(asked.previous) == [
+            "" if h.sentence.index == 0 else index.sentences[h.position - 1].text for h in served
+        ]
+    assert any(a.hits != p.hits[:3] for a, p in zip(ranked, pools, strict=True))  # it reorders

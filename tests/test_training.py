@@ -301,8 +301,14 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     assert "Settings chosen again" in (reader / "README.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "reader"]  # nothing left
 
-    # without the ranker (the default), the choice is made on the fused order, and the
-    # card has none
+    # weights trained with a ranker are read in a ranker's order again, --ranker or not
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "trained with a ranker" in result.output and "ranker fitted on" in result.output
+    assert "ranker" in json.loads((reader / CARD).read_text())
+    # weights trained without one (the default): the choice is made on the fused order
+    card = json.loads((reader / CARD).read_text())
+    write_card(reader, {**card, "training": {**card["training"], "ranker": False}})
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "ranker fitted" not in result.output

@@ -16,6 +16,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,10 @@ def rechoose_reader(
     sets = validation_sets(settings.corpus)
     val_ex = corpus.split("validation")
     log(f"re-choosing the settings of reader {name} on {len(val_ex)} validation questions")
+    if old["training"].get("ranker") and not settings.ranker:
+        # its negatives were drawn in a ranker's order: it reads in one's order again
+        log("its weights were trained with a ranker: the ranker is fitted again")
+        settings = replace(settings, ranker=True)
     indexes = document_indexes(corpus, embedder)
     ranker, val_asked = ranked_validation(corpus, indexes, embedder, val_ex, settings, log)
     with work_folder(out, "choosing") as work:

@@ -11,7 +11,7 @@ validation question keeps its top retrieved sentences, to be read as the service
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,7 +48,8 @@ class Asked:
     last_answer: str
     hits: tuple[Hit, ...]
     previous: tuple[str, ...]  # the sentence before each hit ("" for the first)
-    vector: np.ndarray | None = None  # the dense query (ask_all's; what a ranker is fitted on)
+    # the dense query (ask_all's; what a ranker is fitted on)
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def candidates(self, n: int) -> list[Candidate]:
         return [

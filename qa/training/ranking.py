@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..corpus import Example
+from ..corpus import CorpusError, Example
 from ..embed import Embedder
 from ..index import Index
 from ..lexical import LexicalIndex
@@ -35,10 +35,11 @@ def ranking_rows(asked: Sequence[Asked], indexes: Indexes) -> list[tuple[np.ndar
         gold = a.example.sentence
         if not a.example.answerable or gold is None or a.vector is None:
             continue
-        at = [i for i, h in enumerate(a.hits) if h.sentence.index == gold]
-        if at and len(a.hits) > 1:
+        pool = a.hits[:RANKED]  # what the service ranks
+        at = [i for i, h in enumerate(pool) if h.sentence.index == gold]
+        if at and len(pool) > 1:
             index, _ = indexes[a.example.doc]
-            rows.append((pool_features(index, a.hits, a.vector), at[0]))
+            rows.append((pool_features(index, pool, a.vector), at[0]))
     return rows
 
 
@@ -121,12 +122,16 @@ def train_ranker(
     """The ranker fitted on ``train`` (asked with pools of RANKED), and how it moves the
     share of ``validation``'s answerable questions whose answering sentence comes first,
     in the first 3 and in the first 6."""
-    ranker = fit_ranker(ranking_rows(train, indexes))
+    rows = ranking_rows(train, indexes)
+    try:
+        ranker = fit_ranker(rows)
+    except ValueError as exc:
+        raise CorpusError(f"{exc}: train without --ranker, or on more questions") from None
     ranked = reordered(validation, indexes, ranker, RANKED)
     figures = ", ".join(
         f"@{k} {recall_at(validation, k):.3f} -> {recall_at(ranked, k):.3f}" for k in (1, 3, 6)
     )
-    log(f"ranker fitted on {len(train)} training questions; validation recall {figures}")
+    log(f"ranker fitted on {len(rows)} training questions; validation recall {figures}")
     return ranker
 
 
