@@ -4,12 +4,20 @@ built in temporary folders from copies of the documents."""
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
 from helpers import TINY_KIND
 
 from qa.features import Featurizer, Limits
+
+# A shell ignores SIGINT in the jobs it starts in the background, and the ignore passes on
+# to every process they start: a test run started so (`bash .ci/run &`) would start servers
+# that ignore Ctrl-C, and the test that stops one with SIGINT would wait in vain. The
+# default handler here is reset to the default action in each child, as a terminal gives.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
