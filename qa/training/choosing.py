@@ -29,7 +29,7 @@ from ..features import Limits
 from ..index import Index
 from ..lexical import LexicalIndex
 from ..onnxgraph import drop_nan_guards, unsigned_weights
-from ..rank import RANKED, Ranker
+from ..rank import Ranker
 from ..read import FILES, OnnxReader, ReaderError, read_card, verify
 from ..runner import UNFUSED
 from ..versions import package_versions
@@ -160,9 +160,8 @@ def ranked_validation(
     if not settings.ranker:
         return None, ask_all(val_ex, indexes, embedder, settings.retrieve)
     train_ex = [e for e in corpus.split("train") if e.answerable]  # all the fit reads
-    ranker, _, val_asked = ask_ranked(
-        train_ex, val_ex, indexes, embedder, (RANKED, settings.retrieve), log
-    )
+    ks = (0, settings.retrieve)  # the training questions only fit it
+    ranker, _, val_asked = ask_ranked(train_ex, val_ex, indexes, embedder, ks, log)
     return ranker, val_asked
 
 

@@ -113,28 +113,6 @@ def reordered(asked: Sequence[Asked], indexes: Indexes, ranker: Ranker, k: int) 
     return out
 
 
-def train_ranker(
-    train: Sequence[Asked],
-    validation: Sequence[Asked],
-    indexes: Indexes,
-    log: Callable[[str], None] = print,
-) -> Ranker:
-    """The ranker fitted on ``train`` (asked with pools of RANKED), and how it moves the
-    share of ``validation``'s answerable questions whose answering sentence comes first,
-    in the first 3 and in the first 6."""
-    rows = ranking_rows(train, indexes)
-    try:
-        ranker = fit_ranker(rows)
-    except ValueError as exc:
-        raise CorpusError(f"{exc}: train without --ranker, or on more questions") from None
-    ranked = reordered(validation, indexes, ranker, RANKED)
-    figures = ", ".join(
-        f"@{k} {recall_at(validation, k):.3f} -> {recall_at(ranked, k):.3f}" for k in (1, 3, 6)
-    )
-    log(f"ranker fitted on {len(rows)} training questions; validation recall {figures}")
-    return ranker
-
-
 def ask_ranked(
     train: Sequence[Example],
     validation: Sequence[Example],
@@ -143,14 +121,24 @@ def ask_ranked(
     ks: tuple[int, int],
     log: Callable[[str], None] = print,
 ) -> tuple[Ranker, list[Asked], list[Asked]]:
-    """The ranker fitted on the ``train`` questions (``train_ranker``), and the ``train``
-    and ``validation`` questions asked in its order, with ``ks`` sentences each: what
-    ``ask_all`` gives, ranked as the service will rank them."""
+    """The ranker fitted on the ``train`` questions, and the ``train`` and ``validation``
+    questions asked in its order with ``ks`` sentences each (``ks[0]`` 0: the training
+    questions only fit it, and none is returned): what ``ask_all`` gives, ranked as the
+    service will rank them. Logs how it moves validation's recall of the answering
+    sentence."""
     pools = ask_all(list(train), indexes, embedder, max(RANKED, ks[0]))
     val_pools = ask_all(list(validation), indexes, embedder, max(RANKED, ks[1]))
-    ranker = train_ranker(pools, val_pools, indexes, log)
-    return (
-        ranker,
-        reordered(pools, indexes, ranker, ks[0]),
-        reordered(val_pools, indexes, ranker, ks[1]),
+    rows = ranking_rows(pools, indexes)
+    try:
+        ranker = fit_ranker(rows)
+    except ValueError as exc:
+        raise CorpusError(f"{exc}: train without --ranker, or on more questions") from None
+    val_asked = reordered(val_pools, indexes, ranker, ks[1])
+    figures = ", ".join(
+        f"@{k} {recall_at(val_pools, k):.3f} -> {recall_at(val_asked, k):.3f}"
+        for k in (1, 3, 6)
+        if k <= ks[1]
     )
+    log(f"ranker fitted on {len(rows)} training questions; validation recall {figures}")
+    train_asked = reordered(pools, indexes, ranker, ks[0]) if ks[0] else []
+    return ranker, train_asked, val_asked
