@@ -16,9 +16,10 @@
    readings. The answering sentence is cited first, the others of those decided on by the
    reader's margin, then each further batch likewise.
 
-``confidence`` is the score that decided through a calibration fitted on validation (the
-first batch's and the further reading's each their own): for an answer, the probability
-that it is right; for "the documents do not say", the probability that they indeed do not.
+``confidence`` is a calibration fitted on validation (the first batch's and the further
+reading's each their own): for an answer, the probability that it is right, read from the
+score that decided and the best span's own evidence (``Settings.right``); for "the
+documents do not say", the probability that they indeed do not, from the score.
 A citation's ``score`` is the probability that its sentence's best span is right, from its
 margin.
 """
@@ -122,7 +123,7 @@ def answer_question(
         sentence.text[best.start : best.end],
         sentence.start + best.start,
         sentence.start + best.end,
-        confidence(decision.score, True),
+        confidence(decision.score, True, decision.features),
         citations,
         index.version,
     )

@@ -121,12 +121,15 @@ def evidence_features(readings: Sequence[Reading], evidence: Evidence, best: int
 @dataclass(frozen=True)
 class Decider:
     """Log-odds that the documents answer the question: a logistic regression over the
-    standardised ``FEATURES``, fitted on validation and recorded in the model card."""
+    standardised ``FEATURES``, fitted on validation and recorded in the model card. (The
+    answer's confidence curve, ``Settings.right``, is the same kind of model over
+    ``RIGHT_INPUTS``: its ``inputs`` name what it reads.)"""
 
     mean: tuple[float, ...]
     scale: tuple[float, ...]
     weights: tuple[float, ...]
     bias: float
+    inputs: tuple[str, ...] = FEATURES
 
     def score(self, features: Sequence[float]) -> float:
         z = (np.asarray(features, dtype=np.float64) - self.mean) / self.scale
@@ -134,7 +137,7 @@ class Decider:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "features": list(FEATURES),
+            "features": list(self.inputs),
             "mean": [round(x, 6) for x in self.mean],
             "scale": [round(x, 6) for x in self.scale],
             "weights": [round(x, 6) for x in self.weights],
@@ -142,19 +145,25 @@ class Decider:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Decider:
-        """ValueError when the card's decider does not read the features this code makes."""
-        if list(d.get("features", ())) != list(FEATURES):
-            raise ValueError("its decider reads other features than this version of qa makes")
+    def from_dict(
+        cls, d: dict[str, Any], inputs: tuple[str, ...] = FEATURES, what: str = "decider"
+    ) -> Decider:
+        """ValueError when the card's model does not read the ``inputs`` this code makes."""
+        if list(d.get("features", ())) != list(inputs):
+            raise ValueError(f"its {what} reads other features than this version of qa makes")
         parts = [tuple(float(x) for x in d[k]) for k in ("mean", "scale", "weights")]
         bias = float(d["bias"])
         if (
-            any(len(p) != len(FEATURES) for p in parts)
+            any(len(p) != len(inputs) for p in parts)
             or not all(math.isfinite(x) for x in (*parts[0], *parts[1], *parts[2], bias))
             or not all(s > 0 for s in parts[1])
         ):
-            raise ValueError("its decider is ill-formed")
-        return cls(parts[0], parts[1], parts[2], bias)
+            raise ValueError(f"its {what} is ill-formed")
+        return cls(parts[0], parts[1], parts[2], bias, inputs)
+
+
+# What the answer's confidence curve reads: the decider's inputs and the score that decided
+RIGHT_INPUTS = (*FEATURES, "the score the threshold judged")
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,7 @@ class Decision:
     margin: float  # the best margin (-inf when there was nothing to read)
     answered: bool
     score: float = -math.inf  # what the threshold judged: the decider's score, or the margin
+    features: tuple[float, ...] = ()  # the best span's ``FEATURES``, when they were computed
 
     @property
     def best(self) -> int | None:
@@ -182,8 +192,11 @@ def decide(
     order = tuple(sorted(range(len(readings)), key=lambda i: -readings[i].margin))
     margin = readings[order[0]].margin
     score = margin
+    features: tuple[float, ...] = ()
+    if evidence is not None:
+        features = tuple(evidence_features(readings, evidence, order[0]))
     if decider is not None:
         if evidence is None:
             raise ValueError("a decider needs the question's evidence")
-        score = decider.score(evidence_features(readings, evidence, order[0]))
-    return Decision(order, margin, score >= threshold, score)
+        score = decider.score(features)
+    return Decision(order, margin, score >= threshold, score, features)

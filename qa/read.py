@@ -24,7 +24,7 @@ import numpy as np
 
 from .cards import load_card, verify_files
 from .config import DEFAULT_READER, Config
-from .decide import Decider
+from .decide import RIGHT_INPUTS, Decider
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
 from .rank import Ranker
 from .runner import CORES, ort_session
@@ -79,7 +79,8 @@ class Further:
             **({"decider": self.decider.to_dict()} if self.decider else {}),
         }
 
-    def confidence(self, score: float, answered: bool) -> float:
+    def confidence(self, score: float, answered: bool, features: Sequence[float] = ()) -> float:
+        """As ``Settings.confidence``; the second batch's curves read the score alone."""
         a, b = self.answer if answered else self.abstain
         return _sigmoid(a * score + b)
 
@@ -99,6 +100,7 @@ class Settings:
     citation: tuple[float, float] | None = None  # a citation's score from its margin
     further: Further | None = None  # None: only the first N sentences are ever decided on
     ranker: Ranker | None = None  # None: the sentences are read in the fused order
+    right: Decider | None = None  # an answer's confidence from RIGHT_INPUTS (None: the score)
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Settings:
@@ -108,6 +110,9 @@ class Settings:
             raise ValueError("its decider is not an object")  # not silently the margin alone
         if "ranker" in card and not isinstance(ranker, dict):
             raise ValueError("its ranker is not an object")
+        right = c.get("right")
+        if "right" in c and not isinstance(right, dict):
+            raise ValueError("its answer curve is not an object")
         citation = c.get("citation")
         numbers = [card["threshold"], *c["answer"], *c["abstain"], *(citation or ())]
         if not all(math.isfinite(float(x)) for x in numbers):
@@ -124,11 +129,17 @@ class Settings:
             (float(citation[0]), float(citation[1])) if citation is not None else None,
             Further.from_dict(card["further"]) if "further" in card else None,
             Ranker.from_dict(ranker) if ranker is not None else None,
+            Decider.from_dict(right, RIGHT_INPUTS, "answer curve") if right is not None else None,
         )
 
-    def confidence(self, score: float, answered: bool) -> float:
+    def confidence(self, score: float, answered: bool, features: Sequence[float] = ()) -> float:
         """The probability that an answer is right, or that the documents indeed do not
-        answer, from the score the threshold judged (``Decision.score``)."""
+        answer, from the score the threshold judged (``Decision.score``). With a ``right``
+        curve and the best span's ``features`` (``Decision.features``), an answer's is
+        read from both: the decider says whether the documents answer, and the span's own
+        evidence whether this span is the answer."""
+        if answered and self.right is not None and features:
+            return _sigmoid(self.right.score([*features, score]))
         a, b = (
             (self.answer_scale, self.answer_bias)
             if answered

@@ -10,17 +10,20 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from qa.decide import FEATURES
+from qa.decide import FEATURES, RIGHT_INPUTS, Decider
 from qa.evaluate import reliability
+from qa.read import Settings
 from qa.training.choice import TOLERANCE, least_within_tolerance
 from qa.training.decider import crossfit, decided_by, fit_decider
 from qa.training.fit import (
     LONGEST_MEDIAN,
     TARGETS,
     Outcome,
+    calibrate,
     choose_threshold,
     document_of,
     fit_platt,
+    fit_right,
     metrics,
     objective,
     short_enough,
@@ -137,6 +140,35 @@ def evidence_outcomes(rng: random.Random, documents: int, per: int, name: str) -
                 )
             )
     return outs
+
+
+def test_an_answers_confidence_reads_the_spans_evidence_not_only_the_score_that_decided():
+    """Answers given with the same score, half right: the right ones have a span the
+    question's words do not fill. A curve of the score alone gives every one the same
+    confidence; the answer curve tells them apart, and stays calibrated in each group."""
+    rng = random.Random(3)
+    i = FEATURES.index("share of the span's words in the question")
+    outs = []
+    for k in range(800):
+        right = k % 2 == 0
+        features = [rng.gauss(0, 1) for _ in FEATURES]
+        features[i] = rng.uniform(0.0, 0.3) if right else rng.uniform(0.5, 1.0)
+        hit = right if rng.random() < 0.9 else not right
+        outs.append(Outcome(True, False, 4.0, hit, True, 10, f"d{k % 20}", tuple(features), 4.0))
+    outs += [outcome(-5.0, False) for _ in range(50)]  # withheld: under the threshold
+    curves = calibrate(outs, 0.0)
+    right = Decider.from_dict(curves["right"], RIGHT_INPUTS, "answer curve")
+    assert right.weights[i] < -1.0
+    settings = Settings(3, 0.0, *curves["answer"], *curves["abstain"], right=right)
+    by_score = {settings.confidence(o.score, True) for o in outs[:800]}
+    assert len(by_score) == 1 and 0.4 < by_score.pop() < 0.6
+    for group in (outs[:800:2], outs[1:800:2]):
+        p = np.mean([settings.confidence(o.score, True, o.features) for o in group])
+        assert p == pytest.approx(np.mean([o.hit for o in group]), abs=0.05)
+    # without an answer's inputs (or for an abstention) the score's curve answers
+    assert settings.confidence(4.0, True, ()) == settings.confidence(4.0, True)
+    assert settings.confidence(-5.0, False, outs[0].features) == settings.confidence(-5.0, False)
+    assert fit_right([outcome(1.0, True)]) is None  # no inputs: no curve
 
 
 def test_the_decider_learns_what_the_margin_lacks_and_is_judged_out_of_sample():

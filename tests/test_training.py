@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -19,7 +20,7 @@ from qa.answer import answer_question
 from qa.cards import CARD, card_hash
 from qa.cli import cli
 from qa.corpus import load_corpus
-from qa.decide import FEATURES, Decider
+from qa.decide import FEATURES, RIGHT_INPUTS, Decider
 from qa.features import Candidate
 from qa.rank import FEATURES as RANKS
 from qa.rank import Ranker
@@ -93,6 +94,9 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     else:  # one validation document: nothing to judge out of sample
         assert "decider" not in card
     assert set(card["calibration"]) >= {"answer", "abstain", "citation"}
+    if "right" in card["calibration"]:  # the tiny corpus may give no answer to fit it on
+        assert card["calibration"]["right"]["features"] == list(RIGHT_INPUTS)
+        assert OnnxReader(trained).settings.right is not None
     assert Ranker.from_dict(card["ranker"]) == OnnxReader(trained).settings.ranker
     assert "retrieved sentences by a ranker" in (trained / "README.md").read_text()
 
@@ -144,6 +148,40 @@ def test_a_decider_in_the_card_decides_and_an_ill_formed_one_is_refused(trained,
         with pytest.raises(ReaderError, match="not a valid model card") as caught:
             OnnxReader(reader)
         assert "\n" not in str(caught.value)
+
+
+def test_the_cards_answer_curve_sets_an_answers_confidence_and_an_ill_formed_one_is_refused(
+    trained, engine, tmp_path
+):
+    """An answer's confidence is the card's answer curve over the best span's inputs and
+    the score that decided (here a decider sure to answer, and curves that read only the
+    score, or nothing but their bias); an answer curve that reads other inputs, or is
+    ill-formed, is refused at load in one line."""
+    reader = tmp_path / "reader"
+    shutil.copytree(trained, reader)
+    card = json.loads((reader / CARD).read_text())
+    n, m = len(FEATURES), len(RIGHT_INPUTS)
+    decider = Decider((0.0,) * n, (1.0,) * n, (0.0,) * n, 1.5).to_dict()
+    s = engine.snapshot
+    question = "Who was instructed to use military force?"
+    for weight, bias, expected in ((0.0, -2.0, 1 / (1 + math.exp(2.0))), (1.0, -1.5, 0.5)):
+        right = Decider((0.0,) * m, (1.0,) * m, (0.0,) * n + (weight,), bias, RIGHT_INPUTS)
+        calibration = {**card["calibration"], "right": right.to_dict()}
+        chosen = {"threshold": 0.0, "decider": decider, "calibration": calibration}
+        write_card(reader, {**card, **chosen})
+        loaded = OnnxReader(reader)
+        assert loaded.settings.right == right
+        answer = answer_question(s.index, s.lexical, engine.embedder, loaded, question)
+        assert answer.answer is not None and answer.confidence == pytest.approx(expected)
+    for broken in ({"features": list(FEATURES)}, {"scale": [0.0] * m}, {"weights": [1.0]}):
+        calibration = {**card["calibration"], "right": {**right.to_dict(), **broken}}
+        write_card(reader, {**card, "calibration": calibration})
+        with pytest.raises(ReaderError, match="answer curve") as caught:
+            OnnxReader(reader)
+        assert "\n" not in str(caught.value)
+    write_card(reader, {**card, "calibration": {**card["calibration"], "right": [1.0]}})
+    with pytest.raises(ReaderError, match="answer curve is not an object"):
+        OnnxReader(reader)
 
 
 def test_a_card_with_numbers_that_are_not_finite_is_refused_saying_why(trained, tmp_path):

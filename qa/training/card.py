@@ -105,7 +105,13 @@ def render(card: dict[str, Any]) -> str:
         f"- The answer covers every span of its sentence scoring within {card.get('slack', 0.0)} "
         "of the best",
         f"- Confidence: {card['calibration']['method']}: answer "
-        f"{card['calibration']['answer']}, abstention {card['calibration']['abstain']}"
+        + (
+            f"a logistic regression of {len(card['calibration']['right']['features'])} inputs "
+            f"(by the score alone: {card['calibration']['answer']})"
+            if isinstance(card["calibration"].get("right"), dict)
+            else f"{card['calibration']['answer']}"
+        )
+        + f", abstention {card['calibration']['abstain']}"
         + (
             f", citation {card['calibration']['citation']}"
             if "citation" in card["calibration"]

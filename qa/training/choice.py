@@ -114,7 +114,11 @@ def choose(
         fc = _further(reader, sets, reads[slack], outs[slack], n, slack, decider, crossfitted, log)
         if fc is not None:
             threshold, chosen, further = fc.band.threshold, fc.chosen, fc.further
-            calibration = {**calibration, **{k: fc.calibration[k] for k in ("answer", "abstain")}}
+            first = ("answer", "abstain", "right")  # the first batch's curves, as it decides
+            calibration = {
+                **{k: v for k, v in calibration.items() if k not in first},
+                **{k: fc.calibration[k] for k in first if k in fc.calibration},
+            }
             ms = list(chosen.values())
             log(
                 f"reading {n} more from a first score of {fc.band.below:.3f} to {threshold:.3f} "

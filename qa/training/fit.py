@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..corpus import Example
-from ..decide import Evidence, decide, evidence_features
+from ..decide import RIGHT_INPUTS, Decider, Evidence, decide, evidence_features
 from ..evaluate import is_hit, supports
 from ..features import Reading
 from ..read import Reader
@@ -233,22 +233,45 @@ def fit_platt(values: Sequence[float], labels: Sequence[bool]) -> tuple[float, f
     return a, float(f.bias - a * f.mean[0])
 
 
+RIGHT_PENALTY = 1.0  # the answer curve's L2 penalty on its standardised weights (as the decider's)
+
+
+def fit_right(given: Sequence[Outcome]) -> Decider | None:
+    """The answer's confidence curve: a logistic regression of "the answer is right" on the
+    answers' ``RIGHT_INPUTS`` (the decider's inputs and the score that decided), questions
+    pooled, L2-penalised as the decider. A curve of the score alone rises to 1 with the
+    decider's certainty that the documents answer, yet an answer is right only if its span
+    is right too; the span's own evidence says how likely that is. None when no answer
+    given has its inputs."""
+    rows = [[*o.features, o.score] for o in given if o.features and np.all(np.isfinite(o.features))]
+    if not rows:
+        return None
+    hits = [o.hit for o in given if o.features and np.all(np.isfinite(o.features))]
+    f = fit_logistic(np.array(rows, dtype=np.float64), hits, penalty=RIGHT_PENALTY)
+    return Decider(tuple(f.mean), tuple(f.scale), tuple(f.weights), f.bias, RIGHT_INPUTS)
+
+
 def calibrate(outs: Sequence[Outcome], threshold: float) -> dict[str, Any]:
     """Confidence curves fitted on validation: for an answer, the probability that it is
-    right given its score (the decider's, or the best margin); for an abstention, the
-    probability that the documents indeed do not answer, given the same score; for a
-    citation, the probability that a sentence's best span is right, given its margin."""
+    right given its inputs and score (``fit_right``; and, for a card read without those,
+    given its score alone); for an abstention, the probability that the documents indeed
+    do not answer, given the score; for a citation, the probability that a sentence's best
+    span is right, given its margin."""
     given = [o for o in outs if o.score >= threshold]
     withheld = [o for o in outs if o.score < threshold and np.isfinite(o.score)]
     read = [o for o in outs if np.isfinite(o.margin)]
+    right = fit_right(given)
     return {
         "answer": list(fit_platt([o.score for o in given], [o.hit for o in given])),
+        **({"right": right.to_dict()} if right is not None else {}),
         "abstain": list(
             fit_platt([o.score for o in withheld], [not o.answerable for o in withheld])
         ),
         "citation": list(fit_platt([o.margin for o in read], [o.hit for o in read])),
-        "method": "Platt scaling of the score the threshold judges (the decider's, or the "
-        "best margin), and of each cited sentence's margin, fitted on every validation question",
+        "method": "an answer's: a logistic regression of its rightness on the decider's "
+        "inputs and the score the threshold judges (the decider's, or the best margin); an "
+        "abstention's and each cited sentence's: Platt scaling of that score and of the "
+        "sentence's margin; fitted on every validation question",
     }
 
 
