@@ -17,9 +17,10 @@
    reader's margin, then each further batch likewise.
 
 ``confidence`` is a calibration fitted on validation (the first batch's and the further
-reading's each their own): for an answer, the probability that it is right, read from the
-score that decided and the best span's own evidence (``Settings.right``); for "the
-documents do not say", the probability that they indeed do not, from the score.
+reading's each their own): for an answer, the probability that it is right, from the best
+span's inputs and the score that decided (``Settings.right``; an answer of a further
+reading, from the score alone); for "the documents do not say", the probability that they
+indeed do not, from the score.
 A citation's ``score`` is the probability that its sentence's best span is right, from its
 margin.
 """

@@ -91,7 +91,7 @@ class Settings:
 
     candidates: int  # sentences read for each question
     threshold: float  # the decider's score (or the margin) under which nothing answers
-    answer_scale: float  # confidence of an answer: sigmoid(scale * score + bias)
+    answer_scale: float  # an answer's: sigmoid(scale * score + bias), without ``right``
     answer_bias: float
     abstain_scale: float  # confidence of "the documents do not say", on the same score
     abstain_bias: float
@@ -136,9 +136,9 @@ class Settings:
         """The probability that an answer is right, or that the documents indeed do not
         answer, from the score the threshold judged (``Decision.score``). With a ``right``
         curve and the best span's ``features`` (``Decision.features``), an answer's is
-        read from both: the decider says whether the documents answer, and the span's own
-        evidence whether this span is the answer."""
-        if answered and self.right is not None and features:
+        read from both: the inputs weighed for "this span is right", not only for "the
+        documents answer"."""
+        if answered and self.right is not None and len(features):
             return _sigmoid(self.right.score([*features, score]))
         a, b = (
             (self.answer_scale, self.answer_bias)

@@ -10,6 +10,7 @@ import random
 import pytest
 
 from qa.read import Further, Settings
+from qa.training.choice import first_batch_curves
 from qa.training.decider import crossfit
 from qa.training.fit import Outcome, choose_threshold_on, metrics, objective
 from qa.training.further import SHARE, choose_band, crossfit_further, decided
@@ -142,3 +143,12 @@ def test_the_further_reading_is_judged_out_of_sample_by_document():
     result = crossfit_further(first, second, learn=False)
     assert set(result["sets"]) == {"a", "b"} and 0 < result["share"]["a"] < 0.5
     assert result["mean"] > crossfit(first)["margin"]["mean"] + 0.05
+
+
+def test_with_a_further_reading_the_first_batch_keeps_the_curves_fitted_on_what_it_decides():
+    pooled = {"answer": [1, 0], "abstain": [-1, 0], "right": {"bias": 0}, "citation": [2, 0]}
+    first = {"answer": [3, 1], "abstain": [-3, 1], "right": {"bias": 1}, "citation": [9, 9]}
+    assert first_batch_curves(pooled, first) == {**first, "citation": [2, 0]}
+    # a pooled answer curve the first batch's fit lacks is dropped, not kept
+    without = {k: v for k, v in first.items() if k != "right"}
+    assert first_batch_curves(pooled, without) == {**without, "citation": [2, 0]}

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -94,9 +95,9 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     else:  # one validation document: nothing to judge out of sample
         assert "decider" not in card
     assert set(card["calibration"]) >= {"answer", "abstain", "citation"}
-    if "right" in card["calibration"]:  # the tiny corpus may give no answer to fit it on
-        assert card["calibration"]["right"]["features"] == list(RIGHT_INPUTS)
-        assert OnnxReader(trained).settings.right is not None
+    # the answer curve, fitted on validation's answers (the tiny corpus's reader gives some)
+    assert card["calibration"]["right"]["features"] == list(RIGHT_INPUTS)
+    assert OnnxReader(trained).settings.right is not None
     assert Ranker.from_dict(card["ranker"]) == OnnxReader(trained).settings.ranker
     assert "retrieved sentences by a ranker" in (trained / "README.md").read_text()
 
@@ -164,15 +165,29 @@ def test_the_cards_answer_curve_sets_an_answers_confidence_and_an_ill_formed_one
     decider = Decider((0.0,) * n, (1.0,) * n, (0.0,) * n, 1.5).to_dict()
     s = engine.snapshot
     question = "Who was instructed to use military force?"
-    for weight, bias, expected in ((0.0, -2.0, 1 / (1 + math.exp(2.0))), (1.0, -1.5, 0.5)):
-        right = Decider((0.0,) * m, (1.0,) * m, (0.0,) * n + (weight,), bias, RIGHT_INPUTS)
+    words = RIGHT_INPUTS.index("log(1 + words in the span)")
+    word = re.compile(r"[^\W_]+")  # a word, as the inputs count them
+
+    def sigmoid(z: float) -> float:
+        return 1 / (1 + math.exp(-z))
+
+    cases = (  # (weight on the span's words, on the score that decided, bias): expected
+        ((0.0, 0.0, -2.0), lambda span: sigmoid(-2.0)),
+        ((0.0, 1.0, -1.5), lambda span: 0.5),  # the decider's score is its bias, 1.5
+        ((2.0, 0.0, -3.0), lambda span: sigmoid(2.0 * math.log1p(len(word.findall(span))) - 3.0)),
+    )
+    for (on_words, on_score, bias), expected in cases:
+        weights = [0.0] * m
+        weights[words], weights[-1] = on_words, on_score
+        right = Decider((0.0,) * m, (1.0,) * m, tuple(weights), bias, RIGHT_INPUTS)
         calibration = {**card["calibration"], "right": right.to_dict()}
         chosen = {"threshold": 0.0, "decider": decider, "calibration": calibration}
         write_card(reader, {**card, **chosen})
         loaded = OnnxReader(reader)
         assert loaded.settings.right == right
         answer = answer_question(s.index, s.lexical, engine.embedder, loaded, question)
-        assert answer.answer is not None and answer.confidence == pytest.approx(expected)
+        assert answer.answer is not None
+        assert answer.confidence == pytest.approx(expected(answer.answer))
     for broken in ({"features": list(FEATURES)}, {"scale": [0.0] * m}, {"weights": [1.0]}):
         calibration = {**card["calibration"], "right": {**right.to_dict(), **broken}}
         write_card(reader, {**card, "calibration": calibration})
@@ -197,15 +212,18 @@ def test_a_card_with_numbers_that_are_not_finite_is_refused_saying_why(trained, 
             OnnxReader(reader)
 
 
-def test_training_and_serving_give_the_decider_the_same_inputs(trained, engine, monkeypatch):
-    """What the decider is fitted on (``outcomes`` of questions asked as validation asks
-    them) is what the service computes when it answers the same question, a follow-up
-    included, with the reader's ranker ordering what it reads."""
+def test_training_and_serving_give_the_decider_and_the_answer_curve_the_same_inputs(
+    trained, engine, monkeypatch
+):
+    """What the decider and the answer curve are fitted on (``outcomes`` of questions asked
+    as validation asks them, and the score that decided) is what the service computes when
+    it answers the same question, a follow-up included, with the reader's ranker ordering
+    what it reads."""
     import qa.answer
-    from qa.decide import evidence_features
     from qa.engine import Engine
     from qa.evaluate import Item
     from qa.training.data import ask_service
+    from qa.training.decider import decided_by
     from qa.training.fit import outcomes, read_all
 
     reader = OnnxReader(trained)
@@ -218,13 +236,16 @@ def test_training_and_serving_give_the_decider_the_same_inputs(trained, engine, 
         Item("b", (first, "When was that reported?"), True, ("reported",), ("Friday",)),
     ]
     asked = ask_service(engine, items, n)
-    trained_on = [o.features for o in outcomes(asked, read_all(reader, asked, n), n)]
+    decider = reader.settings.decider
+    outs = decided_by(outcomes(asked, read_all(reader, asked, n), n), decider)
+    trained_on = [(*o.features, o.score) for o in outs]  # the answer curve's inputs
     served = []
     real = qa.answer.decide
 
     def recording(readings, threshold, decider=None, evidence=None):
         decision = real(readings, threshold, decider, evidence)
-        served.append(tuple(evidence_features(readings, evidence, decision.order[0])))
+        # what the decider and the answer curve read
+        served.append((*decision.features, decision.score))
         return decision
 
     histories = [[Turn(t, engine.ask(t).answer) for t in item.turns[:-1]] for item in items]

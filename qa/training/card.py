@@ -106,8 +106,9 @@ def render(card: dict[str, Any]) -> str:
         "of the best",
         f"- Confidence: {card['calibration']['method']}: answer "
         + (
-            f"a logistic regression of {len(card['calibration']['right']['features'])} inputs "
-            f"(by the score alone: {card['calibration']['answer']})"
+            f"the logistic regression `calibration.right` in card.json, over "
+            f"{len(card['calibration']['right']['features'])} inputs (the score's own curve, "
+            f"kept for an older qa: {card['calibration']['answer']})"
             if isinstance(card["calibration"].get("right"), dict)
             else f"{card['calibration']['answer']}"
         )

@@ -114,11 +114,7 @@ def choose(
         fc = _further(reader, sets, reads[slack], outs[slack], n, slack, decider, crossfitted, log)
         if fc is not None:
             threshold, chosen, further = fc.band.threshold, fc.chosen, fc.further
-            first = ("answer", "abstain", "right")  # the first batch's curves, as it decides
-            calibration = {
-                **{k: v for k, v in calibration.items() if k not in first},
-                **{k: fc.calibration[k] for k in first if k in fc.calibration},
-            }
+            calibration = first_batch_curves(calibration, fc.calibration)
             ms = list(chosen.values())
             log(
                 f"reading {n} more from a first score of {fc.band.below:.3f} to {threshold:.3f} "
@@ -175,6 +171,19 @@ def _further(
     if fc is None or fc.band.share == 0:  # else the first batch alone was best
         return None
     return fc
+
+
+FIRST_BATCH = ("answer", "abstain", "right")  # the curves of what the first batch decides
+
+
+def first_batch_curves(pooled: dict[str, Any], first: dict[str, Any]) -> dict[str, Any]:
+    """The card's calibration with a further reading: the first batch's curves fitted on
+    the questions it decides (``first``); a pooled curve that ``first`` lacks is dropped,
+    not kept for questions it was not fitted on; the rest (the citation curve) pooled."""
+    return {
+        **{k: v for k, v in pooled.items() if k not in FIRST_BATCH},
+        **{k: first[k] for k in FIRST_BATCH if k in first},
+    }
 
 
 def least_within_tolerance(scores: dict[Any, float]) -> Any:

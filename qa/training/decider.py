@@ -14,10 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from ..decide import Decider
-from .fit import Outcome, choose_threshold_on, fit_logistic, metrics, objective
-
-PENALTY = 1.0  # the decider's L2 penalty on its standardised weights
+from ..decide import FEATURES, Decider
+from .fit import (
+    PENALTY,
+    Outcome,
+    choose_threshold_on,
+    fit_model,
+    has_inputs,
+    metrics,
+    objective,
+)
 
 
 def fit_decider(sets: Sequence[Sequence[Outcome]], penalty: float = PENALTY) -> Decider:
@@ -26,18 +32,16 @@ def fit_decider(sets: Sequence[Sequence[Outcome]], penalty: float = PENALTY) -> 
     the same whatever its size (as in the objective). Questions with nothing read (or,
     should a reading be broken, a feature that is not finite) are left out: they are never
     answered. ValueError when no question was read."""
-    rows = [
-        (o, 1.0 / len(s)) for s in sets for o in s if o.features and np.all(np.isfinite(o.features))
-    ]
+    rows = [(o, 1.0 / len(s)) for s in sets for o in s if has_inputs(o)]
     if not rows:
         raise ValueError("no question was read: nothing to fit a decider on")
-    f = fit_logistic(
-        np.array([o.features for o, _ in rows], dtype=np.float64),
+    return fit_model(
+        [o.features for o, _ in rows],
         [o.answerable for o, _ in rows],
+        FEATURES,
         np.array([weight for _, weight in rows]),
         penalty,
     )
-    return Decider(tuple(f.mean), tuple(f.scale), tuple(f.weights), f.bias)
 
 
 def decided_by(outs: Sequence[Outcome], decider: Decider | None) -> list[Outcome]:

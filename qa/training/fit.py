@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..corpus import Example
-from ..decide import RIGHT_INPUTS, Decider, Evidence, decide, evidence_features
+from ..decide import RIGHT_INPUTS, Decider, Evidence, decide
 from ..evaluate import is_hit, supports
 from ..features import Reading
 from ..read import Reader
@@ -58,7 +58,8 @@ def outcomes(
     for a, rs in zip(asked, readings, strict=True):
         rs = list(rs[:n])
         e = a.example
-        d = decide(rs, 0.0)
+        evidence = Evidence.of(a.question, a.hits[:n], a.previous[:n], e.followup)
+        d = decide(rs, 0.0, None, evidence)  # the inputs as the service computes them
         if d.best is None:
             out.append(
                 Outcome(e.answerable, e.followup, float("-inf"), False, False, 0, document_of(e))
@@ -67,7 +68,6 @@ def outcomes(
         r, text = rs[d.best], a.hits[d.best].sentence.text
         span = text[r.start : r.end]
         cited = {"text": text}
-        evidence = Evidence.of(a.question, a.hits[:n], a.previous[:n], e.followup)
         out.append(
             Outcome(
                 e.answerable,
@@ -77,7 +77,7 @@ def outcomes(
                 e.answerable and supports(cited, e.support),
                 len(span),
                 document_of(e),
-                tuple(evidence_features(rs, evidence, d.best)),
+                d.features,
             )
         )
     return out
@@ -233,7 +233,25 @@ def fit_platt(values: Sequence[float], labels: Sequence[bool]) -> tuple[float, f
     return a, float(f.bias - a * f.mean[0])
 
 
-RIGHT_PENALTY = 1.0  # the answer curve's L2 penalty on its standardised weights (as the decider's)
+PENALTY = 1.0  # the L2 penalty of the decider and of the answer curve, on standardised weights
+
+
+def has_inputs(o: Outcome) -> bool:
+    """Whether the question was read, with finite inputs (a broken reading's are not)."""
+    return bool(o.features) and bool(np.all(np.isfinite(o.features)))
+
+
+def fit_model(
+    rows: Sequence[Sequence[float]],
+    labels: Sequence[bool],
+    inputs: tuple[str, ...],
+    weights: np.ndarray | None = None,
+    penalty: float = PENALTY,
+) -> Decider:
+    """A logistic regression over the named ``inputs`` (``fit_logistic``, L2-penalised), as
+    the card records it: the decider, or the answer curve."""
+    f = fit_logistic(np.array(rows, dtype=np.float64), labels, weights, penalty)
+    return Decider(tuple(f.mean), tuple(f.scale), tuple(f.weights), f.bias, inputs)
 
 
 def fit_right(given: Sequence[Outcome]) -> Decider | None:
@@ -241,29 +259,28 @@ def fit_right(given: Sequence[Outcome]) -> Decider | None:
     answers' ``RIGHT_INPUTS`` (the decider's inputs and the score that decided), questions
     pooled, L2-penalised as the decider. A curve of the score alone rises to 1 with the
     decider's certainty that the documents answer, yet an answer is right only if its span
-    is right too; the span's own evidence says how likely that is. None when no answer
-    given has its inputs."""
-    rows = [[*o.features, o.score] for o in given if o.features and np.all(np.isfinite(o.features))]
-    if not rows:
+    is right too: weighing the inputs afresh for that label says how likely it is. (The
+    decider's score is a linear function of its inputs; as an input of its own, the penalty
+    spares the direction the decider found.) None when no answer given has its inputs."""
+    read = [o for o in given if has_inputs(o)]
+    if not read:
         return None
-    hits = [o.hit for o in given if o.features and np.all(np.isfinite(o.features))]
-    f = fit_logistic(np.array(rows, dtype=np.float64), hits, penalty=RIGHT_PENALTY)
-    return Decider(tuple(f.mean), tuple(f.scale), tuple(f.weights), f.bias, RIGHT_INPUTS)
+    return fit_model([[*o.features, o.score] for o in read], [o.hit for o in read], RIGHT_INPUTS)
 
 
-def calibrate(outs: Sequence[Outcome], threshold: float) -> dict[str, Any]:
+def calibrate(outs: Sequence[Outcome], threshold: float, right: bool = True) -> dict[str, Any]:
     """Confidence curves fitted on validation: for an answer, the probability that it is
-    right given its inputs and score (``fit_right``; and, for a card read without those,
-    given its score alone); for an abstention, the probability that the documents indeed
-    do not answer, given the score; for a citation, the probability that a sentence's best
-    span is right, given its margin."""
+    right given its inputs and score (``fit_right``; without ``right``, or for an older qa
+    that reads no such curve, given its score alone); for an abstention, the probability
+    that the documents indeed do not answer, given the score; for a citation, the
+    probability that a sentence's best span is right, given its margin."""
     given = [o for o in outs if o.score >= threshold]
     withheld = [o for o in outs if o.score < threshold and np.isfinite(o.score)]
     read = [o for o in outs if np.isfinite(o.margin)]
-    right = fit_right(given)
+    curve = fit_right(given) if right else None
     return {
         "answer": list(fit_platt([o.score for o in given], [o.hit for o in given])),
-        **({"right": right.to_dict()} if right is not None else {}),
+        **({"right": curve.to_dict()} if curve is not None else {}),
         "abstain": list(
             fit_platt([o.score for o in withheld], [not o.answerable for o in withheld])
         ),

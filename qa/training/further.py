@@ -210,7 +210,7 @@ def fit_further(
         chosen[k] = metrics(done, 0.0)
         by_first += f
         by_second += s
-    later = calibrate(by_second, band.further)
+    later = calibrate(by_second, band.further, right=False)  # ``Further`` reads the score
     further = Further(
         band.below,
         band.further,
