@@ -214,6 +214,27 @@ def _crossfitted(validation: dict[str, Any]) -> list[str]:
         )
         + ".",
         "",
+        *_curves(c.get("answer curve")),
+    ]
+
+
+def _curves(c: dict[str, Any] | None) -> list[str]:
+    """How the answer's confidence curves did out of sample, when the card records it."""
+    if not c:
+        return []
+
+    def figures(way: str) -> str:
+        sets = {
+            k: f"{v['right at 0.8']} of {v['at 0.8']}" if v["at 0.8"] else "none"
+            for k, v in c[way]["sets"].items()
+        }
+        return f"log loss {c[way]['log_loss']}, right at 0.8 or more {json.dumps(sets)}"
+
+    return [
+        "An answer's confidence out of sample, in the same folds: from the score that decided "
+        f"(Platt), {figures('score')}; from the answer's inputs and that score, "
+        f"{figures('inputs')}. The lower log loss is kept.",
+        "",
     ]
 
 

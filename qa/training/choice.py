@@ -14,7 +14,7 @@ from ..decide import Decider
 from ..features import Reading
 from ..read import BatchReader, Reader, RememberingReader, with_slack
 from .data import Asked
-from .decider import crossfit, decided_by, fit_decider
+from .decider import crossfit, crossfit_curves, decided_by, fit_decider
 from .fit import (
     Metrics,
     Outcome,
@@ -105,8 +105,17 @@ def choose(
     threshold, ms = choose_threshold_on(list(final.values()))
     chosen = dict(zip(names, ms, strict=True))
     log(f"chose to read {n} sentences, slack {slack}, threshold {threshold:.3f}: {chosen}")
+    # an answer's confidence from its inputs, if out of sample it beats the score's curve
+    curves = crossfit_curves(outs[slack], decider is not None)
+    crossfitted["answer curve"] = curves
+    losses = [curves[way]["log_loss"] for way in ("inputs", "score") if curves]
+    by_inputs = len(losses) == 2 and None not in losses and losses[0] < losses[1]
+    log(
+        f"  out of sample, an answer's confidence: from the score {curves.get('score')}, from "
+        f"its inputs {curves.get('inputs')}: {'the inputs' if by_inputs else 'the score'}"
+    )
     pooled = [o for k in names for o in final[k]]
-    calibration = calibrate(pooled, threshold)
+    calibration = calibrate(pooled, threshold, right=by_inputs)
     # the next N read when the first leave the decider unsure: kept if, out of sample, it
     # beats deciding on the first N alone
     further: dict[str, Any] | None = None
@@ -115,6 +124,8 @@ def choose(
         if fc is not None:
             threshold, chosen, further = fc.band.threshold, fc.chosen, fc.further
             calibration = first_batch_curves(calibration, fc.calibration)
+            if not by_inputs:
+                calibration.pop("right", None)
             ms = list(chosen.values())
             log(
                 f"reading {n} more from a first score of {fc.band.below:.3f} to {threshold:.3f} "

@@ -20,6 +20,8 @@ from .fit import (
     Outcome,
     choose_threshold_on,
     fit_model,
+    fit_platt,
+    fit_right,
     has_inputs,
     metrics,
     objective,
@@ -93,3 +95,73 @@ def crossfit(sets: Mapping[str, Sequence[Outcome]], seed: int = 13) -> dict[str,
         scores = {k: round(objective(metrics(decided[k], 0.0)), 4) for k in names}
         result[way] = {"sets": scores, "mean": round(sum(scores.values()) / len(names), 4)}
     return result
+
+
+CONFIDENT = 0.8  # the confidence from which answers are to be right 9 times in 10
+
+
+def crossfit_curves(
+    sets: Mapping[str, Sequence[Outcome]], by_decider: bool, seed: int = 13
+) -> dict[str, Any]:
+    """How an answer's confidence curves do out of sample, in the folds of ``crossfit``:
+    each fold's questions decided (by a decider, with ``by_decider``, or the margin) at a
+    threshold fitted on the other folds, and each answer given its confidence by the curves
+    fitted there on the answers given: the score's (Platt) and the inputs' (``fit_right``;
+    the score's where there are none, as the service does). For each, each set's log loss
+    of the answers' confidences, the answers at CONFIDENT or more and the share of them
+    right, and the mean log loss of the sets with answers. Empty with fewer than two
+    documents."""
+    names = list(sets)
+    fold, folds = folds_of(sets, seed)
+    if folds < 2:
+        return {}
+    got: dict[str, dict[str, list[tuple[float, bool]]]] = {
+        way: {k: [] for k in names} for way in ("score", "inputs")
+    }
+    for f in range(folds):
+        fitting = [[o for o in sets[k] if fold[(k, o.document)] != f] for k in names]
+        read = any(has_inputs(o) for s in fitting for o in s)
+        decider = fit_decider(fitting) if by_decider and read else None
+        decided = [decided_by(s, decider) for s in fitting]
+        threshold, _ = choose_threshold_on([s for s in decided if s])
+        given = [o for s in decided for o in s if o.score >= threshold]
+        a, b = fit_platt([o.score for o in given], [o.hit for o in given])
+        right = fit_right(given)
+        for k in names:
+            held = [o for o in sets[k] if fold[(k, o.document)] == f]
+            for o in decided_by(held, decider):
+                if o.score < threshold:
+                    continue
+                by_score = _sigmoid(a * o.score + b)
+                got["score"][k].append((by_score, o.hit))
+                by_inputs = (
+                    _sigmoid(right.score([*o.features, o.score]))
+                    if right is not None and has_inputs(o)
+                    else by_score
+                )
+                got["inputs"][k].append((by_inputs, o.hit))
+    result: dict[str, Any] = {}
+    for way, by_set in got.items():
+        scored = {k: _scored(v) for k, v in by_set.items() if v}
+        losses = [v["log_loss"] for v in scored.values()]
+        result[way] = {
+            "sets": scored,
+            "log_loss": round(sum(losses) / len(losses), 4) if losses else None,
+        }
+    return result
+
+
+def _sigmoid(z: float) -> float:
+    return float(1 / (1 + np.exp(-np.clip(z, -50, 50))))
+
+
+def _scored(answers: Sequence[tuple[float, bool]]) -> dict[str, Any]:
+    p = np.clip([c for c, _ in answers], 1e-6, 1 - 1e-6)
+    y = np.array([h for _, h in answers], dtype=np.float64)
+    confident = p >= CONFIDENT
+    return {
+        "answers": len(answers),
+        "log_loss": round(float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))), 4),
+        f"at {CONFIDENT}": int(confident.sum()),
+        f"right at {CONFIDENT}": round(float(y[confident].mean()), 4) if confident.any() else None,
+    }
