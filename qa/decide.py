@@ -151,8 +151,11 @@ class Decider:
         """ValueError when the card's model does not read the ``inputs`` this code makes."""
         if list(d.get("features", ())) != list(inputs):
             raise ValueError(f"its {what} reads other features than this version of qa makes")
-        parts = [tuple(float(x) for x in d[k]) for k in ("mean", "scale", "weights")]
-        bias = float(d["bias"])
+        try:
+            parts = [tuple(float(x) for x in d[k]) for k in ("mean", "scale", "weights")]
+            bias = float(d["bias"])
+        except (KeyError, TypeError, ValueError, OverflowError):  # a part missing or not numbers
+            raise ValueError(f"its {what} is ill-formed") from None
         if (
             any(len(p) != len(inputs) for p in parts)
             or not all(math.isfinite(x) for x in (*parts[0], *parts[1], *parts[2], bias))

@@ -192,7 +192,8 @@ def test_the_cards_answer_curve_sets_an_answers_confidence_and_an_ill_formed_one
         answer = answer_question(s.index, s.lexical, engine.embedder, loaded, question)
         assert answer.answer is not None
         assert answer.confidence == pytest.approx(expected(answer.answer))
-    for broken in ({"features": list(FEATURES)}, {"scale": [0.0] * m}, {"weights": [1.0]}):
+    ill_formed = ({"scale": [0.0] * m}, {"weights": [1.0]}, {"bias": None}, {"mean": [[1.0]] * m})
+    for broken in ({"features": list(FEATURES)}, *ill_formed):
         calibration = {**card["calibration"], "right": {**right.to_dict(), **broken}}
         write_card(reader, {**card, "calibration": calibration})
         with pytest.raises(ReaderError, match="answer curve") as caught:
