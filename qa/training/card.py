@@ -11,6 +11,7 @@ from typing import Any
 
 from ..cards import CARD, sha256_of
 from ..read import FILES
+from .decider import CONFIDENT
 
 
 def write_card(
@@ -223,12 +224,11 @@ def _curves(c: dict[str, Any] | None) -> list[str]:
     if not c:
         return []
 
+    at, right = f"at {CONFIDENT}", f"right at {CONFIDENT}"  # the keys ``crossfit_curves`` writes
+
     def figures(way: str) -> str:
-        sets = {
-            k: f"{v['right at 0.8']} of {v['at 0.8']}" if v["at 0.8"] else "none"
-            for k, v in c[way]["sets"].items()
-        }
-        return f"log loss {c[way]['log_loss']}, right at 0.8 or more {json.dumps(sets)}"
+        sets = {k: f"{v[right]} of {v[at]}" if v[at] else "none" for k, v in c[way]["sets"].items()}
+        return f"log loss {c[way]['log_loss']}, right at {CONFIDENT} or more {json.dumps(sets)}"
 
     return [
         "An answer's confidence out of sample, in the same folds: from the score that decided "

@@ -120,12 +120,12 @@ def choose(
     # beats deciding on the first N alone
     further: dict[str, Any] | None = None
     if further_reading:
-        fc = _further(reader, sets, reads[slack], outs[slack], n, slack, decider, crossfitted, log)
+        fc = _further(
+            reader, sets, reads[slack], outs[slack], n, slack, decider, by_inputs, crossfitted, log
+        )
         if fc is not None:
             threshold, chosen, further = fc.band.threshold, fc.chosen, fc.further
             calibration = first_batch_curves(calibration, fc.calibration)
-            if not by_inputs:
-                calibration.pop("right", None)
             ms = list(chosen.values())
             log(
                 f"reading {n} more from a first score of {fc.band.below:.3f} to {threshold:.3f} "
@@ -156,6 +156,7 @@ def _further(
     n: int,
     slack: float,
     decider: Decider | None,
+    by_inputs: bool,
     crossfitted: dict[str, Any],
     log: Callable[[str], None],
 ) -> FurtherChoice | None:
@@ -175,7 +176,7 @@ def _further(
     try:
         crossfitted["further"] = crossfit_further(outs, doubled, decider is not None)
         if alone is not None and crossfitted["further"].get("mean", -math.inf) > alone:
-            fc = fit_further(outs, doubled, decider)
+            fc = fit_further(outs, doubled, decider, by_inputs)
     except ValueError as exc:  # no band keeps the answers short: the first batch alone
         crossfitted["further"] = {"none": str(exc)}
     log(f"  out of sample, reading {n} more when unsure: {crossfitted['further']}")

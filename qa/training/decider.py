@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..decide import FEATURES, Decider
+from ..read import Settings
 from .fit import (
     PENALTY,
     Outcome,
@@ -125,21 +126,17 @@ def crossfit_curves(
         decided = [decided_by(s, decider) for s in fitting]
         threshold, _ = choose_threshold_on([s for s in decided if s])
         given = [o for s in decided for o in s if o.score >= threshold]
-        a, b = fit_platt([o.score for o in given], [o.hit for o in given])
-        right = fit_right(given)
+        # the confidences as the service gives them (abstentions do not matter here)
+        curve = fit_platt([o.score for o in given], [o.hit for o in given])
+        by_score = Settings(0, threshold, *curve, 1.0, 0.0)
+        by_inputs = replace(by_score, right=fit_right(given))
         for k in names:
             held = [o for o in sets[k] if fold[(k, o.document)] == f]
             for o in decided_by(held, decider):
-                if o.score < threshold:
-                    continue
-                by_score = _sigmoid(a * o.score + b)
-                got["score"][k].append((by_score, o.hit))
-                by_inputs = (
-                    _sigmoid(right.score([*o.features, o.score]))
-                    if right is not None and has_inputs(o)
-                    else by_score
-                )
-                got["inputs"][k].append((by_inputs, o.hit))
+                if o.score >= threshold:
+                    inputs = o.features if has_inputs(o) else ()
+                    got["score"][k].append((by_score.confidence(o.score, True), o.hit))
+                    got["inputs"][k].append((by_inputs.confidence(o.score, True, inputs), o.hit))
     result: dict[str, Any] = {}
     for way, by_set in got.items():
         scored = {k: _scored(v) for k, v in by_set.items() if v}
@@ -149,10 +146,6 @@ def crossfit_curves(
             "log_loss": round(sum(losses) / len(losses), 4) if losses else None,
         }
     return result
-
-
-def _sigmoid(z: float) -> float:
-    return float(1 / (1 + np.exp(-np.clip(z, -50, 50))))
 
 
 def _scored(answers: Sequence[tuple[float, bool]]) -> dict[str, Any]:

@@ -196,9 +196,11 @@ def fit_further(
     first: Mapping[str, Sequence[Outcome]],
     second: Mapping[str, Sequence[Outcome]],
     first_decider: Decider | None,
+    by_inputs: bool = True,
 ) -> FurtherChoice:
     """The further reading fitted on all of validation: the 2N decider (when the first batch
-    has one), the band, and each stage's confidence curves on the questions it decides."""
+    has one), the band, and each stage's confidence curves on the questions it decides (the
+    first batch's answer curve from the inputs only ``by_inputs``, as chosen without it)."""
     names = list(first)
     second_decider = fit_decider(list(second.values())) if first_decider else None
     one = {k: decided_by(first[k], first_decider) for k in names}
@@ -218,4 +220,4 @@ def fit_further(
         (later["abstain"][0], later["abstain"][1]),
         second_decider,
     ).to_dict()
-    return FurtherChoice(band, calibrate(by_first, band.threshold), further, chosen)
+    return FurtherChoice(band, calibrate(by_first, band.threshold, by_inputs), further, chosen)
