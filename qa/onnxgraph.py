@@ -114,3 +114,102 @@ def unsigned_weights(path: Path) -> int:
     onnx.checker.check_model(model)
     write_atomic(path, model.SerializeToString())
     return len(rewritten)
+
+
+def signed_weights(path: Path) -> bytes | None:
+    """The ONNX model at ``path`` with the uint8 weights of each ``MatMulInteger`` read as
+    int8 again (every weight and its zero point minus 128, the inverse of
+    ``unsigned_weights``): the same integer products, for a CPU whose uint8 x int8 kernel
+    is exact (``exact_signed_products``), where it is the fast one. None when nothing is
+    stored so (the file serves as it is). The file itself is not changed."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    initializers = {i.name: i for i in graph.initializer}
+    readers = Counter(name for node in graph.node for name in node.input)
+    rewritten = 0
+    for node in graph.node:
+        if node.op_type != "MatMulInteger" or len(node.input) != 4:
+            continue
+        tensors = [initializers.get(name) for name in (node.input[1], node.input[3])]
+        if any(
+            t is None or t.data_type != onnx.TensorProto.UINT8 or readers[t.name] != 1
+            for t in tensors
+        ):
+            continue
+        for t in tensors:
+            assert t is not None
+            shifted = numpy_helper.to_array(t).astype(np.int16) - 128
+            t.CopyFrom(numpy_helper.from_array(shifted.astype(np.int8), t.name))
+        rewritten += 1
+    return model.SerializeToString() if rewritten else None
+
+
+def exact_signed_products() -> bool:
+    """Whether ONNX Runtime multiplies uint8 by int8 exactly on this CPU, so that weights
+    stored as uint8 can be served as int8 with the same results: true where its kernel
+    accumulates in 32 bits (VNNI: AVX512-VNNI or AVX-VNNI, AMX), false where it sums pairs
+    of products in 16 bits, which saturate (AVX2 or AVX-512 without VNNI). Found by running
+    products that overflow 16 bits, one row and several (each kernel ONNX Runtime may
+    pick), not from a list of CPUs. Only on a CPU that reports VNNI or AMX, and once."""
+    return _flags_say_exact() and _probe_signed_products()
+
+
+def _flags_say_exact() -> bool:
+    """Cheap first look (Linux): without a VNNI or AMX flag the kernel is not exact, and
+    serving need not import onnx to find out."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return True  # not Linux: let the probe decide
+    return any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
+_PROBED: list[bool] = []
+
+
+def _probe_signed_products() -> bool:
+    if not _PROBED:
+        _PROBED.append(_run_probe())
+    return _PROBED[0]
+
+
+def _run_probe() -> bool:
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    k, n = 64, 32
+    w = rng.integers(-127, 128, (k, n)).astype(np.int8)
+    w[:, 0] = 127  # with all-255 rows, every pair of this column overflows 16 bits
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["a", "w", "az", "wz"], ["y"])],
+        "probe",
+        [helper.make_tensor_value_info("a", TensorProto.UINT8, ["m", k])],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, ["m", n])],
+        [
+            numpy_helper.from_array(w, "w"),
+            numpy_helper.from_array(np.array(0, dtype=np.uint8), "az"),
+            numpy_helper.from_array(np.zeros(n, dtype=np.int8), "wz"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = min(model.ir_version, 8)
+    try:
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
+        for m in (1, 8):
+            a = rng.integers(0, 256, (m, k)).astype(np.uint8)
+            a[0] = 255
+            (y,) = session.run(None, {"a": a})
+            if not np.array_equal(y, a.astype(np.int64) @ w.astype(np.int64)):
+                return False
+    except Exception:  # an ONNX Runtime that cannot run it: serve the file as it is
+        return False
+    return True

@@ -26,6 +26,7 @@ from .cards import load_card, verify_files
 from .config import DEFAULT_READER, Config
 from .decide import RIGHT_INPUTS, Decider
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
+from .onnxgraph import exact_signed_products, signed_weights
 from .rank import Ranker
 from .runner import CORES, ort_session
 
@@ -232,6 +233,34 @@ class BatchReader:
         return read_spans(start, end, batch, self.featurizer.limits.span, self.settings.slack)
 
 
+def serving_model(path: Path) -> Path | bytes:
+    """The reader's model as this CPU runs it fastest with the same results. Its weights
+    are stored as uint8, which every x86 kernel multiplies exactly. Where ONNX Runtime's
+    uint8 x int8 kernel is exact too (VNNI, AMX: ``exact_signed_products``), that is the
+    fast one, and the weights are served as int8, once the model's own logits on a fixed
+    batch are seen to be bit for bit those of the file (the same integer products, so the
+    same answers); otherwise, and on every AVX2-only CPU, the file is served as it is."""
+    if not exact_signed_products():
+        return path
+    signed = signed_weights(path)
+    if signed is None or not _same_logits(path, signed):
+        return path
+    return signed
+
+
+def _same_logits(path: Path, signed: bytes) -> bool:
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1000, 30000, (3, 64)).astype(np.int64)
+    feeds = {
+        "input_ids": ids,
+        "attention_mask": np.ones_like(ids),
+        "token_type_ids": (np.arange(64) >= 20).astype(np.int64)[None].repeat(3, axis=0),
+    }
+    stored = ort_session(path, 1).run(None, feeds)
+    served = ort_session(signed, 1).run(None, feeds)
+    return all(np.array_equal(a, b) for a, b in zip(stored, served, strict=True))
+
+
 class OnnxReader(BatchReader):
     """The reader in ONNX Runtime. A question alone gets every core; concurrent questions
     each run on one thread, side by side."""
@@ -249,8 +278,9 @@ class OnnxReader(BatchReader):
             tokenizer.no_truncation()
             tokenizer.no_padding()
             self.featurizer = Featurizer(tokenizer, Limits.from_dict(self.card.get("limits", {})))
-            self._shared = ort_session(folder / "model.onnx", max(1, threads))
-            self._alone = ort_session(folder / "model.onnx", max(threads, CORES))
+            model = serving_model(folder / "model.onnx")
+            self._shared = ort_session(model, max(1, threads))
+            self._alone = ort_session(model, max(threads, CORES))
         except ReaderError:
             raise
         except Exception as exc:  # onnxruntime and tokenizers raise their own kinds

@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from qa.config import DEFAULT_READER
-from qa.onnxgraph import drop_nan_guards, unsigned_weights
+from qa.onnxgraph import drop_nan_guards, exact_signed_products, signed_weights, unsigned_weights
 from qa.runner import ort_session
 
 
@@ -142,3 +142,54 @@ def test_the_shipped_reader_stores_no_int8_weights():
     types = {i.name: i.data_type for i in model.graph.initializer}
     weights = [n.input[1] for n in model.graph.node if n.op_type == "MatMulInteger"]
     assert weights and all(types[w] == TensorProto.UINT8 for w in weights)
+
+
+def test_uint8_weights_are_int8_again_when_served_and_only_those(tmp_path):
+    path = integer_product(tmp_path / "m.onnx")
+    original = {i.name: numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer}
+    assert signed_weights(path) is None  # int8 already: served as the file is
+    unsigned_weights(path)
+    signed = signed_weights(path)
+    assert signed is not None
+    graph = onnx.load_from_string(signed).graph
+    served = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    assert served["w"].dtype == np.int8 and served["w_zero"].dtype == np.int8
+    assert (served["w"] == original["w"]).all() and (served["w_zero"] == original["w_zero"]).all()
+    kept = onnx.load(path).graph.initializer[0]
+    assert numpy_helper.to_array(kept).dtype == np.uint8  # the file is not changed
+
+
+def test_the_reader_is_served_as_int8_exactly_where_that_gives_the_same_numbers():
+    """The shipped reader's weights are stored as uint8; ``serving_model`` serves them as
+    int8 only where the probe says uint8 x int8 is exact (VNNI, AMX) and that gives bit for
+    bit the same logits, seen here on real rows; where the probe says not (AVX2 without
+    VNNI, as on the machine this was written on), int8 weights give other logits on these
+    rows (saturated pairs), and the file is served as it is."""
+    from tokenizers import Tokenizer
+
+    from qa.features import Candidate, Featurizer, Limits
+    from qa.read import read_card, serving_model
+
+    card, _ = read_card(DEFAULT_READER)
+    tokenizer = Tokenizer.from_file(str(DEFAULT_READER / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    featurizer = Featurizer(tokenizer, Limits.from_dict(card["limits"]))
+    sentences = [
+        "The bridge, opened in 1932, carries 160,000 vehicles a day across the harbour.",
+        "Its engineer, John Bradfield, said the arch would outlast every building in the city.",
+        "Tolls were first charged at sixpence for a car and threepence for a horse and rider.",
+    ]
+    batch = featurizer.encode(
+        "How many vehicles cross the bridge each day?",
+        [Candidate(s, p) for s, p in zip(sentences, ["", *sentences[:2]], strict=True)],
+    )
+    model = DEFAULT_READER / "model.onnx"
+    signed = signed_weights(model)
+    assert signed is not None  # the shipped weights are stored as uint8
+    stored = ort_session(model, 1).run(None, batch.feeds())
+    as_int8 = ort_session(signed, 1).run(None, batch.feeds())
+    same = all(np.array_equal(a, b) for a, b in zip(stored, as_int8, strict=True))
+    if not exact_signed_products():
+        assert not same
+    assert serving_model(model) == (signed if same and exact_signed_products() else model)
