@@ -37,6 +37,7 @@ from .lexical import LexicalIndex
 from .read import Reader
 from .records import Answer, Citation, Turn
 from .retrieve import Hit, make_query, retrieve
+from .text import balanced_span
 
 
 class QuestionError(ValueError):
@@ -119,11 +120,12 @@ def answer_question(
         return Answer(question, None, None, None, abstained, citations, index.version)
     best = readings[decision.order[0]]
     sentence = hits[decision.order[0]].sentence
+    start, end = balanced_span(sentence.text, best.start, best.end)  # no mark left open
     return Answer(
         question,
-        sentence.text[best.start : best.end],
-        sentence.start + best.start,
-        sentence.start + best.end,
+        sentence.text[start:end],
+        sentence.start + start,
+        sentence.start + end,
         confidence(decision.score, True, decision.features),
         citations,
         index.version,

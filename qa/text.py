@@ -139,3 +139,30 @@ def acronyms(tokens: list[Token]) -> list[str]:
             out.append("".join(w.text[0] for w in run).lower())
         run = []
     return out
+
+
+# Quotation marks and brackets an answer should not leave open: opening -> closing.
+PAIRS = {"“": "”", "‘": "’", "«": "»", "(": ")", "[": "]"}
+
+
+def balanced_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` widened by the quotation mark or bracket that closes (or opens)
+    one it leaves open, when that mark is the very next (or previous) character: the
+    reader's span of 'dubbed the “Trump whisperer” for' may end before the closing mark,
+    and 'the “Trump whisperer' reads as broken. Still the text's own characters; nothing
+    else moves. (’ is also an apostrophe, so a span is never widened leftwards for it.)"""
+    for opening, closing in (*PAIRS.items(), ('"', '"')):
+        span = text[start:end]
+        if opening == closing:
+            open_ = span.count(opening) % 2 == 1
+            if open_ and text[end : end + 1] == closing:
+                end += 1
+            elif open_ and start > 0 and text[start - 1] == opening:
+                start -= 1
+            continue
+        opened, closed = span.count(opening), span.count(closing)
+        if opened > closed and text[end : end + 1] == closing:
+            end += 1
+        elif closed > opened and opening != "‘" and start > 0 and text[start - 1] == opening:
+            start -= 1
+    return start, end

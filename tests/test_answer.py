@@ -17,6 +17,7 @@ from qa.evaluate import evaluate, library_asker, load_items
 from qa.features import Reading
 from qa.read import Settings
 from qa.records import Turn
+from qa.text import balanced_span
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev.jsonl"
@@ -184,3 +185,42 @@ def test_the_shipped_reader_answers_and_abstains(engine):
     for question in ("What is the boiling point of water?", "lorem ipsum dolor sit amet"):
         nothing = engine.ask(question)
         assert nothing.answer is None and nothing.citations
+
+
+class StopsBeforeTheClosingMark(Scripted):
+    """A reader that answers from the sentences holding a closing quotation mark, with a
+    span from the opening mark's word up to, not including, the closing one."""
+
+    def read(self, question, candidates, last_question="", last_answer=""):
+        out = []
+        for c in candidates:
+            s = c.sentence
+            if "“" in s and "”" in s:
+                start = s.rfind(" ", 0, s.index("“")) + 1
+                out.append(Reading(start, s.index("”"), 5.0, 0.0))
+            else:
+                out.append(Reading(0, max(s.find(" "), 1), -9.0, 0.0))
+        return out
+
+
+def test_an_answer_never_leaves_a_quotation_mark_open(engine):
+    """The reader's span may end just before a closing quotation mark ('the “Trump
+    whisperer'); the answer takes the mark in, still the document's own characters."""
+    reader = StopsBeforeTheClosingMark([], threshold=0.0)
+    answer = ask(engine, reader, "What has Sheinbaum been dubbed?")
+    assert answer.answer is not None and "“" in answer.answer
+    assert answer.answer.endswith("”")
+    assert answer.answer.count("“") == answer.answer.count("”")
+    check_invariants(engine, answer)
+
+
+def test_balanced_span_closes_only_what_the_span_leaves_open():
+    text = 'He was dubbed the “Trump whisperer” (twice), said "no" and left Colombia’s capital.'
+    at = text.index
+    assert text[slice(*balanced_span(text, at("the"), at("”")))] == "the “Trump whisperer”"
+    assert text[slice(*balanced_span(text, at("Trump"), at("”") + 1))] == "“Trump whisperer”"
+    assert text[slice(*balanced_span(text, at("twice"), at(")") + 1))] == "(twice)"
+    assert text[slice(*balanced_span(text, at("no"), at("no") + 2))] == "no"  # nothing open
+    assert text[slice(*balanced_span(text, at('"no'), at("no") + 2))] == '"no"'
+    assert text[slice(*balanced_span(text, at("Colombia"), at("’s")))] == "Colombia"
+    assert balanced_span(text, at("dubbed"), at("the") - 1) == (at("dubbed"), at("the") - 1)
