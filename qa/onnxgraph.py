@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -85,48 +86,38 @@ def unsigned_weights(path: Path) -> int:
     two machines (the shipped reader's development figures moved with the CPU). uint8 times
     uint8 is exact on both, and gives what VNNI gave. Weights read by anything else are left
     alone. Returns how many matrices were rewritten (0: the file is untouched)."""
-    import numpy as np
     import onnx
-    from onnx import numpy_helper
 
     model = onnx.load(str(path))
-    graph = model.graph
-    initializers = {i.name: i for i in graph.initializer}
-    readers = Counter(name for node in graph.node for name in node.input)
-    rewritten = set()
-    for node in graph.node:
-        if node.op_type != "MatMulInteger" or len(node.input) != 4:
-            continue
-        names = (node.input[1], node.input[3])  # the weights and their zero point
-        tensors = [initializers.get(name) for name in names]
-        if any(
-            t is None or t.data_type != onnx.TensorProto.INT8 or readers[t.name] != 1
-            for t in tensors
-        ):
-            continue
-        for t in tensors:
-            assert t is not None
-            shifted = numpy_helper.to_array(t).astype(np.int16) + 128
-            t.CopyFrom(numpy_helper.from_array(shifted.astype(np.uint8), t.name))
-        rewritten.add(names[0])
-    if not rewritten:
-        return 0
-    onnx.checker.check_model(model)
-    write_atomic(path, model.SerializeToString())
-    return len(rewritten)
+    rewritten = _shift_weights(model, signed=False)
+    if rewritten:
+        onnx.checker.check_model(model)
+        write_atomic(path, model.SerializeToString())
+    return rewritten
 
 
 def signed_weights(path: Path) -> bytes | None:
     """The ONNX model at ``path`` with the uint8 weights of each ``MatMulInteger`` read as
     int8 again (every weight and its zero point minus 128, the inverse of
     ``unsigned_weights``): the same integer products, for a CPU whose uint8 x int8 kernel
-    is exact (``exact_signed_products``), where it is the fast one. None when nothing is
-    stored so (the file serves as it is). The file itself is not changed."""
+    is exact (``exact_signed_products``). None when nothing is stored so (the file serves
+    as it is). The file itself is not changed."""
+    import onnx
+
+    model = onnx.load(str(path))
+    return model.SerializeToString() if _shift_weights(model, signed=True) else None
+
+
+def _shift_weights(model: Any, signed: bool) -> int:
+    """Store the weights (and their zero point) of each ``MatMulInteger`` of ``model`` as
+    int8 (``signed``: from uint8, minus 128) or as uint8 (from int8, plus 128), in place,
+    where both are initializers read by that node alone. How many matrices changed."""
     import numpy as np
     import onnx
     from onnx import numpy_helper
 
-    model = onnx.load(str(path))
+    source, target = (np.uint8, np.int8) if signed else (np.int8, np.uint8)
+    source_type = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(source))
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
     readers = Counter(name for node in graph.node for name in node.input)
@@ -135,50 +126,42 @@ def signed_weights(path: Path) -> bytes | None:
         if node.op_type != "MatMulInteger" or len(node.input) != 4:
             continue
         tensors = [initializers.get(name) for name in (node.input[1], node.input[3])]
-        if any(
-            t is None or t.data_type != onnx.TensorProto.UINT8 or readers[t.name] != 1
-            for t in tensors
-        ):
+        if any(t is None or t.data_type != source_type or readers[t.name] != 1 for t in tensors):
             continue
         for t in tensors:
             assert t is not None
-            shifted = numpy_helper.to_array(t).astype(np.int16) - 128
-            t.CopyFrom(numpy_helper.from_array(shifted.astype(np.int8), t.name))
+            shifted = numpy_helper.to_array(t).astype(np.int16) + (-128 if signed else 128)
+            t.CopyFrom(numpy_helper.from_array(shifted.astype(target), t.name))
         rewritten += 1
-    return model.SerializeToString() if rewritten else None
+    return rewritten
 
 
 def exact_signed_products() -> bool:
     """Whether ONNX Runtime multiplies uint8 by int8 exactly on this CPU, so that weights
     stored as uint8 can be served as int8 with the same results: true where its kernel
-    accumulates in 32 bits (VNNI: AVX512-VNNI or AVX-VNNI, AMX), false where it sums pairs
-    of products in 16 bits, which saturate (AVX2 or AVX-512 without VNNI). Found by running
-    products that overflow 16 bits, one row and several (each kernel ONNX Runtime may
-    pick), not from a list of CPUs. Only on a CPU that reports VNNI or AMX, and once."""
-    return _flags_say_exact() and _probe_signed_products()
+    accumulates in 32 bits (VNNI, AMX, ARM), false where it sums pairs of products in 16
+    bits, which saturate (x86 with AVX2 or AVX-512 but no VNNI). Found by running products
+    that overflow 16 bits, one row and several (each kernel ONNX Runtime may pick), not from
+    a list of CPUs; on Linux x86 only when ``/proc/cpuinfo`` reports VNNI or AMX, so that an
+    AVX2 machine never imports onnx for it. Probed once a process."""
+    return _flags_allow() and probe_signed_products()
 
 
-def _flags_say_exact() -> bool:
-    """Cheap first look (Linux): without a VNNI or AMX flag the kernel is not exact, and
-    serving need not import onnx to find out."""
+def _flags_allow() -> bool:
+    """False only on Linux x86 without a VNNI or AMX flag, where the probe would say no."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = next((line for line in f if line.startswith("flags")), "")
+            flags = next((line for line in f if line.startswith("flags")), None)
     except OSError:
         return True  # not Linux: let the probe decide
+    if flags is None:
+        return True  # not x86 (ARM lists "Features"): let the probe decide
     return any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
 
 
-_PROBED: list[bool] = []
-
-
-def _probe_signed_products() -> bool:
-    if not _PROBED:
-        _PROBED.append(_run_probe())
-    return _PROBED[0]
-
-
-def _run_probe() -> bool:
+@cache
+def probe_signed_products() -> bool:
+    """Run uint8 x int8 products that overflow 16 bits in pairs: True when all are exact."""
     import numpy as np
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -186,7 +169,8 @@ def _run_probe() -> bool:
     rng = np.random.default_rng(0)
     k, n = 64, 32
     w = rng.integers(-127, 128, (k, n)).astype(np.int8)
-    w[:, 0] = 127  # with all-255 rows, every pair of this column overflows 16 bits
+    w[:, 0] = 127  # with rows of 255, every pair of this column overflows 16 bits
+    zero = 3  # the activations' zero point, non-zero as dynamic quantisation makes it
     graph = helper.make_graph(
         [helper.make_node("MatMulInteger", ["a", "w", "az", "wz"], ["y"])],
         "probe",
@@ -194,7 +178,7 @@ def _run_probe() -> bool:
         [helper.make_tensor_value_info("y", TensorProto.INT32, ["m", n])],
         [
             numpy_helper.from_array(w, "w"),
-            numpy_helper.from_array(np.array(0, dtype=np.uint8), "az"),
+            numpy_helper.from_array(np.array(zero, dtype=np.uint8), "az"),
             numpy_helper.from_array(np.zeros(n, dtype=np.int8), "wz"),
         ],
     )
@@ -208,7 +192,7 @@ def _run_probe() -> bool:
             a = rng.integers(0, 256, (m, k)).astype(np.uint8)
             a[0] = 255
             (y,) = session.run(None, {"a": a})
-            if not np.array_equal(y, a.astype(np.int64) @ w.astype(np.int64)):
+            if not np.array_equal(y, (a.astype(np.int64) - zero) @ w.astype(np.int64)):
                 return False
     except Exception:  # an ONNX Runtime that cannot run it: serve the file as it is
         return False

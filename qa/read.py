@@ -31,6 +31,18 @@ from .rank import Ranker
 from .runner import CORES, ort_session
 
 FILES = ("model.onnx", "tokenizer.json")
+# the rows on which the served model must give the file's logits bit for bit (serving_model)
+CHECK = (
+    "How many vehicles cross the bridge each day, and since when?",
+    [
+        Candidate("The bridge, opened in 1932, carries 160,000 vehicles a day."),
+        Candidate(
+            "Its engineer said the arch would outlast every building in the city.",
+            "The bridge, opened in 1932, carries 160,000 vehicles a day.",
+        ),
+        Candidate("Tolls were first charged at sixpence for a car and threepence for a horse."),
+    ],
+)
 
 
 class ReaderError(Exception):
@@ -233,32 +245,38 @@ class BatchReader:
         return read_spans(start, end, batch, self.featurizer.limits.span, self.settings.slack)
 
 
-def serving_model(path: Path) -> Path | bytes:
-    """The reader's model as this CPU runs it fastest with the same results. Its weights
-    are stored as uint8, which every x86 kernel multiplies exactly. Where ONNX Runtime's
-    uint8 x int8 kernel is exact too (VNNI, AMX: ``exact_signed_products``), that is the
-    fast one, and the weights are served as int8, once the model's own logits on a fixed
-    batch are seen to be bit for bit those of the file (the same integer products, so the
-    same answers); otherwise, and on every AVX2-only CPU, the file is served as it is."""
+def serving_model(path: Path, check: Batch) -> Path | bytes:
+    """The reader's model as this CPU runs it on its fast kernel with the same results.
+    Its weights are stored as uint8, which every x86 kernel multiplies exactly. Where ONNX
+    Runtime's uint8 x int8 kernel is exact too (``exact_signed_products``: VNNI, AMX), it
+    is the one ONNX Runtime has a VNNI kernel for, and the weights are served as int8 once
+    the model's logits on ``check`` are seen to be bit for bit those of the file (the same
+    integer products, so the same answers). Otherwise, or should any of it fail, the file
+    is served as it is: this is only about speed."""
     if not exact_signed_products():
         return path
-    signed = signed_weights(path)
-    if signed is None or not _same_logits(path, signed):
+    try:
+        stat = path.stat()
+        signed = _signed(path, stat.st_mtime_ns, stat.st_size)
+        if signed is None:
+            return path
+        same = (
+            np.array_equal(a, b)
+            for a, b in zip(
+                ort_session(path, 1).run(None, check.feeds()),
+                ort_session(signed, 1).run(None, check.feeds()),
+                strict=True,
+            )
+        )
+        return signed if all(same) else path
+    except Exception:  # onnx or onnxruntime: the file itself loads, or fails, below
         return path
-    return signed
 
 
-def _same_logits(path: Path, signed: bytes) -> bool:
-    rng = np.random.default_rng(0)
-    ids = rng.integers(1000, 30000, (3, 64)).astype(np.int64)
-    feeds = {
-        "input_ids": ids,
-        "attention_mask": np.ones_like(ids),
-        "token_type_ids": (np.arange(64) >= 20).astype(np.int64)[None].repeat(3, axis=0),
-    }
-    stored = ort_session(path, 1).run(None, feeds)
-    served = ort_session(signed, 1).run(None, feeds)
-    return all(np.array_equal(a, b) for a, b in zip(stored, served, strict=True))
+@lru_cache(maxsize=2)
+def _signed(path: Path, mtime_ns: int, size: int) -> bytes | None:
+    """``signed_weights`` of the file as it is now (its time and size in the key)."""
+    return signed_weights(path)
 
 
 class OnnxReader(BatchReader):
@@ -278,7 +296,7 @@ class OnnxReader(BatchReader):
             tokenizer.no_truncation()
             tokenizer.no_padding()
             self.featurizer = Featurizer(tokenizer, Limits.from_dict(self.card.get("limits", {})))
-            model = serving_model(folder / "model.onnx")
+            model = serving_model(folder / "model.onnx", self.featurizer.encode(*CHECK))
             self._shared = ort_session(model, max(1, threads))
             self._alone = ort_session(model, max(threads, CORES))
         except ReaderError:

@@ -142,27 +142,48 @@ def acronyms(tokens: list[Token]) -> list[str]:
 
 
 # Quotation marks and brackets an answer should not leave open: opening -> closing.
-PAIRS = {"“": "”", "‘": "’", "«": "»", "(": ")", "[": "]"}
+PAIRS = {"“": "”", "‘": "’", "«": "»", "(": ")", "[": "]", '"': '"'}
+_PUNCTUATED = {c: {p + c for p in ".,;:!?"} for c in PAIRS.values()}
 
 
 def balanced_span(text: str, start: int, end: int) -> tuple[int, int]:
     """``text[start:end]`` widened by the quotation mark or bracket that closes (or opens)
     one it leaves open, when that mark is the very next (or previous) character: the
     reader's span of 'dubbed the “Trump whisperer” for' may end before the closing mark,
-    and 'the “Trump whisperer' reads as broken. Still the text's own characters; nothing
-    else moves. (’ is also an apostrophe, so a span is never widened leftwards for it.)"""
-    for opening, closing in (*PAIRS.items(), ('"', '"')):
-        span = text[start:end]
-        if opening == closing:
-            open_ = span.count(opening) % 2 == 1
-            if open_ and text[end : end + 1] == closing:
-                end += 1
-            elif open_ and start > 0 and text[start - 1] == opening:
-                start -= 1
+    and 'the “Trump whisperer' reads as broken. A closing mark after the text's own comma or
+    full stop ('.”') is taken in with it; nested marks are closed one after the other.
+    Still the text's own characters; a mark further away is left as it is. A straight
+    quotation mark counts as open when the span holds an odd number of them, and is taken in
+    only where it stands at a word's edge (not an inch mark's neighbour's quote); ’ is also
+    an apostrophe, so it is never taken in before a letter or leftwards."""
+    for _ in range(2 * len(PAIRS)):  # each round takes in at most one mark
+        widened = _widen(text, start, end)
+        if widened == (start, end):
+            break
+        start, end = widened
+    return start, end
+
+
+def _widen(text: str, start: int, end: int) -> tuple[int, int]:
+    span = text[start:end]
+    after, before = text[end : end + 1], text[start - 1 : start] if start else ""
+    for opening, closing in PAIRS.items():
+        if opening == closing:  # straight quotes: open when their count is odd
+            if span.count(opening) % 2 == 0:
+                continue
+            if after == closing and not text[end + 1 : end + 2].isalnum():
+                return start, end + 1
+            if before == opening and not text[start - 2 : start - 1].isalnum():
+                return start - 1, end
             continue
         opened, closed = span.count(opening), span.count(closing)
-        if opened > closed and text[end : end + 1] == closing:
-            end += 1
-        elif closed > opened and opening != "‘" and start > 0 and text[start - 1] == opening:
-            start -= 1
+        if opened > closed:
+            # the closing mark next, or after the sentence's own comma or full stop ('.”')
+            step = (
+                1 if after == closing else 2 if text[end : end + 2] in _PUNCTUATED[closing] else 0
+            )
+            if step and (closing != "’" or not text[end + step : end + step + 1].isalpha()):
+                return start, end + step
+        if closed > opened and before == opening and opening != "‘":
+            return start - 1, end
     return start, end

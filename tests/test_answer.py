@@ -217,10 +217,30 @@ def test_an_answer_never_leaves_a_quotation_mark_open(engine):
 def test_balanced_span_closes_only_what_the_span_leaves_open():
     text = 'He was dubbed the “Trump whisperer” (twice), said "no" and left Colombia’s capital.'
     at = text.index
-    assert text[slice(*balanced_span(text, at("the"), at("”")))] == "the “Trump whisperer”"
-    assert text[slice(*balanced_span(text, at("Trump"), at("”") + 1))] == "“Trump whisperer”"
-    assert text[slice(*balanced_span(text, at("twice"), at(")") + 1))] == "(twice)"
-    assert text[slice(*balanced_span(text, at("no"), at("no") + 2))] == "no"  # nothing open
-    assert text[slice(*balanced_span(text, at('"no'), at("no") + 2))] == '"no"'
-    assert text[slice(*balanced_span(text, at("Colombia"), at("’s")))] == "Colombia"
-    assert balanced_span(text, at("dubbed"), at("the") - 1) == (at("dubbed"), at("the") - 1)
+
+    def widened(start: int, end: int) -> str:
+        return text[slice(*balanced_span(text, start, end))]
+
+    assert widened(at("the"), at("”")) == "the “Trump whisperer”"
+    assert widened(at("Trump"), at("”") + 1) == "“Trump whisperer”"
+    assert widened(at("twice"), at(")") + 1) == "(twice)"
+    assert widened(at("no"), at("no") + 2) == "no"  # nothing open
+    assert widened(at('"no'), at("no") + 2) == '"no"'
+    assert widened(at("Colombia"), at("’s")) == "Colombia"
+    assert widened(at("dubbed"), at("the") - 1) == "dubbed"
+    assert balanced_span(text, 3, 3) == (3, 3) and balanced_span("", 0, 0) == (0, 0)
+    assert balanced_span(text, 0, len(text)) == (0, len(text))
+
+
+def test_balanced_span_closes_nested_marks_and_leaves_apostrophes_and_inches():
+    def widened(text: str, first: str, last: str) -> str:
+        start = text.index(first)
+        return text[slice(*balanced_span(text, start, text.index(last, start)))]
+
+    assert widened("He said “(we) will (not” go", "“", ")") == "“(we)"
+    assert widened("Said “(not now)” twice", "“", ")”") == "“(not now)”"
+    assert widened("He said “whisperer.” Then", "“", ".”") == "“whisperer.”"
+    assert widened("the ‘Trump’s plan’ failed", "the", "’s") == "the ‘Trump"  # a possessive
+    assert widened('a 12" pipe and "quoted" word', "12", ' "quoted') == '12" pipe and'
+    assert widened("“open at the end", "“", " end") == "“open at the"
+    assert widened("end”", "end", "”") == "end"  # nothing opened: nothing taken in

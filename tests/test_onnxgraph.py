@@ -13,7 +13,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from qa.config import DEFAULT_READER
-from qa.onnxgraph import drop_nan_guards, exact_signed_products, signed_weights, unsigned_weights
+from qa.onnxgraph import (
+    drop_nan_guards,
+    exact_signed_products,
+    probe_signed_products,
+    signed_weights,
+    unsigned_weights,
+)
 from qa.runner import ort_session
 
 
@@ -159,29 +165,29 @@ def test_uint8_weights_are_int8_again_when_served_and_only_those(tmp_path):
     assert numpy_helper.to_array(kept).dtype == np.uint8  # the file is not changed
 
 
-def test_the_reader_is_served_as_int8_exactly_where_that_gives_the_same_numbers():
-    """The shipped reader's weights are stored as uint8; ``serving_model`` serves them as
-    int8 only where the probe says uint8 x int8 is exact (VNNI, AMX) and that gives bit for
-    bit the same logits, seen here on real rows; where the probe says not (AVX2 without
-    VNNI, as on the machine this was written on), int8 weights give other logits on these
-    rows (saturated pairs), and the file is served as it is."""
+def test_the_reader_is_served_as_int8_exactly_where_that_gives_the_same_numbers(monkeypatch):
+    """The shipped reader's weights are stored as uint8. Whether int8 weights give bit for
+    bit the same logits, on real rows, is what the probe says of this CPU: no on x86 without
+    VNNI (saturated pairs; the machine this was written on), yes with VNNI or AMX. And
+    ``serving_model``, even when let past the probe, serves int8 only where its own check
+    finds the same logits: here, the file as it is."""
     from tokenizers import Tokenizer
 
+    from qa import read
     from qa.features import Candidate, Featurizer, Limits
-    from qa.read import read_card, serving_model
 
-    card, _ = read_card(DEFAULT_READER)
+    card, _ = read.read_card(DEFAULT_READER)
     tokenizer = Tokenizer.from_file(str(DEFAULT_READER / "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
     featurizer = Featurizer(tokenizer, Limits.from_dict(card["limits"]))
     sentences = [
-        "The bridge, opened in 1932, carries 160,000 vehicles a day across the harbour.",
-        "Its engineer, John Bradfield, said the arch would outlast every building in the city.",
-        "Tolls were first charged at sixpence for a car and threepence for a horse and rider.",
+        "Sheinbaum has been dubbed the “Trump whisperer” for repeatedly securing reprieves.",
+        "The group's 7,500 members call themselves the Gaitanista Army of Colombia.",
+        "Petro said during an event in Cordoba, about 180 miles west of the capital Bogota.",
     ]
     batch = featurizer.encode(
-        "How many vehicles cross the bridge each day?",
+        "How many members does the group have?",
         [Candidate(s, p) for s, p in zip(sentences, ["", *sentences[:2]], strict=True)],
     )
     model = DEFAULT_READER / "model.onnx"
@@ -190,6 +196,8 @@ def test_the_reader_is_served_as_int8_exactly_where_that_gives_the_same_numbers(
     stored = ort_session(model, 1).run(None, batch.feeds())
     as_int8 = ort_session(signed, 1).run(None, batch.feeds())
     same = all(np.array_equal(a, b) for a, b in zip(stored, as_int8, strict=True))
-    if not exact_signed_products():
-        assert not same
-    assert serving_model(model) == (signed if same and exact_signed_products() else model)
+    assert probe_signed_products() == same
+    check = featurizer.encode(*read.CHECK)
+    assert read.serving_model(model, check) == (signed if exact_signed_products() else model)
+    monkeypatch.setattr(read, "exact_signed_products", lambda: True)
+    assert isinstance(read.serving_model(model, check), bytes) == same
