@@ -153,9 +153,10 @@ def balanced_span(text: str, start: int, end: int) -> tuple[int, int]:
     and 'the “Trump whisperer' reads as broken. A closing mark after the text's own comma or
     full stop ('.”') is taken in with it; nested marks are closed one after the other.
     Still the text's own characters; a mark further away is left as it is. A straight
-    quotation mark counts as open when the span holds an odd number of them, and is taken in
-    only where it stands at a word's edge (not an inch mark's neighbour's quote); ’ is also
-    an apostrophe, so it is never taken in before a letter or leftwards."""
+    quotation mark counts as open when the span holds an odd number of them (an inch mark
+    counts too), so one is taken in only where no letter or digit stands beyond it, which
+    leaves the next quotation's opening mark out. ’ is also an apostrophe: it is never taken
+    in before a letter, and ‘ never leftwards (a span's apostrophes look like closing marks)."""
     for _ in range(2 * len(PAIRS)):  # each round takes in at most one mark
         widened = _widen(text, start, end)
         if widened == (start, end):
