@@ -245,14 +245,14 @@ class BatchReader:
         return read_spans(start, end, batch, self.featurizer.limits.span, self.settings.slack)
 
 
-def serving_model(path: Path, check: Batch) -> Path | bytes:
+def serving_model(path: Path, featurizer: Featurizer) -> Path | bytes:
     """The reader's model as this CPU runs it on its fast kernel with the same results.
     Its weights are stored as uint8, which every x86 kernel multiplies exactly. Where ONNX
     Runtime's uint8 x int8 kernel is exact too (``exact_signed_products``: VNNI, AMX), it
     is the one ONNX Runtime has a VNNI kernel for, and the weights are served as int8 once
-    the model's logits on ``check`` are seen to be bit for bit those of the file (the same
-    integer products, so the same answers). Otherwise, or should any of it fail, the file
-    is served as it is: this is only about speed."""
+    the model's logits on the rows of ``CHECK`` (made by ``featurizer``) are seen to be bit
+    for bit those of the file (the same integer products, so the same answers). Otherwise,
+    or should any of it fail, the file is served as it is: this is only about speed."""
     if not exact_signed_products():
         return path
     try:
@@ -260,6 +260,7 @@ def serving_model(path: Path, check: Batch) -> Path | bytes:
         signed = _signed(path, stat.st_mtime_ns, stat.st_size)
         if signed is None:
             return path
+        check = featurizer.encode(*CHECK)
         same = (
             np.array_equal(a, b)
             for a, b in zip(
@@ -296,7 +297,7 @@ class OnnxReader(BatchReader):
             tokenizer.no_truncation()
             tokenizer.no_padding()
             self.featurizer = Featurizer(tokenizer, Limits.from_dict(self.card.get("limits", {})))
-            model = serving_model(folder / "model.onnx", self.featurizer.encode(*CHECK))
+            model = serving_model(folder / "model.onnx", self.featurizer)
             self._shared = ort_session(model, max(1, threads))
             self._alone = ort_session(model, max(threads, CORES))
         except ReaderError:
