@@ -97,3 +97,24 @@ def test_bench_command_help():
     result = CliRunner().invoke(cli, ["bench", "--help"])
     assert result.exit_code == 0, result.output
     assert "--quick" in result.output
+
+
+def test_the_bench_times_the_readers_run_as_stored_and_as_served():
+    """The reader's own run, the stored uint8 weights against the weights as this CPU
+    serves them: both timed only where they differ (int8, VNNI), and the table says which."""
+    from qa.bench.floors import reader_runs
+    from qa.config import DEFAULT_READER
+    from qa.onnxgraph import exact_signed_products
+
+    texts = [TINY]
+    questions = list(itertools.islice(corpus.distinct_questions(texts), 4))
+    r = reader_runs(DEFAULT_READER, questions, texts)
+    assert r["rows"] == 3 and r["questions"] == 4
+    runs = [v for k, v in r.items() if k.endswith("_threads")]
+    assert runs and all(v["file_ms"] > 0 for v in runs)
+    served = all("served_ms" in v for v in runs)
+    assert served == (r["served"] == "int8 weights")
+    if not exact_signed_products():
+        assert not served  # AVX2 without VNNI: the file, as stored
+    text = bench.table({"reader": r})
+    assert "reader run, 3 rows, as stored (uint8)" in text and r["served"] in text

@@ -108,3 +108,48 @@ def recall_at_k(
         "queries": len(queries),
         "recall": round(found / total, 4) if total else None,
     }
+
+
+def reader_runs(
+    folder: Path, questions: list[str], texts: list[str], rows: int = 3
+) -> dict[str, Any]:
+    """The reader's own batched run, ``rows`` sentences of the documents a question: the
+    model file as stored (uint8 weights) against the model as this CPU serves it
+    (``serving_model``: int8 weights where that gives the same logits), alternated, median
+    ms on one thread (as under load) and on every core (a question alone)."""
+    from ..build import sentences_of
+    from ..features import Candidate
+    from ..read import OnnxReader, serving_model
+    from ..records import Document
+    from ..runner import CORES, ort_session
+
+    reader = OnnxReader(folder)
+    path = Path(folder) / "model.onnx"
+    served = serving_model(path, reader.featurizer)
+    sentences = [s.text for i, t in enumerate(texts) for s in sentences_of(Document(str(i), t, ""))]
+    batches = []
+    for n, q in enumerate(questions):
+        at = (7 * n) % max(len(sentences) - rows, 1)
+        picked = sentences[at : at + rows]
+        before = [sentences[at - 1] if at else "", *picked[:-1]]
+        candidates = [Candidate(s, p) for s, p in zip(picked, before, strict=True)]
+        batches.append(reader.featurizer.encode(q, candidates))
+    result: dict[str, Any] = {
+        "rows": rows,
+        "questions": len(batches),
+        "served": "int8 weights" if isinstance(served, bytes) else "the file's uint8 weights",
+    }
+    for threads in sorted({1, CORES}):
+        sessions = {"file": ort_session(path, threads)}
+        if isinstance(served, bytes):
+            sessions["served"] = ort_session(served, threads)
+        times: dict[str, list[float]] = {k: [] for k in sessions}
+        for batch in [*batches[:2], *batches]:  # the first two warm up, and are run again
+            for k, s in sessions.items():
+                started = time.perf_counter()
+                s.run(None, batch.feeds())
+                times[k].append(time.perf_counter() - started)
+        result[f"{threads}_threads"] = {
+            f"{k}_ms": ms(statistics.median(v[2:])) for k, v in times.items()
+        }
+    return result

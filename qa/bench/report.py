@@ -80,6 +80,22 @@ def table(r: dict[str, Any]) -> str:
     if "floor" in r:
         f = r["floor"]
         rows.append(("floor: bare PyTorch encode, median", f"{f['median_ms']} ms", ""))
+    if "reader" in r:
+        rd = r["reader"]
+        runs = {k: v for k, v in rd.items() if k.endswith("_threads")}
+        for label in ("file", "served"):
+            if all(f"{label}_ms" in v for v in runs.values()):
+                times = " / ".join(str(v[f"{label}_ms"]) for v in runs.values())
+                threads = " / ".join(k.split("_")[0] for k in runs)
+                what = "as stored (uint8)" if label == "file" else "as served (int8)"
+                rows.append(
+                    (
+                        f"reader run, {rd['rows']} rows, {what}",
+                        f"{times} ms",
+                        f"({threads} threads)",
+                    )
+                )
+        rows.append(("reader weights served", rd["served"], ""))
     if "single" in r:
         s = r["single"]
         rows.append(("/api/ask 1 client p50", f"{s['p50_ms']} ms", mark("ask_p50_over_floor")))

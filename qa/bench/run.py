@@ -15,7 +15,7 @@ from ..cards import card_hash
 from ..config import Config
 from ..embed import load_embedder
 from .corpus import QuestionFeed, corpus_texts, distinct_questions, scale_corpus
-from .floors import bare_cold_start, bare_encode_floor, recall_at_k
+from .floors import bare_cold_start, bare_encode_floor, reader_runs, recall_at_k
 from .load import concurrent_clients, first_answer, single_client, sustained
 from .report import check_targets, machine, write_results
 from .server import build_index_process, start_server
@@ -23,6 +23,7 @@ from .server import build_index_process, start_server
 # How long each part runs: (full, quick)
 PLAN = {
     "floor_questions": (200, 20),
+    "reader_questions": (100, 10),
     "single_questions": (300, 30),
     "concurrent_seconds": (20, 3),
     "sustained_seconds": (60, 6),
@@ -39,7 +40,7 @@ def run_bench(
     quick: bool = False,
     work: Path | None = None,
     echo: Callable[[str], None] = print,
-    parts: tuple[str, ...] = ("floor", "http", "cold", "scale", "sustained"),
+    parts: tuple[str, ...] = ("floor", "reader", "http", "cold", "scale", "sustained"),
     scale_cache: Path | None = None,
     scale_refresh: bool = False,
 ) -> dict[str, Any]:
@@ -75,6 +76,12 @@ def run_bench(
             echo("floor: bare PyTorch encode of one question ...")
             questions = [feed.next() for _ in range(plan["floor_questions"])]
             results["floor"] = bare_encode_floor(model, questions, embed_threads)
+
+        if "reader" in parts:
+            echo("the reader's run: the stored weights and the weights as served ...")
+            questions = [feed.next() for _ in range(plan["reader_questions"])]
+            texts = corpus_texts(article_seeds)
+            results["reader"] = reader_runs(Path(config.reader), questions, texts)
 
         if "cold" in parts:
             echo("cold start: bare import and load ...")
