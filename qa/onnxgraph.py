@@ -147,6 +147,7 @@ def exact_signed_products() -> bool:
     return _flags_allow() and probe_signed_products()
 
 
+@cache
 def _flags_allow() -> bool:
     """False only on Linux x86 without a VNNI or AMX flag, where the probe would say no."""
     try:

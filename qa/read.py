@@ -297,9 +297,10 @@ class OnnxReader(BatchReader):
             tokenizer.no_truncation()
             tokenizer.no_padding()
             self.featurizer = Featurizer(tokenizer, Limits.from_dict(self.card.get("limits", {})))
-            model = serving_model(folder / "model.onnx", self.featurizer)
-            self._shared = ort_session(model, max(1, threads))
-            self._alone = ort_session(model, max(threads, CORES))
+            # the model file, or its weights as int8 where that gives the same numbers
+            self.served = serving_model(folder / "model.onnx", self.featurizer)
+            self._shared = ort_session(self.served, max(1, threads))
+            self._alone = ort_session(self.served, max(threads, CORES))
         except ReaderError:
             raise
         except Exception as exc:  # onnxruntime and tokenizers raise their own kinds

@@ -143,7 +143,7 @@ def acronyms(tokens: list[Token]) -> list[str]:
 
 # Quotation marks and brackets an answer should not leave open: opening -> closing.
 PAIRS = {"“": "”", "‘": "’", "«": "»", "(": ")", "[": "]", '"': '"'}
-_PUNCTUATED = {c: {p + c for p in ".,;:!?"} for c in PAIRS.values()}
+_PUNCTUATED = {c: {p + c for p in ".,;:!?"} for o, c in PAIRS.items() if o != c}
 
 
 def balanced_span(text: str, start: int, end: int) -> tuple[int, int]:

@@ -115,17 +115,16 @@ def reader_runs(
 ) -> dict[str, Any]:
     """The reader's own batched run, ``rows`` sentences of the documents a question: the
     model file as stored (uint8 weights) against the model as this CPU serves it
-    (``serving_model``: int8 weights where that gives the same logits), alternated, median
+    (``OnnxReader.served``: int8 weights where that gives the same logits), alternated, median
     ms on one thread (as under load) and on every core (a question alone)."""
     from ..build import sentences_of
     from ..features import Candidate
-    from ..read import OnnxReader, serving_model
+    from ..read import OnnxReader
     from ..records import Document
     from ..runner import CORES, ort_session
 
     reader = OnnxReader(folder)
-    path = Path(folder) / "model.onnx"
-    served = serving_model(path, reader.featurizer)
+    path, served = Path(folder) / "model.onnx", reader.served
     sentences = [s.text for i, t in enumerate(texts) for s in sentences_of(Document(str(i), t, ""))]
     batches = []
     for n, q in enumerate(questions):
