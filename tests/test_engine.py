@@ -22,6 +22,7 @@ def test_a_non_default_configuration_reaches_every_part(tmp_path, monkeypatch):
         seeds_dir=tmp_path / "seeds",
         index_dir=tmp_path / "index",
         backend="onnx-int8",
+        questions="off",  # a question encoder would embed the questions instead
         cache_dir=tmp_path / "cache",
         hnsw_min_sentences=10,
         embed_threads=1,
