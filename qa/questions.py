@@ -8,7 +8,9 @@ where the answer is, against the index's vectors.
 
 A question encoder is a folder (``qa/models/questions/`` ships with the package):
 
-- ``model.onnx``: the transformer, its matrix products in dynamic int8. Its word
+- ``model.onnx``: the transformer, its matrix products in dynamic int8 (weights stored as
+  uint8, exact on every x86 kernel, and served as int8 where that gives the same vectors:
+  ``serving_model``, as the reader's). Its word
   embeddings were frozen in training, so they are the embedding model's own: the file
   leaves them out (an external initializer), and they are taken from the embedding model
   when the encoder loads. That keeps the shipped file at 12 MB instead of 58.
@@ -25,6 +27,8 @@ the folder of one that ``qa train --questions`` wrote.
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +36,16 @@ import numpy as np
 
 from .cards import CARD, load_card, verify_files
 from .config import DEFAULT_QUESTIONS, Config
-from .runner import BUNDLED_NAMES, ModelError, OnnxRunner, resolve_model
+from .onnxgraph import serve_signed
+from .runner import BUNDLED_NAMES, ModelError, OnnxRunner, ort_session, resolve_model
 
 FILES = ("model.onnx", "tokenizer.json", "qa-onnx.json")
+# the questions on which the served model must give the file's outputs bit for bit
+CHECK = (
+    "How many vehicles cross the bridge each day, and since when?",
+    "Who said the arch would outlast every building in the city?",
+    "what did the council decide about the 2025 budget",
+)
 WEIGHTS = "model.safetensors"  # where a sentence-transformers folder keeps its weights
 
 
@@ -103,8 +114,38 @@ def load_question_runner(folder: Path, model: str, threads: int) -> tuple[OnnxRu
             "others: set QA_QUESTIONS=off, or train one for this model with "
             "`qa train --questions`"
         )
+    initializers = {spec["initializer"]: matrix}
     try:
-        runner = OnnxRunner(folder, threads, initializers={spec["initializer"]: matrix})
+        served = serving_model(folder, initializers)
+        runner = OnnxRunner(folder, threads, initializers=initializers, served=served)
     except Exception as exc:  # onnxruntime and tokenizers raise their own kinds
         raise _fail(f"{folder / 'model.onnx'} does not run ({exc})") from exc
     return runner, name
+
+
+def serving_model(folder: Path, initializers: Mapping[str, np.ndarray]) -> Path | bytes:
+    """The encoder's model as this CPU serves it (``onnxgraph.serve_signed``): its weights
+    as int8 where that gives the file's outputs bit for bit on ``CHECK``, each question a
+    run as questions are served, else the file."""
+    path = folder / "model.onnx"
+
+    def same(signed: bytes) -> bool:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        with_types = json.loads((folder / "qa-onnx.json").read_text())["token_type_ids"]
+        stored = ort_session(path, 1, None, initializers)
+        served = ort_session(signed, 1, None, initializers)
+        for encoding in tokenizer.encode_batch(list(CHECK)):
+            feeds = {
+                "input_ids": np.array([encoding.ids], dtype=np.int64),
+                "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+            }
+            if with_types:
+                feeds["token_type_ids"] = np.array([encoding.type_ids], dtype=np.int64)
+            pairs = zip(stored.run(None, feeds), served.run(None, feeds), strict=True)
+            if not all(np.array_equal(a, b) for a, b in pairs):
+                return False
+        return True
+
+    return serve_signed(path, same)

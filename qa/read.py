@@ -26,7 +26,7 @@ from .cards import load_card, verify_files
 from .config import DEFAULT_READER, Config
 from .decide import RIGHT_INPUTS, Decider
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
-from .onnxgraph import exact_signed_products, signed_weights
+from .onnxgraph import serve_signed
 from .rank import Ranker
 from .runner import CORES, ort_session
 
@@ -246,38 +246,17 @@ class BatchReader:
 
 
 def serving_model(path: Path, featurizer: Featurizer) -> Path | bytes:
-    """The reader's model as this CPU runs it on its fast kernel with the same results.
-    Its weights are stored as uint8, which every x86 kernel multiplies exactly. Where ONNX
-    Runtime's uint8 x int8 kernel is exact too (``exact_signed_products``: VNNI, AMX), it
-    is the one ONNX Runtime has a VNNI kernel for, and the weights are served as int8 once
-    the model's logits on the rows of ``CHECK`` (made by ``featurizer``) are seen to be bit
-    for bit those of the file (the same integer products, so the same answers). Otherwise,
-    or should any of it fail, the file is served as it is: this is only about speed."""
-    if not exact_signed_products():
-        return path
-    try:
-        stat = path.stat()
-        signed = _signed(path, stat.st_mtime_ns, stat.st_size)
-        if signed is None:
-            return path
+    """The reader's model as this CPU serves it (``onnxgraph.serve_signed``): its weights as
+    int8 where that gives the file's logits bit for bit on the rows of ``CHECK`` (made by
+    ``featurizer``), else the file."""
+
+    def same(signed: bytes) -> bool:
         check = featurizer.encode(*CHECK)
-        same = (
-            np.array_equal(a, b)
-            for a, b in zip(
-                ort_session(path, 1).run(None, check.feeds()),
-                ort_session(signed, 1).run(None, check.feeds()),
-                strict=True,
-            )
-        )
-        return signed if all(same) else path
-    except Exception:  # onnx or onnxruntime: the file itself loads, or fails, below
-        return path
+        stored = ort_session(path, 1).run(None, check.feeds())
+        served = ort_session(signed, 1).run(None, check.feeds())
+        return all(np.array_equal(a, b) for a, b in zip(stored, served, strict=True))
 
-
-@lru_cache(maxsize=2)
-def _signed(path: Path, mtime_ns: int, size: int) -> bytes | None:
-    """``signed_weights`` of the file as it is now (its time and size in the key)."""
-    return signed_weights(path)
+    return serve_signed(path, same)
 
 
 class OnnxReader(BatchReader):

@@ -109,25 +109,29 @@ class OnnxRunner:
         int8: bool = False,
         initializers: Mapping[str, np.ndarray] | None = None,
         question_sessions: bool = True,
+        served: Path | bytes | None = None,
     ):
         """``folder``: an export (see ``export.py``), or a question encoder
         (``questions.py``: int8 itself, as its qa-onnx.json says, for questions only);
         ``int8``: questions through the export's int8 quantisation, ``model-int8.onnx``
         beside it; ``initializers``: weights the model file leaves out (needed only while
         the sessions are made); ``question_sessions``: whether it embeds questions (if
-        not, it makes no session for them)."""
+        not, it makes no session for them); ``served``: the model its question sessions run,
+        if not the file (a question encoder's weights as int8, ``questions.serving_model``)."""
         self.model_file = folder / "model.onnx"
         self.meta = json.loads((folder / "qa-onnx.json").read_text())
         self.questions_only = bool(self.meta.get("int8"))
         self.quantized = int8 or self.questions_only
-        self.question_file = (
+        self.question_file: Path | bytes = (
             folder / "model-int8.onnx" if int8 and not self.questions_only else self.model_file
         )
+        if served is not None:
+            self.question_file = served
         self.initializers = dict(initializers or {})
         self.dimension = int(self.meta["dimension"])
         self.folder = folder
         self.threads = threads
-        self._sessions: dict[tuple[Path, int], Any] = {}  # ONNX Runtime sessions
+        self._sessions: dict[tuple[Path | bytes, int], Any] = {}  # ONNX Runtime sessions
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -142,7 +146,7 @@ class OnnxRunner:
             self.alone_session = self._session(self.question_file, max(threads, CORES))
         self.initializers = {}  # copied into the sessions: no need to hold them twice
 
-    def _session(self, model_file: Path, threads: int) -> Any:
+    def _session(self, model_file: Path | bytes, threads: int) -> Any:
         key = (model_file, threads)
         if key not in self._sessions:
             self._sessions[key] = ort_session(model_file, threads, None, self.initializers)

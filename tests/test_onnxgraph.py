@@ -12,7 +12,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from qa.config import DEFAULT_READER
+from qa import onnxgraph
+from qa.config import DEFAULT_QUESTIONS, DEFAULT_READER
 from qa.onnxgraph import (
     drop_nan_guards,
     exact_signed_products,
@@ -198,5 +199,36 @@ def test_the_reader_is_served_as_int8_exactly_where_that_gives_the_same_numbers(
     same = all(np.array_equal(a, b) for a, b in zip(stored, as_int8, strict=True))
     assert probe_signed_products() == same
     assert read.serving_model(model, featurizer) == (signed if exact_signed_products() else model)
-    monkeypatch.setattr(read, "exact_signed_products", lambda: True)
+    monkeypatch.setattr(onnxgraph, "exact_signed_products", lambda: True)
     assert isinstance(read.serving_model(model, featurizer), bytes) == same
+
+
+def test_the_question_encoder_is_served_as_int8_exactly_where_that_gives_the_same_vectors(
+    monkeypatch,
+):
+    """The shipped question encoder's weights are stored as uint8 too, and its word
+    embeddings are not in the file. Served as int8 only where that gives the file's outputs
+    bit for bit (the probe's verdict on this CPU); the int8 bytes, word embeddings added,
+    run and embed a question as the file does, to within what saturation moves here."""
+    from qa import questions
+    from qa.config import DEFAULT_MODEL
+    from qa.runner import OnnxRunner
+
+    card, _ = questions.read_card(DEFAULT_QUESTIONS)
+    spec = card["word_embeddings"]
+    initializers = {spec["initializer"]: questions.word_embeddings(DEFAULT_MODEL, spec["key"])}
+    model = DEFAULT_QUESTIONS / "model.onnx"
+    signed = signed_weights(model)
+    assert signed is not None  # stored as uint8, and loads without its word embeddings
+    asked = ["How many members does the group have?", "Who was dubbed the Trump whisperer?"]
+    from_file = OnnxRunner(DEFAULT_QUESTIONS, 1, initializers=initializers)
+    as_int8 = OnnxRunner(DEFAULT_QUESTIONS, 1, initializers=initializers, served=signed)
+    a = from_file.encode(asked, 8, None, questions=True)
+    b = as_int8.encode(asked, 8, None, questions=True)
+    assert (a * b).sum(axis=1).min() > 0.99
+    assert np.array_equal(a, b) == probe_signed_products()
+    expected = signed if exact_signed_products() else model
+    assert questions.serving_model(DEFAULT_QUESTIONS, initializers) == expected
+    monkeypatch.setattr(onnxgraph, "exact_signed_products", lambda: True)
+    served = questions.serving_model(DEFAULT_QUESTIONS, initializers)
+    assert isinstance(served, bytes) == np.array_equal(a, b)
