@@ -44,8 +44,8 @@ def run_bench(
     scale_cache: Path | None = None,
     scale_refresh: bool = False,
 ) -> dict[str, Any]:
-    """Run the benchmark and return the results (see docs/README-bench.md). ``config``
-    gives the documents, the model and the server's settings."""
+    """Run the benchmark and return the results (see "Performance and the benchmark" in
+    the README). ``config`` gives the documents, the model and the server's settings."""
     seeds, model = Path(config.seeds_dir), config.model
     threads, embed_threads = config.threads, config.embed_threads
     plan: dict[str, Any] = {name: values[1 if quick else 0] for name, values in PLAN.items()}

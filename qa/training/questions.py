@@ -45,7 +45,7 @@ WORDS = "embeddings.word_embeddings.weight"  # the word embeddings, in the model
 @dataclass(frozen=True)
 class QuestionSettings:
     """What a run of ``qa train --questions`` can vary, with the defaults that made the
-    shipped encoder (chosen on validation: README, "The question encoder")."""
+    shipped encoder (chosen on validation: docs/reader.md, "The question encoder")."""
 
     corpus: Path = Path("train")
     out: Path = DEFAULT_QUESTIONS
