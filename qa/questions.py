@@ -123,6 +123,27 @@ def load_question_runner(folder: Path, model: str, threads: int) -> tuple[OnnxRu
     return runner, name
 
 
+def question_feeds(folder: Path, texts: list[str]) -> list[dict[str, np.ndarray]]:
+    """The encoder's inputs for each of ``texts``, one question a run, as questions are
+    served (for checks and the benchmark, which run its sessions directly)."""
+    from tokenizers import Tokenizer
+
+    meta = json.loads((folder / "qa-onnx.json").read_text())
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(int(meta["max_seq_length"]))
+    tokenizer.no_padding()
+    feeds = []
+    for encoding in tokenizer.encode_batch(texts):
+        feed = {
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+        }
+        if meta["token_type_ids"]:
+            feed["token_type_ids"] = np.array([encoding.type_ids], dtype=np.int64)
+        feeds.append(feed)
+    return feeds
+
+
 def serving_model(folder: Path, initializers: Mapping[str, np.ndarray]) -> Path | bytes:
     """The encoder's model as this CPU serves it (``onnxgraph.serve_signed``): its weights
     as int8 where that gives the file's outputs bit for bit on ``CHECK``, each question a
@@ -130,19 +151,9 @@ def serving_model(folder: Path, initializers: Mapping[str, np.ndarray]) -> Path 
     path = folder / "model.onnx"
 
     def same(signed: bytes) -> bool:
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        with_types = json.loads((folder / "qa-onnx.json").read_text())["token_type_ids"]
         stored = ort_session(path, 1, None, initializers)
         served = ort_session(signed, 1, None, initializers)
-        for encoding in tokenizer.encode_batch(list(CHECK)):
-            feeds = {
-                "input_ids": np.array([encoding.ids], dtype=np.int64),
-                "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
-            }
-            if with_types:
-                feeds["token_type_ids"] = np.array([encoding.type_ids], dtype=np.int64)
+        for feeds in question_feeds(folder, list(CHECK)):
             pairs = zip(stored.run(None, feeds), served.run(None, feeds), strict=True)
             if not all(np.array_equal(a, b) for a, b in pairs):
                 return False

@@ -118,3 +118,24 @@ def test_the_bench_times_the_readers_run_as_stored_and_as_served():
         assert not served  # AVX2 without VNNI: the file, as stored
     text = bench.table({"reader": r})
     assert "reader run, 3 rows, as stored (uint8)" in text and r["served"] in text
+
+
+def test_the_bench_times_the_question_encoders_run_as_stored_and_as_served():
+    """The question encoder's own run, one question a run, likewise: the stored uint8
+    weights, and the int8 ones only where this CPU serves them; the table says which."""
+    from qa.bench.floors import encoder_runs
+    from qa.config import DEFAULT_MODEL, DEFAULT_QUESTIONS
+    from qa.onnxgraph import exact_signed_products
+
+    questions = list(itertools.islice(corpus.distinct_questions([TINY]), 4))
+    r = encoder_runs(DEFAULT_QUESTIONS, DEFAULT_MODEL, questions)
+    assert r["questions"] == 4
+    runs = [v for k, v in r.items() if k.endswith("_threads")]
+    assert runs and all(v["file_ms"] > 0 for v in runs)
+    served = all("served_ms" in v for v in runs)
+    assert served == (r["served"] == "int8 weights")
+    if not exact_signed_products():
+        assert not served
+    text = bench.table({"encoder": r})
+    assert "question encoder run, as stored (uint8)" in text
+    assert "question encoder weights served" in text and r["served"] in text

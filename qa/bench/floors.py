@@ -152,3 +152,36 @@ def reader_runs(
             f"{k}_ms": ms(statistics.median(v[2:])) for k, v in times.items()
         }
     return result
+
+
+def encoder_runs(folder: Path, model: str, questions: list[str]) -> dict[str, Any]:
+    """The question encoder's own run, one question a run as served: the model file as
+    stored (uint8 weights) against the model as this CPU serves it (int8 weights where that
+    gives the same vectors), alternated, median ms on one thread (as under load) and on
+    every core (a question alone)."""
+    from ..questions import question_feeds, read_card, serving_model, word_embeddings
+    from ..runner import CORES, ort_session
+
+    card, _ = read_card(folder)
+    spec = card["word_embeddings"]
+    initializers = {spec["initializer"]: word_embeddings(model, spec["key"])}
+    path, served = folder / "model.onnx", serving_model(folder, initializers)
+    feeds = question_feeds(folder, questions)
+    result: dict[str, Any] = {
+        "questions": len(feeds),
+        "served": "int8 weights" if isinstance(served, bytes) else "the file's uint8 weights",
+    }
+    for threads in sorted({1, CORES}):
+        sessions = {"file": ort_session(path, threads, None, initializers)}
+        if isinstance(served, bytes):
+            sessions["served"] = ort_session(served, threads, None, initializers)
+        times: dict[str, list[float]] = {k: [] for k in sessions}
+        for feed in [*feeds[:2], *feeds]:  # the first two warm up, and are run again
+            for k, s in sessions.items():
+                started = time.perf_counter()
+                s.run(None, feed)
+                times[k].append(time.perf_counter() - started)
+        result[f"{threads}_threads"] = {
+            f"{k}_ms": ms(statistics.median(v[2:])) for k, v in times.items()
+        }
+    return result

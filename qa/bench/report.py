@@ -80,22 +80,9 @@ def table(r: dict[str, Any]) -> str:
     if "floor" in r:
         f = r["floor"]
         rows.append(("floor: bare PyTorch encode, median", f"{f['median_ms']} ms", ""))
-    if "reader" in r:
-        rd = r["reader"]
-        runs = {k: v for k, v in rd.items() if k.endswith("_threads")}
-        for label in ("file", "served"):
-            if all(f"{label}_ms" in v for v in runs.values()):
-                times = " / ".join(str(v[f"{label}_ms"]) for v in runs.values())
-                threads = " / ".join(k.split("_")[0] for k in runs)
-                what = "as stored (uint8)" if label == "file" else "as served (int8)"
-                rows.append(
-                    (
-                        f"reader run, {rd['rows']} rows, {what}",
-                        f"{times} ms",
-                        f"({threads} threads)",
-                    )
-                )
-        rows.append(("reader weights served", rd["served"], ""))
+    for part, name in (("reader", "reader"), ("encoder", "question encoder")):
+        if part in r:
+            rows += _model_runs(r[part], name)
     if "single" in r:
         s = r["single"]
         rows.append(("/api/ask 1 client p50", f"{s['p50_ms']} ms", mark("ask_p50_over_floor")))
@@ -198,3 +185,19 @@ def table(r: dict[str, Any]) -> str:
 def write_results(results: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def _model_runs(runs: dict[str, Any], name: str) -> list[tuple[str, str, str]]:
+    """Rows for a model's own runs (``floors.reader_runs``, ``floors.encoder_runs``): as
+    stored, and as served where that differs, on one thread and on every core."""
+    rows = []
+    by_threads = {k: v for k, v in runs.items() if k.endswith("_threads")}
+    what = f"{name} run, {runs['rows']} rows" if "rows" in runs else f"{name} run"
+    for label in ("file", "served"):
+        if all(f"{label}_ms" in v for v in by_threads.values()):
+            times = " / ".join(str(v[f"{label}_ms"]) for v in by_threads.values())
+            threads = " / ".join(k.split("_")[0] for k in by_threads)
+            stored = "as stored (uint8)" if label == "file" else "as served (int8)"
+            rows.append((f"{what}, {stored}", f"{times} ms", f"({threads} threads)"))
+    rows.append((f"{name} weights served", runs["served"], ""))
+    return rows

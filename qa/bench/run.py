@@ -14,8 +14,15 @@ from typing import Any
 from ..cards import card_hash
 from ..config import Config
 from ..embed import load_embedder
+from ..questions import question_folder
 from .corpus import QuestionFeed, corpus_texts, distinct_questions, scale_corpus
-from .floors import bare_cold_start, bare_encode_floor, reader_runs, recall_at_k
+from .floors import (
+    bare_cold_start,
+    bare_encode_floor,
+    encoder_runs,
+    reader_runs,
+    recall_at_k,
+)
 from .load import concurrent_clients, first_answer, single_client, sustained
 from .report import check_targets, machine, write_results
 from .server import build_index_process, start_server
@@ -52,6 +59,7 @@ def run_bench(
     own_work = work is None
     work = Path(work or tempfile.mkdtemp(prefix="qa-bench-"))
     env = dict(os.environ, QA_RATE_LIMIT="0", PYTHONUNBUFFERED="1")
+    encoder = question_folder(config)  # None: the embedding model embeds the questions
     results: dict[str, Any] = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": quick,
@@ -63,6 +71,7 @@ def run_bench(
             "embed_threads": embed_threads,
             "embed_lanes": config.embed_lanes or os.cpu_count(),
             "reader": card_hash(config.reader),
+            "questions": card_hash(encoder) if encoder else None,
         },
     }
     try:
@@ -82,6 +91,9 @@ def run_bench(
             questions = [feed.next() for _ in range(plan["reader_questions"])]
             texts = corpus_texts(article_seeds)
             results["reader"] = reader_runs(Path(config.reader), questions, texts)
+            if encoder is not None:
+                echo("the question encoder's run: the stored weights and as served ...")
+                results["encoder"] = encoder_runs(encoder, model, questions)
 
         if "cold" in parts:
             echo("cold start: bare import and load ...")
