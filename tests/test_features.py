@@ -138,3 +138,27 @@ def test_a_long_sentence_is_cut_to_its_budget(featurizer):
     batch = featurizer.encode("What?", [Candidate(long)])
     assert len(batch.offsets[0]) == Limits().sentence
     assert span_tokens(batch, 0, len(long) - 5, len(long)) is None  # beyond what was read
+
+
+def test_a_sentence_read_again_gives_the_same_rows_from_tokens_kept(featurizer):
+    """Sentences come back question after question: their tokens are kept, shared by the
+    batches read-only, and a batch is the same whether they were kept or not."""
+    long = " ".join(["word"] * 300) + "."
+    candidates = [Candidate(SENTENCE, long), Candidate(long, SENTENCE), Candidate("", "")]
+    first = featurizer.encode("What did the council approve?", candidates)
+    again = featurizer.encode("Who said so?", candidates)
+    assert featurizer._sentence.cache_info().hits >= 3
+    fresh = type(featurizer)(featurizer.tokenizer, featurizer.limits)
+    new = fresh.encode("What did the council approve?", candidates)
+    assert first.first == new.first
+    for a, b in zip(
+        [first.ids, first.mask, first.types, *first.offsets, *first.word_start, *first.word_end],
+        [new.ids, new.mask, new.types, *new.offsets, *new.word_start, *new.word_end],
+        strict=True,
+    ):
+        assert np.array_equal(a, b)
+    assert again.offsets[0] is first.offsets[0]  # the same arrays, shared
+    assert not first.word_end[1].flags.writeable
+    assert first.word_end[1][-1]  # a sentence cut short still ends where it was cut
+    with pytest.raises(ValueError):
+        first.word_start[0][0] = False
