@@ -25,7 +25,7 @@ from tokenizers import Tokenizer
 NEG = -1e4  # the logit of a position that can never start or end a span
 # sentences whose tokens a featurizer keeps: the same sentences are read for question after
 # question (the best of a document), and tokenising them was about 1 ms of a 24 ms answer
-KEPT_SENTENCES = 4096
+KEPT_SENTENCES = 1024
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -108,30 +107,6 @@ def signed_weights(path: Path) -> bytes | None:
     # weights the file leaves out (a question encoder's word embeddings) stay out
     model = onnx.load(str(path), load_external_data=False)
     return model.SerializeToString() if _shift_weights(model, signed=True) else None
-
-
-def serve_signed(path: Path, same: Callable[[bytes], bool]) -> Path | bytes:
-    """The model at ``path`` as this CPU runs it on its fast kernel with the same results.
-    Its weights are stored as uint8, which every x86 kernel multiplies exactly. Where ONNX
-    Runtime's uint8 x int8 kernel is exact too (``exact_signed_products``: VNNI, AMX), it
-    is the one ONNX Runtime has a VNNI kernel for, and the weights are served as int8 once
-    ``same`` has seen the int8 model give the file's outputs bit for bit on fixed inputs
-    (the same integer products, so the same answers). Otherwise, or should any of it fail,
-    the file is served as it is: this is only about speed."""
-    if not exact_signed_products():
-        return path
-    try:
-        stat = path.stat()
-        signed = _signed(path, stat.st_mtime_ns, stat.st_size)
-        return signed if signed is not None and same(signed) else path
-    except Exception:  # onnx or onnxruntime: the file itself loads, or fails, where it is used
-        return path
-
-
-@lru_cache(maxsize=4)
-def _signed(path: Path, mtime_ns: int, size: int) -> bytes | None:
-    """``signed_weights`` of the file as it is now (its time and size in the key)."""
-    return signed_weights(path)
 
 
 def _shift_weights(model: Any, signed: bool) -> int:

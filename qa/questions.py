@@ -36,8 +36,7 @@ import numpy as np
 
 from .cards import CARD, load_card, verify_files
 from .config import DEFAULT_QUESTIONS, Config
-from .onnxgraph import serve_signed
-from .runner import BUNDLED_NAMES, ModelError, OnnxRunner, ort_session, resolve_model
+from .runner import BUNDLED_NAMES, ModelError, OnnxRunner, resolve_model, serve_signed
 
 FILES = ("model.onnx", "tokenizer.json", "qa-onnx.json")
 # the questions on which the served model must give the file's outputs bit for bit
@@ -99,12 +98,9 @@ def embeddings_sha256(matrix: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(matrix, dtype="<f4").tobytes()).hexdigest()
 
 
-def load_question_runner(folder: Path, model: str, threads: int) -> tuple[OnnxRunner, str]:
-    """The question encoder in ``folder``, paired with the embedding model ``model`` (whose
-    word embeddings it runs with), and its name."""
-    folder = Path(folder)
-    card, name = read_card(folder)
-    verify_files(folder, card, FILES, _fail)
+def encoder_initializers(folder: Path, card: dict[str, Any], model: str) -> dict[str, np.ndarray]:
+    """The weights the encoder's file leaves out: the word embeddings of the embedding model
+    ``model``, checked against the ones it was trained with (its card)."""
     spec = card["word_embeddings"]
     matrix = word_embeddings(model, spec["key"])
     if embeddings_sha256(matrix) != spec["sha256"]:
@@ -114,7 +110,16 @@ def load_question_runner(folder: Path, model: str, threads: int) -> tuple[OnnxRu
             "others: set QA_QUESTIONS=off, or train one for this model with "
             "`qa train --questions`"
         )
-    initializers = {spec["initializer"]: matrix}
+    return {spec["initializer"]: matrix}
+
+
+def load_question_runner(folder: Path, model: str, threads: int) -> tuple[OnnxRunner, str]:
+    """The question encoder in ``folder``, paired with the embedding model ``model`` (whose
+    word embeddings it runs with), and its name."""
+    folder = Path(folder)
+    card, name = read_card(folder)
+    verify_files(folder, card, FILES, _fail)
+    initializers = encoder_initializers(folder, card, model)
     try:
         served = serving_model(folder, initializers)
         runner = OnnxRunner(folder, threads, initializers=initializers, served=served)
@@ -145,18 +150,9 @@ def question_feeds(folder: Path, texts: list[str]) -> list[dict[str, np.ndarray]
 
 
 def serving_model(folder: Path, initializers: Mapping[str, np.ndarray]) -> Path | bytes:
-    """The encoder's model as this CPU serves it (``onnxgraph.serve_signed``): its weights
-    as int8 where that gives the file's outputs bit for bit on ``CHECK``, each question a
-    run as questions are served, else the file."""
-    path = folder / "model.onnx"
-
-    def same(signed: bytes) -> bool:
-        stored = ort_session(path, 1, None, initializers)
-        served = ort_session(signed, 1, None, initializers)
-        for feeds in question_feeds(folder, list(CHECK)):
-            pairs = zip(stored.run(None, feeds), served.run(None, feeds), strict=True)
-            if not all(np.array_equal(a, b) for a, b in pairs):
-                return False
-        return True
-
-    return serve_signed(path, same)
+    """The encoder's model as this CPU serves it (``runner.serve_signed``): its weights as
+    int8 where that gives the file's outputs bit for bit on ``CHECK``, each question a run
+    as questions are served, else the file."""
+    return serve_signed(
+        folder / "model.onnx", lambda: question_feeds(folder, list(CHECK)), initializers
+    )

@@ -26,9 +26,8 @@ from .cards import load_card, verify_files
 from .config import DEFAULT_READER, Config
 from .decide import RIGHT_INPUTS, Decider
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
-from .onnxgraph import serve_signed
 from .rank import Ranker
-from .runner import CORES, ort_session
+from .runner import CORES, ort_session, serve_signed
 
 FILES = ("model.onnx", "tokenizer.json")
 # the rows on which the served model must give the file's logits bit for bit (serving_model)
@@ -246,17 +245,10 @@ class BatchReader:
 
 
 def serving_model(path: Path, featurizer: Featurizer) -> Path | bytes:
-    """The reader's model as this CPU serves it (``onnxgraph.serve_signed``): its weights as
+    """The reader's model as this CPU serves it (``runner.serve_signed``): its weights as
     int8 where that gives the file's logits bit for bit on the rows of ``CHECK`` (made by
     ``featurizer``), else the file."""
-
-    def same(signed: bytes) -> bool:
-        check = featurizer.encode(*CHECK)
-        stored = ort_session(path, 1).run(None, check.feeds())
-        served = ort_session(signed, 1).run(None, check.feeds())
-        return all(np.array_equal(a, b) for a, b in zip(stored, served, strict=True))
-
-    return serve_signed(path, same)
+    return serve_signed(path, lambda: [featurizer.encode(*CHECK).feeds()])
 
 
 class OnnxReader(BatchReader):

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .config import DEFAULT_MODEL
+from .onnxgraph import exact_signed_products, signed_weights
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from tokenizers import Encoding
@@ -67,6 +72,43 @@ def ort_session(
         providers=["CPUExecutionProvider"],
         disabled_optimizers=list(UNFUSED),
     )
+
+
+def serve_signed(
+    path: Path,
+    inputs: Callable[[], Sequence[Mapping[str, np.ndarray]]],
+    initializers: Mapping[str, np.ndarray] | None = None,
+) -> Path | bytes:
+    """The model at ``path`` as this CPU runs it on its fast kernel with the same results.
+    Its weights are stored as uint8, which every x86 kernel multiplies exactly. Where ONNX
+    Runtime's uint8 x int8 kernel is exact too (``exact_signed_products``: VNNI, AMX), it
+    is the one ONNX Runtime has a VNNI kernel for, and the weights are served as int8 once
+    the int8 model has given the file's outputs bit for bit on each of ``inputs()`` (fixed
+    feeds, shaped as the model is served: the same integer products, so the same answers).
+    Otherwise, or should any of it fail (logged), the file is served as it is: this is only
+    about speed. ``initializers``: the weights the file leaves out."""
+    if not exact_signed_products():
+        return path
+    try:
+        stat = path.stat()
+        signed = _signed(path, stat.st_mtime_ns, stat.st_size)
+        if signed is None:  # nothing stored as uint8
+            return path
+        stored, served = (ort_session(m, 1, None, initializers) for m in (path, signed))
+        for feeds in inputs():
+            outputs = zip(stored.run(None, dict(feeds)), served.run(None, dict(feeds)), strict=True)
+            if not all(np.array_equal(a, b) for a, b in outputs):
+                return path
+        return signed
+    except Exception as exc:  # onnx or onnxruntime: the file itself loads, or fails, where used
+        log.warning("%s is served with its weights as stored (uint8): %s", path, exc)
+        return path
+
+
+@lru_cache(maxsize=2)
+def _signed(path: Path, mtime_ns: int, size: int) -> bytes | None:
+    """``signed_weights`` of the file as it is now (its time and size in the key)."""
+    return signed_weights(path)
 
 
 class ModelError(Exception):

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from qa import onnxgraph
+from qa import runner
 from qa.config import DEFAULT_QUESTIONS, DEFAULT_READER
 from qa.onnxgraph import (
     drop_nan_guards,
@@ -21,7 +21,7 @@ from qa.onnxgraph import (
     signed_weights,
     unsigned_weights,
 )
-from qa.runner import ort_session
+from qa.runner import ort_session, serve_signed
 
 
 def attention_like(path: Path, guard: str = "guard") -> Path:
@@ -166,6 +166,38 @@ def test_uint8_weights_are_int8_again_when_served_and_only_those(tmp_path):
     assert numpy_helper.to_array(kept).dtype == np.uint8  # the file is not changed
 
 
+def test_int8_is_served_only_where_the_probe_and_the_check_both_allow_it(
+    tmp_path, monkeypatch, caplog
+):
+    """serve_signed, whatever the CPU: the file where the probe says no (without reading
+    it), where nothing is stored as uint8, where the int8 model's outputs differ on the
+    check's inputs, or where the check fails (logged); the int8 bytes otherwise."""
+    path = integer_product(tmp_path / "m.onnx")
+    small = [{"a": np.ones((2, 4), dtype=np.uint8)}]  # no pair of products near 16 bits
+    monkeypatch.setattr(runner, "exact_signed_products", lambda: True)
+    assert serve_signed(path, lambda: small) == path  # int8 already: nothing to serve
+    unsigned_weights(path)
+    signed = signed_weights(path)
+    assert signed is not None and serve_signed(path, lambda: small) == signed
+    monkeypatch.setattr(runner, "exact_signed_products", lambda: False)
+    assert serve_signed(path, lambda: 1 / 0) == path  # the check never runs
+    monkeypatch.setattr(runner, "exact_signed_products", lambda: True)
+    model = onnx.load_from_string(signed)
+    w = next(i for i in model.graph.initializer if i.name == "w")
+    changed = numpy_helper.to_array(w).copy()
+    changed[2, 0] += 1
+    w.CopyFrom(numpy_helper.from_array(changed, "w"))
+    monkeypatch.setattr(runner, "_signed", lambda *key: model.SerializeToString())
+    assert serve_signed(path, lambda: small) == path  # other outputs: the file
+
+    def broken() -> list[dict[str, np.ndarray]]:
+        raise RuntimeError("no rows to check")
+
+    with caplog.at_level("WARNING", logger="qa.runner"):
+        assert serve_signed(path, broken) == path
+    assert "served with its weights as stored" in caplog.text and "no rows" in caplog.text
+
+
 def test_the_reader_is_served_as_int8_exactly_where_that_gives_the_same_numbers(monkeypatch):
     """The shipped reader's weights are stored as uint8. Whether int8 weights give bit for
     bit the same logits, on real rows, is what the probe says of this CPU: no on x86 without
@@ -199,7 +231,7 @@ def test_the_reader_is_served_as_int8_exactly_where_that_gives_the_same_numbers(
     same = all(np.array_equal(a, b) for a, b in zip(stored, as_int8, strict=True))
     assert probe_signed_products() == same
     assert read.serving_model(model, featurizer) == (signed if exact_signed_products() else model)
-    monkeypatch.setattr(onnxgraph, "exact_signed_products", lambda: True)
+    monkeypatch.setattr(runner, "exact_signed_products", lambda: True)
     assert isinstance(read.serving_model(model, featurizer), bytes) == same
 
 
@@ -229,6 +261,6 @@ def test_the_question_encoder_is_served_as_int8_exactly_where_that_gives_the_sam
     assert np.array_equal(a, b) == probe_signed_products()
     expected = signed if exact_signed_products() else model
     assert questions.serving_model(DEFAULT_QUESTIONS, initializers) == expected
-    monkeypatch.setattr(onnxgraph, "exact_signed_products", lambda: True)
+    monkeypatch.setattr(runner, "exact_signed_products", lambda: True)
     served = questions.serving_model(DEFAULT_QUESTIONS, initializers)
     assert isinstance(served, bytes) == np.array_equal(a, b)

@@ -121,7 +121,6 @@ def reader_runs(
     from ..features import Candidate
     from ..read import OnnxReader
     from ..records import Document
-    from ..runner import CORES, ort_session
 
     reader = OnnxReader(folder)
     path, served = Path(folder) / "model.onnx", reader.served
@@ -138,39 +137,21 @@ def reader_runs(
         "questions": len(batches),
         "served": "int8 weights" if isinstance(served, bytes) else "the file's uint8 weights",
     }
-    for threads in sorted({1, CORES}):
-        sessions = {"file": ort_session(path, threads)}
-        if isinstance(served, bytes):
-            sessions["served"] = ort_session(served, threads)
-        times: dict[str, list[float]] = {k: [] for k in sessions}
-        for batch in [*batches[:2], *batches]:  # the first two warm up, and are run again
-            for k, s in sessions.items():
-                started = time.perf_counter()
-                s.run(None, batch.feeds())
-                times[k].append(time.perf_counter() - started)
-        result[f"{threads}_threads"] = {
-            f"{k}_ms": ms(statistics.median(v[2:])) for k, v in times.items()
-        }
+    result.update(alternated_runs(path, served, [b.feeds() for b in batches]))
     return result
 
 
-def encoder_runs(folder: Path, model: str, questions: list[str]) -> dict[str, Any]:
-    """The question encoder's own run, one question a run as served: the model file as
-    stored (uint8 weights) against the model as this CPU serves it (int8 weights where that
-    gives the same vectors), alternated, median ms on one thread (as under load) and on
-    every core (a question alone)."""
-    from ..questions import question_feeds, read_card, serving_model, word_embeddings
+def alternated_runs(
+    path: Path,
+    served: Path | bytes,
+    feeds: list[dict[str, Any]],
+    initializers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Median ms of a model's run on each of ``feeds``, on one thread and on every core: the
+    file as stored, and the model as served where that differs, the two alternated."""
     from ..runner import CORES, ort_session
 
-    card, _ = read_card(folder)
-    spec = card["word_embeddings"]
-    initializers = {spec["initializer"]: word_embeddings(model, spec["key"])}
-    path, served = folder / "model.onnx", serving_model(folder, initializers)
-    feeds = question_feeds(folder, questions)
-    result: dict[str, Any] = {
-        "questions": len(feeds),
-        "served": "int8 weights" if isinstance(served, bytes) else "the file's uint8 weights",
-    }
+    result: dict[str, Any] = {}
     for threads in sorted({1, CORES}):
         sessions = {"file": ort_session(path, threads, None, initializers)}
         if isinstance(served, bytes):
@@ -184,4 +165,23 @@ def encoder_runs(folder: Path, model: str, questions: list[str]) -> dict[str, An
         result[f"{threads}_threads"] = {
             f"{k}_ms": ms(statistics.median(v[2:])) for k, v in times.items()
         }
+    return result
+
+
+def encoder_runs(folder: Path, model: str, questions: list[str]) -> dict[str, Any]:
+    """The question encoder's own run, one question a run as served: the model file as
+    stored (uint8 weights) against the model as this CPU serves it (int8 weights where that
+    gives the same vectors), alternated, median ms on one thread (as under load) and on
+    every core (a question alone)."""
+    from ..questions import encoder_initializers, question_feeds, read_card, serving_model
+
+    card, _ = read_card(folder)
+    initializers = encoder_initializers(folder, card, model)
+    served = serving_model(folder, initializers)
+    feeds = question_feeds(folder, questions)
+    result: dict[str, Any] = {
+        "questions": len(feeds),
+        "served": "int8 weights" if isinstance(served, bytes) else "the file's uint8 weights",
+    }
+    result.update(alternated_runs(folder / "model.onnx", served, feeds, initializers))
     return result
