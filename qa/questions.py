@@ -36,7 +36,15 @@ import numpy as np
 
 from .cards import CARD, load_card, verify_files
 from .config import DEFAULT_QUESTIONS, Config
-from .runner import BUNDLED_NAMES, ModelError, OnnxRunner, resolve_model, serve_signed
+from .runner import (
+    BUNDLED_NAMES,
+    ModelError,
+    OnnxRunner,
+    load_tokenizer,
+    model_feeds,
+    resolve_model,
+    serve_signed,
+)
 
 FILES = ("model.onnx", "tokenizer.json", "qa-onnx.json")
 # the questions on which the served model must give the file's outputs bit for bit
@@ -131,22 +139,9 @@ def load_question_runner(folder: Path, model: str, threads: int) -> tuple[OnnxRu
 def question_feeds(folder: Path, texts: list[str]) -> list[dict[str, np.ndarray]]:
     """The encoder's inputs for each of ``texts``, one question a run, as questions are
     served (for checks and the benchmark, which run its sessions directly)."""
-    from tokenizers import Tokenizer
-
     meta = json.loads((folder / "qa-onnx.json").read_text())
-    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tokenizer.enable_truncation(int(meta["max_seq_length"]))
-    tokenizer.no_padding()
-    feeds = []
-    for encoding in tokenizer.encode_batch(texts):
-        feed = {
-            "input_ids": np.array([encoding.ids], dtype=np.int64),
-            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
-        }
-        if meta["token_type_ids"]:
-            feed["token_type_ids"] = np.array([encoding.type_ids], dtype=np.int64)
-        feeds.append(feed)
-    return feeds
+    encodings = load_tokenizer(folder, meta).encode_batch(texts)
+    return [model_feeds([encoding], meta) for encoding in encodings]
 
 
 def serving_model(folder: Path, initializers: Mapping[str, np.ndarray]) -> Path | bytes:

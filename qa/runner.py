@@ -24,7 +24,7 @@ from .onnxgraph import exact_signed_products, signed_weights
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from tokenizers import Encoding
+    from tokenizers import Encoding, Tokenizer
 
 # Names under which the bundled model is known.
 BUNDLED_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
@@ -174,11 +174,7 @@ class OnnxRunner:
         self.folder = folder
         self.threads = threads
         self._sessions: dict[tuple[Path | bytes, int], Any] = {}  # ONNX Runtime sessions
-        from tokenizers import Tokenizer
-
-        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self.tokenizer.enable_truncation(int(self.meta["max_seq_length"]))
-        self.tokenizer.no_padding()
+        self.tokenizer = load_tokenizer(folder, self.meta)
         self.question_session: Any = None
         self.alone_session: Any = None
         if question_sessions:
@@ -244,18 +240,8 @@ class OnnxRunner:
         return out
 
     def _run(self, session: Any, encodings: list[Encoding]) -> np.ndarray:
-        width = max(len(e.ids) for e in encodings)
-        ids = np.zeros((len(encodings), width), dtype=np.int64)
-        mask = np.zeros_like(ids)
-        types = np.zeros_like(ids)
-        for row, e in enumerate(encodings):
-            n = len(e.ids)
-            ids[row, :n] = e.ids
-            mask[row, :n] = 1
-            types[row, :n] = e.type_ids
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if self.meta["token_type_ids"]:
-            feeds["token_type_ids"] = types
+        feeds = model_feeds(encodings, self.meta)
+        mask = feeds["attention_mask"]
         hidden: np.ndarray = session.run(None, feeds)[0]
         pooled: np.ndarray
         if self.meta["pooling"] == "cls":
@@ -266,3 +252,32 @@ class OnnxRunner:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         vectors: np.ndarray = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
         return vectors
+
+
+def load_tokenizer(folder: Path, meta: Mapping[str, Any]) -> Tokenizer:
+    """The tokenizer of an export or a question encoder in ``folder``, as its runs read:
+    cut to the model's length (``meta``: its qa-onnx.json), not padded."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tokenizer.enable_truncation(int(meta["max_seq_length"]))
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def model_feeds(encodings: Sequence[Encoding], meta: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The inputs of one run of an export or a question encoder: ``encodings`` padded to the
+    longest, with the token types only where the model takes them (``meta``)."""
+    width = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), width), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    types = np.zeros_like(ids)
+    for row, e in enumerate(encodings):
+        n = len(e.ids)
+        ids[row, :n] = e.ids
+        mask[row, :n] = 1
+        types[row, :n] = e.type_ids
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    if meta["token_type_ids"]:
+        feeds["token_type_ids"] = types
+    return feeds
