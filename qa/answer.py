@@ -37,7 +37,7 @@ from .lexical import LexicalIndex
 from .read import Reader
 from .records import Answer, Citation, Turn
 from .retrieve import Hit, make_query, retrieve
-from .text import balanced_span
+from .text import balanced_span, tidy_span
 
 
 class QuestionError(ValueError):
@@ -120,7 +120,8 @@ def answer_question(
         return Answer(question, None, None, None, abstained, citations, index.version)
     best = readings[decision.order[0]]
     sentence = hits[decision.order[0]].sentence
-    start, end = balanced_span(sentence.text, best.start, best.end)  # no mark left open
+    # no quotation mark left open, no Markdown mark left at an edge
+    start, end = tidy_span(sentence.text, *balanced_span(sentence.text, best.start, best.end))
     return Answer(
         question,
         sentence.text[start:end],

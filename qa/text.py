@@ -165,6 +165,42 @@ def balanced_span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+# Markdown a span should not begin or end with: a table's cell bar, or a code or emphasis
+# mark whose partner it leaves out. The reader reads a .md document as written, marks and all.
+_CELL = "|"
+_MARKS = ("**", "*", "`")
+
+
+def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` without the Markdown it should not begin or end with: spaces and
+    table cell bars at its edges ('| 8080' is '8080'), and a code or emphasis mark at an
+    edge whose partner the span leaves out ('postgres://host/db`' is 'postgres://host/db');
+    a pair it holds whole ('`widget serve`') stays. Still the text's own characters, only
+    fewer: a span that would be left empty is returned as it is."""
+    s, e = start, end
+    while s < e:
+        span = text[s:e]
+        if span[0].isspace() or span[0] == _CELL:
+            s += 1
+        elif span[-1].isspace() or span[-1] == _CELL:
+            e -= 1
+        else:
+            for mark in _MARKS:
+                # "*" counts the single stars only: "**" is its own mark
+                n = (span.replace("**", "") if mark == "*" else span).count(mark)
+                if n % 2 == 0:
+                    continue
+                if span.startswith(mark) and not (mark == "*" and span.startswith("**")):
+                    s += len(mark)
+                    break
+                if span.endswith(mark) and not (mark == "*" and span.endswith("**")):
+                    e -= len(mark)
+                    break
+            else:
+                break
+    return (s, e) if s < e else (start, end)
+
+
 def _widen(text: str, start: int, end: int) -> tuple[int, int]:
     span = text[start:end]
     after, before = text[end : end + 1], text[start - 1 : start] if start else ""
