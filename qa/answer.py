@@ -37,7 +37,7 @@ from .lexical import LexicalIndex
 from .read import Reader
 from .records import Answer, Citation, Turn
 from .retrieve import Hit, make_query, retrieve
-from .text import balanced_span, tidy_span
+from .text import balanced_span, is_table_row, tidy_span
 
 
 class QuestionError(ValueError):
@@ -45,8 +45,19 @@ class QuestionError(ValueError):
 
 
 def previous_text(index: Index, hit: Hit) -> str:
-    """The sentence before ``hit`` in its document ("" for a first sentence)."""
-    return "" if hit.sentence.index == 0 else index.sentences[hit.position - 1].text
+    """What is read before ``hit``: the sentence before it in its document ("" for a first
+    sentence); for a row of a Markdown table, the table's first row, the header that says
+    what its cells are."""
+    if hit.sentence.index == 0:
+        return ""
+    at = hit.position
+    if is_table_row(hit.sentence.text):
+        first = at
+        while index.sentences[first].index > 0 and is_table_row(index.sentences[first - 1].text):
+            first -= 1
+        if first < at:
+            return index.sentences[first].text
+    return index.sentences[at - 1].text
 
 
 def answer_question(

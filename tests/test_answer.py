@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from qa.answer import QuestionError, answer_question
+from qa.answer import QuestionError, answer_question, previous_text
 from qa.config import DEFAULT_READER, Config
 from qa.engine import Engine
 from qa.evaluate import evaluate, library_asker, load_items
 from qa.features import Reading
 from qa.read import Settings
 from qa.records import Turn
-from qa.text import balanced_span, tidy_span
+from qa.retrieve import Hit
+from qa.text import balanced_span, is_table_row, tidy_span
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev.jsonl"
@@ -255,6 +256,7 @@ def test_tidy_span_leaves_no_markdown_at_an_answers_edges():
     assert tidied(row, "| 8080", "8080 ") == "8080"  # cell bars and spaces
     assert tidied(row, "the", "on |") == "the port it listens on"
     assert tidied(row, "8080", "port") == "8080 | the port"  # a bar inside stays
+    assert tidied(row, "| `WIDGET", "8080") == "`WIDGET_PORT` | 8080"
     assert tidied(row, "`WIDGET", "PORT`") == "`WIDGET_PORT`"  # a whole code span stays
     assert tidied(row, "WIDGET", "PORT`") == "WIDGET_PORT"  # its partner left out
     code = "Run `widget init --db postgres://host/db` now."
@@ -268,6 +270,7 @@ def test_tidy_span_leaves_no_markdown_at_an_answers_edges():
     assert tidy_span(row, 0, 1) == (0, 1)  # nothing left: the span as it was
     plain = "Support ends on 31 March 2027."
     assert tidy_span(plain, 16, 29) == (16, 29)  # no Markdown: unchanged
+    assert is_table_row(row) and not is_table_row("Xbox Series X|S.") and not is_table_row("|")
 
 
 @pytest.fixture(scope="module")
@@ -295,3 +298,20 @@ def test_answers_from_a_markdown_table_and_code_carry_no_stray_marks(markdown_en
         check_invariants(markdown_engine, a)
         assert a.answer[0] not in "| " and a.answer[-1] not in "| ", a.answer
         assert a.answer.count("`") % 2 == 0, a.answer
+
+
+def test_a_table_row_is_read_after_its_tables_header(markdown_engine):
+    index = markdown_engine.snapshot.index
+    rows = [(p, s) for p, s in enumerate(index.sentences) if is_table_row(s.text)]
+    assert len(rows) >= 3  # the header and two rows (the | --- | line is not a sentence)
+    (at, header), body = rows[0], rows[1:]
+    for p, s in body:
+        assert previous_text(index, Hit(p, s, 0.0, 0.0, 0.0)) == header.text
+    # the header itself is read after the sentence before it, like any other sentence
+    assert previous_text(index, Hit(at, header, 0.0, 0.0, 0.0)) == index.sentences[at - 1].text
+    # and the reader is handed it so
+    reader = Scripted([1.0] * 4)
+    ask(markdown_engine, reader, "How many worker processes are started by default?")
+    (_, candidates, _, _) = reader.calls[0]
+    read_rows = [c for c in candidates if is_table_row(c.sentence) and c.sentence != header.text]
+    assert read_rows and all(c.previous == header.text for c in read_rows)

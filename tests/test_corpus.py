@@ -39,12 +39,12 @@ def test_the_split_is_by_document_and_keeps_a_fifth_for_validation():
 
 
 def test_no_test_question_or_document_is_in_the_corpus():
-    """Neither in the training and validation documents nor in the independent validation
-    set beside them (train/independent/)."""
+    """Neither in the training and validation documents nor in the validation sets beside
+    them (train/independent/, train/markdown/)."""
     corpus = load_corpus(TRAIN)
     asked = {t.strip().lower() for e in corpus.examples for t in e.turns}
-    own = TRAIN / "independent"
-    for path in own.glob("*.jsonl"):
+    own = (TRAIN / "independent", TRAIN / "markdown")
+    for path in (p for folder in own for p in folder.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             asked.update(t.strip().lower() for t in json.loads(line)["turns"])
     for path in INDEPENDENT.glob("*.jsonl"):
@@ -52,7 +52,8 @@ def test_no_test_question_or_document_is_in_the_corpus():
             for turn in json.loads(line)["turns"]:
                 assert turn.strip().lower() not in asked, (path.name, turn)
     texts = set(corpus.documents.values())
-    texts.update(p.read_text(encoding="utf-8") for p in own.rglob("*.txt"))
+    beside = (p for folder in own for p in folder.rglob("*") if p.suffix in (".txt", ".md"))
+    texts.update(p.read_text(encoding="utf-8") for p in beside)
     for path in INDEPENDENT.rglob("*.txt"):
         assert path.read_text(encoding="utf-8") not in texts
 
@@ -112,3 +113,26 @@ def test_label_refuses_what_it_cannot_place(row, message):
 def test_overlap_counts_the_question_words_the_sentence_holds():
     assert overlap("When did the bridge reopen?", "The bridge reopened on Monday.") == 1.0
     assert overlap("Who paid for the repairs?", "The bridge reopened on Monday.") < 0.5
+
+
+def test_the_markdown_validation_set_is_labelled_from_its_own_documents():
+    """train/markdown/: each answerable question's support lies inside one sentence of its
+    document as the service splits it (a table row is one), and an answer in that sentence;
+    an unanswerable one has neither; ids unique."""
+    from qa.evaluate import load_items
+    from qa.split import split_sentences
+
+    folder = TRAIN / "markdown"
+    docs = {p.name: p.read_text(encoding="utf-8") for p in (folder / "validation").glob("*.md")}
+    lines = (folder / "validation.jsonl").read_text(encoding="utf-8").splitlines()
+    items = load_items(folder / "validation.jsonl")
+    assert len(docs) >= 4 and len(items) == len(lines) >= 60
+    assert len({i.id for i in items}) == len(items)
+    for line, item in zip(lines, items, strict=True):
+        text = docs[json.loads(line)["doc"]]
+        if not item.answerable:
+            assert not item.support and not item.answer, item.id
+            continue
+        sentences = [text[s:e].lower() for s, e in split_sentences(text)]
+        holding = [s for s in sentences if any(x.lower() in s for x in item.support)]
+        assert any(a.lower() in s for s in holding for a in item.answer), item.id
