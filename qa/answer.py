@@ -30,24 +30,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .decide import Evidence, decide
+from .documents import is_markdown
 from .embed import Embedder
 from .features import Candidate, Reading
 from .index import Index
 from .lexical import LexicalIndex
 from .read import Reader
-from .records import Answer, Citation, Turn
+from .records import Answer, Citation, Sentence, Turn
 from .retrieve import Hit, make_query, retrieve
-from .text import balanced_span, is_table_row, tidy_span
+from .text import balanced_span, is_table_row, markdown_view, tidy_span
 
 
 class QuestionError(ValueError):
     """The question cannot be asked (empty, too long, not text)."""
 
 
+def read_text(sentence: Sentence) -> str:
+    """``sentence`` as the reader reads it: a Markdown document's with its code and emphasis
+    marks blanked (``markdown_view``: the same length, so the reader's offsets are the
+    sentence's), any other as it is."""
+    return markdown_view(sentence.text) if is_markdown(sentence.doc) else sentence.text
+
+
 def previous_text(index: Index, hit: Hit) -> str:
-    """What is read before ``hit``: the sentence before it in its document ("" for a first
-    sentence); for a row of a Markdown table, the table's first row, the header that says
-    what its cells are."""
+    """What is read before ``hit`` (``read_text``): the sentence before it in its document
+    ("" for a first sentence); for a row of a Markdown table, the table's first row, the
+    header that says what its cells are."""
     if hit.sentence.index == 0:
         return ""
     at = hit.position
@@ -56,8 +64,8 @@ def previous_text(index: Index, hit: Hit) -> str:
         while index.sentences[first].index > 0 and is_table_row(index.sentences[first - 1].text):
             first -= 1
         if first < at:
-            return index.sentences[first].text
-    return index.sentences[at - 1].text
+            return read_text(index.sentences[first])
+    return read_text(index.sentences[at - 1])
 
 
 def answer_question(
@@ -83,7 +91,7 @@ def answer_question(
     if not hits:
         return Answer(question, None, None, None, 0.0, (), index.version)
     previous = [previous_text(index, h) for h in hits]
-    candidates = [Candidate(h.sentence.text, p) for h, p in zip(hits, previous, strict=True)]
+    candidates = [Candidate(read_text(h.sentence), p) for h, p in zip(hits, previous, strict=True)]
     followup = last is not None
 
     def read(batch: int) -> list[Reading]:

@@ -9,6 +9,12 @@ from pathlib import Path
 from .records import Document
 
 SUFFIXES = (".txt", ".md")
+MARKDOWN = ".md"
+
+
+def is_markdown(doc: str) -> bool:
+    """Whether the document ``doc`` (its id: its path under the seeds folder) is Markdown."""
+    return doc.lower().endswith(MARKDOWN)
 
 
 class DocumentError(Exception):

@@ -166,9 +166,23 @@ def balanced_span(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 # Markdown a span should not begin or end with: a table's cell bar, or a code or emphasis
-# mark whose partner it leaves out. The reader reads a .md document as written, marks and all.
+# mark whose partner it leaves out. The reader reads a .md document's code and emphasis
+# marks as blanks (``markdown_view``), and its table rows as written.
 _CELL = "|"
-_MARKS = ("**", "*", "`")
+_MARK_PATTERNS = (
+    re.compile(r"`"),
+    re.compile(r"\*\*"),
+    re.compile(r"(?<!\*)\*(?!\*)"),  # a single star: "**" is its own mark
+)
+MARKDOWN_MARKS = "`*"
+_BLANKED = str.maketrans({m: " " for m in MARKDOWN_MARKS})
+
+
+def markdown_view(text: str) -> str:
+    """``text`` as the reader reads a Markdown sentence: each code and emphasis mark
+    (``MARKDOWN_MARKS``) a space, so that 'rated **IP20** for' reads as prose does. The same
+    length, so that every offset into it is an offset into ``text``."""
+    return text.translate(_BLANKED) if any(m in text for m in MARKDOWN_MARKS) else text
 
 
 def is_table_row(text: str) -> bool:
@@ -178,35 +192,44 @@ def is_table_row(text: str) -> bool:
 
 
 def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """``text[start:end]`` without the Markdown it should not begin or end with: spaces and
-    table cell bars at its edges ('| 8080' is '8080'), and a code or emphasis mark at an
-    edge whose partner the span leaves out ('postgres://host/db`' is 'postgres://host/db');
-    a pair it holds whole ('`widget serve`') stays. A span across cells stays whole: cut to
-    the cell it starts in, it lost more right answers than it tidied on the Markdown
-    validation documents. Still the text's own characters, only fewer: a span that would
-    be left empty is returned as it is."""
+    """``text[start:end]`` without Markdown left broken at its edges: no spaces or table
+    cell bars there ('| 8080' is '8080'), and no code or emphasis mark whose partner (the
+    marks of ``text`` paired in order) it leaves out: a mark at its very edge is left out
+    too ('postgres://host/db`' is 'postgres://host/db'), one inside takes its partner in
+    ('WORKERS` | 4' is '`WIDGET_WORKERS` | 4': the reader, reading marks as blanks, may
+    start inside a code span). A span across cells stays whole: cut to the cell it starts
+    in, it lost more right answers than it tidied on the Markdown validation documents.
+    Still the text's own characters: a span that would be left empty is returned as it is."""
     s, e = start, end
-    while s < e:
-        span = text[s:e]
-        if span[0].isspace() or span[0] == _CELL:
+    for _ in range(4 * len(text) + 4):  # each step moves an edge; never endless
+        if s >= e:
+            break
+        if text[s].isspace() or text[s] == _CELL:
             s += 1
-        elif span[-1].isspace() or span[-1] == _CELL:
+            continue
+        if text[e - 1].isspace() or text[e - 1] == _CELL:
             e -= 1
-        else:
-            for mark in _MARKS:
-                # "*" counts the single stars only: "**" is its own mark
-                n = (span.replace("**", "") if mark == "*" else span).count(mark)
-                if n % 2 == 0:
-                    continue
-                if span.startswith(mark) and not (mark == "*" and span.startswith("**")):
-                    s += len(mark)
-                    break
-                if span.endswith(mark) and not (mark == "*" and span.endswith("**")):
-                    e -= len(mark)
-                    break
-            else:
-                break
+            continue
+        moved = _partner_step(text, s, e)
+        if moved is None:
+            break
+        s, e = moved
     return (s, e) if s < e else (start, end)
+
+
+def _partner_step(text: str, s: int, e: int) -> tuple[int, int] | None:
+    """One step of ``tidy_span`` for the first mark of ``text[s:e]`` whose partner lies
+    outside it, or None when there is none."""
+    for pattern in _MARK_PATTERNS:
+        marks = [(m.start(), m.end()) for m in pattern.finditer(text)]
+        for (a, a_end), (b, b_end) in zip(marks[0::2], marks[1::2], strict=False):
+            opening, closing = s <= a and a_end <= e, s <= b and b_end <= e
+            if opening == closing:
+                continue
+            if opening:
+                return (a_end, e) if a == s else (s, b_end)
+            return (s, b) if b_end == e else (a, e)
+    return None
 
 
 def _widen(text: str, start: int, end: int) -> tuple[int, int]:

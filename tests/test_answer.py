@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from qa.answer import QuestionError, answer_question, previous_text
+from qa.answer import QuestionError, answer_question, previous_text, read_text
 from qa.config import DEFAULT_READER, Config
 from qa.engine import Engine
 from qa.evaluate import evaluate, library_asker, load_items
 from qa.features import Reading
 from qa.read import Settings
-from qa.records import Turn
+from qa.records import Sentence, Turn
 from qa.retrieve import Hit
-from qa.text import balanced_span, is_table_row, tidy_span
+from qa.text import balanced_span, is_table_row, markdown_view, tidy_span
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev.jsonl"
@@ -259,6 +259,8 @@ def test_tidy_span_leaves_no_markdown_at_an_answers_edges():
     assert tidied(row, "| `WIDGET", "8080") == "`WIDGET_PORT` | 8080"
     assert tidied(row, "`WIDGET", "PORT`") == "`WIDGET_PORT`"  # a whole code span stays
     assert tidied(row, "WIDGET", "PORT`") == "WIDGET_PORT"  # its partner left out
+    assert tidied(row, "PORT", "8080") == "`WIDGET_PORT` | 8080"  # begun inside: taken in
+    assert tidied(row, "WIDGET", "8080") == "`WIDGET_PORT` | 8080"
     code = "Run `widget init --db postgres://host/db` now."
     assert tidied(code, "postgres", "db`") == "postgres://host/db"
     assert tidied(code, "`widget", "init") == "widget init"
@@ -306,12 +308,34 @@ def test_a_table_row_is_read_after_its_tables_header(markdown_engine):
     assert len(rows) >= 3  # the header and two rows (the | --- | line is not a sentence)
     (at, header), body = rows[0], rows[1:]
     for p, s in body:
-        assert previous_text(index, Hit(p, s, 0.0, 0.0, 0.0)) == header.text
+        assert previous_text(index, Hit(p, s, 0.0, 0.0, 0.0)) == read_text(header)
     # the header itself is read after the sentence before it, like any other sentence
-    assert previous_text(index, Hit(at, header, 0.0, 0.0, 0.0)) == index.sentences[at - 1].text
+    before = read_text(index.sentences[at - 1])
+    assert previous_text(index, Hit(at, header, 0.0, 0.0, 0.0)) == before
     # and the reader is handed it so
     reader = Scripted([1.0] * 4)
     ask(markdown_engine, reader, "How many worker processes are started by default?")
     (_, candidates, _, _) = reader.calls[0]
     read_rows = [c for c in candidates if is_table_row(c.sentence) and c.sentence != header.text]
-    assert read_rows and all(c.previous == header.text for c in read_rows)
+    assert read_rows and all(c.previous == read_text(header) for c in read_rows)
+
+
+def test_the_reader_reads_markdown_marks_as_blanks_with_the_same_offsets(markdown_engine):
+    text = "Run `widget init` and it is rated **IP20**, X|S."
+    view = markdown_view(text)
+    assert len(view) == len(text) and "`" not in view and "*" not in view
+    assert view == "Run  widget init  and it is rated   IP20  , X|S."
+    assert markdown_view("Nothing to blank | here.") == "Nothing to blank | here."
+    index = markdown_engine.snapshot.index
+    marked = [s for s in index.sentences if "`" in s.text or "**" in s.text]
+    assert marked and all(read_text(s) == markdown_view(s.text) != s.text for s in marked)
+    prose = Sentence("notes.txt", 0, 0, len(text), text)
+    assert read_text(prose) == text  # only Markdown documents are read so
+    # what the reader is handed: blanked, the same length, so its offsets are the sentence's
+    reader = Scripted([1.0] * 4)
+    answer = ask(markdown_engine, reader, "Which command creates the tables?")
+    (_, candidates, _, _) = reader.calls[0]
+    blanked = [(c, s) for c in candidates for s in marked if c.sentence == read_text(s)]
+    assert blanked and all(len(c.sentence) == len(s.text) for c, s in blanked)
+    assert all("`" not in c.sentence + c.previous and "*" not in c.sentence for c in candidates)
+    check_invariants(markdown_engine, answer)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..answer import read_text
 from ..build import sentences_of, with_context
 from ..corpus import Corpus, Example
 from ..embed import Embedder
@@ -53,7 +54,7 @@ class Asked:
 
     def candidates(self, n: int) -> list[Candidate]:
         return [
-            Candidate(h.sentence.text, p)
+            Candidate(read_text(h.sentence), p)
             for h, p in zip(self.hits[:n], self.previous, strict=False)
         ]
 
@@ -167,7 +168,7 @@ def training_rows(
             and not (e.answerable and holds_answer(h.sentence.text, e))
         ][: 2 * negatives]
         for h, p in rng.sample(wrong, min(negatives, len(wrong))):
-            rows.append(Row(*head, Candidate(h.sentence.text, p), None))
+            rows.append(Row(*head, Candidate(read_text(h.sentence), p), None))
     return rows
 
 
