@@ -54,8 +54,9 @@ def test_no_test_question_or_document_is_in_the_corpus():
     texts = set(corpus.documents.values())
     beside = (p for folder in own for p in folder.rglob("*") if p.suffix in (".txt", ".md"))
     texts.update(p.read_text(encoding="utf-8") for p in beside)
-    for path in INDEPENDENT.rglob("*.txt"):
-        assert path.read_text(encoding="utf-8") not in texts
+    for path in INDEPENDENT.rglob("*"):
+        if path.suffix in (".txt", ".md"):
+            assert path.read_text(encoding="utf-8") not in texts
 
 
 def test_every_question_set_is_labelled_from_its_own_documents():
@@ -115,17 +116,25 @@ def test_overlap_counts_the_question_words_the_sentence_holds():
     assert overlap("Who paid for the repairs?", "The bridge reopened on Monday.") < 0.5
 
 
-def test_the_markdown_validation_set_is_labelled_from_its_own_documents():
-    """train/markdown/: each answerable question's support lies inside one sentence of its
-    document as the service splits it (a table row is one), and an answer in that sentence;
-    an unanswerable one has neither; ids unique."""
+@pytest.mark.parametrize(
+    ("questions", "documents"),
+    [
+        (TRAIN / "markdown" / "validation.jsonl", TRAIN / "markdown" / "validation"),
+        (INDEPENDENT / "markdown.jsonl", INDEPENDENT / "markdown"),
+    ],
+    ids=["validation", "test"],
+)
+def test_the_markdown_sets_are_labelled_from_their_own_documents(questions, documents):
+    """train/markdown/ (validation) and tests/data/independent/markdown (test): each
+    answerable question's support lies inside one sentence of its document as the service
+    splits it (a table row is one), and an answer in that sentence; an unanswerable one has
+    neither; ids unique."""
     from qa.evaluate import load_items
     from qa.split import split_sentences
 
-    folder = TRAIN / "markdown"
-    docs = {p.name: p.read_text(encoding="utf-8") for p in (folder / "validation").glob("*.md")}
-    lines = (folder / "validation.jsonl").read_text(encoding="utf-8").splitlines()
-    items = load_items(folder / "validation.jsonl")
+    docs = {p.name: p.read_text(encoding="utf-8") for p in documents.glob("*.md")}
+    lines = questions.read_text(encoding="utf-8").splitlines()
+    items = load_items(questions)
     assert len(docs) >= 4 and len(items) == len(lines) >= 60
     assert len({i.id for i in items}) == len(items)
     for line, item in zip(lines, items, strict=True):
