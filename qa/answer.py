@@ -27,6 +27,7 @@ margin.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from .decide import Evidence, decide
@@ -37,8 +38,10 @@ from .index import Index
 from .lexical import LexicalIndex
 from .read import Reader
 from .records import Answer, Citation, Sentence, Turn
-from .retrieve import Hit, make_query, retrieve
-from .text import balanced_span, is_table_row, markdown_view, tidy_span
+from .retrieve import make_query, retrieve
+from .text import balanced_span, is_delimiter_row, is_table_row, markdown_view, tidy_span
+
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 
 
 class QuestionError(ValueError):
@@ -52,20 +55,34 @@ def read_text(sentence: Sentence) -> str:
     return markdown_view(sentence.text) if is_markdown(sentence.doc) else sentence.text
 
 
-def previous_text(index: Index, hit: Hit) -> str:
-    """What is read before ``hit`` (``read_text``): the sentence before it in its document
-    ("" for a first sentence); for a row of a Markdown table, the table's first row, the
-    header that says what its cells are."""
-    if hit.sentence.index == 0:
+def previous_text(index: Index, position: int) -> str:
+    """What is read before the sentence at ``position`` of ``index`` (``read_text``): the
+    sentence before it in its document ("" for a first sentence); for a row of a Markdown
+    table, the table's header row, which says what its cells are."""
+    sentence = index.sentences[position]
+    if sentence.index == 0:
         return ""
-    at = hit.position
-    if is_table_row(hit.sentence.text):
-        first = at
-        while index.sentences[first].index > 0 and is_table_row(index.sentences[first - 1].text):
-            first -= 1
-        if first < at:
-            return read_text(index.sentences[first])
-    return read_text(index.sentences[at - 1])
+    header = table_header(index, position)
+    return read_text(index.sentences[position - 1 if header is None else header])
+
+
+def table_header(index: Index, position: int) -> int | None:
+    """The position of the header row of the Markdown table that the sentence at
+    ``position`` is a row of (below its ``| --- |`` line), or None: not such a row, or the
+    header itself. The rows between must follow one another line by line."""
+    sentence = index.sentences[position]
+    if not (is_markdown(sentence.doc) and is_table_row(sentence.text)):
+        return None
+    text = index.documents[sentence.doc].text
+    at = position
+    while index.sentences[at].index > 0 and is_table_row(index.sentences[at - 1].text):
+        between = _LINE_BREAK.split(text[index.sentences[at - 1].end : index.sentences[at].start])
+        if len(between) == 3 and is_delimiter_row(between[1]):
+            return at - 1
+        if len(between) != 2:  # a blank line or anything else: not one table
+            return None
+        at -= 1
+    return None
 
 
 def answer_question(
@@ -90,7 +107,7 @@ def answer_question(
     hits = retrieve(index, lexical, embedder, query, n * batches, settings.ranker)
     if not hits:
         return Answer(question, None, None, None, 0.0, (), index.version)
-    previous = [previous_text(index, h) for h in hits]
+    previous = [previous_text(index, h.position) for h in hits]
     candidates = [Candidate(read_text(h.sentence), p) for h, p in zip(hits, previous, strict=True)]
     followup = last is not None
 
@@ -134,13 +151,19 @@ def answer_question(
         for i in [*decision.order, *rest][:top_k]
         for h in (hits[i],)
     )
-    if not decision.answered:
+    span = None
+    if decision.answered:
+        best = readings[decision.order[0]]
+        sentence = hits[decision.order[0]].sentence
+        span = balanced_span(sentence.text, best.start, best.end)  # no quotation left open
+        if is_markdown(sentence.doc):
+            span = tidy_span(sentence.text, *span)  # no Markdown left broken at its edges
+            if not any(c.isalnum() for c in sentence.text[slice(*span)]):
+                span = None  # a bare mark ('|') answers nothing
+    if span is None:
         abstained = confidence(decision.score, False)
         return Answer(question, None, None, None, abstained, citations, index.version)
-    best = readings[decision.order[0]]
-    sentence = hits[decision.order[0]].sentence
-    # no quotation mark left open, no Markdown mark left at an edge
-    start, end = tidy_span(sentence.text, *balanced_span(sentence.text, best.start, best.end))
+    start, end = span
     return Answer(
         question,
         sentence.text[start:end],

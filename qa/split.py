@@ -6,7 +6,8 @@ heading without a final stop, a credit line or a list item stands on its own. In
 line, a sentence ends at ``.``, ``!``, ``?`` or ``…`` (with any closing quotes or brackets)
 followed by white space and something that can start a sentence, except after an
 abbreviation or an initial, and not inside a quotation, so that a quotation and its
-attribution stay one sentence.
+attribution stay one sentence. A line between cell bars (a Markdown table row) is one
+sentence whatever its cells hold.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         start, end = pos, pos + len(line.rstrip("\r\n"))
         pos += len(line)
         start = _skip_space(text, start, end)
+        last = _rstrip(text, start, end)
+        if last - start > 1 and text[start] == "|" and text[last - 1] == "|":
+            # a Markdown table row stays whole, whatever stops its cells hold
+            if _HAS_WORD.search(text, start, last):
+                spans.append((start, last))
+            continue
         marker = _LIST_MARKER.match(text, start, end)
         if marker and marker.end() < end:
             start = _skip_space(text, marker.end(), end)

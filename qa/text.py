@@ -169,11 +169,9 @@ def balanced_span(text: str, start: int, end: int) -> tuple[int, int]:
 # mark whose partner it leaves out. The reader reads a .md document's code and emphasis
 # marks as blanks (``markdown_view``), and its table rows as written.
 _CELL = "|"
-_MARK_PATTERNS = (
-    re.compile(r"`"),
-    re.compile(r"\*\*"),
-    re.compile(r"(?<!\*)\*(?!\*)"),  # a single star: "**" is its own mark
-)
+_CODE_SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+_BACKTICKS = re.compile(r"`+")
+_STARS = re.compile(r"\*+")
 MARKDOWN_MARKS = "`*"
 _BLANKED = str.maketrans({m: " " for m in MARKDOWN_MARKS})
 
@@ -185,6 +183,14 @@ def markdown_view(text: str) -> str:
     return text.translate(_BLANKED) if any(m in text for m in MARKDOWN_MARKS) else text
 
 
+_DELIMITER_ROW = re.compile(r"\s*\|?(?:\s*:?-{3,}:?\s*\|)*\s*:?-{3,}:?\s*\|?\s*")
+
+
+def is_delimiter_row(line: str) -> bool:
+    """Whether ``line`` is the ``| --- | :---: |`` line under a Markdown table's header."""
+    return _DELIMITER_ROW.fullmatch(line) is not None
+
+
 def is_table_row(text: str) -> bool:
     """Whether ``text`` is a row of a Markdown table as the splitter keeps it: one line,
     between cell bars."""
@@ -192,43 +198,91 @@ def is_table_row(text: str) -> bool:
 
 
 def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """``text[start:end]`` without Markdown left broken at its edges: no spaces or table
-    cell bars there ('| 8080' is '8080'), and no code or emphasis mark whose partner (the
-    marks of ``text`` paired in order) it leaves out: a mark at its very edge is left out
-    too ('postgres://host/db`' is 'postgres://host/db'), one inside takes its partner in
+    """``text[start:end]`` (a Markdown sentence) without Markdown left broken at its edges:
+    no spaces or table cell bars there ('| 8080' is '8080'), and no code or emphasis mark
+    whose partner it leaves out (``markdown_marks``): one at its very edge is left out
+    ('postgres://host/db`' is 'postgres://host/db'), one inside takes its partner in
     ('WORKERS` | 4' is '`WIDGET_WORKERS` | 4': the reader, reading marks as blanks, may
-    start inside a code span). A span across cells stays whole: cut to the cell it starts
-    in, it lost more right answers than it tidied on the Markdown validation documents.
-    Still the text's own characters: a span that would be left empty is returned as it is."""
+    start inside a code span), and one without a partner stays only inside. A span across
+    cells stays whole: cut to the cell it starts in, it lost more right answers than it
+    tidied on the Markdown validation documents. Still the text's own characters: a span
+    that would be left empty is returned as it is."""
+    marks = markdown_marks(text)
     s, e = start, end
     for _ in range(4 * len(text) + 4):  # each step moves an edge; never endless
         if s >= e:
             break
         if text[s].isspace() or text[s] == _CELL:
             s += 1
-            continue
-        if text[e - 1].isspace() or text[e - 1] == _CELL:
+        elif text[e - 1].isspace() or text[e - 1] == _CELL:
             e -= 1
-            continue
-        moved = _partner_step(text, s, e)
-        if moved is None:
-            break
-        s, e = moved
+        else:
+            moved = _mark_step(marks, s, e)
+            if moved is None:
+                break
+            s, e = moved
     return (s, e) if s < e else (start, end)
 
 
-def _partner_step(text: str, s: int, e: int) -> tuple[int, int] | None:
-    """One step of ``tidy_span`` for the first mark of ``text[s:e]`` whose partner lies
-    outside it, or None when there is none."""
-    for pattern in _MARK_PATTERNS:
-        marks = [(m.start(), m.end()) for m in pattern.finditer(text)]
-        for (a, a_end), (b, b_end) in zip(marks[0::2], marks[1::2], strict=False):
-            opening, closing = s <= a and a_end <= e, s <= b and b_end <= e
-            if opening == closing:
-                continue
-            if opening:
-                return (a_end, e) if a == s else (s, b_end)
-            return (s, b) if b_end == e else (a, e)
+def markdown_marks(text: str) -> list[tuple[int, int, tuple[int, int] | None]]:
+    """The code and emphasis marks of a Markdown sentence: (start, end, its partner's
+    (start, end) or None). A code span is a run of backticks closed by a run as long (its
+    stars are not marks); outside code, a run of stars that may close (after a word) pairs
+    with the last run as long that may open (before a word), and one with a space on both
+    sides is no mark at all (2 * 3)."""
+    marks: list[tuple[int, int, tuple[int, int] | None]] = []
+    code: list[tuple[int, int]] = []
+    for m in _CODE_SPAN.finditer(text):
+        opening, closing = (
+            (m.start(), m.start(1) + len(m.group(1))),
+            (m.end() - len(m.group(1)), m.end()),
+        )
+        marks += [(*opening, closing), (*closing, opening)]
+        code.append((m.start(), m.end()))
+    for m in _BACKTICKS.finditer(text):  # backticks that close no code span
+        if not any(a <= m.start() < b for a, b in code):
+            marks.append((m.start(), m.end(), None))
+    opened: dict[int, list[tuple[int, int]]] = {}  # runs of stars that may open, by length
+    for m in _STARS.finditer(text):
+        a, b = m.span()
+        if any(x <= a < y for x, y in code):
+            continue
+        # as in CommonMark: a run before a word may open, one after a word may close
+        can_open = b < len(text) and not text[b].isspace()
+        can_close = a > 0 and not text[a - 1].isspace()
+        waiting = opened.get(b - a)
+        if can_close and waiting:
+            partner = waiting.pop()
+            marks += [(*partner, (a, b)), (a, b, partner)]
+        elif can_open:
+            opened.setdefault(b - a, []).append((a, b))
+        elif can_close:
+            marks.append((a, b, None))  # closes nothing
+        # neither (a space on both sides: 2 * 3, a bullet) is no mark
+    marks += [(a, b, None) for runs in opened.values() for a, b in runs]
+    return sorted(marks)
+
+
+def _mark_step(
+    marks: list[tuple[int, int, tuple[int, int] | None]], s: int, e: int
+) -> tuple[int, int] | None:
+    """One step of ``tidy_span`` for the first mark that ``text[s:e]`` leaves broken, or
+    None when it leaves none."""
+    for a, b, partner in marks:
+        if b <= s or a >= e:
+            continue  # outside
+        if a < s:  # the span begins inside the mark: start after it
+            return b, e
+        if b > e:  # it ends inside the mark: end before it
+            return s, a
+        if partner is not None and s <= partner[0] and partner[1] <= e:
+            continue  # the pair whole inside
+        if a == s:
+            return b, e
+        if b == e:
+            return s, a
+        if partner is not None:  # inside, its partner outside: take it in
+            return (partner[0], e) if partner[0] < s else (s, partner[1])
     return None
 
 

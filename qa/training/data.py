@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..answer import read_text
+from ..answer import previous_text, read_text
 from ..build import sentences_of, with_context
 from ..corpus import Corpus, Example
 from ..embed import Embedder
@@ -24,7 +24,7 @@ from ..evaluate import Item
 from ..features import Candidate
 from ..index import Index
 from ..lexical import LexicalIndex
-from ..records import Document, Sentence, Turn
+from ..records import Document, Turn
 from ..retrieve import Hit, hybrid_search, make_query, query_terms, query_vector, retrieve
 
 
@@ -88,10 +88,6 @@ def document_indexes(corpus: Corpus, embedder: Embedder) -> dict[str, tuple[Inde
     return out
 
 
-def _previous(index: Index, s: Sentence) -> str:
-    return "" if s.index == 0 else index.sentences[s.index - 1].text
-
-
 def ask_all(
     examples: list[Example],
     indexes: dict[str, tuple[Index, LexicalIndex]],
@@ -111,7 +107,7 @@ def ask_all(
         vector = query_vector(v, next(contexts) if q.context else None)
         index, lexical = indexes[e.doc]
         hits = tuple(hybrid_search(index, lexical, vector, query_terms(q), k))
-        previous = tuple(_previous(index, h.sentence) for h in hits)
+        previous = tuple(previous_text(index, h.position) for h in hits)
         asked.append(Asked(e, q.text, q.last_question, q.last_answer, hits, previous, vector))
     return asked
 
@@ -155,10 +151,10 @@ def training_rows(
             index, _ = indexes[e.doc]
             number, span = e.gold()
             gold = index.sentences[number]
-            previous = _previous(index, gold)
-            rows.append(Row(*head, Candidate(gold.text, previous), span))
+            previous = previous_text(index, number)
+            rows.append(Row(*head, Candidate(read_text(gold), previous), span))
             if erased > 0 and rng.random() < erased:
-                cut = erase(gold.text, span)
+                cut = erase(read_text(gold), span)
                 if len(cut.split()) >= 4 and not holds_answer(cut, e):
                     rows.append(Row(*head, Candidate(cut, previous), None))
         wrong = [
@@ -175,8 +171,6 @@ def training_rows(
 def ask_service(engine: Engine, items: list[Item], k: int) -> list[Asked]:
     """Questions of a ``shared/eval`` set asked of the service's own index, as it asks
     them: an earlier turn's answer is the one the engine gives."""
-    from ..answer import previous_text
-
     snapshot = engine.snapshot
     asked = []
     for item in items:
@@ -189,7 +183,7 @@ def ask_service(engine: Engine, items: list[Item], k: int) -> list[Asked]:
         )
         ranker = engine.reader.settings.ranker  # as the service ranks them
         hits = tuple(retrieve(snapshot.index, snapshot.lexical, engine.embedder, query, k, ranker))
-        previous = tuple(previous_text(snapshot.index, h) for h in hits)
+        previous = tuple(previous_text(snapshot.index, h.position) for h in hits)
         example = Example(item.id, "", item.turns, item.answerable, item.support, item.answer)
         asked.append(
             Asked(example, query.text, query.last_question, query.last_answer, hits, previous)

@@ -31,8 +31,11 @@ DEFAULT_SETS = (
     ("football", "tests/data/independent/football.jsonl", "tests/data/independent/football"),
     ("heldout", "tests/data/independent/heldout.jsonl", "tests/data/independent/heldout"),
     ("heldout2", "tests/data/independent/heldout2.jsonl", "tests/data/independent/heldout2"),
+    ("markdown", "tests/data/independent/markdown.jsonl", "tests/data/independent/markdown"),
 )
-TEST_SETS = frozenset({"article", "flood", "hospital", "football", "heldout", "heldout2"})
+TEST_SETS = frozenset(
+    {"article", "flood", "hospital", "football", "heldout", "heldout2", "markdown"}
+)
 
 
 def available_sets(root: Path) -> list[tuple[str, Path, Path]]:
