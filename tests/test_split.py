@@ -135,3 +135,20 @@ def test_lowercase_after_stop_is_not_a_boundary():
 def test_empty_and_blank_text():
     assert split_sentences("") == []
     assert split_sentences("  \n\n \t\n") == []
+
+
+def test_a_markdown_table_row_is_one_sentence_whatever_its_cells_hold():
+    text = (
+        "| Name | Notes |\n"
+        "| --- | :---: |\n"
+        "|  data  | Input. Must have an index? Yes! |  \n"
+        "| `x` | Mr. Smith said “Go.” Then left. |\n"
+        "A row | without bars. Splits as prose.\n"
+    )
+    assert sentences(text) == [
+        "| Name | Notes |",
+        "|  data  | Input. Must have an index? Yes! |",
+        "| `x` | Mr. Smith said “Go.” Then left. |",
+        "A row | without bars.",
+        "Splits as prose.",
+    ]
