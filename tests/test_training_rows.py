@@ -35,8 +35,8 @@ def _asked(question: str, answer: str) -> Asked:
 
 def _indexes():  # the one attribute training_rows reads: the document's sentences
     sentences = [
-        SimpleNamespace(index=0, text="Hallam's held its spring sale on Monday."),
-        SimpleNamespace(index=1, text=SENTENCE),
+        SimpleNamespace(doc=DOC, index=0, text="Hallam's held its spring sale on Monday."),
+        SimpleNamespace(doc=DOC, index=1, text=SENTENCE),
     ]
     return {DOC: (SimpleNamespace(sentences=sentences), None)}
 
