@@ -8,8 +8,8 @@ from pathlib import Path
 
 from .records import Document
 
-SUFFIXES = (".txt", ".md")
 MARKDOWN = ".md"
+SUFFIXES = (".txt", MARKDOWN)
 
 
 def is_markdown(doc: str) -> bool:

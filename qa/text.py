@@ -233,10 +233,8 @@ def markdown_marks(text: str) -> list[tuple[int, int, tuple[int, int] | None]]:
     marks: list[tuple[int, int, tuple[int, int] | None]] = []
     code: list[tuple[int, int]] = []
     for m in _CODE_SPAN.finditer(text):
-        opening, closing = (
-            (m.start(), m.start(1) + len(m.group(1))),
-            (m.end() - len(m.group(1)), m.end()),
-        )
+        run = len(m.group(1))
+        opening, closing = (m.start(), m.start() + run), (m.end() - run, m.end())
         marks += [(*opening, closing), (*closing, opening)]
         code.append((m.start(), m.end()))
     for m in _BACKTICKS.finditer(text):  # backticks that close no code span
