@@ -2,7 +2,7 @@
 
 Layout::
 
-    train/documents/<kind>/<name>.txt     the documents, one folder a kind of text
+    train/documents/<kind>/<name>.txt     the documents, one folder a kind of text (.md too)
     train/questions/<kind>/<name>.jsonl   questions about the document of the same name
     train/split.json                      which documents are for validation (by document)
 
@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .documents import SUFFIXES
 from .split import split_sentences
 
 LABELS = ("sentence", "sentence_start", "sentence_end", "answer_start", "answer_end")
@@ -176,6 +177,12 @@ def check_row(row: dict[str, Any], text: str, sentences: list[tuple[int, int]]) 
     )
 
 
+def document_files(root: Path) -> list[Path]:
+    """The corpus's documents: its ``.txt`` and ``.md`` files under ``documents/``, sorted."""
+    folder = Path(root) / "documents"
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
 def question_files(root: Path) -> list[Path]:
     return sorted((Path(root) / "questions").rglob("*.jsonl"))
 
@@ -207,7 +214,7 @@ def load_corpus(root: Path) -> Corpus:
     """Read and check the whole corpus in ``root``; CorpusError names the first bad item."""
     root = Path(root)
     documents: dict[str, str] = {}
-    for path in sorted((root / "documents").rglob("*.txt")):
+    for path in document_files(root):
         name = path.relative_to(root / "documents").as_posix()
         _document(root, name, documents)
     kinds = {d: d.split("/")[0] for d in documents}
@@ -249,8 +256,7 @@ def _validation(root: Path, kinds: dict[str, str]) -> frozenset[str]:
 def write_split(root: Path) -> Path:
     """Record the current validation documents in ``split.json``."""
     documents = {
-        p.relative_to(Path(root) / "documents").as_posix(): ""
-        for p in (Path(root) / "documents").rglob("*.txt")
+        p.relative_to(Path(root) / "documents").as_posix(): "" for p in document_files(root)
     }
     chosen = validation_documents({d: d.split("/")[0] for d in documents})
     path = Path(root) / SPLIT

@@ -120,3 +120,22 @@ def test_label_refuses_what_it_cannot_place(row, message):
 def test_overlap_counts_the_question_words_the_sentence_holds():
     assert overlap("When did the bridge reopen?", "The bridge reopened on Monday.") == 1.0
     assert overlap("Who paid for the repairs?", "The bridge reopened on Monday.") < 0.5
+
+
+def test_a_markdown_document_is_part_of_a_corpus(tmp_path):
+    """Documents may be Markdown: a table row is a sentence, its cell a span."""
+    text = "# Prices\n\n| Item | Price |\n| --- | --- |\n| Tea | £2.50 |\n| Cake | £3.20 |\n"
+    (tmp_path / "documents" / "howto").mkdir(parents=True)
+    (tmp_path / "documents" / "howto" / "menu.md").write_text(text, encoding="utf-8")
+    (tmp_path / "documents" / "howto" / "notes.txt").write_text("Open daily.\n", encoding="utf-8")
+    (tmp_path / "questions" / "howto").mkdir(parents=True)
+    row = {"id": "m-q01", "doc": "howto/menu.md", "turns": ["What does a cake cost?"]}
+    row |= {"answerable": True, "support": ["| Cake |"], "answer": ["£3.20"], "span": "£3.20"}
+    labelled = label_row(row, text)
+    (tmp_path / "questions" / "howto" / "menu.jsonl").write_text(json.dumps(labelled) + "\n")
+    corpus = load_corpus(tmp_path)
+    assert set(corpus.documents) == {"howto/menu.md", "howto/notes.txt"}
+    (example,) = corpus.examples
+    number, (s, e) = example.gold()
+    assert labelled["sentence_start"] == text.index("| Cake | £3.20 |")
+    assert text[labelled["sentence_start"] :][s:e] == "£3.20" and number == 3

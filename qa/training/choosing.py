@@ -22,7 +22,7 @@ from typing import Any
 
 from ..cards import CARD, card_hash
 from ..config import Config
-from ..corpus import Corpus, CorpusError, Example, load_corpus
+from ..corpus import Corpus, CorpusError, Example, document_files, load_corpus
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Limits
@@ -204,7 +204,7 @@ def corpus_hashes(root: Path) -> dict[str, str]:
     """sha256 of the documents, of the questions and of the independent validation set when
     there is one (paths and bytes, in order)."""
     parts = {
-        "documents": sorted((Path(root) / "documents").rglob("*.txt")),
+        "documents": document_files(root),
         "questions": sorted((Path(root) / "questions").rglob("*.jsonl")),
         INDEPENDENT_FOLDER: sorted((Path(root) / INDEPENDENT_FOLDER).glob("validation.jsonl"))
         + sorted((Path(root) / INDEPENDENT_FOLDER / "validation").glob("*.txt")),
