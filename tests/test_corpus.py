@@ -43,8 +43,8 @@ def test_no_test_question_or_document_is_in_the_corpus():
     them (train/independent/, train/markdown/)."""
     corpus = load_corpus(TRAIN)
     asked = {t.strip().lower() for e in corpus.examples for t in e.turns}
-    own = (TRAIN / "independent", TRAIN / "markdown")
-    for path in (p for folder in own for p in folder.glob("*.jsonl")):
+    own = (TRAIN / "independent", TRAIN / "markdown", TRAIN / "tables")
+    for path in (p for folder in own for p in folder.rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             asked.update(t.strip().lower() for t in json.loads(line)["turns"])
     for path in INDEPENDENT.glob("*.jsonl"):
@@ -139,3 +139,22 @@ def test_a_markdown_document_is_part_of_a_corpus(tmp_path):
     number, (s, e) = example.gold()
     assert labelled["sentence_start"] == text.index("| Cake | £3.20 |")
     assert text[labelled["sentence_start"] :][s:e] == "£3.20" and number == 3
+
+
+def test_the_table_documents_are_a_labelled_corpus_apart():
+    """train/tables/: Markdown documents with tables, loaded as a corpus of their own (every
+    label checked), many of their questions answered by a table row; not in train/."""
+    from qa.split import split_sentences
+
+    tables = load_corpus(TRAIN / "tables")
+    assert len(tables.documents) >= 20 and len(tables.examples) == 34 * len(tables.documents)
+    assert all(d.endswith(".md") for d in tables.documents)
+    assert not set(tables.documents) & set(load_corpus(TRAIN).documents)
+    for doc, text in tables.documents.items():
+        spans = split_sentences(text)
+        rows = [
+            e
+            for e in tables.examples
+            if e.doc == doc and e.answerable and text[slice(*spans[e.gold()[0]])].startswith("|")
+        ]
+        assert len(rows) >= 12, doc
