@@ -344,7 +344,7 @@ def eval_pairs(questions: Path, seeds: Path) -> list[tuple[str, str]]:
     set: the sentence of its documents that holds its first support string."""
     sentences = []
     for path in sorted(Path(seeds).rglob("*")):
-        if path.suffix in (".txt", ".md"):
+        if path.suffix.lower() in SUFFIXES:
             text = path.read_text(encoding="utf-8")
             sentences += [text[s:e] for s, e in split_sentences(text)]
     pairs = []
