@@ -39,7 +39,14 @@ from .lexical import LexicalIndex
 from .read import Reader
 from .records import Answer, Citation, Sentence, Turn
 from .retrieve import make_query, retrieve
-from .text import balanced_span, is_delimiter_row, is_table_row, markdown_view, tidy_span
+from .text import (
+    balanced_span,
+    is_delimiter_row,
+    is_table_row,
+    markdown_view,
+    row_view,
+    tidy_span,
+)
 
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 
@@ -85,6 +92,21 @@ def table_header(index: Index, position: int) -> int | None:
     return None
 
 
+def candidate(index: Index, position: int, named_rows: bool = False) -> Candidate:
+    """The sentence at ``position`` of ``index`` as the reader reads it: ``read_text``
+    after ``previous_text``. With ``named_rows``, a row of a Markdown table (not its header)
+    is read as its cells each after its column's name instead (``row_view``: 'Port: 2525'),
+    after the sentence before the table. The reader's spans are offsets into the sentence
+    as written either way."""
+    sentence = index.sentences[position]
+    header = table_header(index, position) if named_rows else None
+    view = None if header is None else row_view(sentence.text, index.sentences[header].text)
+    if header is None or view is None:
+        return Candidate(read_text(sentence), previous_text(index, position))
+    first = index.sentences[header].index == 0
+    return Candidate(view[0], "" if first else read_text(index.sentences[header - 1]), view[1])
+
+
 def answer_question(
     index: Index,
     lexical: LexicalIndex,
@@ -93,8 +115,10 @@ def answer_question(
     question: str,
     history: Sequence[Turn] = (),
     top_k: int = 3,
+    named_rows: bool = False,
 ) -> Answer:
-    """The answer to ``question``: a verbatim span of the first citation, or None."""
+    """The answer to ``question``: a verbatim span of the first citation, or None. With
+    ``named_rows``, Markdown table rows are read as named cells (``candidate``)."""
     if not isinstance(question, str) or not question.strip():
         raise QuestionError("the question is empty")
     last = history[-1] if history else None
@@ -108,7 +132,7 @@ def answer_question(
     if not hits:
         return Answer(question, None, None, None, 0.0, (), index.version)
     previous = [previous_text(index, h.position) for h in hits]
-    candidates = [Candidate(read_text(h.sentence), p) for h, p in zip(hits, previous, strict=True)]
+    candidates = [candidate(index, h.position, named_rows) for h in hits]
     followup = last is not None
 
     def read(batch: int) -> list[Reading]:

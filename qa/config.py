@@ -29,6 +29,7 @@ ENV_VARS = {
     "QA_HNSW_MIN": "hnsw_min_sentences",
     "QA_READER": "reader",
     "QA_QUESTIONS": "questions",
+    "QA_TABLE_ROWS": "table_rows",
     "QA_MAX_CONNECTIONS": "max_connections",
     "QA_MAX_CONN_PER_CLIENT": "max_conn_per_client",
     "QA_HEADER_TIMEOUT": "header_timeout",
@@ -44,6 +45,8 @@ DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "models" / "questions"
 # Under this confidence (as shown, to two places) `qa ask` and the chat page flag an answer
 # as low: the threshold chosen on validation may lie under the calibration curve's midpoint.
 LOW_CONFIDENCE = 0.5
+# how a Markdown table row may be read (Config.table_rows)
+TABLE_ROWS = ("header", "named")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class Config:
     # what embeds questions: "auto" (the shipped question encoder, with the bundled embedding
     # model), "off" (the embedding model itself) or the folder of a question encoder
     questions: str = "auto"
+    # how the reader reads a row of a Markdown table (not its header): "header" (after its
+    # table's header row) or "named" (each cell after its column's name: 'Port: 2525';
+    # measured in the README under "Adding documents")
+    table_rows: str = "header"
     # `qa serve` against slow and idle clients (qa/server.py; the reasons are in the README
     # under "Exposing it to the internet"). An idle connection costs waitress a socket and
     # a few kilobytes, never a thread, so the total is high and one address's share small.
@@ -108,7 +115,17 @@ class Config:
         for name, value in overrides.items():
             if value is not None:
                 values[name] = _coerce(name, types[name], value)
-        return replace(cls(), **values)
+        config = replace(cls(), **values)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """ValueError when a setting that takes one of a few words has another."""
+        if self.table_rows not in TABLE_ROWS:
+            raise ValueError(
+                f"invalid value for table_rows: {self.table_rows!r} (use one of: "
+                f"{', '.join(TABLE_ROWS)})"
+            )
 
 
 def _coerce(name: str, kind: object, value: Any) -> Path | int | str:

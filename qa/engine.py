@@ -132,6 +132,7 @@ class Engine:
         embedder: Embedder | None = None,
         reader: Reader | None = None,
     ):
+        config.check()
         self.config = config
         self.embedder = embedder or load_embedder(config)
         self.reader = reader or load_reader(config)
@@ -168,6 +169,7 @@ class Engine:
             question,
             history,
             top_k or self.config.top_k,
+            named_rows=self.config.table_rows == "named",
         )
 
     # --- hot reload ---------------------------------------------------------------------

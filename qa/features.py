@@ -15,12 +15,14 @@ margin, its start plus end logit minus the no-answer score, compares across sent
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from tokenizers import Tokenizer
+
+from .text import source_span
 
 NEG = -1e4  # the logit of a position that can never start or end a span
 # sentences whose tokens a featurizer keeps: the same sentences are read for question after
@@ -49,10 +51,16 @@ class Limits:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A sentence to read, with the sentence before it in its document ("" for none)."""
+    """A sentence to read, with the sentence before it in its document ("" for none).
+
+    A sentence may be read in another form than it is written (a Markdown table row, as
+    its header's names and its cells: ``text.row_view``): ``source`` then says where each
+    character read comes from in the sentence (-1 for what was put in), and the reader's
+    spans are offsets into the sentence as written (``text.source_span``)."""
 
     sentence: str
     previous: str = ""
+    source: tuple[int, ...] | None = None
 
 
 @dataclass
@@ -64,6 +72,8 @@ class Batch:
     offsets: list[np.ndarray]  # (tokens, 2): character offsets in the sentence
     word_start: list[np.ndarray]  # bool (tokens,): the token begins a word
     word_end: list[np.ndarray]  # bool (tokens,): the token ends a word
+    # each row's Candidate.source: a span read is mapped back through it (None: as read)
+    sources: list[tuple[int, ...] | None] = field(default_factory=list)
 
     def feeds(self) -> dict[str, np.ndarray]:
         return {"input_ids": self.ids, "attention_mask": self.mask, "token_type_ids": self.types}
@@ -163,7 +173,7 @@ class Featurizer:
             ids[r, : len(row)] = row
             mask[r, : len(row)] = 1
             tt[r, : len(row)] = ty
-        return Batch(ids, mask, tt, first, offsets, starts, ends)
+        return Batch(ids, mask, tt, first, offsets, starts, ends, [c.source for c in candidates])
 
 
 def concatenate(batches: Sequence[Batch], pad: int = 0) -> Batch:
@@ -186,6 +196,7 @@ def concatenate(batches: Sequence[Batch], pad: int = 0) -> Batch:
         [o for b in batches for o in b.offsets],
         [s for b in batches for s in b.word_start],
         [e for b in batches for e in b.word_end],
+        [s for b in batches for s in b.sources],
     )
 
 
@@ -235,5 +246,9 @@ def read_spans(
             near_i, near_j = np.nonzero(scores >= top - slack)
             if near_j.max() - near_i.min() < max_tokens:
                 i0, j0 = int(near_i.min()), int(near_j.max())
-        out.append(Reading(int(off[i0, 0]), int(off[j0, 1]), top, null))
+        start, end = int(off[i0, 0]), int(off[j0, 1])
+        source = batch.sources[r] if batch.sources else None
+        if source is not None:  # read in another form: offsets into the sentence as written
+            start, end = source_span(source, start, end)
+        out.append(Reading(start, end, top, null))
     return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 STOP_WORDS = frozenset(
@@ -307,3 +309,67 @@ def _widen(text: str, start: int, end: int) -> tuple[int, int]:
         if closed > opened and before == opening and opening != "‘":
             return start - 1, end
     return start, end
+
+
+def _cells(row: str) -> list[tuple[int, int]]:
+    """Each cell of a table row (bars at both ends) as the offsets of its text in ``row``,
+    spaces left out; an escaped bar (``\\|``) is no border."""
+    bars = [i for i, c in enumerate(row) if c == _CELL and (i == 0 or row[i - 1] != "\\")]
+    out = []
+    for a, b in itertools.pairwise(bars):
+        s, e = a + 1, b
+        while s < e and row[s].isspace():
+            s += 1
+        while e > s and row[e - 1].isspace():
+            e -= 1
+        out.append((s, e))
+    return out
+
+
+def row_view(row: str, header: str) -> tuple[str, tuple[int, ...]] | None:
+    """A Markdown table row as the reader reads it: each cell after its column's name in
+    the ``header`` row ('Setting: interval; Default: 300.'; code and emphasis marks read as
+    blanks, as ``markdown_view`` reads them; an empty cell skipped; a cell under an empty
+    name alone), and where each of its characters comes from in ``row`` (-1 for the names
+    and separators put in: see ``source_span``). None when the two rows do not have as
+    many cells."""
+    cells, names = _cells(row), _cells(header)
+    if not cells or len(cells) != len(names):
+        return None
+    seen, named = markdown_view(row), markdown_view(header)
+    text: list[str] = []
+    source: list[int] = []
+
+    def put(piece: str, at: int = -1) -> None:
+        text.append(piece)
+        source.extend(range(at, at + len(piece)) if at >= 0 else [-1] * len(piece))
+
+    for (s, e), (ns, ne) in zip(cells, names, strict=True):
+        value = seen[s:e].strip()
+        if not value:
+            continue
+        if text:
+            put("; ")
+        name = " ".join(named[ns:ne].split())
+        if name:
+            put(name + ": ")
+        put(value, s + len(seen[s:e]) - len(seen[s:e].lstrip()))
+    if not text:
+        return None
+    put(".")
+    return "".join(text), tuple(source)
+
+
+def source_span(source: Sequence[int], start: int, end: int) -> tuple[int, int]:
+    """A span ``start:end`` of a sentence read in another form, as offsets into the
+    sentence as written (``source``: where each character read comes from, -1 for what was
+    put in): cut to the characters that come from it; a span of only what was put in (a
+    column's name) is the text that follows it (that column's cell)."""
+    inside = [s for s in source[start:end] if s >= 0]
+    if not inside:
+        j = next((j for j in range(end, len(source)) if source[j] >= 0), None)
+        if j is None:
+            return start, start
+        k = next((k for k in range(j, len(source)) if source[k] < 0), len(source))
+        inside = list(source[j:k])
+    return inside[0], inside[-1] + 1

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from qa.answer import QuestionError, answer_question, previous_text, read_text, table_header
+from qa.answer import (
+    QuestionError,
+    answer_question,
+    candidate,
+    previous_text,
+    read_text,
+    table_header,
+)
 from qa.config import DEFAULT_READER, Config
 from qa.engine import Engine
 from qa.evaluate import evaluate, library_asker, load_items
@@ -23,6 +30,8 @@ from qa.text import (
     is_table_row,
     markdown_marks,
     markdown_view,
+    row_view,
+    source_span,
     tidy_span,
 )
 
@@ -48,7 +57,9 @@ class Scripted:
         out = []
         for i, c in enumerate(candidates, self.seen):
             end = c.sentence.find(" ") if " " in c.sentence else len(c.sentence)
-            out.append(Reading(0, end, self.margins[i] if i < len(self.margins) else -9.0, 0.0))
+            start, end = (0, end) if c.source is None else source_span(c.source, 0, end)
+            margin = self.margins[i] if i < len(self.margins) else -9.0
+            out.append(Reading(start, end, margin, 0.0))
         self.seen += len(candidates)
         return out
 
@@ -57,7 +68,10 @@ def ask(engine, reader, question, history=(), top_k=3):
     s = engine.snapshot
     if isinstance(reader, Scripted):
         reader.seen = 0
-    return answer_question(s.index, s.lexical, engine.embedder, reader, question, history, top_k)
+    named = engine.config.table_rows == "named"
+    return answer_question(
+        s.index, s.lexical, engine.embedder, reader, question, history, top_k, named
+    )
 
 
 def check_invariants(engine, answer):
@@ -292,6 +306,25 @@ def test_tidy_span_leaves_no_markdown_at_an_answers_edges():
     assert not is_delimiter_row("| a | b |")
 
 
+def test_row_view_reads_each_cell_after_its_columns_name_and_maps_back():
+    header = "| Setting | `Env` var | Default |"
+    row = "| `interval` | QS\\|INTERVAL |  |"
+    text, source = row_view(row, header)
+    # marks are read as blanks (a cell's and a name's own are trimmed), an escaped bar is
+    # no border, an empty cell is skipped
+    assert text == "Setting: interval; Env var: QS\\|INTERVAL."
+    assert len(source) == len(text)
+    for cell in ("interval", "QS\\|INTERVAL"):
+        at = text.index(cell)
+        start, end = source_span(source, at, at + len(cell))
+        assert row[start:end] == cell
+    # a span of a name alone is its cell; one over two cells runs across them as written
+    assert source_span(source, 0, len("Setting")) == source_span(source, 9, 17)
+    assert row[slice(*source_span(source, 0, len(text)))] == "interval` | QS\\|INTERVAL"
+    assert row_view("| a | b |", "| only |") is None  # not as many cells
+    assert row_view("|  |  |", "| x | y |") is None  # nothing to read
+
+
 @pytest.fixture(scope="module")
 def markdown_engine(tmp_path_factory, embedder):
     index_dir = tmp_path_factory.mktemp("markdown") / "index"
@@ -356,7 +389,72 @@ def test_a_table_row_is_one_sentence_read_after_its_own_tables_header(markdown_e
     ask(markdown_engine, reader, "Which port does the mail service listen on?")
     (_, candidates, _, _) = reader.calls[0]
     rows = [c for c in candidates if c.sentence in ("| mail | 2525 |", "| web | 8443 |")]
-    assert rows and all(c.previous == "| Service | Port |" for c in rows)
+    assert rows and all(c.previous == "| Service | Port |" and c.source is None for c in rows)
+
+
+@pytest.fixture(scope="module")
+def named_engine(tmp_path_factory, embedder):
+    """The Markdown documents, table rows read as named cells (QA_TABLE_ROWS=named)."""
+    index_dir = tmp_path_factory.mktemp("named") / "index"
+    config = Config(seeds_dir=DATA / "markdown", index_dir=index_dir, table_rows="named")
+    return Engine(config, notify=lambda m: None, embedder=embedder)
+
+
+def test_named_rows_read_each_cell_after_its_columns_name(named_engine):
+    """With QA_TABLE_ROWS=named, a row is read as 'Service: mail; Port: 2525.' after the
+    sentence before its table; its header row, and prose, are read as by default."""
+    index = named_engine.snapshot.index
+    texts = [s.text for s in index.sentences]
+    reader = Scripted([1.0] * 4)
+    ask(named_engine, reader, "Which port does the mail service listen on?")
+    (_, candidates, _, _) = reader.calls[0]
+    read = {c.sentence: c for c in candidates}
+    assert "Service: mail; Port: 2525." in read
+    assert all("|" not in c.sentence or c.source is None for c in candidates)
+    header = texts.index("| Service | Port |")
+    assert read["Service: mail; Port: 2525."].previous == read_text(index.sentences[header - 1])
+    for p in range(len(index.sentences)):
+        if table_header(index, p) is None:  # not a row below a header: as by default
+            assert candidate(index, p, named_rows=True) == candidate(index, p)
+
+
+def test_a_named_rows_answer_is_its_cell_as_written(named_engine):
+    """Read as 'Service: mail; Port: 2525.', the reader's span maps back to the row: the
+    answer and its offsets are the document's own."""
+    index = named_engine.snapshot.index
+    position = [s.text for s in index.sentences].index("| mail | 2525 |")
+    read = candidate(index, position, named_rows=True)
+    assert read.sentence == "Service: mail; Port: 2525."
+    assert read.previous == read_text(index.sentences[table_header(index, position) - 1])
+
+    class Port(Scripted):  # reads "Port: 2525" (a name and its cell) in the mail row
+        def read(self, question, candidates, last_question="", last_answer=""):
+            out = []
+            for c in candidates:
+                at = c.sentence.find("Port: 2525")
+                if at < 0 or c.source is None:
+                    out.append(Reading(0, 1, -5.0, 0.0))
+                    continue
+                start, end = source_span(c.source, at, at + len("Port: 2525"))
+                out.append(Reading(start, end, 5.0, 0.0))
+            return out
+
+    answer = ask(named_engine, Port([]), "Which port does the mail service listen on?")
+    assert answer.answer == "2525" and answer.citations[0].text == "| mail | 2525 |"
+    check_invariants(named_engine, answer)
+    # the shipped reader, through the engine: verbatim answers, no broken Markdown
+    for question in ("Which port does the mail service use?", "Who tags the release?"):
+        given = named_engine.ask(question)
+        check_invariants(named_engine, given)
+        assert given.answer is None or no_broken_markdown(given.answer)
+
+
+def test_an_unknown_way_of_reading_table_rows_is_refused(monkeypatch, embedder, tmp_path):
+    monkeypatch.setenv("QA_TABLE_ROWS", "cells")
+    with pytest.raises(ValueError, match="table_rows: 'cells' .use one of: header, named"):
+        Config.load()
+    with pytest.raises(ValueError, match="table_rows"):
+        Engine(Config(table_rows="rows", index_dir=tmp_path), embedder=embedder)
 
 
 def test_the_reader_reads_markdown_marks_as_blanks_with_the_same_offsets(markdown_engine):

@@ -30,7 +30,7 @@ def _asked(question: str, answer: str) -> Asked:
         answer_start=at,
         answer_end=at + len(answer),
     )
-    return Asked(example, question, "", "", (), ())
+    return Asked(example, question, "", "", (), (), ())
 
 
 def _indexes():  # the one attribute training_rows reads: the document's sentences

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..answer import previous_text, read_text
+from ..answer import candidate, previous_text
 from ..build import sentences_of, with_context
 from ..corpus import Corpus, Example
 from ..embed import Embedder
@@ -48,15 +48,13 @@ class Asked:
     last_question: str
     last_answer: str
     hits: tuple[Hit, ...]
-    previous: tuple[str, ...]  # the sentence before each hit ("" for the first)
+    previous: tuple[str, ...]  # what the decider takes as before each hit (previous_text)
+    read: tuple[Candidate, ...]  # each hit as the reader reads it (answer.candidate)
     # the dense query (ask_all's; what a ranker is fitted on)
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def candidates(self, n: int) -> list[Candidate]:
-        return [
-            Candidate(read_text(h.sentence), p)
-            for h, p in zip(self.hits[:n], self.previous, strict=False)
-        ]
+        return list(self.read[:n])
 
 
 def subset(examples: list[Example], limit: int, rng: random.Random) -> list[Example]:
@@ -108,7 +106,8 @@ def ask_all(
         index, lexical = indexes[e.doc]
         hits = tuple(hybrid_search(index, lexical, vector, query_terms(q), k))
         previous = tuple(previous_text(index, h.position) for h in hits)
-        asked.append(Asked(e, q.text, q.last_question, q.last_answer, hits, previous, vector))
+        read = tuple(candidate(index, h.position) for h in hits)
+        asked.append(Asked(e, q.text, q.last_question, q.last_answer, hits, previous, read, vector))
     return asked
 
 
@@ -150,21 +149,20 @@ def training_rows(
         if e.answerable:
             index, _ = indexes[e.doc]
             number, span = e.gold()
-            gold = index.sentences[number]
-            previous = previous_text(index, number)
-            rows.append(Row(*head, Candidate(read_text(gold), previous), span))
+            gold = candidate(index, number)  # as the service reads it by default
+            rows.append(Row(*head, gold, span))
             if erased > 0 and rng.random() < erased:
-                cut = erase(read_text(gold), span)
+                cut = erase(gold.sentence, span)
                 if len(cut.split()) >= 4 and not holds_answer(cut, e):
-                    rows.append(Row(*head, Candidate(cut, previous), None))
+                    rows.append(Row(*head, Candidate(cut, gold.previous), None))
         wrong = [
-            (h, p)
-            for h, p in zip(a.hits, a.previous, strict=True)
+            c
+            for h, c in zip(a.hits, a.read, strict=True)
             if h.sentence.index != e.sentence
             and not (e.answerable and holds_answer(h.sentence.text, e))
         ][: 2 * negatives]
-        for h, p in rng.sample(wrong, min(negatives, len(wrong))):
-            rows.append(Row(*head, Candidate(read_text(h.sentence), p), None))
+        for c in rng.sample(wrong, min(negatives, len(wrong))):
+            rows.append(Row(*head, c, None))
     return rows
 
 
@@ -183,9 +181,11 @@ def ask_service(engine: Engine, items: list[Item], k: int) -> list[Asked]:
         )
         ranker = engine.reader.settings.ranker  # as the service ranks them
         hits = tuple(retrieve(snapshot.index, snapshot.lexical, engine.embedder, query, k, ranker))
-        previous = tuple(previous_text(snapshot.index, h.position) for h in hits)
+        index, named = snapshot.index, engine.config.table_rows == "named"
+        previous = tuple(previous_text(index, h.position) for h in hits)
+        read = tuple(candidate(index, h.position, named) for h in hits)
         example = Example(item.id, "", item.turns, item.answerable, item.support, item.answer)
         asked.append(
-            Asked(example, query.text, query.last_question, query.last_answer, hits, previous)
+            Asked(example, query.text, query.last_question, query.last_answer, hits, previous, read)
         )
     return asked

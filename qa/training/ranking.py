@@ -108,8 +108,16 @@ def reordered(asked: Sequence[Asked], indexes: Indexes, ranker: Ranker, k: int) 
         assert a.vector is not None
         index, _ = indexes[a.example.doc]
         hits = tuple(ranker.order(index, a.hits, a.vector)[:k])
-        at = {h.position: p for h, p in zip(a.hits, a.previous, strict=True)}
-        out.append(replace(a, hits=hits, previous=tuple(at[h.position] for h in hits)))
+        at = {h.position: i for i, h in enumerate(a.hits)}
+        kept = [at[h.position] for h in hits]
+        out.append(
+            replace(
+                a,
+                hits=hits,
+                previous=tuple(a.previous[i] for i in kept),
+                read=tuple(a.read[i] for i in kept),
+            )
+        )
     return out
 
 
