@@ -196,7 +196,7 @@ def concatenate(batches: Sequence[Batch], pad: int = 0) -> Batch:
         [o for b in batches for o in b.offsets],
         [s for b in batches for s in b.word_start],
         [e for b in batches for e in b.word_end],
-        [s for b in batches for s in b.sources],
+        [s for b in batches for s in (b.sources or [None] * len(b.offsets))],
     )
 
 

@@ -311,10 +311,18 @@ def _widen(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def _escaped(text: str, i: int) -> bool:
+    """Whether ``text[i]`` follows an odd run of backslashes (``\\|`` is a bar)."""
+    run = 0
+    while i - run > 0 and text[i - run - 1] == "\\":
+        run += 1
+    return run % 2 == 1
+
+
 def _cells(row: str) -> list[tuple[int, int]]:
     """Each cell of a table row (bars at both ends) as the offsets of its text in ``row``,
     spaces left out; an escaped bar (``\\|``) is no border."""
-    bars = [i for i, c in enumerate(row) if c == _CELL and (i == 0 or row[i - 1] != "\\")]
+    bars = [i for i, c in enumerate(row) if c == _CELL and not _escaped(row, i)]
     out = []
     for a, b in itertools.pairwise(bars):
         s, e = a + 1, b
@@ -363,13 +371,22 @@ def row_view(row: str, header: str) -> tuple[str, tuple[int, ...]] | None:
 def source_span(source: Sequence[int], start: int, end: int) -> tuple[int, int]:
     """A span ``start:end`` of a sentence read in another form, as offsets into the
     sentence as written (``source``: where each character read comes from, -1 for what was
-    put in): cut to the characters that come from it; a span of only what was put in (a
-    column's name) is the text that follows it (that column's cell)."""
+    put in): cut to the characters that come from it. A span of only what was put in is
+    the text that follows it (a column's name: that column's cell), or with nothing after
+    it (the closing stop), the text before it. ValueError when nothing read comes from the
+    sentence."""
     inside = [s for s in source[start:end] if s >= 0]
     if not inside:
-        j = next((j for j in range(end, len(source)) if source[j] >= 0), None)
-        if j is None:
-            return start, start
-        k = next((k for k in range(j, len(source)) if source[k] < 0), len(source))
-        inside = list(source[j:k])
+        after = next((j for j in range(end, len(source)) if source[j] >= 0), None)
+        if after is not None:
+            k = next((k for k in range(after, len(source)) if source[k] < 0), len(source))
+            inside = list(source[after:k])
+        else:
+            last = next(
+                (j for j in range(min(start, len(source)) - 1, -1, -1) if source[j] >= 0), None
+            )
+            if last is None:
+                raise ValueError("nothing read comes from the sentence")
+            k = next((k for k in range(last, -1, -1) if source[k] < 0), -1)
+            inside = list(source[k + 1 : last + 1])
     return inside[0], inside[-1] + 1

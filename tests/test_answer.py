@@ -6,6 +6,7 @@ reproduces the figures its model card records."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from qa.answer import (
 )
 from qa.config import DEFAULT_READER, Config
 from qa.engine import Engine
-from qa.evaluate import evaluate, library_asker, load_items
+from qa.evaluate import Item, evaluate, library_asker, load_items
 from qa.features import Reading
 from qa.read import Settings
 from qa.records import Sentence, Turn
@@ -34,6 +35,7 @@ from qa.text import (
     source_span,
     tidy_span,
 )
+from qa.training.data import ask_service
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev.jsonl"
@@ -321,6 +323,10 @@ def test_row_view_reads_each_cell_after_its_columns_name_and_maps_back():
     # a span of a name alone is its cell; one over two cells runs across them as written
     assert source_span(source, 0, len("Setting")) == source_span(source, 9, 17)
     assert row[slice(*source_span(source, 0, len(text)))] == "interval` | QS\\|INTERVAL"
+    # a span of only the closing stop is the cell before it, never offsets past the row
+    assert row[slice(*source_span(source, len(text) - 1, len(text)))] == "QS\\|INTERVAL"
+    # an escaped backslash before a bar leaves the bar a border
+    assert row_view(r"| a \\| b |", "| x | y |")[0] == r"x: a \\; y: b."
     assert row_view("| a | b |", "| only |") is None  # not as many cells
     assert row_view("|  |  |", "| x | y |") is None  # nothing to read
 
@@ -447,6 +453,26 @@ def test_a_named_rows_answer_is_its_cell_as_written(named_engine):
         given = named_engine.ask(question)
         check_invariants(named_engine, given)
         assert given.answer is None or no_broken_markdown(given.answer)
+
+
+def test_the_engine_and_training_read_table_rows_as_configured(named_engine, embedder, tmp_path):
+    """QA_TABLE_ROWS reaches the engine's answers and the questions `qa train` asks of the
+    service to choose on (ask_service); the default reads rows after their header."""
+    question = "Which port does the mail service listen on?"
+    item = Item("md-1", (question,), True, ("| mail | 2525 |",), ("2525",))
+    for way, config in (
+        ("named", named_engine.config),
+        ("header", replace(named_engine.config, table_rows="header", index_dir=tmp_path)),
+    ):
+        reader = Scripted([1.0] * 4)
+        engine = Engine(config, notify=lambda m: None, embedder=embedder, reader=reader)
+        engine.ask(question)
+        (_, read, _, _) = reader.calls[0]
+        (asked,) = ask_service(engine, [item], 10)
+        for candidates in (read, asked.read):
+            texts = [c.sentence for c in candidates]
+            assert ("Service: mail; Port: 2525." in texts) == (way == "named"), texts
+            assert ("| mail | 2525 |" in texts) == (way == "header"), texts
 
 
 def test_an_unknown_way_of_reading_table_rows_is_refused(monkeypatch, embedder, tmp_path):

@@ -106,6 +106,19 @@ def test_errors_are_one_clear_line(dirs, args, message):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("command", [["ask", "Who?"], ["index"], ["eval"]])
+def test_an_unknown_setting_word_is_one_clear_line(dirs, command, monkeypatch, tmp_path):
+    monkeypatch.setenv("QA_TABLE_ROWS", "cells")
+    if command == ["eval"]:
+        questions = tmp_path / "q.jsonl"
+        questions.write_text('{"id": "q1", "turns": ["Who?"], "answerable": false}\n')
+        command = ["eval", str(questions)]
+    result = CliRunner().invoke(cli, command + dirs)
+    assert result.exit_code != 0
+    assert "invalid value for table_rows: 'cells'" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
 def test_no_documents_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(

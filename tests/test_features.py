@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.features import Batch, Candidate, Limits, read_spans, span_tokens
+from qa.features import Batch, Candidate, Limits, concatenate, read_spans, span_tokens
 from qa.read import LogitsReader, RememberingReader, Settings, with_slack
+from qa.text import row_view
 
 SENTENCE = "The council approved a £48 million plan on Tuesday, its leader said."
 
@@ -164,3 +165,32 @@ def test_a_sentence_read_again_gives_the_same_rows_from_tokens_kept(featurizer):
     assert first.word_end[1][-1]  # a sentence cut short still ends where it was cut
     with pytest.raises(ValueError):
         first.word_start[0][0] = False
+
+
+def test_a_span_of_a_sentence_read_in_another_form_maps_back_to_it(featurizer):
+    """A table row read as 'Service: mail; Port: 2525.': the span the logits pick in what
+    is read is given as offsets into the row as written, whatever rows share the batch."""
+    row = "| mail | 2525 |"
+    text, source = row_view(row, "| Service | Port |")
+    batch = concatenate(
+        [
+            featurizer.encode("Which port?", [Candidate(SENTENCE)]),
+            featurizer.encode("Which port?", [Candidate(text, "", source)]),
+        ]
+    )
+    at = text.index("2525")
+    tokens = span_tokens(batch, 1, at, at + 4)
+    assert tokens is not None
+    s = np.full(batch.ids.shape, -20.0)
+    e = np.full(batch.ids.shape, -20.0)
+    s[:, 0], e[:, 0] = 0.0, 0.0
+    s[1, tokens[0]], e[1, tokens[1]] = 5.0, 5.0
+    _, reading = read_spans(s, e, batch, max_tokens=30)
+    assert row[reading.start : reading.end] == "2525" and reading.margin == pytest.approx(10.0)
+    # a span of the column's name alone is that column's cell
+    name = span_tokens(batch, 1, text.index("Port"), text.index("Port") + 4)
+    assert name is not None
+    s[1, tokens[0]], e[1, tokens[1]] = -20.0, -20.0
+    s[1, name[0]], e[1, name[1]] = 5.0, 5.0
+    _, reading = read_spans(s, e, batch, max_tokens=30)
+    assert row[reading.start : reading.end] == "2525"

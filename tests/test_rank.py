@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-from qa.answer import answer_question
+from qa.answer import answer_question, candidate
 from qa.cards import CARD
 from qa.config import DEFAULT_READER
 from qa.corpus import load_corpus
@@ -159,4 +159,6 @@ def test_training_ranks_its_pools_as_the_service_ranks_them(tiny_corpus, embedde
         assert list(asked.previous) == [
             "" if h.sentence.index == 0 else index.sentences[h.position - 1].text for h in served
         ]
+        # and what the reader reads of each, with it
+        assert list(asked.read) == [candidate(index, h.position) for h in served]
     assert any(a.hits != p.hits[:3] for a, p in zip(ranked, pools, strict=True))  # it reorders

@@ -121,7 +121,7 @@ def rechoose_reader(
         draft = draft_reader(work, Limits.from_dict(old["limits"]), ranker)
         choice = choose_on_validation(draft, val_asked, sets, settings, config, embedder, log)
         figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
-        figures["validation"] = validation_figures(choice)
+        figures["validation"] = validation_figures(choice, config)
         card = {
             # the choice's own decider and further reading, if any
             **{k: v for k, v in old.items() if k not in ("decider", "further", "ranker")},
@@ -165,9 +165,11 @@ def ranked_validation(
     return ranker, val_asked
 
 
-def validation_figures(choice: Choice) -> dict[str, Any]:
-    """The choice's figures on each validation set, and what it maximised, for the card."""
+def validation_figures(choice: Choice, config: Config) -> dict[str, Any]:
+    """The choice's figures on each validation set, and what it maximised, for the card;
+    and how the sets asked through the service read Markdown table rows (``table_rows``)."""
     return {
+        "table_rows": config.table_rows,
         "objective": {
             "maximised": "minus the shortfall from the targets, in rate points, mean of the sets",
             "targets": TARGETS,
@@ -267,6 +269,8 @@ def choose_on_validation(
         with service(config, embedder, reader, seeds) as engine:
             asked[name] = ask_service(engine, load_items(questions), settings.retrieve)
     log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in asked.items())}")
+    if config.table_rows != "header":
+        log(f"the sets' Markdown table rows read as QA_TABLE_ROWS={config.table_rows} reads them")
     return choose(reader, asked, settings.candidates, settings.slacks, log, settings.further)
 
 

