@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .documents import SUFFIXES
+from .documents import corpus_files
 from .split import split_sentences
 
 LABELS = ("sentence", "sentence_start", "sentence_end", "answer_start", "answer_end")
@@ -178,9 +178,10 @@ def check_row(row: dict[str, Any], text: str, sentences: list[tuple[int, int]]) 
 
 
 def document_files(root: Path) -> list[Path]:
-    """The corpus's documents: its ``.txt`` and ``.md`` files under ``documents/``, sorted."""
+    """The corpus's documents: its ``.txt`` and ``.md`` files under ``documents/``, in the
+    order the service reads a seeds folder in (``corpus_files``); none without the folder."""
     folder = Path(root) / "documents"
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+    return corpus_files(folder) if folder.is_dir() else []
 
 
 def question_files(root: Path) -> list[Path]:
@@ -343,10 +344,9 @@ def eval_pairs(questions: Path, seeds: Path) -> list[tuple[str, str]]:
     """(question, answering sentence) of each answerable question of a ``shared/eval``
     set: the sentence of its documents that holds its first support string."""
     sentences = []
-    for path in sorted(Path(seeds).rglob("*")):
-        if path.suffix.lower() in SUFFIXES:
-            text = path.read_text(encoding="utf-8")
-            sentences += [text[s:e] for s, e in split_sentences(text)]
+    for path in corpus_files(seeds):
+        text = path.read_text(encoding="utf-8")
+        sentences += [text[s:e] for s, e in split_sentences(text)]
     pairs = []
     for row in _read_lines(Path(questions)):
         if row.get("answerable") and row.get("support"):

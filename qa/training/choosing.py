@@ -23,6 +23,7 @@ from typing import Any
 from ..cards import CARD, card_hash
 from ..config import Config
 from ..corpus import Corpus, CorpusError, Example, document_files, load_corpus
+from ..documents import corpus_files
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Limits
@@ -202,6 +203,10 @@ def validation_data(
 INDEPENDENT_FOLDER = "independent"  # the corpus's independent validation set (qa train)
 
 
+def _files_in(folder: Path) -> list[Path]:
+    return corpus_files(folder) if folder.is_dir() else []
+
+
 def corpus_hashes(root: Path) -> dict[str, str]:
     """sha256 of the documents, of the questions and of the independent validation set when
     there is one (paths and bytes, in order)."""
@@ -209,7 +214,7 @@ def corpus_hashes(root: Path) -> dict[str, str]:
         "documents": document_files(root),
         "questions": sorted((Path(root) / "questions").rglob("*.jsonl")),
         INDEPENDENT_FOLDER: sorted((Path(root) / INDEPENDENT_FOLDER).glob("validation.jsonl"))
-        + sorted((Path(root) / INDEPENDENT_FOLDER / "validation").glob("*.txt")),
+        + _files_in(Path(root) / INDEPENDENT_FOLDER / "validation"),
     }
     out = {}
     for part, paths in parts.items():
@@ -241,10 +246,10 @@ def validation_sets(corpus: Path) -> list[ValidationSet]:
     q, d = Path(corpus) / questions, Path(corpus) / documents
     if not q.exists() and not d.exists():
         return dev
-    if not q.is_file() or not d.is_dir() or not any(d.glob("*.txt")):
+    if not q.is_file() or not _files_in(d):
         raise CorpusError(
             f"{Path(corpus) / INDEPENDENT_FOLDER}: the independent validation set needs both "
-            f"{questions} and .txt documents in {documents}/"
+            f"{questions} and .txt or .md documents in {documents}/"
         )
     try:
         load_items(q)
