@@ -85,8 +85,8 @@ class Config:
     questions: str = "auto"
     # how the reader reads a row of a Markdown table (not its header): "header" (after its
     # table's header row) or "named" (each cell after its column's name: 'Port: 2525';
-    # measured in the README under "Adding documents")
-    table_rows: str = "header"
+    # measured in the README under "Adding documents"); empty: as the reader's card says
+    table_rows: str = ""
     # `qa serve` against slow and idle clients (qa/server.py; the reasons are in the README
     # under "Exposing it to the internet"). An idle connection costs waitress a socket and
     # a few kilobytes, never a thread, so the total is high and one address's share small.
@@ -121,7 +121,7 @@ class Config:
 
     def check(self) -> None:
         """ValueError when a setting that takes one of a few words has another."""
-        if self.table_rows not in TABLE_ROWS:
+        if self.table_rows and self.table_rows not in TABLE_ROWS:
             raise ValueError(
                 f"invalid value for table_rows: {self.table_rows!r} (use one of: "
                 f"{', '.join(TABLE_ROWS)})"

@@ -169,8 +169,14 @@ class Engine:
             question,
             history,
             top_k or self.config.top_k,
-            named_rows=self.config.table_rows == "named",
+            named_rows=self.named_rows,
         )
+
+    @property
+    def named_rows(self) -> bool:
+        """Whether Markdown table rows are read as named cells: as QA_TABLE_ROWS says, or
+        when it is not set, as the reader's card says it was trained and chosen to read."""
+        return (self.config.table_rows or self.reader.settings.table_rows) == "named"
 
     # --- hot reload ---------------------------------------------------------------------
 

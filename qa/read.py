@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from .cards import load_card, verify_files
-from .config import DEFAULT_READER, Config
+from .config import DEFAULT_READER, TABLE_ROWS, Config
 from .decide import RIGHT_INPUTS, Decider
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
 from .rank import Ranker
@@ -113,6 +113,7 @@ class Settings:
     further: Further | None = None  # None: only the first N sentences are ever decided on
     ranker: Ranker | None = None  # None: the sentences are read in the fused order
     right: Decider | None = None  # an answer's confidence from RIGHT_INPUTS (None: the score)
+    table_rows: str = "header"  # how it reads a Markdown table row (Config.table_rows)
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Settings:
@@ -126,6 +127,9 @@ class Settings:
         if "right" in c and not isinstance(right, dict):
             raise ValueError("its answer curve is not an object")
         citation = c.get("citation")
+        table_rows = card.get("table_rows", "header")
+        if table_rows not in TABLE_ROWS:
+            raise ValueError(f"it reads table rows in an unknown way: {table_rows!r}")
         numbers = [card["threshold"], *c["answer"], *c["abstain"], *(citation or ())]
         if not all(math.isfinite(float(x)) for x in numbers):
             raise ValueError("its threshold or a confidence curve is not a finite number")
@@ -142,6 +146,7 @@ class Settings:
             Further.from_dict(card["further"]) if "further" in card else None,
             Ranker.from_dict(ranker) if ranker is not None else None,
             Decider.from_dict(right, RIGHT_INPUTS, "answer curve") if right is not None else None,
+            table_rows,
         )
 
     def confidence(self, score: float, answered: bool, features: Sequence[float] = ()) -> float:

@@ -368,6 +368,17 @@ def row_view(row: str, header: str) -> tuple[str, tuple[int, ...]] | None:
     return "".join(text), tuple(source)
 
 
+def read_span(source: Sequence[int], start: int, end: int) -> tuple[int, int]:
+    """A span ``start:end`` of a sentence as written, as offsets into its reading in another
+    form (``source``, as for ``source_span``): from the first character read that comes from
+    inside the span to the last. What ``qa train`` teaches for a gold span. ValueError when
+    nothing read comes from it (the span lies in what that reading leaves out)."""
+    inside = [j for j, s in enumerate(source) if start <= s < end]
+    if not inside:
+        raise ValueError(f"nothing read comes from the characters {start}:{end}")
+    return inside[0], inside[-1] + 1
+
+
 def source_span(source: Sequence[int], start: int, end: int) -> tuple[int, int]:
     """A span ``start:end`` of a sentence read in another form, as offsets into the
     sentence as written (``source``: where each character read comes from, -1 for what was

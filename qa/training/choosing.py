@@ -103,13 +103,16 @@ def rechoose_reader(
         )
     sets = validation_sets(settings.corpus)
     val_ex = corpus.split("validation")
+    # its table rows read as its card says it was trained to, unless QA_TABLE_ROWS says else
+    config = replace(config, table_rows=config.table_rows or old.get("table_rows", "header"))
     log(f"re-choosing the settings of reader {name} on {len(val_ex)} validation questions")
     if old["training"].get("ranker") and not settings.ranker:
         # its negatives were drawn in a ranker's order: it reads in one's order again
         log("its weights were trained with a ranker: the ranker is fitted again")
         settings = replace(settings, ranker=True)
     indexes = document_indexes(corpus, embedder)
-    ranker, val_asked = ranked_validation(corpus, indexes, embedder, val_ex, settings, log)
+    named = config.table_rows == "named"
+    ranker, val_asked = ranked_validation(corpus, indexes, embedder, val_ex, settings, log, named)
     with work_folder(out, "choosing") as work:
         for f in FILES:
             shutil.copy(out / f, work / f)
@@ -127,6 +130,7 @@ def rechoose_reader(
             # the choice's own decider and further reading, if any
             **{k: v for k, v in old.items() if k not in ("decider", "further", "ranker")},
             **card_settings(choice, ranker),
+            "table_rows": config.table_rows,
             "figures": figures,
             "rechosen": {
                 "from": name,
@@ -155,14 +159,16 @@ def ranked_validation(
     val_ex: list[Example],
     settings: TrainSettings,
     log: Callable[[str], None],
+    named_rows: bool = False,
 ) -> tuple[Ranker | None, list[Asked]]:
     """With ``settings.ranker``, the ranker fitted on the training split (``ranking.py``)
-    and the validation questions asked with it; without, no ranker and the fused order."""
+    and the validation questions asked with it; without, no ranker and the fused order.
+    ``named_rows``: Markdown table rows read as named cells."""
     if not settings.ranker:
-        return None, ask_all(val_ex, indexes, embedder, settings.retrieve)
+        return None, ask_all(val_ex, indexes, embedder, settings.retrieve, named_rows)
     train_ex = [e for e in corpus.split("train") if e.answerable]  # all the fit reads
     ks = (0, settings.retrieve)  # the training questions only fit it
-    ranker, _, val_asked = ask_ranked(train_ex, val_ex, indexes, embedder, ks, log)
+    ranker, _, val_asked = ask_ranked(train_ex, val_ex, indexes, embedder, ks, log, named_rows)
     return ranker, val_asked
 
 

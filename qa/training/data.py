@@ -26,6 +26,7 @@ from ..index import Index
 from ..lexical import LexicalIndex
 from ..records import Document, Turn
 from ..retrieve import Hit, hybrid_search, make_query, query_terms, query_vector, retrieve
+from ..text import read_span
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,10 @@ def ask_all(
     indexes: dict[str, tuple[Index, LexicalIndex]],
     embedder: Embedder,
     k: int,
+    named_rows: bool = False,
 ) -> list[Asked]:
-    """Every example asked of its document; the question vectors embedded in one go."""
+    """Every example asked of its document; the question vectors embedded in one go. With
+    ``named_rows``, Markdown table rows are read as named cells (``answer.candidate``)."""
     queries = [
         make_query(e.question, e.turns[-2] if e.followup else "", e.history_answer)
         for e in examples
@@ -106,7 +109,7 @@ def ask_all(
         index, lexical = indexes[e.doc]
         hits = tuple(hybrid_search(index, lexical, vector, query_terms(q), k))
         previous = tuple(previous_text(index, h.position) for h in hits)
-        read = tuple(candidate(index, h.position) for h in hits)
+        read = tuple(candidate(index, h.position, named_rows) for h in hits)
         asked.append(Asked(e, q.text, q.last_question, q.last_answer, hits, previous, read, vector))
     return asked
 
@@ -133,6 +136,7 @@ def training_rows(
     negatives: int,
     rng: random.Random,
     erased: float = 0.0,
+    named_rows: bool = False,
 ) -> list[Row]:
     """The answering sentence of each answerable question, with its span, and up to
     ``negatives`` wrong sentences from the top of its retrieval (drawn from the first
@@ -141,7 +145,10 @@ def training_rows(
     With ``erased``, that share of the answerable questions also gets its answering
     sentence with the span cut out, with no answer: the hardest unanswerable questions
     are those a sentence nearly answers, and this teaches that the asked detail itself
-    must be there (the augmentation of SQuAD 2.0's unanswerable questions)."""
+    must be there (the augmentation of SQuAD 2.0's unanswerable questions).
+
+    With ``named_rows``, an answering table row is read as named cells, as the service
+    would read it, and its span is taught where its characters are read (``read_span``)."""
     rows = []
     for a in asked:
         e = a.example
@@ -149,9 +156,11 @@ def training_rows(
         if e.answerable:
             index, _ = indexes[e.doc]
             number, span = e.gold()
-            gold = candidate(index, number)  # as the service reads it by default
+            gold = candidate(index, number, named_rows)  # as the service will read it
+            if gold.source is not None:
+                span = read_span(gold.source, *span)
             rows.append(Row(*head, gold, span))
-            if erased > 0 and rng.random() < erased:
+            if erased > 0 and rng.random() < erased and gold.source is None:
                 cut = erase(gold.sentence, span)
                 if len(cut.split()) >= 4 and not holds_answer(cut, e):
                     rows.append(Row(*head, Candidate(cut, gold.previous), None))
@@ -181,7 +190,7 @@ def ask_service(engine: Engine, items: list[Item], k: int) -> list[Asked]:
         )
         ranker = engine.reader.settings.ranker  # as the service ranks them
         hits = tuple(retrieve(snapshot.index, snapshot.lexical, engine.embedder, query, k, ranker))
-        index, named = snapshot.index, engine.config.table_rows == "named"
+        index, named = snapshot.index, engine.named_rows
         previous = tuple(previous_text(index, h.position) for h in hits)
         read = tuple(candidate(index, h.position, named) for h in hits)
         example = Example(item.id, "", item.turns, item.answerable, item.support, item.answer)

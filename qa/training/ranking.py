@@ -128,14 +128,15 @@ def ask_ranked(
     embedder: Embedder,
     ks: tuple[int, int],
     log: Callable[[str], None] = print,
+    named_rows: bool = False,
 ) -> tuple[Ranker, list[Asked], list[Asked]]:
     """The ranker fitted on the ``train`` questions, and the ``train`` and ``validation``
     questions asked in its order with ``ks`` sentences each (``ks[0]`` 0: the training
     questions only fit it, and none is returned): what ``ask_all`` gives, ranked as the
     service will rank them. Logs how it moves validation's recall of the answering
     sentence."""
-    pools = ask_all(list(train), indexes, embedder, max(RANKED, ks[0]))
-    val_pools = ask_all(list(validation), indexes, embedder, max(RANKED, ks[1]))
+    pools = ask_all(list(train), indexes, embedder, max(RANKED, ks[0]), named_rows)
+    val_pools = ask_all(list(validation), indexes, embedder, max(RANKED, ks[1]), named_rows)
     rows = ranking_rows(pools, indexes)
     try:
         ranker = fit_ranker(rows)

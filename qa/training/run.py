@@ -21,7 +21,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,10 @@ def train_reader(
     (``../shared/eval/dev.jsonl``, about ``seeds/``) and the corpus's independent set
     (``independent/``). With ``score``, the validation and test sets are then answered
     through the service with the new reader, for the card."""
+    # how its table rows are read, in training and in every choice: as QA_TABLE_ROWS says
     config = config or Config()
+    config = replace(config, table_rows=config.table_rows or "header")
+    named = config.table_rows == "named"
     import torch
     from tokenizers import Tokenizer
 
@@ -114,10 +117,14 @@ def train_reader(
     ranker = None
     ks = (2 * settings.negatives + 1, settings.retrieve)
     if settings.ranker:
-        ranker, train_asked, val_asked = ask_ranked(train_ex, val_ex, indexes, embedder, ks, log)
+        ranker, train_asked, val_asked = ask_ranked(
+            train_ex, val_ex, indexes, embedder, ks, log, named
+        )
     else:
-        train_asked = ask_all(train_ex, indexes, embedder, ks[0])
-        val_asked = ask_all(val_ex, indexes, embedder, ks[1])
+        train_asked = ask_all(train_ex, indexes, embedder, ks[0], named)
+        val_asked = ask_all(val_ex, indexes, embedder, ks[1], named)
+    if named:
+        log("Markdown table rows read as named cells (QA_TABLE_ROWS=named), in training too")
     found = [
         any(h.sentence.index == a.example.sentence for h in a.hits)
         for a in val_asked
@@ -140,7 +147,9 @@ def train_reader(
     tokenizer.no_truncation()
     tokenizer.no_padding()
     featurizer = Featurizer(tokenizer, Limits(previous=settings.previous))
-    rows = training_rows(train_asked, indexes, settings.negatives, rng, settings.erased)
+    rows = training_rows(
+        train_asked, indexes, settings.negatives, rng, settings.erased, named_rows=named
+    )
     data = Encoded(rows, featurizer)
     log(f"training rows: {len(data)} ({sum(r.span is not None for r in rows)} with an answer)")
     if teachers:
@@ -215,6 +224,7 @@ def train_reader(
             else "none (float32)",
             "limits": featurizer.limits.to_dict(),
             **card_settings(choice, ranker),
+            "table_rows": config.table_rows,
             "training": {
                 **{
                     k: (str(v) if isinstance(v, Path) else v)
