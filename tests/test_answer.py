@@ -6,6 +6,7 @@ reproduces the figures its model card records."""
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from qa.answer import (
     table_header,
 )
 from qa.config import DEFAULT_READER, Config
+from qa.corpus import Example
 from qa.engine import Engine
 from qa.evaluate import Item, evaluate, library_asker, load_items
 from qa.features import Reading
@@ -35,7 +37,7 @@ from qa.text import (
     source_span,
     tidy_span,
 )
-from qa.training.data import ask_service
+from qa.training.data import Asked, ask_service, training_rows
 
 DATA = Path(__file__).resolve().parent / "data"
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev.jsonl"
@@ -473,6 +475,61 @@ def test_the_engine_and_training_read_table_rows_as_configured(named_engine, emb
             texts = [c.sentence for c in candidates]
             assert ("Service: mail; Port: 2525." in texts) == (way == "named"), texts
             assert ("| mail | 2525 |" in texts) == (way == "header"), texts
+
+
+def test_the_service_reads_table_rows_as_its_readers_card_says_unless_told(named_engine):
+    """A reader trained to read rows as named cells says so in its card (table_rows): the
+    service reads them so when QA_TABLE_ROWS is not set, and as QA_TABLE_ROWS says if it is."""
+    assert Config().table_rows == ""  # not set: the reader's card decides
+    for configured, card, named in (
+        ("", "named", True),
+        ("", "header", False),
+        ("header", "named", False),
+        ("named", "header", True),
+    ):
+        reader = Scripted([1.0] * 4)
+        reader.settings = replace(reader.settings, table_rows=card)
+        config = replace(named_engine.config, table_rows=configured)
+        engine = Engine(
+            config, notify=lambda m: None, embedder=named_engine.embedder, reader=reader
+        )
+        assert engine.named_rows is named
+        engine.ask("Which port does the mail service listen on?")
+        texts = [c.sentence for c in reader.calls[0][1]]
+        assert ("Service: mail; Port: 2525." in texts) is named, texts
+
+
+def test_training_teaches_a_table_answer_where_the_rows_reading_puts_it(named_engine):
+    """`qa train` reads an answering table row as the service will: with named cells, the
+    gold span is taught on the cell as read ('2525' in 'Service: mail; Port: 2525.')."""
+    index = named_engine.snapshot.index
+    position = [s.text for s in index.sentences].index("| mail | 2525 |")
+    row = index.sentences[position]
+    at = row.start + row.text.index("2525")
+    example = Example(
+        id="md-1",
+        doc=row.doc,
+        turns=("Which port does the mail service use?",),
+        answerable=True,
+        support=(row.text,),
+        answer=("2525",),
+        span="2525",
+        sentence=position,
+        sentence_start=row.start,
+        sentence_end=row.end,
+        answer_start=at,
+        answer_end=at + 4,
+    )
+    asked = Asked(example, example.turns[0], "", "", (), (), ())
+    indexes = {row.doc: (index, None)}
+    for named, read in ((True, "Service: mail; Port: 2525."), (False, "| mail | 2525 |")):
+        (gold,) = training_rows([asked], indexes, 0, random.Random(1), named_rows=named)
+        assert gold.candidate.sentence == read and gold.span is not None
+        start, end = gold.span
+        assert read[start:end] == "2525"
+        if named:  # and it maps back to the row's own characters
+            back = source_span(gold.candidate.source, start, end)
+            assert back == (at - row.start, at - row.start + 4)
 
 
 def test_an_unknown_way_of_reading_table_rows_is_refused(monkeypatch, embedder, tmp_path):

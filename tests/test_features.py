@@ -7,7 +7,7 @@ import pytest
 
 from qa.features import Batch, Candidate, Limits, concatenate, read_spans, span_tokens
 from qa.read import LogitsReader, RememberingReader, Settings, with_slack
-from qa.text import row_view
+from qa.text import read_span, row_view, source_span
 
 SENTENCE = "The council approved a £48 million plan on Tuesday, its leader said."
 
@@ -194,3 +194,21 @@ def test_a_span_of_a_sentence_read_in_another_form_maps_back_to_it(featurizer):
     s[1, name[0]], e[1, name[1]] = 5.0, 5.0
     _, reading = read_spans(s, e, batch, max_tokens=30)
     assert row[reading.start : reading.end] == "2525"
+
+
+def test_a_span_of_a_row_as_written_is_found_in_its_reading_as_named_cells():
+    """``read_span`` (what `qa train` teaches on a row read as named cells) and
+    ``source_span`` (how the service maps a span read back) undo each other on every cell,
+    marks and empty cells included."""
+    header = "| Service | `Port` | Notes |"
+    for row in ("| mail | 2525 | **fast** |", "| web |  | ~~old~~ |", "| `db` | 5432 |  |"):
+        text, source = row_view(row, header)
+        for cell in (c.strip(" *~`") for c in row.strip("|").split("|")):
+            if not cell:
+                continue
+            at = row.index(cell)
+            start, end = read_span(source, at, at + len(cell))
+            assert text[start:end] == cell
+            assert source_span(source, start, end) == (at, at + len(cell))
+    with pytest.raises(ValueError, match="nothing read comes from"):
+        read_span(row_view("| a | b |", "| x | y |")[1], 0, 1)  # the border bar

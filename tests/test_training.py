@@ -64,6 +64,8 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     assert t["torch_threads"] == (os.cpu_count() or 1)
     # the word embeddings are frozen by default: three steps leave them as pretrained
     assert t["freeze_embeddings"] is True and t["word_embeddings_changed"] is False
+    # QA_TABLE_ROWS unset: it reads Markdown table rows after their header, and says so
+    assert card["table_rows"] == "header" and OnnxReader(trained).settings.table_rows == "header"
     corpus = load_corpus(tiny_corpus)
     d = card["data"]
     assert d["documents"] == 2 and d["questions"] == len(corpus.examples)
@@ -211,6 +213,7 @@ def test_a_card_with_numbers_that_are_not_finite_is_refused_saying_why(trained, 
     for broken, why in (
         ({"threshold": float("nan")}, "not a finite number"),
         ({"decider": None}, "decider is not an object"),
+        ({"table_rows": "cells"}, "reads table rows in an unknown way: 'cells'"),
     ):
         write_card(reader, {**card, **broken})
         with pytest.raises(ReaderError, match=why):
@@ -378,6 +381,20 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     assert "ranker fitted" not in result.output
     card = json.loads((reader / CARD).read_text())
     assert "ranker" not in card and OnnxReader(reader).settings.ranker is None
+
+    # chosen again reading table rows as named cells: the card says so, and a later choice
+    # (and the service) reads them as the card says unless QA_TABLE_ROWS says otherwise
+    for env, way in (
+        ({"QA_TABLE_ROWS": "named"}, "named"),
+        ({}, "named"),
+        ({"QA_TABLE_ROWS": "header"}, "header"),
+    ):
+        result = CliRunner().invoke(cli, args, env=env)
+        assert result.exit_code == 0, result.output
+        card = json.loads((reader / CARD).read_text())
+        assert card["table_rows"] == card["figures"]["validation"]["table_rows"] == way
+        assert OnnxReader(reader).settings.table_rows == way
+        assert ("QA_TABLE_ROWS=named reads them" in result.output) == (way == "named")
 
     # a line that is not a question is refused in one line, naming it; the reader stays
     with open(corpus / "independent" / "validation.jsonl", "a") as f:
