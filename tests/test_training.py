@@ -65,7 +65,8 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     # the word embeddings are frozen by default: three steps leave them as pretrained
     assert t["freeze_embeddings"] is True and t["word_embeddings_changed"] is False
     # QA_TABLE_ROWS unset: it reads Markdown table rows after their header, and says so
-    assert card["table_rows"] == "header" and OnnxReader(trained).settings.table_rows == "header"
+    assert card["table_rows"] == t["table_rows"] == "header"
+    assert OnnxReader(trained).settings.table_rows == "header"
     corpus = load_corpus(tiny_corpus)
     d = card["data"]
     assert d["documents"] == 2 and d["questions"] == len(corpus.examples)
@@ -395,6 +396,10 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
         assert card["table_rows"] == card["figures"]["validation"]["table_rows"] == way
         assert OnnxReader(reader).settings.table_rows == way
         assert ("QA_TABLE_ROWS=named reads them" in result.output) == (way == "named")
+        told = (reader / "README.md").read_text()  # the model card says how to reproduce it
+        assert ("rows read as named cells" in told) == (way == "named")
+        assert ("QA_TABLE_ROWS=named qa train --rechoose" in told) == (way == "named")
+        assert "\n    qa train\n" in told  # trained reading rows after their header
 
     # a line that is not a question is refused in one line, naming it; the reader stays
     with open(corpus / "independent" / "validation.jsonl", "a") as f:

@@ -48,6 +48,13 @@ def _table(rows: dict[str, dict[str, Any]]) -> list[str]:
 def render(card: dict[str, Any]) -> str:
     t, d, f = card["training"], card["data"], card["figures"]
     teachers = t.get("teachers") or []
+    # how it reads table rows comes from the environment (QA_TABLE_ROWS): its commands say so
+    named = card.get("table_rows") == "named"
+    command = (
+        f"QA_TABLE_ROWS=named {t['command']}" if t.get("table_rows") == "named" else t["command"]
+    )
+    again = card.get("rechosen", {}).get("command", "")
+    again = f"QA_TABLE_ROWS=named {again}" if named else again
     lines = [
         f"# Model card: {card['name']}",
         "",
@@ -55,13 +62,13 @@ def render(card: dict[str, Any]) -> str:
         "the `qa` service. Retrained from `train/` with one command"
         + (", given its teachers (below):" if teachers else ":"),
         "",
-        f"    {t['command']}",
+        f"    {command}",
         "",
         *(
             [
                 "and its settings (not its weights) chosen again, with the code of that day, by:",
                 "",
-                f"    {card['rechosen']['command']}",
+                f"    {again}",
                 "",
             ]
             if "rechosen" in card
@@ -73,6 +80,9 @@ def render(card: dict[str, Any]) -> str:
         f"- Architecture: {card['architecture']}; no-answer score from [CLS] (SQuAD 2.0)",
         f"- Quantisation: {card['quantization']}",
         f"- Token budgets: {json.dumps(card['limits'])}",
+        "- Markdown table rows read "
+        + ("as named cells (`Port: 2525`)" if named else "after their header row")
+        + " (the service reads them so unless `QA_TABLE_ROWS` says otherwise)",
         *(
             [
                 f"- Orders the best {card['ranker'].get('ranked')} retrieved sentences by a ranker "

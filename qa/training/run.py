@@ -241,6 +241,7 @@ def train_reader(
                     for t in teachers
                 ],
                 "command": command,
+                "table_rows": config.table_rows,  # how the rows it learnt from read tables
                 "kept_epoch": best["epoch"],
                 **fitted,
                 "rows": len(data),
