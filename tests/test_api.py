@@ -4,6 +4,7 @@ the security headers, and real responses checked against the OpenAPI spec."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -146,6 +147,14 @@ def test_health(client, spec, engine):
     assert data["documents"] == 1 and data["sentences"] == len(engine.index.sentences)
     assert data["reader"] == engine.reader.name
     assert data["questions"] == engine.embedder.questions_name
+    assert data["table_rows"] == engine.reader.settings.table_rows == "header"  # the card's
+
+
+def test_health_says_how_table_rows_are_read(client, spec, engine, monkeypatch):
+    monkeypatch.setattr(engine, "config", replace(engine.config, table_rows="named"))
+    r = client.get("/api/health")
+    check_against_spec(spec, "/api/health", "get", r)
+    assert r.get_json()["table_rows"] == "named"
 
 
 def test_documents_list_and_one_document(client, spec, article_text):

@@ -118,11 +118,14 @@ def spec(config: Config) -> dict[str, Any]:
                 "sentences",
                 "reader",
                 "questions",
+                "table_rows",
             ],
             "additionalProperties": False,
             "description": "The service answers from the index `index_version`, with the "
             "reader `reader` and the question encoder `questions` (the hashes of their model "
-            "cards; `questions` is null when the embedding model embeds questions too). "
+            "cards; `questions` is null when the embedding model embeds questions too), "
+            "reading Markdown table rows as `table_rows` says (`header`: after their "
+            "table's header row; `named`: each cell after its column's name). "
             "`degraded`: "
             "the index on disk was rebuilt or changed but does not load, so the last good "
             "index keeps answering (still HTTP 200); `problem` names the file and says how "
@@ -133,6 +136,7 @@ def spec(config: Config) -> dict[str, Any]:
                 "documents": nonneg,
                 "sentences": nonneg,
                 "reader": {"type": ["string", "null"]},
+                "table_rows": {"enum": ["header", "named"]},
                 "questions": {"type": ["string", "null"]},
                 "problem": {"type": "string"},
             },
