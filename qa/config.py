@@ -49,6 +49,18 @@ LOW_CONFIDENCE = 0.5
 TABLE_ROWS = ("header", "named")
 
 
+def table_reading(configured: str, card: dict[str, Any] | None = None) -> str:
+    """How Markdown table rows are read: as QA_TABLE_ROWS says (``configured``), else as
+    the reader's ``card`` says it was chosen to read them (``table_rows``; a card from
+    before that key recorded it as ``figures.validation.table_rows``), else after their
+    header row."""
+    if configured:
+        return configured
+    card = card or {}
+    older = ((card.get("figures") or {}).get("validation") or {}).get("table_rows")
+    return str(card.get("table_rows") or older or TABLE_ROWS[0])
+
+
 @dataclass(frozen=True)
 class Config:
     seeds_dir: Path = Path("seeds")

@@ -173,10 +173,14 @@ class Engine:
         )
 
     @property
+    def table_rows(self) -> str:
+        """How Markdown table rows are read: as QA_TABLE_ROWS says, or when it is not set,
+        as the reader's card says it was chosen to read them."""
+        return self.config.table_rows or self.reader.settings.table_rows
+
+    @property
     def named_rows(self) -> bool:
-        """Whether Markdown table rows are read as named cells: as QA_TABLE_ROWS says, or
-        when it is not set, as the reader's card says it was trained and chosen to read."""
-        return (self.config.table_rows or self.reader.settings.table_rows) == "named"
+        return self.table_rows == "named"
 
     # --- hot reload ---------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from .cards import load_card, verify_files
-from .config import DEFAULT_READER, TABLE_ROWS, Config
+from .config import DEFAULT_READER, TABLE_ROWS, Config, table_reading
 from .decide import RIGHT_INPUTS, Decider
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
 from .rank import Ranker
@@ -113,7 +113,7 @@ class Settings:
     further: Further | None = None  # None: only the first N sentences are ever decided on
     ranker: Ranker | None = None  # None: the sentences are read in the fused order
     right: Decider | None = None  # an answer's confidence from RIGHT_INPUTS (None: the score)
-    table_rows: str = "header"  # how it reads a Markdown table row (Config.table_rows)
+    table_rows: str = TABLE_ROWS[0]  # how it reads a Markdown table row (Config.table_rows)
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Settings:
@@ -127,7 +127,7 @@ class Settings:
         if "right" in c and not isinstance(right, dict):
             raise ValueError("its answer curve is not an object")
         citation = c.get("citation")
-        table_rows = card.get("table_rows", "header")
+        table_rows = table_reading("", card)
         if table_rows not in TABLE_ROWS:
             raise ValueError(f"it reads table rows in an unknown way: {table_rows!r}")
         numbers = [card["threshold"], *c["answer"], *c["abstain"], *(citation or ())]

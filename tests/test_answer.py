@@ -530,6 +530,13 @@ def test_training_teaches_a_table_answer_where_the_rows_reading_puts_it(named_en
         if named:  # and it maps back to the row's own characters
             back = source_span(gold.candidate.source, start, end)
             assert back == (at - row.start, at - row.start + 4)
+    # a span of only what named cells leave out (the row's border) is taught on the row as
+    # written, not lost
+    border = replace(example, answer=("|",), answer_start=row.start, answer_end=row.start + 1)
+    rows = training_rows(
+        [replace(asked, example=border)], indexes, 0, random.Random(1), named_rows=True
+    )
+    assert [(r.candidate.sentence, r.span) for r in rows] == [("| mail | 2525 |", (0, 1))]
 
 
 def test_an_unknown_way_of_reading_table_rows_is_refused(monkeypatch, embedder, tmp_path):

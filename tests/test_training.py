@@ -469,3 +469,47 @@ def test_a_student_learns_from_teachers_that_read_as_it_does_and_names_them(
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"the teacher in {trained} reads with another tokenizer" in result.output
     assert "epoch" not in result.output and not other.exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("way", "ranker"), [("named", False), ("named", True), ("", False)])
+def test_qa_train_reads_table_rows_as_qa_table_rows_says_everywhere(
+    tiny_corpus, embedder, monkeypatch, tmp_path, way, ranker
+):
+    """`QA_TABLE_ROWS=named qa train` reads table rows as named cells in what it asks for
+    training and validation (with the ranker or without) and in the rows it learns from;
+    unset, it reads them after their header (a card it replaces does not count)."""
+    import qa.training.run as run
+    from qa.config import Config
+    from qa.embed import resolve_model
+
+    seen: dict[str, object] = {}
+
+    def asked(*args, **kwargs):
+        seen["asked"] = args[-1] if len(args) >= 5 else kwargs.get("named_rows", False)
+        return []
+
+    def ranked(*args, **kwargs):
+        seen["asked"] = args[6] if len(args) > 6 else kwargs.get("named_rows", False)
+        return None, [], []
+
+    def rows(*args, **kwargs):
+        seen["rows"] = kwargs.get("named_rows", False)
+        raise _Stop
+
+    monkeypatch.setattr(run, "ask_all", asked)
+    monkeypatch.setattr(run, "ask_ranked", ranked)
+    monkeypatch.setattr(run, "training_rows", rows)
+    settings = TrainSettings(corpus=tiny_corpus, out=tmp_path / "reader", ranker=ranker)
+    with pytest.raises(_Stop):
+        run.train_reader(
+            settings,
+            embedder,
+            resolve_model(Config().model),
+            log=lambda m: None,
+            config=Config(table_rows=way),
+        )
+    assert seen == {"asked": way == "named", "rows": way == "named"}

@@ -139,7 +139,7 @@ def health() -> Response:
         "reader": getattr(engine.reader, "name", None),
         "questions": getattr(getattr(engine, "embedder", None), "questions_name", None),
         # how Markdown table rows are read (QA_TABLE_ROWS, or the reader's card)
-        "table_rows": "named" if getattr(engine, "named_rows", False) else "header",
+        "table_rows": engine.table_rows,
     }
     if problem:
         body["problem"] = problem

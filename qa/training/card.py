@@ -49,12 +49,12 @@ def render(card: dict[str, Any]) -> str:
     t, d, f = card["training"], card["data"], card["figures"]
     teachers = t.get("teachers") or []
     # how it reads table rows comes from the environment (QA_TABLE_ROWS): its commands say so
-    named = card.get("table_rows") == "named"
-    command = (
-        f"QA_TABLE_ROWS=named {t['command']}" if t.get("table_rows") == "named" else t["command"]
-    )
+    # where their default would not (training's: header; a choice's: the trained reading)
+    trained, chosen = t.get("table_rows", "header"), card.get("table_rows", "header")
+    named = chosen == "named"
+    command = f"QA_TABLE_ROWS={trained} {t['command']}" if trained != "header" else t["command"]
     again = card.get("rechosen", {}).get("command", "")
-    again = f"QA_TABLE_ROWS=named {again}" if named else again
+    again = f"QA_TABLE_ROWS={chosen} {again}" if chosen != trained else again
     lines = [
         f"# Model card: {card['name']}",
         "",

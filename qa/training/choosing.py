@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cards import CARD, card_hash
-from ..config import Config
+from ..config import Config, table_reading
 from ..corpus import Corpus, CorpusError, Example, document_files, load_corpus
 from ..documents import corpus_files
 from ..embed import Embedder
@@ -104,7 +104,7 @@ def rechoose_reader(
     sets = validation_sets(settings.corpus)
     val_ex = corpus.split("validation")
     # its table rows read as its card says it was trained to, unless QA_TABLE_ROWS says else
-    config = replace(config, table_rows=config.table_rows or old.get("table_rows", "header"))
+    config = replace(config, table_rows=table_reading(config.table_rows, old))
     log(f"re-choosing the settings of reader {name} on {len(val_ex)} validation questions")
     if old["training"].get("ranker") and not settings.ranker:
         # its negatives were drawn in a ranker's order: it reads in one's order again
@@ -174,7 +174,9 @@ def ranked_validation(
 
 def validation_figures(choice: Choice, config: Config) -> dict[str, Any]:
     """The choice's figures on each validation set, and what it maximised, for the card;
-    and how the sets asked through the service read Markdown table rows (``table_rows``)."""
+    and how the sets asked through the service read Markdown table rows (``table_rows``:
+    the card's top-level ``table_rows`` says the same since it was added, and is what the
+    service reads; this one stays for the cards written before)."""
     return {
         "table_rows": config.table_rows,
         "objective": {

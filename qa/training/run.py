@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..cards import sha256_of
-from ..config import Config
+from ..config import Config, table_reading
 from ..corpus import load_corpus
 from ..embed import Embedder
 from ..features import Featurizer, Limits
@@ -89,7 +89,7 @@ def train_reader(
     through the service with the new reader, for the card."""
     # how its table rows are read, in training and in every choice: as QA_TABLE_ROWS says
     config = config or Config()
-    config = replace(config, table_rows=config.table_rows or "header")
+    config = replace(config, table_rows=table_reading(config.table_rows))
     named = config.table_rows == "named"
     import torch
     from tokenizers import Tokenizer
