@@ -20,7 +20,7 @@ from qa.answer import (
     read_text,
     table_header,
 )
-from qa.config import DEFAULT_READER, Config
+from qa.config import DEFAULT_READER, Config, table_reading
 from qa.corpus import Example
 from qa.engine import Engine
 from qa.evaluate import Item, evaluate, library_asker, load_items
@@ -497,6 +497,14 @@ def test_the_service_reads_table_rows_as_its_readers_card_says_unless_told(named
         engine.ask("Which port does the mail service listen on?")
         texts = [c.sentence for c in reader.calls[0][1]]
         assert ("Service: mail; Port: 2525." in texts) is named, texts
+
+
+def test_how_table_rows_are_read_is_the_setting_else_the_cards_else_header():
+    old = {"figures": {"validation": {"table_rows": "named"}}}  # a card from before the key
+    assert table_reading("", old) == "named" and table_reading("header", old) == "header"
+    assert table_reading("", {**old, "table_rows": "header"}) == "header"
+    assert table_reading("", {}) == table_reading("") == "header"
+    assert table_reading("named", {"table_rows": "header"}) == "named"
 
 
 def test_training_teaches_a_table_answer_where_the_rows_reading_puts_it(named_engine):
