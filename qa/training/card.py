@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cards import CARD, sha256_of
+from ..config import TABLE_ROWS, table_reading
 from ..read import FILES
 from .decider import CONFIDENT
 
@@ -50,9 +51,11 @@ def render(card: dict[str, Any]) -> str:
     teachers = t.get("teachers") or []
     # how it reads table rows comes from the environment (QA_TABLE_ROWS): its commands say so
     # where their default would not (training's: header; a choice's: the trained reading)
-    trained, chosen = t.get("table_rows", "header"), card.get("table_rows", "header")
+    trained, chosen = t.get("table_rows", TABLE_ROWS[0]), table_reading("", card)
     named = chosen == "named"
-    command = f"QA_TABLE_ROWS={trained} {t['command']}" if trained != "header" else t["command"]
+    command = (
+        f"QA_TABLE_ROWS={trained} {t['command']}" if trained != TABLE_ROWS[0] else t["command"]
+    )
     again = card.get("rechosen", {}).get("command", "")
     again = f"QA_TABLE_ROWS={chosen} {again}" if chosen != trained else again
     lines = [
