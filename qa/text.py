@@ -369,12 +369,9 @@ def row_view(row: str, header: str) -> tuple[str, tuple[int, ...]] | None:
 
 
 def read_span(source: Sequence[int], start: int, end: int) -> tuple[int, int]:
-    """A span ``start:end`` of a sentence as written, as offsets into its reading in another
-    form (``source``, as for ``source_span``): from the first character read that comes from
-    inside the span to the last. What ``qa train`` teaches for a gold span. ValueError when
-    nothing read comes from it (the span lies in what that reading leaves out)."""
-    inside = [j for j, s in enumerate(source) if start <= s < end]
-    if not inside:
+    """The inverse of ``source_span``: a span of a sentence as written, as offsets into its
+    reading (what ``qa train`` teaches); ValueError when that reading leaves it all out."""
+    if not (inside := [j for j, s in enumerate(source) if start <= s < end]):
         raise ValueError(f"nothing read comes from the characters {start}:{end}")
     return inside[0], inside[-1] + 1
 

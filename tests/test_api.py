@@ -272,6 +272,7 @@ def test_the_rate_limit_is_a_429_problem_with_retry_after(engine, spec):
         config = limited
         index = engine.index
         reader = engine.reader
+        table_rows = engine.table_rows
         ask = engine.ask
 
     client = create_app(engine=Limited()).test_client()
