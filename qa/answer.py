@@ -92,19 +92,34 @@ def table_header(index: Index, position: int) -> int | None:
     return None
 
 
-def candidate(index: Index, position: int, named_rows: bool = False) -> Candidate:
+def candidate(
+    index: Index, position: int, named_rows: bool = False, previous: str | None = None
+) -> Candidate:
     """The sentence at ``position`` of ``index`` as the reader reads it: ``read_text``
-    after ``previous_text``. With ``named_rows``, a row of a Markdown table (not its header)
-    is read as its cells each after its column's name instead (``row_view``: 'Port: 2525'),
-    after the sentence before the table. The reader's spans are offsets into the sentence
-    as written either way."""
+    after ``previous_text`` (``previous``, when the caller has it). With ``named_rows``, a
+    row of a Markdown table (not its header) is read as its cells each after its column's
+    name instead (``row_view``: 'Port: 2525'), after the sentence before the table. The
+    reader's spans are offsets into the sentence as written either way."""
     sentence = index.sentences[position]
     header = table_header(index, position) if named_rows else None
     view = None if header is None else row_view(sentence.text, index.sentences[header].text)
     if header is None or view is None:
-        return Candidate(read_text(sentence), previous_text(index, position))
+        before = previous_text(index, position) if previous is None else previous
+        return Candidate(read_text(sentence), before)
     first = index.sentences[header].index == 0
     return Candidate(view[0], "" if first else read_text(index.sentences[header - 1]), view[1])
+
+
+def read_hits(
+    index: Index, positions: Sequence[int], named_rows: bool = False
+) -> tuple[tuple[str, ...], tuple[Candidate, ...]]:
+    """For the sentences at ``positions``: what the decider takes as before each
+    (``previous_text``), and each as the reader reads it (``candidate``)."""
+    previous = tuple(previous_text(index, p) for p in positions)
+    read = tuple(
+        candidate(index, p, named_rows, b) for p, b in zip(positions, previous, strict=True)
+    )
+    return previous, read
 
 
 def answer_question(
@@ -131,8 +146,7 @@ def answer_question(
     hits = retrieve(index, lexical, embedder, query, n * batches, settings.ranker)
     if not hits:
         return Answer(question, None, None, None, 0.0, (), index.version)
-    previous = [previous_text(index, h.position) for h in hits]
-    candidates = [candidate(index, h.position, named_rows) for h in hits]
+    previous, candidates = read_hits(index, [h.position for h in hits], named_rows)
     followup = last is not None
 
     def read(batch: int) -> list[Reading]:

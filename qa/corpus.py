@@ -177,11 +177,15 @@ def check_row(row: dict[str, Any], text: str, sentences: list[tuple[int, int]]) 
     )
 
 
+def files_in(folder: Path) -> list[Path]:
+    """The ``.txt`` and ``.md`` files under ``folder``, in the order the service reads a
+    seeds folder in (``corpus_files``); none when there is no such folder."""
+    return corpus_files(folder) if Path(folder).is_dir() else []
+
+
 def document_files(root: Path) -> list[Path]:
-    """The corpus's documents: its ``.txt`` and ``.md`` files under ``documents/``, in the
-    order the service reads a seeds folder in (``corpus_files``); none without the folder."""
-    folder = Path(root) / "documents"
-    return corpus_files(folder) if folder.is_dir() else []
+    """The corpus's documents: its files under ``documents/`` (``files_in``)."""
+    return files_in(Path(root) / "documents")
 
 
 def question_files(root: Path) -> list[Path]:

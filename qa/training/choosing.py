@@ -22,8 +22,7 @@ from typing import Any
 
 from ..cards import CARD, card_hash
 from ..config import Config, table_reading
-from ..corpus import Corpus, CorpusError, Example, document_files, load_corpus
-from ..documents import corpus_files
+from ..corpus import Corpus, CorpusError, Example, document_files, files_in, load_corpus
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Limits
@@ -211,10 +210,6 @@ def validation_data(
 INDEPENDENT_FOLDER = "independent"  # the corpus's independent validation set (qa train)
 
 
-def _files_in(folder: Path) -> list[Path]:
-    return corpus_files(folder) if folder.is_dir() else []
-
-
 def corpus_hashes(root: Path) -> dict[str, str]:
     """sha256 of the documents, of the questions and of the independent validation set when
     there is one (paths and bytes, in order)."""
@@ -222,7 +217,7 @@ def corpus_hashes(root: Path) -> dict[str, str]:
         "documents": document_files(root),
         "questions": sorted((Path(root) / "questions").rglob("*.jsonl")),
         INDEPENDENT_FOLDER: sorted((Path(root) / INDEPENDENT_FOLDER).glob("validation.jsonl"))
-        + _files_in(Path(root) / INDEPENDENT_FOLDER / "validation"),
+        + files_in(Path(root) / INDEPENDENT_FOLDER / "validation"),
     }
     out = {}
     for part, paths in parts.items():
@@ -254,7 +249,7 @@ def validation_sets(corpus: Path) -> list[ValidationSet]:
     q, d = Path(corpus) / questions, Path(corpus) / documents
     if not q.exists() and not d.exists():
         return dev
-    if not q.is_file() or not _files_in(d):
+    if not q.is_file() or not files_in(d):
         raise CorpusError(
             f"{Path(corpus) / INDEPENDENT_FOLDER}: the independent validation set needs both "
             f"{questions} and .txt or .md documents in {documents}/"

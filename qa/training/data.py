@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..answer import candidate, previous_text
+from ..answer import candidate, read_hits
 from ..build import sentences_of, with_context
 from ..corpus import Corpus, Example
 from ..embed import Embedder
@@ -108,8 +108,7 @@ def ask_all(
         vector = query_vector(v, next(contexts) if q.context else None)
         index, lexical = indexes[e.doc]
         hits = tuple(hybrid_search(index, lexical, vector, query_terms(q), k))
-        previous = tuple(previous_text(index, h.position) for h in hits)
-        read = tuple(candidate(index, h.position, named_rows) for h in hits)
+        previous, read = read_hits(index, [h.position for h in hits], named_rows)
         asked.append(Asked(e, q.text, q.last_question, q.last_answer, hits, previous, read, vector))
     return asked
 
@@ -193,9 +192,8 @@ def ask_service(engine: Engine, items: list[Item], k: int) -> list[Asked]:
         )
         ranker = engine.reader.settings.ranker  # as the service ranks them
         hits = tuple(retrieve(snapshot.index, snapshot.lexical, engine.embedder, query, k, ranker))
-        index, named = snapshot.index, engine.named_rows
-        previous = tuple(previous_text(index, h.position) for h in hits)
-        read = tuple(candidate(index, h.position, named) for h in hits)
+        positions = [h.position for h in hits]
+        previous, read = read_hits(snapshot.index, positions, engine.named_rows)
         example = Example(item.id, "", item.turns, item.answerable, item.support, item.answer)
         asked.append(
             Asked(example, query.text, query.last_question, query.last_answer, hits, previous, read)
