@@ -106,6 +106,10 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> 
 
     if not question.strip():
         raise QuestionError("the question is empty")
+    if len(question) > config.max_question_chars:
+        raise QuestionError(
+            f"the question is over {config.max_question_chars} characters (QA_MAX_QUESTION_CHARS)"
+        )
     engine = Engine(config, notify=lambda m: click.echo(m, err=True))
     answer = engine.ask(question, top_k=top_k)
     if as_json:

@@ -76,6 +76,8 @@ def eval_cmd(
         items = load_items(questions)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    if not items:
+        raise click.ClickException(f"{questions} holds no questions: nothing to score")
     if url:
         ask = http_asker(url)
     else:

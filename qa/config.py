@@ -132,12 +132,45 @@ class Config:
         return config
 
     def check(self) -> None:
-        """ValueError when a setting that takes one of a few words has another."""
+        """ValueError when a setting that takes one of a few words has another, or a number
+        is out of its range (``RANGES``), naming the environment variable that sets it."""
         if self.table_rows and self.table_rows not in TABLE_ROWS:
             raise ValueError(
                 f"invalid value for table_rows: {self.table_rows!r} (use one of: "
                 f"{', '.join(TABLE_ROWS)})"
             )
+        for name, (low, high) in RANGES.items():
+            high = self.max_top_k if name == "top_k" else high
+            value = getattr(self, name)
+            if value < low or (high is not None and value > high):
+                allowed = f"from {low} to {high}" if high is not None else f"at least {low}"
+                raise ValueError(
+                    f"invalid value for {SETTING_NAMES.get(name, name)}: {value} "
+                    f"(it must be {allowed})"
+                )
+
+
+# the numeric settings' ranges (low, high; None: no upper bound); top_k's top is max_top_k
+RANGES: dict[str, tuple[int, int | None]] = {
+    "max_top_k": (1, None),
+    "top_k": (1, None),
+    "port": (0, 65535),
+    "threads": (1, 64),
+    "max_question_chars": (1, None),
+    "max_history": (0, None),
+    "max_body_bytes": (1, None),
+    "rate_limit": (0, None),
+    "embed_threads": (1, 64),
+    "embed_lanes": (0, 64),
+    "hnsw_min_sentences": (0, None),
+    "max_connections": (1, None),
+    "max_conn_per_client": (0, None),
+    "header_timeout": (1, None),
+    "body_timeout": (1, None),
+    "body_min_rate": (0, None),
+    "idle_timeout": (1, None),
+}
+SETTING_NAMES = {name: var for var, name in ENV_VARS.items()}
 
 
 def _coerce(name: str, kind: object, value: Any) -> Path | int | str:

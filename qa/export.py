@@ -129,7 +129,13 @@ def export_onnx(name: str, cache_dir: Path) -> Path:
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_types else [])
     sample = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
     tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(
+            f"cannot keep the model's ONNX export in {cache_dir} ({exc.strerror}): set QA_CACHE "
+            "to a folder this user may write"
+        ) from exc
     try:
         import warnings
 

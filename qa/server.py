@@ -62,13 +62,8 @@ TIMED_OUT = problem_response(
 
 def check_settings(config: Config) -> None:
     """ValueError for a setting the server cannot work with."""
+    config.check()
     TrustedProxies(config.forwarded_allow_ips)
-    for name in ("max_connections", "header_timeout", "body_timeout", "idle_timeout"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be at least 1, not {getattr(config, name)}")
-    for name in ("max_conn_per_client", "body_min_rate"):
-        if getattr(config, name) < 0:
-            raise ValueError(f"{name} must be 0 or more, not {getattr(config, name)}")
 
 
 def create_server(

@@ -97,6 +97,7 @@ def test_ask_builds_a_missing_index_with_a_notice(dirs, tmp_path):
         (["ask", "   "], "question is empty"),
         (["ask", "--top-k", "0", "Who?"], "--top-k"),
         (["ask", "--bogus", "Who?"], "No such option"),
+        (["ask", "Who? " * 201], "over 1000 characters"),  # the API's limit too
     ],
 )
 def test_errors_are_one_clear_line(dirs, args, message):
@@ -117,6 +118,48 @@ def test_an_unknown_setting_word_is_one_clear_line(dirs, command, monkeypatch, t
     assert result.exit_code != 0
     assert "invalid value for table_rows: 'cells'" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "var, value, message",
+    [
+        ("QA_TOP_K", "0", "QA_TOP_K: 0 (it must be from 1 to 10)"),
+        ("QA_TOP_K", "11", "QA_TOP_K: 11 (it must be from 1 to 10)"),
+        ("QA_EMBED_THREADS", "0", "QA_EMBED_THREADS: 0 (it must be from 1 to 64)"),
+        ("QA_PORT", "70000", "QA_PORT: 70000 (it must be from 0 to 65535)"),
+        ("QA_MAX_HISTORY", "-1", "QA_MAX_HISTORY: -1 (it must be at least 0)"),
+        ("QA_HEADER_TIMEOUT", "0", "QA_HEADER_TIMEOUT: 0 (it must be at least 1)"),
+    ],
+)
+@pytest.mark.parametrize("command", [["ask", "Who?"], ["serve"]])
+def test_a_setting_out_of_its_range_is_one_clear_line(
+    dirs, command, var, value, message, monkeypatch
+):
+    """Refused before anything starts: a server with QA_TOP_K=0 would refuse every question
+    that does not name its own top_k."""
+    monkeypatch.setenv(var, value)
+    result = CliRunner().invoke(cli, command + dirs)
+    assert result.exit_code != 0
+    assert f"invalid value for {message}" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_an_unusable_cache_folder_is_one_clear_line(dirs, tmp_path, monkeypatch):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("QA_CACHE", str(blocked))
+    monkeypatch.setenv("QA_BACKEND", "onnx")
+    result = CliRunner().invoke(cli, ["ask", "Who?", *dirs])
+    assert result.exit_code == 1
+    assert f"cannot keep the model's ONNX export in {blocked}" in result.output
+    assert "QA_CACHE" in result.output and "Traceback" not in result.output
+
+
+def test_eval_of_an_empty_set_is_an_error(dirs, tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    result = CliRunner().invoke(cli, ["eval", str(empty), *dirs])
+    assert result.exit_code == 1 and "holds no questions" in result.output
 
 
 def test_no_documents_is_a_clear_error(tmp_path):
