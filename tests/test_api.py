@@ -93,6 +93,11 @@ BAD_REQUESTS = [
 ]
 
 
+def request_schema(spec):
+    schema = spec["components"]["schemas"]["AskRequest"]
+    return Draft202012Validator({"components": spec["components"], **schema})
+
+
 @pytest.mark.parametrize("body", BAD_REQUESTS, ids=range(len(BAD_REQUESTS)))
 def test_bad_requests_are_400_problems(client, spec, body):
     r = ask(client, body)
@@ -100,6 +105,18 @@ def test_bad_requests_are_400_problems(client, spec, body):
     check_against_spec(spec, "/api/ask", "post", r)
     problem = r.get_json()
     assert problem["status"] == 400 and problem["title"] == "Bad Request" and problem["detail"]
+    assert not request_schema(spec).is_valid(body)  # the spec refuses it too
+
+
+def test_a_null_top_k_or_history_is_as_if_left_out(client, spec):
+    """What the server accepts, its spec admits: null means the default."""
+    question = {"question": "Who is the White House spokeswoman?"}
+    body = {**question, "top_k": None, "history": None}
+    assert request_schema(spec).is_valid(body)
+    given, plain = ask(client, body), ask(client, question)
+    assert given.status_code == plain.status_code == 200
+    assert given.get_json() == plain.get_json()
+    assert len(given.get_json()["citations"]) == 3  # the default top_k
 
 
 def test_a_question_of_exactly_the_limit_is_accepted(client):
@@ -166,6 +183,8 @@ def test_documents_list_and_one_document(client, spec, article_text):
     check_against_spec(spec, "/api/documents/{doc}", "get", r)
     doc = r.get_json()
     assert doc["text"] == article_text and doc["chars"] == len(article_text)
+    # the index it is read from: an answer's citations are offsets into that version
+    assert doc["index_version"] == client.get("/api/health").get_json()["index_version"]
     assert len(doc["sentences"]) == listed["sentences"] > 20
     assert [s["sentence"] for s in doc["sentences"]] == list(range(len(doc["sentences"])))
 

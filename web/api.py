@@ -176,6 +176,7 @@ def document(doc: str) -> Response:
             **found.to_dict(),
             "text": found.text,
             "sentences": [s.to_dict() for s in sentences.get(doc, [])],
+            "index_version": index.version,
         }
     )
 

@@ -46,16 +46,18 @@ def spec(config: Config) -> dict[str, Any]:
             "properties": {
                 "question": question,
                 "history": {
-                    "type": "array",
+                    "type": ["array", "null"],
                     "maxItems": config.max_history,
-                    "description": "Earlier turns of the conversation, oldest first.",
+                    "description": "Earlier turns of the conversation, oldest first; null or "
+                    "left out: none.",
                     "items": _ref("Turn"),
                 },
                 "top_k": {
-                    "type": "integer",
+                    "type": ["integer", "null"],
                     "minimum": 1,
                     "maximum": config.max_top_k,
                     "default": config.top_k,
+                    "description": "Citations to return; null or left out: the default.",
                 },
             },
         },
@@ -171,7 +173,7 @@ def spec(config: Config) -> dict[str, Any]:
         },
         "Document": {
             "type": "object",
-            "required": ["id", "chars", "sha256", "text", "sentences"],
+            "required": ["id", "chars", "sha256", "text", "sentences", "index_version"],
             "additionalProperties": False,
             "properties": {
                 "id": {"type": "string"},
@@ -179,6 +181,10 @@ def spec(config: Config) -> dict[str, Any]:
                 "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                 "text": {"type": "string"},
                 "sentences": {"type": "array", "items": _ref("SentenceOffsets")},
+                "index_version": {
+                    "type": "string",
+                    "description": "The index this text and these offsets are from.",
+                },
             },
         },
         "Examples": {
