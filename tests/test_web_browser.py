@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -187,7 +191,7 @@ def test_abstention_offers_related_passages(page):
     )
     ask(page, "What is the capital of Mars?")
     bubble = page.locator(".turn.bot").last
-    assert "does not say" in bubble.locator(".answer").inner_text()
+    assert bubble.locator(".answer").inner_text() == "The documents do not say."
     assert "related passages" in bubble.text_content().lower()
     assert bubble.locator("mark").count() == 0
 
@@ -255,3 +259,125 @@ def test_narrow_screen_and_screenshot(browser, server, tmp_path):
     page.screenshot(path=str(path))
     assert path.stat().st_size > 10_000
     context.close()
+
+
+def test_the_page_itself_never_scrolls(page):
+    """Only the conversation and the document panel scroll: the bar stays in view."""
+    for question in (
+        "Who is the spokeswoman?",
+        "What has Sheinbaum been dubbed?",
+        "How many members does the Gaitanista Army have?",
+    ):
+        ask(page, question)
+    page_fits = "document.scrollingElement.scrollHeight <= innerHeight"
+    assert page.evaluate(page_fits)
+    page.locator(".turn.bot").first.locator(".cite-inline, .cite").first.click()
+    page.locator(".sentence.highlight").wait_for()
+    assert page.evaluate(page_fits) and page.evaluate("document.scrollingElement.scrollTop") == 0
+    assert page.get_by_role("button", name="New conversation").is_visible()
+    assert page.get_by_role("button", name="Close the article").is_visible()
+
+
+def test_an_empty_or_over_long_question_is_explained_not_sent(page):
+    sent = []
+    page.on("request", lambda r: "/api/ask" in r.url and sent.append(r))
+    box = page.get_by_label("Your question")
+    box.press("Enter")
+    hint = page.locator("#ask-hint")
+    assert hint.inner_text() == "Type a question first."
+    limit = int(page.locator("#chat").get_attribute("data-max-question-chars"))
+    box.fill("a" * (limit + 1))  # pasted whole: nothing is cut off silently
+    box.press("Enter")
+    assert f"shorten it to {limit}" in hint.inner_text()
+    assert box.input_value() == "a" * (limit + 1)
+    assert box.get_attribute("aria-invalid") == "true"
+    box.press("Backspace")
+    assert hint.inner_text().startswith("Enter sends")
+    assert sent == []
+
+
+def test_a_citation_from_an_older_index_is_not_shown_in_the_new_text(page):
+    """An answer cites the index it came from; when the document has changed since, the
+    panel says so rather than highlight another sentence."""
+    ask(page, "Who is the spokeswoman?")
+    real = page.locator(".turn.bot").last.locator(".cite").first
+    real.click()
+    page.locator(".sentence.highlight").wait_for()
+    doc = page.locator("#article-title").inner_text()
+    moved = {"doc": doc, "sentence": 3, "start": 0, "end": 11, "text": "Not here at", "score": 1}
+    reply_with(
+        page,
+        {
+            "question": "q",
+            "answer": None,
+            "answer_start": None,
+            "answer_end": None,
+            "confidence": 0.9,
+            "index_version": "older",
+            "citations": [moved],
+        },
+    )
+    ask(page, "Anything from before?")
+    page.locator(".turn.bot").last.locator(".cite").first.click()
+    stale = page.locator(".article-text .stale")
+    stale.wait_for()
+    assert "changed since the answer" in stale.inner_text()
+    assert page.locator(".sentence.highlight").count() == 0
+
+
+def test_after_a_rebuild_a_citation_opens_the_new_text(browser, tmp_path):
+    """A document changed and indexed again while serving: the next answer's citation opens
+    the document as it is now, not as the page first fetched it."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    doc = seeds / "recipe.txt"
+    doc.write_text("The cake serves eight people. It bakes for an hour.\n", encoding="utf-8")
+    server = start_server(tmp_path)
+    try:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.set_default_timeout(30_000)
+        page.goto(server.url + "/")
+
+        def cite_first(question: str) -> str:
+            ask(page, question)
+            bubble = page.locator(".turn.bot").last
+            bubble.locator(".cite").first.click()
+            page.locator(".sentence.highlight").wait_for()
+            highlighted = page.locator(".sentence.highlight").inner_text()
+            assert highlighted == bubble.locator(".cite-text").first.inner_text()
+            return highlighted
+
+        assert "eight" in cite_first("How many people does the cake serve?")
+        with urllib.request.urlopen(server.url + "/api/health") as r:
+            before = json.load(r)["index_version"]
+        doc.write_text(
+            "A note first. The cake serves twelve people. It bakes for an hour.\n",
+            encoding="utf-8",
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "qa",
+                "index",
+                "--seeds",
+                str(seeds),
+                "--index",
+                str(tmp_path / "index"),
+            ],
+            check=True,
+            capture_output=True,
+            cwd=tmp_path,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(server.url + "/api/health") as r:
+                if json.load(r)["index_version"] != before:
+                    break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the server did not switch to the new index")
+        assert "twelve" in cite_first("How many people does the cake serve now?")
+        page.close()
+    finally:
+        server.stop()

@@ -17,11 +17,16 @@
   const articleTitle = $("article-title");
   const articleText = $("article-text");
   const maxHistory = Number($("chat").dataset.maxHistory) || 20;
+  const maxChars = Number($("chat").dataset.maxQuestionChars) || 1000;
+  const hint = $("ask-hint");
+  const HINT = hint.textContent;
 
   let history = []; // [{question, answer}], oldest first: the service is stateless
   let pending = false;
   let generation = 0; // bumped by "New conversation" so late answers are dropped
-  const documents = new Map(); // doc id -> Promise of the document JSON
+  // index version and doc id -> Promise of the document JSON: a rebuilt index's documents
+  // are fetched again, since an answer cites the index it came from
+  const documents = new Map();
   let lastCitationButton = null;
 
   function el(tag, className, text) {
@@ -31,8 +36,9 @@
     return node;
   }
 
+  // Only the conversation scrolls (scrollIntoView would scroll the page too)
   function scrollToEnd() {
-    conversation.lastElementChild?.scrollIntoView({ block: "end", behavior: "smooth" });
+    conversation.scrollTo({ top: conversation.scrollHeight, behavior: "smooth" });
   }
 
   // --- asking ---------------------------------------------------------------------
@@ -102,10 +108,10 @@
     const citations = data.citations || [];
     if (data.answer === null || data.answer === undefined) {
       li.classList.add("abstain");
-      li.append(el("p", "answer", "The article does not say."));
+      li.append(el("p", "answer", "The documents do not say."));
       if (citations.length) {
         li.append(el("h3", "sources-title", "Related passages (not an answer)"));
-        li.append(renderCitations(citations, "related"));
+        li.append(renderCitations(citations, "related", data.index_version));
       }
       return li;
     }
@@ -113,7 +119,7 @@
     if (citations.length) {
       li.append(renderQuote(data, citations[0]));
       li.append(el("h3", "sources-title", "Sources"));
-      li.append(renderCitations(citations, "sources"));
+      li.append(renderCitations(citations, "sources", data.index_version));
     }
     if (typeof data.confidence === "number") {
       const shown = data.confidence.toFixed(2);
@@ -121,7 +127,7 @@
         // the service's estimate that this answer is right is under the threshold: say so first
         li.classList.add("unsure");
         li.insertBefore(el("p", "unsure-note",
-          "Low confidence: this may be wrong, or the article may not answer it. " +
+          "Low confidence: this may be wrong, or the documents may not answer it. " +
           "Check the quoted sentence."), li.firstChild);
       }
       li.append(el("p", "meta", `confidence ${shown}`));
@@ -150,73 +156,87 @@
     } else {
       quote.append(text);
     }
-    quote.append(" ", citationButton(citation, 1, "cite-inline"));
+    quote.append(" ", citationButton(citation, 1, "cite-inline", data.index_version));
     return quote;
   }
 
-  function renderCitations(citations, kind) {
+  function renderCitations(citations, kind, version) {
     const list = el("ol", `citations ${kind}`);
     citations.forEach((c, i) => {
       const item = el("li", "citation");
-      item.append(citationButton(c, i + 1, "cite"), el("span", "cite-text", c.text));
+      item.append(citationButton(c, i + 1, "cite", version), el("span", "cite-text", c.text));
       list.append(item);
     });
     return list;
   }
 
-  function citationButton(citation, n, className) {
+  function citationButton(citation, n, className, version) {
     const button = el("button", className, `[${n}]`);
     button.type = "button";
     button.setAttribute("aria-label",
       `Citation ${n}: show sentence ${citation.sentence + 1} in ${citation.doc}`);
     button.addEventListener("click", () => {
       lastCitationButton = button;
-      openArticle(citation);
+      openArticle(citation, version);
     });
     return button;
   }
 
   // --- the article panel ----------------------------------------------------------
 
-  function fetchDocument(doc) {
-    if (!documents.has(doc)) {
+  function fetchDocument(doc, version) {
+    const key = `${version}\u0000${doc}`;
+    if (!documents.has(key)) {
       const path = doc.split("/").map(encodeURIComponent).join("/");
       const promise = fetch(`/api/documents/${path}`).then(async (r) => {
-        if (!r.ok) throw new Error(`The article could not be loaded (${r.status}).`);
+        if (!r.ok) throw new Error(`The document could not be loaded (${r.status}).`);
         return r.json();
       });
-      promise.catch(() => documents.delete(doc)); // let a later click retry
-      documents.set(doc, promise);
+      promise.catch(() => documents.delete(key)); // let a later click retry
+      documents.set(key, promise);
     }
-    return documents.get(doc);
+    return documents.get(key);
   }
 
-  async function openArticle(citation) {
+  async function openArticle(citation, version) {
     panel.hidden = false;
     document.body.classList.add("article-open");
     articleTitle.textContent = citation.doc;
     let data;
     try {
-      data = await fetchDocument(citation.doc);
+      data = await fetchDocument(citation.doc, version);
     } catch (err) {
       articleText.replaceChildren(el("p", "error", err.message));
+      delete articleText.dataset.key;
       return;
     }
-    if (articleText.dataset.doc !== data.id) renderArticle(data);
+    const key = `${data.index_version}\u0000${data.id}`;
+    if (articleText.dataset.key !== key) renderArticle(data, key);
     for (const old of articleText.querySelectorAll(".sentence.highlight")) {
       old.classList.remove("highlight");
       old.removeAttribute("aria-current");
+    }
+    articleText.querySelector(".stale")?.remove();
+    // the documents may have been changed and indexed again since the answer was given
+    if (data.text.slice(citation.start, citation.end) !== citation.text) {
+      articleText.prepend(el("p", "stale",
+        "This document has changed since the answer was given, so the cited sentence " +
+        "is not where it was. Ask again for an answer from the current text."));
+      articleText.scrollTop = 0;
+      return;
     }
     const target = articleText.querySelector(`[data-sentence="${citation.sentence}"]`);
     if (target) {
       target.classList.add("highlight");
       target.setAttribute("aria-current", "true");
-      target.scrollIntoView({ block: "center" });
+      // scroll the panel alone, the sentence in its middle
+      articleText.scrollTop =
+        target.offsetTop - (articleText.clientHeight - target.offsetHeight) / 2;
       target.focus({ preventScroll: true });
     }
   }
 
-  function renderArticle(data) {
+  function renderArticle(data, key) {
     const parts = [];
     let at = 0;
     for (const s of data.sentences) {
@@ -229,7 +249,7 @@
     }
     if (at < data.text.length) parts.push(document.createTextNode(data.text.slice(at)));
     articleText.replaceChildren(...parts);
-    articleText.dataset.doc = data.id;
+    articleText.dataset.key = key;
   }
 
   function closeArticle() {
@@ -272,12 +292,35 @@
     input.focus();
   }
 
+  // what is wrong with the question, said under the box; the hint again once it is fixed
+  function say(problem) {
+    hint.textContent = problem || HINT;
+    hint.classList.toggle("problem", Boolean(problem));
+    input.setAttribute("aria-invalid", problem ? "true" : "false");
+  }
+
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const question = input.value;
-    if (!question.trim() || pending) return;
+    if (pending) return;
+    if (!question.trim()) {
+      say("Type a question first.");
+      input.focus();
+      return;
+    }
+    if (question.length > maxChars) {
+      say(`The question has ${question.length} characters; shorten it to ${maxChars} or ` +
+        "fewer.");
+      input.focus();
+      return;
+    }
+    say("");
     input.value = "";
     ask(question);
+  });
+
+  input.addEventListener("input", () => {
+    if (hint.classList.contains("problem") && input.value.length <= maxChars) say("");
   });
 
   input.addEventListener("keydown", (event) => {
