@@ -29,6 +29,7 @@ TRAINING_ONLY = (
     "teachers",
     "distill",
     "temperature",
+    "listwise",
 )
 
 
@@ -128,6 +129,13 @@ QUESTION_OPTIONS = (
     help="With --teacher: the weight of matching the teachers against the labels [0.5].",
 )
 @click.option(
+    "--listwise",
+    type=click.FloatRange(0, 10),
+    default=None,
+    help="Weight of a shared normalisation over each question's sentences added to the "
+    "loss (spans learned on one scale across sentences) [0: none].",
+)
+@click.option(
     "--temperature",
     type=click.FloatRange(0.1, 20),
     default=None,
@@ -182,6 +190,7 @@ def train_cmd(
     teachers: tuple[str, ...],
     distill: float | None,
     temperature: float | None,
+    listwise: float | None,
     float_model: bool,
     further: bool,
     ranker: bool,
@@ -235,6 +244,7 @@ def train_cmd(
         "freeze_embeddings": freeze_embeddings,
         "distill": distill,
         "temperature": temperature,
+        "listwise": listwise,
     }
     settings = TrainSettings(
         corpus=Path(corpus),

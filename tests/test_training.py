@@ -471,6 +471,29 @@ def test_a_student_learns_from_teachers_that_read_as_it_does_and_names_them(
     assert "epoch" not in result.output and not other.exists()
 
 
+def test_listwise_training_deals_questions_whole_and_says_so_in_its_card(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    from qa.training import model
+
+    dealt = []
+    real = model.group_batches
+    monkeypatch.setattr(model, "group_batches", lambda *a: dealt.append(a) or real(*a))
+    out = tmp_path / "listwise"
+    args = ["train", "--corpus", str(tiny_corpus), "--epochs", "1", "--max-steps", "2"]
+    args += ["--limit-questions", "8", "--no-sets", "--listwise", "1.5", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert len(dealt) == 1  # the one epoch's batches, each question's rows together
+    assert json.loads((out / CARD).read_text())["training"]["listwise"] == 1.5
+    readable = (out / "README.md").read_text()
+    assert "A shared normalisation over each question's sentences added to the loss, " in readable
+    assert "weighed 1.5 (`--listwise`)" in readable
+    # it is a way of training: a re-choice, which keeps the weights, refuses it
+    again = CliRunner().invoke(cli, ["train", "--rechoose", "--out", str(out), "--listwise", "1"])
+    assert again.exit_code == 2 and "--listwise would need training" in again.output
+
+
 class _Stop(Exception):
     pass
 

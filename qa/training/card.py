@@ -153,6 +153,14 @@ def render(card: dict[str, Any]) -> str:
             if teachers
             else []
         ),
+        *(
+            [
+                f"- A shared normalisation over each question's sentences added to the loss, "
+                f"weighed {t['listwise']} (`--listwise`)"
+            ]
+            if t.get("listwise")
+            else []
+        ),
         f"- Versions: {json.dumps(card['versions'])}",
         *(
             [

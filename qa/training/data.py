@@ -38,6 +38,7 @@ class Row:
     last_answer: str
     candidate: Candidate
     span: tuple[int, int] | None  # character offsets in the sentence
+    group: int = -1  # the question it is read for (its rows share it; --listwise)
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def training_rows(
     With ``named_rows``, an answering table row is read as named cells, as the service
     would read it, and its span is taught where its characters are read (``read_span``)."""
     rows = []
-    for a in asked:
+    for group, a in enumerate(asked):
         e = a.example
         head = (a.question, a.last_question, a.last_answer)
         if e.answerable:
@@ -161,11 +162,11 @@ def training_rows(
                     span = read_span(gold.source, *span)
                 except ValueError:  # a span of what named cells leave out (marks, bars)
                     gold = candidate(index, number)  # taught on the row as written
-            rows.append(Row(*head, gold, span))
+            rows.append(Row(*head, gold, span, group))
             if erased > 0 and rng.random() < erased and gold.source is None:
                 cut = erase(gold.sentence, span)
                 if len(cut.split()) >= 4 and not holds_answer(cut, e):
-                    rows.append(Row(*head, Candidate(cut, gold.previous), None))
+                    rows.append(Row(*head, Candidate(cut, gold.previous), None, group))
         wrong = [
             c
             for h, c in zip(a.hits, a.read, strict=True)
@@ -173,7 +174,7 @@ def training_rows(
             and not (e.answerable and holds_answer(h.sentence.text, e))
         ][: 2 * negatives]
         for c in rng.sample(wrong, min(negatives, len(wrong))):
-            rows.append(Row(*head, c, None))
+            rows.append(Row(*head, c, None, group))
     return rows
 
 

@@ -185,6 +185,7 @@ def train_reader(
         bf16=settings.bf16,
         distill=settings.distill,
         temperature=settings.temperature,
+        listwise=settings.listwise,
     )
     fit_threads = torch.get_num_threads()  # before scoring, whose searches set it to one
     model.load_state_dict(best["state"])  # in place: ``words`` is the kept epoch's

@@ -45,6 +45,9 @@ class TrainSettings:
     teachers: tuple[Path, ...] = ()  # trained readers whose mean logits the reader also learns
     distill: float = 0.5  # with teachers: the distillation loss's weight against the labels'
     temperature: float = 2.0  # with teachers: the softening of their distributions
+    # the weight of the shared normalisation over each question's rows (model.listwise_loss)
+    # added to the loss; 0: none (as the shipped reader was trained)
+    listwise: float = 0.0
 
 
 def cpu_has_bf16() -> bool:
