@@ -55,6 +55,18 @@ class QuestionError(ValueError):
     """The question cannot be asked (empty, too long, not text)."""
 
 
+def check_question(text: object, limit: int, name: str = "the question") -> str:
+    """``text`` if it can be asked (a string, not blank, at most ``limit`` characters), else
+    QuestionError saying why, naming it ``name``: the one check of `qa ask` and the API."""
+    if not isinstance(text, str):
+        raise QuestionError(f"{name} must be a string")
+    if not text.strip():
+        raise QuestionError(f"{name} is empty")
+    if len(text) > limit:
+        raise QuestionError(f"{name} is over {limit} characters")
+    return text
+
+
 def read_text(sentence: Sentence) -> str:
     """``sentence`` as the reader reads it: a Markdown document's with its code and emphasis
     marks blanked (``markdown_view``: the same length, so the reader's offsets are the

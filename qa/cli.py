@@ -5,9 +5,11 @@ the configuration together. It only calls the library; library errors become one
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -16,7 +18,7 @@ from . import __version__
 from .cli_measure import bench_cmd, eval_cmd
 from .cli_options import corpus_options, library_errors
 from .cli_train import train_cmd
-from .config import LOW_CONFIDENCE, Config
+from .config import DEFAULT_MODEL, DEFAULT_READER, LOW_CONFIDENCE, RANGES, Config
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -32,8 +34,13 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
 
     try:
         config = Config.load()
-    except ValueError:
-        config = Config()
+    except ValueError:  # another setting is wrong: the version still names the models in use
+        env = os.environ
+        config = Config(
+            model=env.get("QA_MODEL") or DEFAULT_MODEL,
+            reader=Path(env.get("QA_READER") or DEFAULT_READER),
+            questions=env.get("QA_QUESTIONS") or "auto",
+        )
     folder = config.reader
     line = f"qa {__version__}, reader {card_hash(folder) or 'missing'} ({folder})"
     questions = question_folder(config)
@@ -92,7 +99,7 @@ def index_cmd(config: Config) -> None:
 @click.option(
     "--top-k",
     "-k",
-    type=click.IntRange(1, 10),
+    type=click.IntRange(RANGES["top_k"][0], Config.max_top_k),
     default=None,
     help="How many citations to return (1-10) [env QA_TOP_K; default 3].",
 )
@@ -101,15 +108,10 @@ def index_cmd(config: Config) -> None:
 @library_errors
 def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> None:
     """Answer QUESTION from the documents, citing the sentences it comes from."""
-    from .answer import QuestionError
+    from .answer import check_question
     from .engine import Engine
 
-    if not question.strip():
-        raise QuestionError("the question is empty")
-    if len(question) > config.max_question_chars:
-        raise QuestionError(
-            f"the question is over {config.max_question_chars} characters (QA_MAX_QUESTION_CHARS)"
-        )
+    check_question(question, config.max_question_chars)
     engine = Engine(config, notify=lambda m: click.echo(m, err=True))
     answer = engine.ask(question, top_k=top_k)
     if as_json:
@@ -133,13 +135,13 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> 
 @click.option("--host", default=None, help="Address to listen on [env QA_HOST; default 127.0.0.1].")
 @click.option(
     "--port",
-    type=click.IntRange(0, 65535),
+    type=click.IntRange(*RANGES["port"]),
     default=None,
     help="Port to listen on; 0 picks a free one [env QA_PORT; default 8000].",
 )
 @click.option(
     "--threads",
-    type=click.IntRange(1, 64),
+    type=click.IntRange(*RANGES["threads"]),
     default=None,
     help="Worker threads [env QA_THREADS; default 16].",
 )
@@ -151,34 +153,34 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> 
 )
 @click.option(
     "--max-connections",
-    type=click.IntRange(1),
+    type=click.IntRange(*RANGES["max_connections"]),
     default=None,
     help="Open connections in all [env QA_MAX_CONNECTIONS; default 1000].",
 )
 @click.option(
     "--max-conn-per-client",
-    type=click.IntRange(0),
+    type=click.IntRange(*RANGES["max_conn_per_client"]),
     default=None,
     help="Open connections per client address; more get a 429; 0 for no cap "
     "[env QA_MAX_CONN_PER_CLIENT; default 20].",
 )
 @click.option(
     "--header-timeout",
-    type=click.IntRange(1),
+    type=click.IntRange(*RANGES["header_timeout"]),
     default=None,
     help="Seconds from connecting to the end of a request's headers "
     "[env QA_HEADER_TIMEOUT; default 5].",
 )
 @click.option(
     "--body-timeout",
-    type=click.IntRange(1),
+    type=click.IntRange(*RANGES["body_timeout"]),
     default=None,
     help="Seconds a request's body may take before --body-min-rate applies "
     "[env QA_BODY_TIMEOUT; default 5].",
 )
 @click.option(
     "--body-min-rate",
-    type=click.IntRange(0),
+    type=click.IntRange(*RANGES["body_min_rate"]),
     default=None,
     help="Bytes a second a request's body must come at after that; 0: the whole body "
     "within --body-timeout "
@@ -186,7 +188,7 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> 
 )
 @click.option(
     "--idle-timeout",
-    type=click.IntRange(1),
+    type=click.IntRange(*RANGES["idle_timeout"]),
     default=None,
     help="Seconds a kept-alive connection may sit idle [env QA_IDLE_TIMEOUT; default 10].",
 )

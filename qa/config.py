@@ -127,9 +127,10 @@ class Config:
         for name, value in overrides.items():
             if value is not None:
                 values[name] = _coerce(name, types[name], value)
-        config = replace(cls(), **values)
-        config.check()
-        return config
+        return replace(cls(), **values)
+
+    def __post_init__(self) -> None:
+        self.check()  # however it is made: load(), replace() or directly
 
     def check(self) -> None:
         """ValueError when a setting that takes one of a few words has another, or a number

@@ -132,7 +132,6 @@ class Engine:
         embedder: Embedder | None = None,
         reader: Reader | None = None,
     ):
-        config.check()
         self.config = config
         self.embedder = embedder or load_embedder(config)
         self.reader = reader or load_reader(config)

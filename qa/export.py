@@ -184,6 +184,13 @@ def quantized_onnx(folder: Path) -> Path:
 
         tmp = folder / f".model-int8.{os.getpid()}.tmp"
         try:
+            tmp.touch()
+        except OSError as exc:
+            raise ModelError(
+                f"cannot keep the model's int8 quantisation in {folder} ({exc.strerror}): set "
+                "QA_CACHE to a folder this user may write"
+            ) from exc
+        try:
             quantize_dynamic(
                 folder / "model.onnx",
                 tmp,

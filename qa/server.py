@@ -61,8 +61,8 @@ TIMED_OUT = problem_response(
 
 
 def check_settings(config: Config) -> None:
-    """ValueError for a setting the server cannot work with."""
-    config.check()
+    """ValueError for a setting the server cannot work with (the numbers' ranges are
+    ``Config.check``'s)."""
     TrustedProxies(config.forwarded_allow_ips)
 
 

@@ -117,6 +117,10 @@ def test_a_null_top_k_or_history_is_as_if_left_out(client, spec):
     assert given.status_code == plain.status_code == 200
     assert given.get_json() == plain.get_json()
     assert len(given.get_json()["citations"]) == 3  # the default top_k
+    # and a whole number written as a float is that integer, as JSON Schema reads it
+    assert request_schema(spec).is_valid({**question, "top_k": 2.0})
+    two = ask(client, {**question, "top_k": 2.0})
+    assert two.status_code == 200 and len(two.get_json()["citations"]) == 2
 
 
 def test_a_question_of_exactly_the_limit_is_accepted(client):

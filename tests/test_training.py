@@ -476,15 +476,23 @@ def test_listwise_training_deals_questions_whole_and_says_so_in_its_card(
 ):
     from qa.training import model
 
-    dealt = []
-    real = model.group_batches
+    dealt, losses = [], []
+    real, loss = model.group_batches, model.listwise_loss
     monkeypatch.setattr(model, "group_batches", lambda *a: dealt.append(a) or real(*a))
+
+    def listwise_loss(*args):
+        value = loss(*args)
+        losses.append(float(value))
+        return value
+
+    monkeypatch.setattr(model, "listwise_loss", listwise_loss)
     out = tmp_path / "listwise"
     args = ["train", "--corpus", str(tiny_corpus), "--epochs", "1", "--max-steps", "2"]
     args += ["--limit-questions", "8", "--no-sets", "--listwise", "1.5", "--out", str(out)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert len(dealt) == 1  # the one epoch's batches, each question's rows together
+    assert losses and all(v > 0 for v in losses)  # each step compares its questions' rows
     assert json.loads((out / CARD).read_text())["training"]["listwise"] == 1.5
     readable = (out / "README.md").read_text()
     assert "A shared normalisation over each question's sentences added to the loss, " in readable

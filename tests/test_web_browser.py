@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from live_server import SEEDS, start_server
+from live_server import ROOT, SEEDS, start_server
 
 CHROMIUM = os.environ.get("QA_CHROMIUM", "/usr/bin/chromium")
 ARGS = [
@@ -278,6 +278,25 @@ def test_the_page_itself_never_scrolls(page):
     assert page.get_by_role("button", name="Close the article").is_visible()
 
 
+def test_an_answer_is_marked_in_its_sentence_by_characters_not_utf16_units(page):
+    text = "🎉 Trump signed an order on January 20, his first day."
+    cited = {"doc": "d.txt", "sentence": 0, "start": 100, "end": 100 + len(text), "text": text}
+    reply_with(
+        page,
+        {
+            "question": "q",
+            "answer": "January 20",
+            "answer_start": 100 + text.index("January"),  # Python's offsets: code points
+            "answer_end": 100 + text.index("January") + 10,
+            "confidence": 0.9,
+            "index_version": "x",
+            "citations": [{**cited, "score": 0.9}],
+        },
+    )
+    ask(page, "When did he sign it?")
+    assert page.locator(".turn.bot").last.locator("mark.answer-span").inner_text() == "January 20"
+
+
 def test_an_empty_or_over_long_question_is_explained_not_sent(page):
     sent = []
     page.on("request", lambda r: "/api/ask" in r.url and sent.append(r))
@@ -294,6 +313,19 @@ def test_an_empty_or_over_long_question_is_explained_not_sent(page):
     box.press("Backspace")
     assert hint.inner_text().startswith("Enter sends")
     assert sent == []
+    # counted as the service counts: an emoji is one character
+    box.fill("🙂" * limit)
+    box.press("Enter")
+    assert len(sent) == 1 and hint.inner_text().startswith("Enter sends")
+    page.wait_for_selector(".thinking", state="detached")
+    # an example asked after a problem was shown clears it
+    page.get_by_role("button", name="New conversation").click()
+    box.press("Enter")
+    assert hint.inner_text() == "Type a question first."
+    with page.expect_response("**/api/ask"):
+        page.locator(".example").first.click()
+    assert hint.inner_text().startswith("Enter sends")
+    assert box.get_attribute("aria-invalid") == "false"
 
 
 def test_a_citation_from_an_older_index_is_not_shown_in_the_new_text(page):
@@ -323,6 +355,9 @@ def test_a_citation_from_an_older_index_is_not_shown_in_the_new_text(page):
     stale.wait_for()
     assert "changed since the answer" in stale.inner_text()
     assert page.locator(".sentence.highlight").count() == 0
+    # said, and where the keyboard is (the panel covers the chat on a narrow screen)
+    assert stale.get_attribute("role") == "status"
+    assert page.evaluate("document.activeElement.classList.contains('stale')")
 
 
 def test_after_a_rebuild_a_citation_opens_the_new_text(browser, tmp_path):
@@ -331,7 +366,8 @@ def test_after_a_rebuild_a_citation_opens_the_new_text(browser, tmp_path):
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     doc = seeds / "recipe.txt"
-    doc.write_text("The cake serves eight people. It bakes for an hour.\n", encoding="utf-8")
+    # an emoji counts one character in the service's offsets, two UTF-16 units in a page's
+    doc.write_text("🎂 The cake serves eight people. It bakes for an hour.\n", encoding="utf-8")
     server = start_server(tmp_path)
     try:
         page = browser.new_page(viewport={"width": 1280, "height": 800})
@@ -351,24 +387,20 @@ def test_after_a_rebuild_a_citation_opens_the_new_text(browser, tmp_path):
         with urllib.request.urlopen(server.url + "/api/health") as r:
             before = json.load(r)["index_version"]
         doc.write_text(
-            "A note first. The cake serves twelve people. It bakes for an hour.\n",
+            "A note first 🙂. The cake serves twelve people. It bakes for an hour.\n",
             encoding="utf-8",
         )
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "qa",
-                "index",
-                "--seeds",
-                str(seeds),
-                "--index",
-                str(tmp_path / "index"),
-            ],
-            check=True,
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        built = subprocess.run(
+            [sys.executable, "-m", "qa", "index", "--seeds", str(seeds)]
+            + ["--index", str(tmp_path / "index")],
             capture_output=True,
+            text=True,
             cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": path},
+            timeout=300,
         )
+        assert built.returncode == 0, built.stderr
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with urllib.request.urlopen(server.url + "/api/health") as r:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from qa.answer import QuestionError
+from qa.answer import QuestionError, check_question
 from qa.records import Turn
 
 from .problems import APIProblem
@@ -95,6 +95,8 @@ def parse_ask(body: Any, config: Config) -> tuple[str, list[Turn], int]:
     top_k = body.get("top_k")
     if top_k is None:
         top_k = config.top_k
+    if isinstance(top_k, float) and top_k.is_integer():
+        top_k = int(top_k)  # JSON has one kind of number: 3.0 is the integer 3, as the spec says
     # bool is an int in Python, but true is not a number of citations
     if isinstance(top_k, bool) or not isinstance(top_k, int):
         raise APIProblem(400, "top_k must be an integer")
@@ -104,14 +106,12 @@ def parse_ask(body: Any, config: Config) -> tuple[str, list[Turn], int]:
 
 
 def _question(value: object, name: str, limit: int) -> str:
-    if not isinstance(value, str):
-        raise APIProblem(400, f"{name} must be a string")
-    if not value.strip():
-        raise APIProblem(400, f"{name} is empty")
-    if len(value) > limit:
-        raise APIProblem(400, f"{name} is over {limit} characters")
-    _check_unicode(value, name)
-    return value
+    try:
+        question = check_question(value, limit, name)
+    except QuestionError as exc:
+        raise APIProblem(400, str(exc)) from None
+    _check_unicode(question, name)
+    return question
 
 
 def _check_unicode(value: str, name: str) -> None:

@@ -28,6 +28,12 @@
   // are fetched again, since an answer cites the index it came from
   const documents = new Map();
   let lastCitationButton = null;
+  let opening = 0; // bumped by each citation opened, so that a slow fetch shows no stale text
+
+  // The service's offsets count characters (code points), as Python does; a JavaScript
+  // string counts UTF-16 units, two for an emoji. So text is cut by code points.
+  const codePoints = (text) => Array.from(text);
+  const cut = (points, from, to) => points.slice(from, to).join("");
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -45,6 +51,7 @@
 
   async function ask(question) {
     if (pending || !question.trim()) return;
+    say("");
     pending = true;
     send.disabled = true;
     examples.hidden = true;
@@ -139,7 +146,7 @@
   // answer_end are document offsets; the answer may be a short span or the whole sentence.
   function renderQuote(data, citation) {
     const quote = el("blockquote", "quote");
-    const text = citation.text;
+    const text = codePoints(citation.text);
     let from = -1;
     let to = -1;
     if (Number.isInteger(data.answer_start) && Number.isInteger(data.answer_end) &&
@@ -147,14 +154,15 @@
       from = data.answer_start - citation.start;
       to = data.answer_end - citation.start;
     } else {
-      from = text.indexOf(data.answer);
-      to = from < 0 ? -1 : from + data.answer.length;
+      const at = citation.text.indexOf(data.answer);
+      from = at < 0 ? -1 : codePoints(citation.text.slice(0, at)).length;
+      to = from < 0 ? -1 : from + codePoints(data.answer).length;
     }
     if (from >= 0 && to > from) {
-      quote.append(text.slice(0, from), el("mark", "answer-span", text.slice(from, to)),
-        text.slice(to));
+      quote.append(cut(text, 0, from), el("mark", "answer-span", cut(text, from, to)),
+        cut(text, to));
     } else {
-      quote.append(text);
+      quote.append(citation.text);
     }
     quote.append(" ", citationButton(citation, 1, "cite-inline", data.index_version));
     return quote;
@@ -199,6 +207,7 @@
   }
 
   async function openArticle(citation, version) {
+    const mine = ++opening;
     panel.hidden = false;
     document.body.classList.add("article-open");
     articleTitle.textContent = citation.doc;
@@ -206,10 +215,12 @@
     try {
       data = await fetchDocument(citation.doc, version);
     } catch (err) {
+      if (mine !== opening) return; // another citation was opened meanwhile
       articleText.replaceChildren(el("p", "error", err.message));
       delete articleText.dataset.key;
       return;
     }
+    if (mine !== opening) return;
     const key = `${data.index_version}\u0000${data.id}`;
     if (articleText.dataset.key !== key) renderArticle(data, key);
     for (const old of articleText.querySelectorAll(".sentence.highlight")) {
@@ -217,37 +228,44 @@
       old.removeAttribute("aria-current");
     }
     articleText.querySelector(".stale")?.remove();
-    // the documents may have been changed and indexed again since the answer was given
-    if (data.text.slice(citation.start, citation.end) !== citation.text) {
-      articleText.prepend(el("p", "stale",
+    // The text is the service's now: after the documents were changed and indexed again,
+    // a citation from before holds only if its sentence is still at its offsets.
+    const target = articleText.querySelector(
+      `[data-start="${citation.start}"][data-end="${citation.end}"]`);
+    if (!target || target.textContent !== citation.text) {
+      const stale = el("p", "stale",
         "This document has changed since the answer was given, so the cited sentence " +
-        "is not where it was. Ask again for an answer from the current text."));
+        "is not where it was. Ask again for an answer from the current text.");
+      stale.setAttribute("role", "status");
+      stale.tabIndex = -1;
+      articleText.prepend(stale);
       articleText.scrollTop = 0;
+      stale.focus({ preventScroll: true });
       return;
     }
-    const target = articleText.querySelector(`[data-sentence="${citation.sentence}"]`);
-    if (target) {
-      target.classList.add("highlight");
-      target.setAttribute("aria-current", "true");
-      // scroll the panel alone, the sentence in its middle
-      articleText.scrollTop =
-        target.offsetTop - (articleText.clientHeight - target.offsetHeight) / 2;
-      target.focus({ preventScroll: true });
-    }
+    target.classList.add("highlight");
+    target.setAttribute("aria-current", "true");
+    // scroll the panel alone, the sentence in its middle
+    articleText.scrollTop =
+      target.offsetTop - (articleText.clientHeight - target.offsetHeight) / 2;
+    target.focus({ preventScroll: true });
   }
 
   function renderArticle(data, key) {
     const parts = [];
+    const text = codePoints(data.text);
     let at = 0;
     for (const s of data.sentences) {
-      if (s.start > at) parts.push(document.createTextNode(data.text.slice(at, s.start)));
-      const span = el("span", "sentence", data.text.slice(s.start, s.end));
+      if (s.start > at) parts.push(document.createTextNode(cut(text, at, s.start)));
+      const span = el("span", "sentence", cut(text, s.start, s.end));
       span.dataset.sentence = String(s.sentence);
+      span.dataset.start = String(s.start);
+      span.dataset.end = String(s.end);
       span.tabIndex = -1;
       parts.push(span);
       at = s.end;
     }
-    if (at < data.text.length) parts.push(document.createTextNode(data.text.slice(at)));
+    if (at < text.length) parts.push(document.createTextNode(cut(text, at)));
     articleText.replaceChildren(...parts);
     articleText.dataset.key = key;
   }
@@ -294,6 +312,7 @@
 
   // what is wrong with the question, said under the box; the hint again once it is fixed
   function say(problem) {
+    if (hint.textContent === (problem || HINT)) return; // a live region: say it once
     hint.textContent = problem || HINT;
     hint.classList.toggle("problem", Boolean(problem));
     input.setAttribute("aria-invalid", problem ? "true" : "false");
@@ -308,9 +327,9 @@
       input.focus();
       return;
     }
-    if (question.length > maxChars) {
-      say(`The question has ${question.length} characters; shorten it to ${maxChars} or ` +
-        "fewer.");
+    const length = codePoints(question).length; // counted as the service counts them
+    if (length > maxChars) {
+      say(`The question has ${length} characters; shorten it to ${maxChars} or fewer.`);
       input.focus();
       return;
     }
@@ -320,7 +339,9 @@
   });
 
   input.addEventListener("input", () => {
-    if (hint.classList.contains("problem") && input.value.length <= maxChars) say("");
+    if (hint.classList.contains("problem") && codePoints(input.value).length <= maxChars) {
+      say("");
+    }
   });
 
   input.addEventListener("keydown", (event) => {
