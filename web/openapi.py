@@ -37,7 +37,7 @@ def spec(config: Config) -> dict[str, Any]:
         "minLength": 1,
         "maxLength": config.max_question_chars,
         "pattern": r"\S",
-        "description": "Text; an unpaired surrogate escape (\"\\ud800\") is refused.",
+        "description": 'Text; an unpaired surrogate escape ("\\ud800") is refused.',
     }
     schemas = {
         "AskRequest": {
