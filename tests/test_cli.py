@@ -144,6 +144,24 @@ def test_a_setting_out_of_its_range_is_one_clear_line(
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
+def test_a_configuration_made_in_code_is_checked_too():
+    """The library's users build a Config directly; it refuses what the variables would."""
+    from qa.config import Config
+
+    with pytest.raises(ValueError, match="QA_TOP_K: 0 .it must be from 1 to 10"):
+        Config(top_k=0)
+    with pytest.raises(ValueError, match="QA_PORT: -1"):
+        replace(Config(), port=-1)
+    assert Config(top_k=20, max_top_k=20).top_k == 20  # top_k's top is max_top_k
+
+
+def test_version_names_the_models_in_use_even_when_another_setting_is_wrong(monkeypatch):
+    monkeypatch.setenv("QA_TOP_K", "0")
+    monkeypatch.setenv("QA_READER", "/nowhere/reader")
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and "reader missing (/nowhere/reader)" in result.output
+
+
 def test_an_unusable_cache_folder_is_one_clear_line(dirs, tmp_path, monkeypatch):
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
