@@ -218,8 +218,8 @@ def serve_cmd(config: Config, rebuild: bool, **flags: Any) -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("qa").setLevel(logging.INFO)  # index switches are worth a line
-    config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
     try:
+        config = dataclasses.replace(config, **{k: v for k, v in flags.items() if v is not None})
         check_settings(config)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
