@@ -175,20 +175,22 @@ def test_an_error_is_shown_inline(page):
     page.console_errors[:] = [e for e in page.console_errors if "503" not in e]
 
 
+def abstention(citation: dict, confidence: float, version: str = "x") -> dict:
+    """An answer of "the documents do not say", offering ``citation`` as related."""
+    return {
+        "question": "q",
+        "answer": None,
+        "answer_start": None,
+        "answer_end": None,
+        "confidence": confidence,
+        "index_version": version,
+        "citations": [citation],
+    }
+
+
 def test_abstention_offers_related_passages(page):
     related = {"doc": "d.txt", "sentence": 0, "start": 0, "end": 5, "text": "Hello", "score": 0.1}
-    reply_with(
-        page,
-        {
-            "question": "q",
-            "answer": None,
-            "answer_start": None,
-            "answer_end": None,
-            "confidence": 0.1,
-            "index_version": "x",
-            "citations": [related],
-        },
-    )
+    reply_with(page, abstention(related, 0.1))
     ask(page, "What is the capital of Mars?")
     bubble = page.locator(".turn.bot").last
     assert bubble.locator(".answer").inner_text() == "The documents do not say."
@@ -337,18 +339,7 @@ def test_a_citation_from_an_older_index_is_not_shown_in_the_new_text(page):
     page.locator(".sentence.highlight").wait_for()
     doc = page.locator("#article-title").inner_text()
     moved = {"doc": doc, "sentence": 3, "start": 0, "end": 11, "text": "Not here at", "score": 1}
-    reply_with(
-        page,
-        {
-            "question": "q",
-            "answer": None,
-            "answer_start": None,
-            "answer_end": None,
-            "confidence": 0.9,
-            "index_version": "older",
-            "citations": [moved],
-        },
-    )
+    reply_with(page, abstention(moved, 0.9, "older"))
     ask(page, "Anything from before?")
     page.locator(".turn.bot").last.locator(".cite").first.click()
     stale = page.locator(".article-text .stale")
