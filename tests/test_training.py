@@ -482,7 +482,7 @@ def test_listwise_training_deals_questions_whole_and_says_so_in_its_card(
 
     def listwise_loss(*args):
         value = loss(*args)
-        losses.append(float(value))
+        losses.append(value.item())
         return value
 
     monkeypatch.setattr(model, "listwise_loss", listwise_loss)

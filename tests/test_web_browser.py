@@ -368,11 +368,13 @@ def test_after_a_rebuild_a_citation_opens_the_new_text(browser, tmp_path):
         def cite_first(question: str) -> str:
             ask(page, question)
             bubble = page.locator(".turn.bot").last
+            cited = bubble.locator(".cite-text").first.inner_text()
             bubble.locator(".cite").first.click()
-            page.locator(".sentence.highlight").wait_for()
-            highlighted = page.locator(".sentence.highlight").inner_text()
-            assert highlighted == bubble.locator(".cite-text").first.inner_text()
-            return highlighted
+            # the panel may still show the last citation: wait for this one (or time out)
+            page.locator(".sentence.highlight", has_text=cited).wait_for()
+            assert page.locator(".sentence.highlight").count() == 1
+            assert page.locator(".article-text .stale").count() == 0
+            return page.locator(".sentence.highlight").inner_text()
 
         assert "eight" in cite_first("How many people does the cake serve?")
         with urllib.request.urlopen(server.url + "/api/health") as r:

@@ -211,6 +211,7 @@
     panel.hidden = false;
     document.body.classList.add("article-open");
     articleTitle.textContent = citation.doc;
+    unmark(); // nothing of the last citation stays marked while this one loads
     let data;
     try {
       data = await fetchDocument(citation.doc, version);
@@ -223,11 +224,6 @@
     if (mine !== opening) return;
     const key = `${data.index_version}\u0000${data.id}`;
     if (articleText.dataset.key !== key) renderArticle(data, key);
-    for (const old of articleText.querySelectorAll(".sentence.highlight")) {
-      old.classList.remove("highlight");
-      old.removeAttribute("aria-current");
-    }
-    articleText.querySelector(".stale")?.remove();
     // The text is the service's now: after the documents were changed and indexed again,
     // a citation from before holds only if its sentence is still at its offsets.
     const target = articleText.querySelector(
@@ -249,6 +245,14 @@
     articleText.scrollTop =
       target.offsetTop - (articleText.clientHeight - target.offsetHeight) / 2;
     target.focus({ preventScroll: true });
+  }
+
+  function unmark() {
+    for (const old of articleText.querySelectorAll(".sentence.highlight")) {
+      old.classList.remove("highlight");
+      old.removeAttribute("aria-current");
+    }
+    articleText.querySelector(".stale")?.remove();
   }
 
   function renderArticle(data, key) {
