@@ -5,11 +5,9 @@ the configuration together. It only calls the library; library errors become one
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -18,7 +16,7 @@ from . import __version__
 from .cli_measure import bench_cmd, eval_cmd
 from .cli_options import corpus_options, library_errors
 from .cli_train import train_cmd
-from .config import DEFAULT_MODEL, DEFAULT_READER, LOW_CONFIDENCE, RANGES, Config
+from .config import LOW_CONFIDENCE, RANGES, Config
 
 if TYPE_CHECKING:
     from types import FrameType
@@ -35,12 +33,7 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     try:
         config = Config.load()
     except ValueError:  # another setting is wrong: the version still names the models in use
-        env = os.environ
-        config = Config(
-            model=env.get("QA_MODEL") or DEFAULT_MODEL,
-            reader=Path(env.get("QA_READER") or DEFAULT_READER),
-            questions=env.get("QA_QUESTIONS") or "auto",
-        )
+        config = Config.load(only=("model", "reader", "questions"))
     folder = config.reader
     line = f"qa {__version__}, reader {card_hash(folder) or 'missing'} ({folder})"
     questions = question_folder(config)

@@ -115,14 +115,15 @@ class Config:
     cleanup_interval: float = 1.0
 
     @classmethod
-    def load(cls, **overrides: Any) -> Config:
-        """Defaults, overridden by QA_* environment variables, overridden by ``overrides``
-        (flags; a value of None means "not given")."""
+    def load(cls, only: tuple[str, ...] = (), **overrides: Any) -> Config:
+        """Defaults, overridden by QA_* environment variables (with ``only``, those of these
+        fields alone), overridden by ``overrides`` (flags; a value of None means "not
+        given")."""
         values: dict[str, Any] = {}
         types = {f.name: f.type for f in fields(cls)}
         for var, name in ENV_VARS.items():
             raw = os.environ.get(var)
-            if raw not in (None, ""):
+            if raw not in (None, "") and (not only or name in only):
                 values[name] = _coerce(name, types[name], raw)
         for name, value in overrides.items():
             if value is not None:

@@ -132,10 +132,7 @@ def export_onnx(name: str, cache_dir: Path) -> Path:
     try:
         tmp.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ModelError(
-            f"cannot keep the model's ONNX export in {cache_dir} ({exc.strerror}): set QA_CACHE "
-            "to a folder this user may write"
-        ) from exc
+        raise _unwritable("ONNX export", cache_dir, exc) from exc
     try:
         import warnings
 
@@ -173,6 +170,13 @@ def export_onnx(name: str, cache_dir: Path) -> Path:
     return folder
 
 
+def _unwritable(what: str, folder: Path, exc: OSError) -> ModelError:
+    return ModelError(
+        f"cannot keep the model's {what} in {folder} ({exc.strerror}): set QA_CACHE to a "
+        "folder this user may write"
+    )
+
+
 def quantized_onnx(folder: Path) -> Path:
     """The dynamic int8 quantisation of the export in ``folder`` (weights of the matrix
     products, per channel), made once beside it."""
@@ -186,10 +190,7 @@ def quantized_onnx(folder: Path) -> Path:
         try:
             tmp.touch()
         except OSError as exc:
-            raise ModelError(
-                f"cannot keep the model's int8 quantisation in {folder} ({exc.strerror}): set "
-                "QA_CACHE to a folder this user may write"
-            ) from exc
+            raise _unwritable("int8 quantisation", folder, exc) from exc
         try:
             quantize_dynamic(
                 folder / "model.onnx",
