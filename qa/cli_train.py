@@ -64,7 +64,7 @@ QUESTION_OPTIONS = (
     "or with --questions the question encoder [QA_QUESTIONS, qa/models/questions].",
 )
 @click.option("--seed", type=int, default=13, show_default=True, help="Random seed.")
-@click.option("--epochs", type=click.IntRange(1, 50), default=None, help="Training epochs.")
+@click.option("--epochs", type=click.IntRange(1, 50), default=None, help="Training epochs [3].")
 @click.option("--layers", type=click.IntRange(1, 12), default=None, help="Transformer layers kept.")
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
 @click.option(
@@ -133,7 +133,7 @@ QUESTION_OPTIONS = (
     type=click.FloatRange(0, 10),
     default=None,
     help="Weight of a shared normalisation over each question's sentences added to the "
-    "loss (spans learned on one scale across sentences) [0: none].",
+    "loss (spans learned on one scale across sentences; 0: none) [1.0].",
 )
 @click.option(
     "--temperature",

@@ -544,3 +544,24 @@ def test_qa_train_reads_table_rows_as_qa_table_rows_says_everywhere(
             config=Config(table_rows=way),
         )
     assert seen == {"asked": way == "named", "rows": way == "named"}
+
+
+def test_the_defaults_are_the_shipped_readers_recipe():
+    """``qa train`` with a teacher reproduces the shipped reader: every setting its card
+    records as a choice of recipe is the default (where it ran and how much of the corpus
+    it used are not: those record the run)."""
+    from dataclasses import asdict
+
+    from qa.config import DEFAULT_READER
+
+    trained = json.loads((DEFAULT_READER / CARD).read_text())["training"]
+    run_only = {"corpus", "out", "threads", "bf16", "max_steps", "limit_questions", "teachers"}
+    defaults = asdict(TrainSettings())
+    recipe = {k: v for k, v in defaults.items() if k not in run_only}
+    assert {"epochs", "listwise", "seed", "lr", "negatives", "layers"} <= set(recipe)
+    for key, value in recipe.items():
+        recorded = trained.get(key, TrainSettings.__dataclass_fields__[key].default)
+        if isinstance(value, tuple):
+            recorded = tuple(recorded)
+        assert recorded == value, f"{key}: the shipped reader was trained with {recorded!r}"
+    assert trained["teachers"], "the shipped reader was distilled: docs/reader.md names it"
