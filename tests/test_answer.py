@@ -212,6 +212,31 @@ def test_the_shipped_reader_answers_and_abstains(engine):
         assert nothing.answer is None and nothing.citations
 
 
+def readme_examples() -> list[dict]:
+    """The JSON answers the README shows (``qa ask --json`` and ``POST /api/ask``)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = readme.split("```json\n")[1:]
+    found = [json.loads(b.split("```")[0]) for b in blocks]
+    return [f for f in found if "question" in f and "citations" in f]
+
+
+def test_the_readmes_answers_are_what_the_shipped_reader_gives(engine):
+    """The README's example answers, asked again: the same span, offsets and citation, and
+    the confidence and score to two places (they change with every reader shipped)."""
+    examples = readme_examples()
+    assert len(examples) >= 2
+    for shown in examples:
+        top_k = len(shown["citations"])
+        given = engine.ask(shown["question"], top_k=top_k).to_dict()
+        for key in ("answer", "answer_start", "answer_end"):
+            assert given[key] == shown[key], (shown["question"], key)
+        assert given["confidence"] == pytest.approx(shown["confidence"], abs=0.01)
+        for mine, theirs in zip(given["citations"], shown["citations"], strict=True):
+            for key in ("doc", "sentence", "start", "end", "text"):
+                assert mine[key] == theirs[key], (shown["question"], key)
+            assert mine["score"] == pytest.approx(theirs["score"], abs=0.01)
+
+
 class StopsBeforeTheClosingMark(Scripted):
     """A reader that answers from the sentences holding a closing quotation mark, with a
     span from the opening mark's word up to, not including, the closing one."""
