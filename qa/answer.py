@@ -4,8 +4,9 @@
    that best match the question; a follow-up carries the last turn into the query. When
    the reader's card has a ranker (``rank.py``), it orders the best of them again.
 2. **Read** (``read.py``): the trained reader reads the first N of them (N chosen on
-   validation, recorded in its model card) in one batched run: for each, the best span and
-   its margin over no answer. Further citations (a ``top_k`` over N) are read N at a time
+   validation, recorded in its model card), each sentence in a run of its own (side by
+   side on the cores for a question alone), so that a sentence's reading depends on the
+   question and that sentence only: for each, the best span and its margin over no answer. Further citations (a ``top_k`` over N) are read N at a time
    after them, so that no reading, and so no answer, depends on how many were asked for.
 3. **Decide** (``decide.py``): the best span across sentences (by the reader's margin)
    answers when the decider, fitted on validation, finds the question answered: its score

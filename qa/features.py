@@ -78,6 +78,25 @@ class Batch:
     def feeds(self) -> dict[str, np.ndarray]:
         return {"input_ids": self.ids, "attention_mask": self.mask, "token_type_ids": self.types}
 
+    def rows(self) -> list[Batch]:
+        """Each row as a batch of its own, cut to its own length (no padding)."""
+        out = []
+        for r in range(len(self.first)):
+            n = int(self.mask[r].sum())
+            out.append(
+                Batch(
+                    self.ids[r : r + 1, :n],
+                    self.mask[r : r + 1, :n],
+                    self.types[r : r + 1, :n],
+                    self.first[r : r + 1],
+                    self.offsets[r : r + 1],
+                    self.word_start[r : r + 1],
+                    self.word_end[r : r + 1],
+                    self.sources[r : r + 1],
+                )
+            )
+        return out
+
 
 @dataclass(frozen=True)
 class Reading:

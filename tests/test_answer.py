@@ -24,7 +24,7 @@ from qa.config import DEFAULT_READER, Config, table_reading
 from qa.corpus import Example
 from qa.engine import Engine
 from qa.evaluate import Item, evaluate, library_asker, load_items
-from qa.features import Reading
+from qa.features import Candidate, Reading
 from qa.read import Settings
 from qa.records import Sentence, Turn
 from qa.text import (
@@ -136,7 +136,7 @@ def test_citations_beyond_n_are_read_apart_and_do_not_decide(engine):
 def test_the_answer_does_not_depend_on_how_many_citations_are_asked_for(engine):
     """With the shipped reader: asking for more citations reads more sentences, but the
     answer, its confidence and every citation already given stay exactly as they were
-    (each sentence is read in the same batch of N whatever top_k is)."""
+    (each sentence is read in a run of its own, whatever top_k is)."""
     for question in (
         "Who was instructed to use military force?",
         "What is Gaitanista?",
@@ -147,6 +147,38 @@ def test_the_answer_does_not_depend_on_how_many_citations_are_asked_for(engine):
             assert (many.answer, many.confidence) == (few.answer, few.confidence)
             assert many.citations[: len(few.citations)] == few.citations
             assert len(many.citations) > len(few.citations)
+
+
+def test_a_sentence_reads_the_same_whatever_is_read_beside_it():
+    """With the shipped reader: each candidate is read in a run of its own, so a sentence's
+    span and scores depend only on the question and that sentence, not on the sentences
+    retrieval put beside it (in one padded batch, dynamic int8 scaled them all alike, and
+    the scores moved by half a point). A question alone reads its rows side by side, one
+    thread each; under load, one after another: the same numbers."""
+    from qa.read import OnnxReader
+    from qa.runner import CORES
+
+    reader = OnnxReader(DEFAULT_READER)
+    bridge = Candidate("The bridge, opened in 1932, carries 160,000 vehicles a day.")
+    tolls = Candidate(
+        "Tolls were first charged at sixpence for a car and threepence for a horse, and the "
+        "engineer who designed the arch said it would outlast every building in the city.",
+        bridge.sentence,
+    )
+    short = Candidate("It closed.")
+    question = "How many vehicles cross the bridge each day?"
+    (alone,) = reader.read(question, [bridge])
+    assert bridge.sentence[alone.start : alone.end] == "160,000 vehicles"
+    assert reader.read(question, [bridge, tolls, short])[0] == alone
+    assert reader.read(question, [short, bridge])[1] == alone
+    assert (reader._pool is not None) == (CORES > 1)  # read side by side when alone
+    side_by_side = reader.read(question, [tolls, short, bridge])
+    reader._running += 1  # as if another question were being read: one after another
+    try:
+        assert reader.read(question, [tolls, short, bridge]) == side_by_side
+    finally:
+        reader._running -= 1
+    assert reader._running == 0  # every run counted out
 
 
 def test_a_follow_up_carries_the_last_turn_to_the_reader(engine):

@@ -118,7 +118,7 @@ def test_the_bench_times_the_readers_run_as_stored_and_as_served():
     if not exact_signed_products():
         assert not served  # AVX2 without VNNI: the file, as stored
     text = bench.table({"reader": r})
-    assert "reader run, 3 rows, as stored (uint8)" in text and r["served"] in text
+    assert "reader runs, 3 rows, a run each, as stored (uint8)" in text and r["served"] in text
 
 
 def test_the_bench_times_the_question_encoders_run_as_stored_and_as_served():

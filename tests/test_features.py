@@ -115,8 +115,9 @@ def test_a_copy_with_slack_widens_while_the_reader_stays_as_it_was(featurizer):
 def test_a_remembering_reader_runs_each_batch_once_and_reads_alike_whatever_the_slack(
     featurizer,
 ):
-    """Choosing reads the same sentences once for each slack: the model runs once a batch,
-    and every slack reads what a fresh reader with that slack reads."""
+    """Choosing reads the same sentences once for each slack: the model runs once a row
+    (each candidate is a run of its own), and every slack reads what a fresh reader with
+    that slack reads."""
     runs = []
 
     def counted(batch):
@@ -126,12 +127,39 @@ def test_a_remembering_reader_runs_each_batch_once_and_reads_alike_whatever_the_
     settings = Settings(3, 0.0, 1.0, 0.0, 1.0, 0.0)
     fresh = LogitsReader(featurizer, near_best_logits, settings, "test")
     remembering = RememberingReader(LogitsReader(featurizer, counted, settings, "test"))
-    asked = [Candidate(SENTENCE)], [Candidate(SENTENCE), Candidate("Nothing here.")]
+    asked = [Candidate(SENTENCE)], [Candidate(SENTENCE), Candidate(SENTENCE, "Nothing here.")]
     for slack in (0.0, 1.5, 0.5):
         for candidates in asked:
             got = with_slack(remembering, slack).read("How much?", candidates)
             assert got == with_slack(fresh, slack).read("How much?", candidates)
-    assert len(runs) == 2  # one run for each distinct batch, none for the other slacks
+    assert len(runs) == 2  # one run for each distinct row, none for the other slacks
+    assert all(shape[0] == 1 for shape in runs)
+
+
+def test_a_batchs_rows_are_each_a_batch_without_padding(featurizer):
+    """The reader reads each candidate in a run of its own: a row cut from a padded batch
+    is that row, tokens, offsets and source, with no padding."""
+    long = " ".join(["word"] * 40) + "."
+    source = tuple(range(len(SENTENCE)))
+    batch = featurizer.encode(
+        "How much?",
+        [Candidate(SENTENCE, long), Candidate("Short."), Candidate(SENTENCE, "", source)],
+    )
+    rows = batch.rows()
+    assert len(rows) == 3 and batch.mask[1].sum() < batch.ids.shape[1]  # the 2nd was padded
+    for r, row in enumerate(rows):
+        n = int(batch.mask[r].sum())
+        assert row.ids.tolist() == [batch.ids[r, :n].tolist()]
+        assert row.mask.all() and row.types.tolist() == [batch.types[r, :n].tolist()]
+        assert row.first == [batch.first[r]] and row.offsets[0] is batch.offsets[r]
+        assert row.word_start[0] is batch.word_start[r] and row.word_end[0] is batch.word_end[r]
+        assert row.sources == [batch.sources[r]]
+    assert rows[1].ids.shape[1] < rows[0].ids.shape[1]
+    logits = near_best_logits(batch)
+    spans = read_spans(*logits, batch, 30)
+    for r, row in enumerate(rows):  # each row read alone reads as it does in the batch
+        n = row.ids.shape[1]
+        assert read_spans(logits[0][r : r + 1, :n], logits[1][r : r + 1, :n], row, 30) == [spans[r]]
 
 
 def test_a_long_sentence_is_cut_to_its_budget(featurizer):

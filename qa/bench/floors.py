@@ -113,10 +113,11 @@ def recall_at_k(
 def reader_runs(
     folder: Path, questions: list[str], texts: list[str], rows: int = 3
 ) -> dict[str, Any]:
-    """The reader's own batched run, ``rows`` sentences of the documents a question: the
-    model file as stored (uint8 weights) against the model as this CPU serves it
-    (``OnnxReader.served``: int8 weights where that gives the same logits), alternated, median
-    ms on one thread (as under load) and on every core (a question alone)."""
+    """The reader's own runs, ``rows`` sentences of the documents a question, each a run of
+    its own as served: the model file as stored (uint8 weights) against the model as this
+    CPU serves it (``OnnxReader.served``: int8 weights where that gives the same logits),
+    alternated, median ms a question on one thread, one row after another (as under load),
+    and on every core, the rows side by side on one thread each (a question alone)."""
     from ..build import sentences_of
     from ..features import Candidate
     from ..read import OnnxReader
@@ -131,40 +132,54 @@ def reader_runs(
         picked = sentences[at : at + rows]
         before = [sentences[at - 1] if at else "", *picked[:-1]]
         candidates = [Candidate(s, p) for s, p in zip(picked, before, strict=True)]
-        batches.append(reader.featurizer.encode(q, candidates))
+        batches.append(reader.featurizer.encode(q, candidates).rows())
     result: dict[str, Any] = {
         "rows": rows,
         "questions": len(batches),
         "served": "int8 weights" if isinstance(served, bytes) else "the file's uint8 weights",
     }
-    result.update(alternated_runs(path, served, [b.feeds() for b in batches]))
+    longest = [sorted(b, key=lambda row: -row.ids.shape[1]) for b in batches]
+    result.update(alternated_runs(path, served, [[r.feeds() for r in b] for b in longest], True))
     return result
 
 
 def alternated_runs(
     path: Path,
     served: Path | bytes,
-    feeds: list[dict[str, Any]],
+    feeds: list[list[dict[str, Any]]],
+    side_by_side: bool = False,
     initializers: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Median ms of a model's run on each of ``feeds``, on one thread and on every core: the
-    file as stored, and the model as served where that differs, the two alternated."""
+    """Median ms of a model's runs on each item of ``feeds`` (a question's runs), on one
+    thread and on every core: the file as stored, and the model as served where that
+    differs, the two alternated. On every core, ``side_by_side`` runs an item's runs at
+    once on one-thread sessions, as ``OnnxReader.run_rows`` does for a question alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from ..runner import CORES, ort_session
 
     result: dict[str, Any] = {}
+    pool = ThreadPoolExecutor(CORES)
     for threads in sorted({1, CORES}):
-        sessions = {"file": ort_session(path, threads, None, initializers)}
+        apart = side_by_side and threads > 1
+        each = 1 if apart else threads
+        sessions = {"file": ort_session(path, each, None, initializers)}
         if isinstance(served, bytes):
-            sessions["served"] = ort_session(served, threads, None, initializers)
+            sessions["served"] = ort_session(served, each, None, initializers)
         times: dict[str, list[float]] = {k: [] for k in sessions}
-        for feed in [*feeds[:2], *feeds]:  # the first two warm up, and are run again
+        for item in [*feeds[:2], *feeds]:  # the first two warm up, and are run again
             for k, s in sessions.items():
                 started = time.perf_counter()
-                s.run(None, feed)
+                if apart:
+                    list(pool.map(lambda feed, s=s: s.run(None, feed), item))
+                else:
+                    for feed in item:
+                        s.run(None, feed)
                 times[k].append(time.perf_counter() - started)
         result[f"{threads}_threads"] = {
             f"{k}_ms": ms(statistics.median(v[2:])) for k, v in times.items()
         }
+    pool.shutdown()
     return result
 
 
@@ -183,5 +198,7 @@ def encoder_runs(folder: Path, model: str, questions: list[str]) -> dict[str, An
         "questions": len(feeds),
         "served": "int8 weights" if isinstance(served, bytes) else "the file's uint8 weights",
     }
-    result.update(alternated_runs(folder / "model.onnx", served, feeds, initializers))
+    result.update(
+        alternated_runs(folder / "model.onnx", served, [[f] for f in feeds], False, initializers)
+    )
     return result

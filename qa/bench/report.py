@@ -192,7 +192,7 @@ def _model_runs(runs: dict[str, Any], name: str) -> list[tuple[str, str, str]]:
     stored, and as served where that differs, on one thread and on every core."""
     rows = []
     by_threads = {k: v for k, v in runs.items() if k.endswith("_threads")}
-    what = f"{name} run, {runs['rows']} rows" if "rows" in runs else f"{name} run"
+    what = f"{name} runs, {runs['rows']} rows, a run each" if "rows" in runs else f"{name} run"
     for label in ("file", "served"):
         if all(f"{label}_ms" in v for v in by_threads.values()):
             times = " / ".join(str(v[f"{label}_ms"]) for v in by_threads.values())

@@ -70,7 +70,7 @@ def choose(
         scores[n] = sum(objective(m) for m in ms) / len(ms)
         log(f"  reading {n}: threshold {threshold:.3f} {tried[str(n)]}")
     n = least_within_tolerance(scores)
-    # the chosen count read exactly as the service reads it: n sentences in one batch
+    # the chosen count read exactly as the service reads it: n sentences, a run each
     outs: dict[float, dict[str, list[Outcome]]] = {}
     reads: dict[float, dict[str, list[list[Reading]]]] = {}
     widened: dict[str, dict[str, Metrics]] = {}

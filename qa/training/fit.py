@@ -293,7 +293,7 @@ def calibrate(outs: Sequence[Outcome], threshold: float, right: bool = True) -> 
 
 
 def read_all(reader: Reader, asked: Sequence[Asked], n: int, batch: int = 0) -> list[list[Reading]]:
-    """Each question's first ``n`` sentences read as the service reads them: one batch (or,
+    """Each question's first ``n`` sentences read as the service reads them: a run each (or,
     with ``batch``, its ``batch``-th N sentences after them, as a further reading reads)."""
     out = []
     for a in asked:
