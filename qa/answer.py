@@ -6,8 +6,9 @@
 2. **Read** (``read.py``): the trained reader reads the first N of them (N chosen on
    validation, recorded in its model card), each sentence in a run of its own (side by
    side on the cores for a question alone), so that a sentence's reading depends on the
-   question and that sentence only: for each, the best span and its margin over no answer. Further citations (a ``top_k`` over N) are read N at a time
-   after them, so that no reading, and so no answer, depends on how many were asked for.
+   question and that sentence only: for each, the best span and its margin over no
+   answer. Further citations (a ``top_k`` over N) are read N at a time after them, so
+   that no reading, and so no answer, depends on how many were asked for.
 3. **Decide** (``decide.py``): the best span across sentences (by the reader's margin)
    answers when the decider, fitted on validation, finds the question answered: its score
    (the log-odds that the documents answer, from the readings and the retrieval) reaches
@@ -163,9 +164,9 @@ def answer_question(
     followup = last is not None
 
     def read(batch: int) -> list[Reading]:
-        # N at a time, as the decision was validated: dynamic int8 scales a batch as a
-        # whole, so a sentence read beside others would score otherwise, and the answer,
-        # or a citation's score, would depend on top_k
+        # N at a time, as the decision was validated: the first N decide, and further ones
+        # follow them (each sentence is a run of its own, so its reading, and so the
+        # answer or a citation's score, never depends on top_k)
         batch_of = candidates[batch * n : (batch + 1) * n]
         return reader.read(query.text, batch_of, query.last_question, query.last_answer)
 

@@ -181,6 +181,49 @@ def test_a_sentence_reads_the_same_whatever_is_read_beside_it():
     assert reader._running == 0  # every run counted out
 
 
+def test_a_failed_run_is_counted_out_and_the_reader_reads_on():
+    """A run that fails (or a row that cannot be handed to a thread) raises to the caller,
+    but only once every run of the question has ended, and counted out: the next question
+    alone is read as a question alone again, with the same numbers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qa.read import OnnxReader
+
+    reader = OnnxReader(DEFAULT_READER)
+    question = "How many vehicles cross the bridge each day?"
+    rows = [Candidate("The bridge carries 160,000 vehicles a day."), Candidate("It closed.")]
+    before = reader.read(question, rows)
+
+    class Broken:
+        def run(self, *_):
+            raise RuntimeError("a run failed")
+
+    sessions = reader._shared, reader._alone
+    reader._shared = reader._alone = Broken()
+    with pytest.raises(RuntimeError, match="a run failed"):
+        reader.read(question, rows)
+    assert reader._running == 0
+    reader._shared, reader._alone = sessions
+
+    class Refusing:  # takes the first row, then cannot start a thread for the second
+        def __init__(self):
+            self.pool, self.taken = ThreadPoolExecutor(1), 0
+
+        def submit(self, *args):
+            self.taken += 1
+            if self.taken > 1:
+                raise RuntimeError("can't start new thread")
+            return self.pool.submit(*args)
+
+    if reader._side_by_side:
+        reader._pool = Refusing()  # type: ignore[assignment]
+        with pytest.raises(RuntimeError, match="new thread"):
+            reader.read(question, rows)
+        assert reader._running == 0
+        reader._pool = None
+    assert reader.read(question, rows) == before
+
+
 def test_a_follow_up_carries_the_last_turn_to_the_reader(engine):
     reader = Scripted([2.0])
     history = [Turn("Who was instructed to use military force?", "the Pentagon")]

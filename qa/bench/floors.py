@@ -159,27 +159,26 @@ def alternated_runs(
     from ..runner import CORES, ort_session
 
     result: dict[str, Any] = {}
-    pool = ThreadPoolExecutor(CORES)
-    for threads in sorted({1, CORES}):
-        apart = side_by_side and threads > 1
-        each = 1 if apart else threads
-        sessions = {"file": ort_session(path, each, None, initializers)}
-        if isinstance(served, bytes):
-            sessions["served"] = ort_session(served, each, None, initializers)
-        times: dict[str, list[float]] = {k: [] for k in sessions}
-        for item in [*feeds[:2], *feeds]:  # the first two warm up, and are run again
-            for k, s in sessions.items():
-                started = time.perf_counter()
-                if apart:
-                    list(pool.map(lambda feed, s=s: s.run(None, feed), item))
-                else:
-                    for feed in item:
-                        s.run(None, feed)
-                times[k].append(time.perf_counter() - started)
-        result[f"{threads}_threads"] = {
-            f"{k}_ms": ms(statistics.median(v[2:])) for k, v in times.items()
-        }
-    pool.shutdown()
+    with ThreadPoolExecutor(CORES) as pool:
+        for threads in sorted({1, CORES}):
+            apart = side_by_side and threads > 1
+            each = 1 if apart else threads
+            sessions = {"file": ort_session(path, each, None, initializers)}
+            if isinstance(served, bytes):
+                sessions["served"] = ort_session(served, each, None, initializers)
+            times: dict[str, list[float]] = {k: [] for k in sessions}
+            for item in [*feeds[:2], *feeds]:  # the first two warm up, and are run again
+                for k, s in sessions.items():
+                    started = time.perf_counter()
+                    if apart:
+                        list(pool.map(lambda feed, s=s: s.run(None, feed), item))
+                    else:
+                        for feed in item:
+                            s.run(None, feed)
+                    times[k].append(time.perf_counter() - started)
+            result[f"{threads}_threads"] = {
+                f"{k}_ms": ms(statistics.median(v[2:])) for k, v in times.items()
+            }
     return result
 
 

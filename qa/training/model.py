@@ -343,7 +343,7 @@ def read_validation(
     model: SpanModel, featurizer: Featurizer, asked: Sequence[Asked], n: int, rows: int = 64
 ) -> list[list[Reading]]:
     """The first ``n`` sentences of each question read by the PyTorch model, many
-    questions to a batch (the exported model reads one question a batch, as the service)."""
+    questions to a batch (the exported model reads a sentence a run, as the service)."""
     batches = [
         featurizer.encode(a.question, a.candidates(n), a.last_question, a.last_answer)
         for a in asked
