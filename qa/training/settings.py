@@ -30,8 +30,8 @@ class TrainSettings:
     candidates: tuple[int, ...] = (2, 3)
     slacks: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)  # ... and this
     # whether to try reading the next batch when the first leaves the decider unsure
-    # (``further.py``): off by default, since on the bench's questions it read a second
-    # batch for 55% of them and lengthened the /api/ask p50 by half
+    # (``further.py``): off by default, since it lengthens the /api/ask p50 on the bench's
+    # questions (2026-11-30: +2.5 to +4.3 ms served, with 32% of them reading twice)
     further: bool = False
     # whether to fit the ranker (``qa/rank.py``) on the training split and read in its order:
     # off by default, since it raised validation recall@3 (0.893 -> 0.914) but, cross-fitted,
