@@ -63,7 +63,9 @@ QUESTION_OPTIONS = (
     help="Where to write the reader [default: QA_READER, the package's qa/models/reader], "
     "or with --questions the question encoder [QA_QUESTIONS, qa/models/questions].",
 )
-@click.option("--seed", type=int, default=13, show_default=True, help="Random seed.")
+@click.option(
+    "--seed", type=int, default=None, help="Random seed [14; the question encoder's: 13]."
+)
 @click.option("--epochs", type=click.IntRange(1, 50), default=None, help="Training epochs [3].")
 @click.option("--layers", type=click.IntRange(1, 12), default=None, help="Transformer layers kept.")
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
@@ -175,7 +177,7 @@ def train_cmd(
     config: Config,
     corpus: str,
     out: str | None,
-    seed: int,
+    seed: int | None,
     epochs: int | None,
     layers: int | None,
     lr: float | None,
@@ -234,6 +236,7 @@ def train_cmd(
     from .training.settings import TrainSettings
 
     given: dict[str, Any] = {
+        "seed": seed,
         "epochs": epochs,
         "layers": layers,
         "lr": lr,
@@ -249,7 +252,6 @@ def train_cmd(
     settings = TrainSettings(
         corpus=Path(corpus),
         out=Path(out) if out else config.reader,
-        seed=seed,
         max_steps=max_steps,
         limit_questions=limit_questions,
         int8=not float_model,
@@ -285,7 +287,7 @@ def _train_questions(
     config: Config,
     corpus: str,
     out: str | None,
-    seed: int,
+    seed: int | None,
     epochs: int | None,
     lr: float | None,
     max_steps: int,
@@ -302,8 +304,10 @@ def _train_questions(
     check_model(config.model)  # before loading it
 
     settings = QuestionSettings(
-        corpus=Path(corpus), seed=seed, max_steps=max_steps, limit_questions=limit_questions
+        corpus=Path(corpus), max_steps=max_steps, limit_questions=limit_questions
     )
+    if seed is not None:
+        settings = replace(settings, seed=seed)
     if epochs is not None:
         settings = replace(settings, epochs=epochs)
     if lr is not None:

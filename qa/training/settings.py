@@ -15,7 +15,7 @@ from ..runner import CORES
 class TrainSettings:
     corpus: Path = Path("train")
     out: Path = DEFAULT_READER
-    seed: int = 13
+    seed: int = 14  # the shipped reader's (seed 13 scored -0.302 cross-fitted, 14 -0.244)
     epochs: int = 3
     batch_size: int = 32
     lr: float = 2e-4
