@@ -47,7 +47,7 @@ class TrainSettings:
     distill: float = 0.5  # with teachers: the distillation loss's weight against the labels'
     temperature: float = 2.0  # with teachers: the softening of their distributions
     # the weight of the shared normalisation over each question's rows (model.listwise_loss)
-    # added to the loss (0: none, as every reader before the shipped one was trained)
+    # added to the loss (0: none, as every reader before the listwise ones was trained)
     listwise: float = 1.0
 
 
