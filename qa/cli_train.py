@@ -20,6 +20,7 @@ TRAINING_ONLY = (
     "lr",
     "previous",
     "negatives",
+    "pool",
     "erased",
     "max_steps",
     "limit_questions",
@@ -80,6 +81,13 @@ QUESTION_OPTIONS = (
     type=click.IntRange(0, 20),
     default=None,
     help="Wrong retrieved sentences per question and epoch.",
+)
+@click.option(
+    "--pool",
+    type=click.IntRange(0, 1000),
+    default=None,
+    help="Also ask each training question of a pool of this many training documents and "
+    "draw one of its negatives from the others there (0: its own document only) [0].",
 )
 @click.option(
     "--erased",
@@ -183,6 +191,7 @@ def train_cmd(
     lr: float | None,
     previous: int | None,
     negatives: int | None,
+    pool: int | None,
     erased: float | None,
     max_steps: int,
     limit_questions: int,
@@ -242,6 +251,7 @@ def train_cmd(
         "lr": lr,
         "previous": previous,
         "negatives": negatives,
+        "pool": pool,
         "erased": erased,
         "threads": threads,
         "freeze_embeddings": freeze_embeddings,

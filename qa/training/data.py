@@ -25,7 +25,15 @@ from ..features import Candidate
 from ..index import Index
 from ..lexical import LexicalIndex
 from ..records import Document, Turn
-from ..retrieve import Hit, hybrid_search, make_query, query_terms, query_vector, retrieve
+from ..retrieve import (
+    Hit,
+    Query,
+    hybrid_search,
+    make_query,
+    query_terms,
+    query_vector,
+    retrieve,
+)
 from ..text import read_span
 
 
@@ -88,6 +96,59 @@ def document_indexes(corpus: Corpus, embedder: Embedder) -> dict[str, tuple[Inde
     return out
 
 
+def pools(documents: list[str], size: int, rng: random.Random) -> list[list[str]]:
+    """``documents`` shuffled by ``rng`` into pools of ``size`` (a last pool under half that
+    joins the one before): folders of documents, as a user gives the service."""
+    order = sorted(documents)
+    rng.shuffle(order)
+    out = [order[i : i + size] for i in range(0, len(order), size)]
+    if len(out) > 1 and len(out[-1]) * 2 < size:
+        last = out.pop()
+        out[-1] += last
+    return out
+
+
+def pool_indexes(
+    indexes: dict[str, tuple[Index, LexicalIndex]], groups: list[list[str]]
+) -> dict[str, tuple[Index, LexicalIndex]]:
+    """One index of each pool's documents together (the documents' own vectors, with their
+    context, as one index of them all holds them), under each of its documents' names."""
+    import faiss
+
+    out: dict[str, tuple[Index, LexicalIndex]] = {}
+    for group in groups:
+        parts = [indexes[d][0] for d in group]
+        sents = tuple(s for index in parts for s in index.sentences)
+        flat = faiss.IndexFlatIP(parts[0].vectors.d)
+        for index in parts:
+            flat.add(index.vectors.reconstruct_n(0, index.vectors.ntotal))
+        docs = {d: doc for index in parts for d, doc in index.documents.items()}
+        pooled = (Index(parts[0].path, {}, "", docs, sents, flat), LexicalIndex(list(sents)))
+        out.update((d, pooled) for d in group)
+    return out
+
+
+def ask_others(
+    asked: list[Asked], pooled: dict[str, tuple[Index, LexicalIndex]], k: int, named_rows: bool
+) -> list[tuple[Candidate, ...]]:
+    """For each question asked, the sentences of other documents that retrieval ranks among
+    the first ``k`` when it is asked of its document's pool, best first, as the reader reads
+    them; none that holds one of its acceptable answers."""
+    out = []
+    for a in asked:
+        e = a.example
+        index, lexical = pooled[e.doc]
+        terms = query_terms(Query(a.question, a.last_question, a.last_answer))
+        assert a.vector is not None  # ask_all keeps each question's dense query
+        hits = [
+            h
+            for h in hybrid_search(index, lexical, a.vector, terms, k)
+            if h.sentence.doc != e.doc and not (e.answerable and holds_answer(h.sentence.text, e))
+        ]
+        out.append(read_hits(index, [h.position for h in hits], named_rows)[1])
+    return out
+
+
 def ask_all(
     examples: list[Example],
     indexes: dict[str, tuple[Index, LexicalIndex]],
@@ -137,6 +198,7 @@ def training_rows(
     rng: random.Random,
     erased: float = 0.0,
     named_rows: bool = False,
+    others: list[tuple[Candidate, ...]] | None = None,
 ) -> list[Row]:
     """The answering sentence of each answerable question, with its span, and up to
     ``negatives`` wrong sentences from the top of its retrieval (drawn from the first
@@ -148,7 +210,11 @@ def training_rows(
     must be there (the augmentation of SQuAD 2.0's unanswerable questions).
 
     With ``named_rows``, an answering table row is read as named cells, as the service
-    would read it, and its span is taught where its characters are read (``read_span``)."""
+    would read it, and its span is taught where its characters are read (``read_span``).
+
+    With ``others`` (``ask_others``: each question's sentences of other documents, best
+    first), one of the ``negatives`` is drawn from the first 2 of those (when it has any),
+    and the rest from the first 2 x (``negatives`` - 1) of its own document's."""
     rows = []
     for group, a in enumerate(asked):
         e = a.example
@@ -167,14 +233,18 @@ def training_rows(
                 cut = erase(gold.sentence, span)
                 if len(cut.split()) >= 4 and not holds_answer(cut, e):
                     rows.append(Row(*head, Candidate(cut, gold.previous), None, group))
+        other = others[group][:2] if others is not None and negatives else ()
+        own = negatives - 1 if other else negatives
         wrong = [
             c
             for h, c in zip(a.hits, a.read, strict=True)
             if h.sentence.index != e.sentence
             and not (e.answerable and holds_answer(h.sentence.text, e))
-        ][: 2 * negatives]
-        for c in rng.sample(wrong, min(negatives, len(wrong))):
+        ][: 2 * own]
+        for c in rng.sample(wrong, min(own, len(wrong))):
             rows.append(Row(*head, c, None, group))
+        if other:
+            rows.append(Row(*head, rng.choice(other), None, group))
     return rows
 
 

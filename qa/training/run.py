@@ -46,7 +46,15 @@ from .choosing import (
     validation_sets,
     work_folder,
 )
-from .data import ask_all, document_indexes, subset, training_rows
+from .data import (
+    ask_all,
+    ask_others,
+    document_indexes,
+    pool_indexes,
+    pools,
+    subset,
+    training_rows,
+)
 from .decider import decided_by
 from .fit import choose_threshold, metrics, objective, outcomes, read_all
 from .ranking import ask_ranked
@@ -100,6 +108,7 @@ def train_reader(
 
     started = time.perf_counter()
     rng = random.Random(settings.seed)
+    pool_rng = random.Random(settings.seed)  # apart: without pools, the runs are as before
     np.random.seed(settings.seed)
     torch.manual_seed(settings.seed)  # before the model: its new layer starts at random
     corpus = load_corpus(settings.corpus)
@@ -147,8 +156,18 @@ def train_reader(
     tokenizer.no_truncation()
     tokenizer.no_padding()
     featurizer = Featurizer(tokenizer, Limits(previous=settings.previous))
+    others = None
+    if settings.pool >= 2:
+        groups = pools(sorted({a.example.doc for a in train_asked}), settings.pool, pool_rng)
+        k = 2 * settings.negatives + 1  # as deep as its own document is asked
+        others = ask_others(train_asked, pool_indexes(indexes, groups), k, named)
+        log(
+            f"asked each training question of its pool of {settings.pool} training documents "
+            f"({len(groups)} pools): {sum(bool(o) for o in others)} of {len(others)} meet "
+            f"another document's sentence among the first {k}, and learn from one"
+        )
     rows = training_rows(
-        train_asked, indexes, settings.negatives, rng, settings.erased, named_rows=named
+        train_asked, indexes, settings.negatives, rng, settings.erased, named, others
     )
     data = Encoded(rows, featurizer)
     log(f"training rows: {len(data)} ({sum(r.span is not None for r in rows)} with an answer)")

@@ -20,6 +20,10 @@ class TrainSettings:
     batch_size: int = 32
     lr: float = 2e-4
     negatives: int = 3  # wrong retrieved sentences per question and epoch
+    # with N >= 2, one of them from other documents: each training question is also asked of
+    # a pool of N training documents (its own and others, grouped by the seed), as the service
+    # asks a folder of documents; 0: each question meets its own document only (as shipped)
+    pool: int = 0
     erased: float = 0.0  # share of answerable questions also taught on their sentence, cut
     layers: int = 4  # of the transformer's six layers kept
     previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
