@@ -24,7 +24,7 @@ from .config import Config
 from .documents import corpus_fingerprint, load_corpus
 from .embed import Embedder
 from .files import write_atomic
-from .index import FORMAT_VERSION, MANIFEST, Index, load_index
+from .index import FORMAT_VERSION, MANIFEST, Index, IndexProblem, jsonl_rows, load_index
 from .records import Document, Sentence
 from .split import split_sentences
 from .vectors import to_bytes, vector_index
@@ -94,10 +94,14 @@ def build_index(
         {"doc": s.doc, "sentence": s.index, "start": s.start, "end": s.end} for s in sentences
     ]
     docs = [{"id": d.id, "sha256": d.sha256, "text": d.text} for d in corpus.documents]
+    rows: dict[str, list[dict[str, Any]]] = {"sentences": positions, "documents": docs}
+    data = {name: _jsonl(r) for name, r in rows.items()}
+    for name, r in rows.items():  # read back as load_index reads them, or the old index stays
+        if jsonl_rows(data[name]) != r:
+            raise IndexProblem(f"the new index's {name} would not read back; the old index stays")
     files = {
         "vectors": _write_data(index_dir, "vectors", ".faiss", to_bytes(flat)),
-        "sentences": _write_data(index_dir, "sentences", ".jsonl", _jsonl(positions)),
-        "documents": _write_data(index_dir, "documents", ".jsonl", _jsonl(docs)),
+        **{name: _write_data(index_dir, name, ".jsonl", d) for name, d in data.items()},
     }
     counts: dict[str, int] = {}
     for s in sentences:

@@ -90,7 +90,8 @@ class Corpus:
 
 def _read_lines(path: Path) -> list[dict[str, Any]]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    # lines end at "\n" only: a question may hold U+2028, which str.splitlines breaks at
+    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
             continue
         try:

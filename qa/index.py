@@ -110,6 +110,13 @@ def _read_checked(index_dir: Path, manifest: dict[str, Any], key: str) -> bytes:
     return data
 
 
+def jsonl_rows(data: bytes) -> list[dict[str, Any]]:
+    """The rows of a JSON-lines file of the index. Lines end at "\n" only: a document's text
+    may hold U+2028, U+2029 or U+0085, which JSON keeps as they are and ``str.splitlines``
+    would also break at."""
+    return [json.loads(line) for line in data.decode("utf-8").split("\n") if line.strip()]
+
+
 def load_index(index_dir: Path) -> Index:
     """Load and verify the index in ``index_dir``; IndexProblem names what is wrong."""
     index_dir = Path(index_dir)
@@ -125,12 +132,10 @@ def load_index(index_dir: Path) -> Index:
     doc_bytes = _read_checked(index_dir, manifest, "documents")
     try:
         documents = {}
-        for line in doc_bytes.decode("utf-8").splitlines():
-            row = json.loads(line)
+        for row in jsonl_rows(doc_bytes):
             documents[row["id"]] = Document(row["id"], row["text"], row["sha256"])
         sentences = []
-        for line in sent_bytes.decode("utf-8").splitlines():
-            row = json.loads(line)
+        for row in jsonl_rows(sent_bytes):
             doc = documents[row["doc"]]
             sentences.append(
                 Sentence(

@@ -158,3 +158,20 @@ def test_the_table_documents_are_a_labelled_corpus_apart():
             if e.doc == doc and e.answerable and text[slice(*spans[e.gold()[0]])].startswith("|")
         ]
         assert len(rows) >= 12, doc
+
+
+def test_a_question_line_holding_a_line_separator_reads_as_one_line(tmp_path):
+    """json.dumps(..., ensure_ascii=False) keeps U+2028 raw: a question file is read line by
+    line at "\\n" only, never broken at it."""
+    text = "The bridge reopened on Monday after repairs costing £48 million.\n"
+    (tmp_path / "documents" / "news").mkdir(parents=True)
+    (tmp_path / "documents" / "news" / "bridge.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "questions" / "news").mkdir(parents=True)
+    row = {"id": "b-q01", "doc": "news/bridge.txt", "turns": ["What did the repairs\u2028cost?"]}
+    row |= {"answerable": True, "support": ["reopened"], "answer": ["£48 million"]}
+    labelled = label_row(row | {"span": "£48 million"}, text)
+    line = json.dumps(labelled, ensure_ascii=False) + "\n"
+    assert "\u2028" in line
+    (tmp_path / "questions" / "news" / "bridge.jsonl").write_text(line, encoding="utf-8")
+    (example,) = load_corpus(tmp_path).examples
+    assert example.question == "What did the repairs\u2028cost?"

@@ -52,6 +52,34 @@ def test_several_documents(tmp_path, embedder):
     ]
 
 
+def test_line_separators_in_a_document_index_and_load_back_exactly(tmp_path, embedder):
+    """U+2028, U+2029 and U+0085 (text pasted from web pages) stay raw in the index's JSON
+    lines; loading must not break lines at them, or the index would be broken for good."""
+    (tmp_path / "s").mkdir()
+    text = "Ivy is tall.\u2028She is 30.\u2029Her dog is Rex.\x85It barks at the postman."
+    (tmp_path / "s" / "pasted.txt").write_text(text, encoding="utf-8")
+    built = build(tmp_path / "s", tmp_path / "i", embedder)
+    loaded = load_index(tmp_path / "i")
+    assert loaded.documents["pasted.txt"].text == text
+    assert [s.text for s in loaded.sentences] == [s.text for s in built.sentences]
+    assert len(loaded.sentences) >= 2
+    for s in loaded.sentences:
+        assert text[s.start : s.end] == s.text
+
+
+def test_a_build_whose_rows_would_not_read_back_leaves_the_old_index(
+    tmp_path, embedder, monkeypatch
+):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "one.txt").write_text("Bees make honey. Honey is sweet.", encoding="utf-8")
+    good = build(tmp_path / "s", tmp_path / "i", embedder)
+    (tmp_path / "s" / "two.txt").write_text("Trains run on rails.", encoding="utf-8")
+    monkeypatch.setattr("qa.build.jsonl_rows", lambda data: [])  # a reader that loses rows
+    with pytest.raises(IndexProblem, match="would not read back; the old index stays"):
+        build(tmp_path / "s", tmp_path / "i", embedder)
+    assert load_index(tmp_path / "i").version == good.version
+
+
 def test_stale_index_is_rebuilt_with_a_notice(seeds_copy, tmp_path, embedder):
     index_dir = tmp_path / "index"
     config = Config.load(seeds_dir=seeds_copy, index_dir=index_dir)

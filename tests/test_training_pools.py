@@ -47,14 +47,12 @@ def test_a_pools_negatives_come_from_the_other_documents_and_never_hold_the_answ
         e = a.example
         assert len(found) <= 7
         for c in found:
-            assert c.sentence not in own_text[e.doc] or all(
-                c.sentence in own_text[d] for d in docs
-            )
+            assert c.sentence not in own_text[e.doc] or all(c.sentence in own_text[d] for d in docs)
             assert not (e.answerable and holds_answer(c.sentence, e))
 
     rng = random.Random(3)
     rows = training_rows(asked, indexes, 3, rng, others=others)
-    for group, (a, found) in enumerate(zip(asked, others, strict=True)):
+    for group, found in enumerate(others):
         mine = [r for r in rows if r.group == group]
         wrong = [r for r in mine if r.span is None]
         from_others = [r for r in wrong if r.candidate in found[:2]]
