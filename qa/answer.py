@@ -66,6 +66,12 @@ def check_question(text: object, limit: int, name: str = "the question") -> str:
         raise QuestionError(f"{name} is empty")
     if len(text) > limit:
         raise QuestionError(f"{name} is over {limit} characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # JSON's "\ud800", or command-line bytes that are not UTF-8
+        raise QuestionError(
+            f"{name} holds an unpaired surrogate code point (text that is not UTF-8)"
+        ) from None
     return text
 
 
@@ -150,6 +156,7 @@ def answer_question(
     ``named_rows``, Markdown table rows are read as named cells (``candidate``)."""
     if not isinstance(question, str) or not question.strip():
         raise QuestionError("the question is empty")
+    check_question(question, len(question))  # text the tokenizer can read
     last = history[-1] if history else None
     query = make_query(question, last.question if last else "", last.answer if last else None)
     settings = reader.settings

@@ -122,7 +122,20 @@ def reliability(
     return rows
 
 
+def _strings(row: dict[str, Any], key: str, required: bool) -> tuple[str, ...]:
+    """``row[key]`` as a tuple of non-empty strings, or ValueError saying what it must be
+    (an empty string would match every answer, a lone string letter by letter)."""
+    value = row[key] if required else row.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(x, str) and x.strip() for x in value):
+        raise ValueError(f"{key!r} must be a list of non-empty strings")
+    if required and not value:
+        raise ValueError(f"{key!r} must hold at least one question")
+    return tuple(value)
+
+
 def load_items(path: str | Path) -> list[Item]:
+    """The questions of a ``shared/eval`` set; ValueError naming the file, the line and
+    what is wrong with it."""
     items = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -130,16 +143,26 @@ def load_items(path: str | Path) -> list[Item]:
                 continue
             try:
                 row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("a line must be a JSON object")
+                if not isinstance(row["id"], str) or not row["id"].strip():
+                    raise ValueError("'id' must be a non-empty string")
+                if not isinstance(row["answerable"], bool):
+                    raise ValueError("'answerable' must be true or false")
                 items.append(
                     Item(
                         row["id"],
-                        tuple(row["turns"]),
-                        bool(row["answerable"]),
-                        tuple(row.get("support", ())),
-                        tuple(row.get("answer", ())),
+                        _strings(row, "turns", True),
+                        row["answerable"],
+                        _strings(row, "support", False),
+                        _strings(row, "answer", False),
                     )
                 )
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not a question-set line ({exc})") from exc
+            except KeyError as exc:
+                raise ValueError(f"{path}:{n}: not a question-set line (no {exc})") from exc
+            except ValueError as exc:
                 raise ValueError(f"{path}:{n}: not a question-set line ({exc})") from exc
     return items
 

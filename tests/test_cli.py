@@ -98,6 +98,7 @@ def test_ask_builds_a_missing_index_with_a_notice(dirs, tmp_path):
         (["ask", "--top-k", "0", "Who?"], "--top-k"),
         (["ask", "--bogus", "Who?"], "No such option"),
         (["ask", "Who? " * 201], "over 1000 characters"),  # the API's limit too
+        (["ask", "caf\udce9?"], "not UTF-8"),  # the bytes b"caf\xe9?" given on a UTF-8 shell
     ],
 )
 def test_errors_are_one_clear_line(dirs, args, message):
@@ -178,6 +179,31 @@ def test_eval_of_an_empty_set_is_an_error(dirs, tmp_path):
     empty.write_text("\n")
     result = CliRunner().invoke(cli, ["eval", str(empty), *dirs])
     assert result.exit_code == 1 and "holds no questions" in result.output
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"id": "a", "turns": [], "answerable": true}', "'turns' must hold at least one"),
+        ('{"id": "a", "turns": "Who?", "answerable": true}', "'turns' must be a list"),
+        ('{"id": "a", "turns": [5], "answerable": true}', "'turns' must be a list"),
+        ('{"id": "a", "turns": ["Who?"], "answerable": "yes"}', "'answerable' must be true"),
+        ('{"id": "a", "turns": ["Who?"], "answerable": true, "answer": "Smith"}', "'answer'"),
+        ('{"id": "a", "turns": ["Who?"], "answerable": true, "support": [""]}', "'support'"),
+        ('{"id": "a", "turns": ["Who?"]}', "no 'answerable'"),
+        ('["Who?"]', "JSON object"),
+    ],
+)
+def test_eval_names_the_line_and_what_is_wrong_with_it(dirs, tmp_path, line, message):
+    """A malformed question set is refused, never scored: a lone string would be matched
+    letter by letter, an empty acceptable answer would match every answer."""
+    good = '{"id": "ok", "turns": ["Who?"], "answerable": false}'
+    path = tmp_path / "set.jsonl"
+    path.write_text(good + "\n" + line + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["eval", str(path), *dirs])
+    assert result.exit_code == 1
+    assert f"{path}:2: not a question-set line" in result.output and message in result.output
+    assert "Traceback" not in result.output
 
 
 def test_no_documents_is_a_clear_error(tmp_path):
