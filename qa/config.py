@@ -138,8 +138,8 @@ class Config:
         is out of its range (``RANGES``), naming the environment variable that sets it."""
         if self.table_rows and self.table_rows not in TABLE_ROWS:
             raise ValueError(
-                f"invalid value for table_rows: {self.table_rows!r} (use one of: "
-                f"{', '.join(TABLE_ROWS)})"
+                f"invalid value for {SETTING_NAMES['table_rows']}: {self.table_rows!r} "
+                f"(use one of: {', '.join(TABLE_ROWS)})"
             )
         for name, (low, high) in RANGES.items():
             high = self.max_top_k if name == "top_k" else high
@@ -183,4 +183,4 @@ def _coerce(name: str, kind: object, value: Any) -> Path | int | str:
             return int(value)
         return str(value)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"invalid value for {name}: {value!r}") from exc
+        raise ValueError(f"invalid value for {SETTING_NAMES.get(name, name)}: {value!r}") from exc

@@ -117,7 +117,7 @@ def test_an_unknown_setting_word_is_one_clear_line(dirs, command, monkeypatch, t
         command = ["eval", str(questions)]
     result = CliRunner().invoke(cli, command + dirs)
     assert result.exit_code != 0
-    assert "invalid value for table_rows: 'cells'" in result.output
+    assert "invalid value for QA_TABLE_ROWS: 'cells'" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
@@ -130,6 +130,7 @@ def test_an_unknown_setting_word_is_one_clear_line(dirs, command, monkeypatch, t
         ("QA_PORT", "70000", "QA_PORT: 70000 (it must be from 0 to 65535)"),
         ("QA_MAX_HISTORY", "-1", "QA_MAX_HISTORY: -1 (it must be at least 0)"),
         ("QA_HEADER_TIMEOUT", "0", "QA_HEADER_TIMEOUT: 0 (it must be at least 1)"),
+        ("QA_TOP_K", "x", "QA_TOP_K: 'x'"),  # not a number: named as set, too
     ],
 )
 @pytest.mark.parametrize("command", [["ask", "Who?"], ["serve"]])
@@ -154,6 +155,17 @@ def test_a_configuration_made_in_code_is_checked_too():
     with pytest.raises(ValueError, match="QA_PORT: -1"):
         replace(Config(), port=-1)
     assert Config(top_k=20, max_top_k=20).top_k == 20  # top_k's top is max_top_k
+
+
+def test_a_model_that_is_neither_a_folder_nor_cached_is_one_line_and_never_fetched(
+    dirs, monkeypatch
+):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as the service sets it unless told otherwise
+    result = CliRunner().invoke(cli, ["ask", "--model", "no-such-model-here", "Who?", *dirs])
+    assert result.exit_code == 1
+    assert "cannot load the embedding model 'no-such-model-here'" in result.output
+    assert "nothing is downloaded" in result.output and "huggingface.co" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_version_names_the_models_in_use_even_when_another_setting_is_wrong(monkeypatch):
