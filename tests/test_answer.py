@@ -649,9 +649,9 @@ def test_training_teaches_a_table_answer_where_the_rows_reading_puts_it(named_en
 
 def test_an_unknown_way_of_reading_table_rows_is_refused(monkeypatch, embedder, tmp_path):
     monkeypatch.setenv("QA_TABLE_ROWS", "cells")
-    with pytest.raises(ValueError, match="table_rows: 'cells' .use one of: header, named"):
+    with pytest.raises(ValueError, match="QA_TABLE_ROWS: 'cells' .use one of: header, named"):
         Config.load()
-    with pytest.raises(ValueError, match="table_rows"):
+    with pytest.raises(ValueError, match="QA_TABLE_ROWS"):
         Engine(Config(table_rows="rows", index_dir=tmp_path), embedder=embedder)
 
 
