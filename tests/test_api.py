@@ -93,6 +93,28 @@ BAD_REQUESTS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"question": "ok", "unknown": 1}, "unknown field(s): unknown"),
+        (
+            {"question": "ok", "history": [{"question": "q", "z": 1}]},
+            "history[0] has unknown field(s): z",
+        ),
+        (
+            {"question": "ok", "history": ["q"]},
+            "history[0] must be an object with question and answer",
+        ),
+        (
+            {"question": "ok", "history": [{"question": "q", "answer": 3}]},
+            "history[0].answer must be",
+        ),
+    ],
+)
+def test_a_bad_request_says_which_field_is_wrong(client, body, detail):
+    assert detail in ask(client, body).get_json()["detail"]
+
+
 def request_schema(spec):
     schema = spec["components"]["schemas"]["AskRequest"]
     return Draft202012Validator({"components": spec["components"], **schema})

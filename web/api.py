@@ -82,8 +82,11 @@ def parse_ask(body: Any, config: Config) -> tuple[str, list[Turn], int]:
     turns = []
     for i, turn in enumerate(history):
         where = f"history[{i}]"
-        if not isinstance(turn, dict) or set(turn) - {"question", "answer"}:
+        if not isinstance(turn, dict):
             raise APIProblem(400, f"{where} must be an object with question and answer")
+        unknown = sorted(set(turn) - {"question", "answer"})
+        if unknown:
+            raise APIProblem(400, f"{where} has unknown field(s): {', '.join(unknown)}")
         answer = turn.get("answer")
         if answer is not None and not isinstance(answer, str):
             raise APIProblem(400, f"{where}.answer must be a string or null")
