@@ -60,6 +60,17 @@ def test_ask_prints_a_readable_answer_with_numbered_citations(dirs):
     assert "[1]" in result.output and "[2]" in result.output and "[3]" not in result.output
 
 
+def test_the_readmes_printed_answer_is_what_qa_ask_prints(dirs):
+    """The README's `qa ask` example, asked again: its lines up to the "[2] …" it cuts."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    shown = readme.split("`qa ask` prints the answer and its numbered citations:\n\n```\n")[1]
+    shown_lines = shown.split("\n[2] …")[0].splitlines()
+    question = readme.split('.venv/bin/qa ask "')[1].split('"')[0]
+    result = invoke("ask", question, *dirs)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[: len(shown_lines)] == shown_lines
+
+
 @pytest.mark.parametrize(
     "confidence, flagged", [(0.31, True), (0.4951, False), (0.4949, True), (0.93, False)]
 )
