@@ -59,6 +59,11 @@ def read_document(path: Path, doc_id: str) -> Document:
         raise DocumentError(
             f"{doc_id}: not valid UTF-8 (byte {exc.start}); save it as UTF-8"
         ) from exc
+    if "\x00" in text:  # no text has NUL: a binary file, or UTF-16 without its mark
+        raise DocumentError(
+            f"{doc_id}: not text (it holds NUL bytes: a binary file, or UTF-16); "
+            "save it as UTF-8 text"
+        )
     if not text.strip():
         raise DocumentError(f"{doc_id}: the document is empty")
     return Document(id=doc_id, text=text, sha256=sha256_bytes(data))

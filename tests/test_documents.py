@@ -21,10 +21,14 @@ def test_bad_documents_are_skipped_with_a_message_naming_them(tmp_path):
     (tmp_path / "good.txt").write_text("Fine text.", encoding="utf-8")
     (tmp_path / "empty.txt").write_text("  \n", encoding="utf-8")
     (tmp_path / "latin1.txt").write_bytes("Caf\xe9 cr\xe8me.".encode("latin-1"))
+    (tmp_path / "nul.txt").write_bytes(b"\x00" * 64)  # valid UTF-8, but no text
+    (tmp_path / "utf16.txt").write_bytes("Bees make honey.".encode("utf-16-le"))  # no mark
     corpus = load_corpus(tmp_path)
     assert [d.id for d in corpus.documents] == ["good.txt"]
     assert any("empty.txt" in m and "empty" in m for m in corpus.skipped)
     assert any("latin1.txt" in m and "UTF-8" in m for m in corpus.skipped)
+    for name in ("nul.txt", "utf16.txt"):
+        assert any(name in m and "not text" in m for m in corpus.skipped)
 
 
 def test_byte_order_mark_is_not_text(tmp_path):
