@@ -66,9 +66,15 @@ def check_question(text: object, limit: int, name: str = "the question") -> str:
         raise QuestionError(f"{name} is empty")
     if len(text) > limit:
         raise QuestionError(f"{name} is over {limit} characters")
+    return check_text(text, name)
+
+
+def check_text(text: str, name: str) -> str:
+    """``text`` if it is text the tokenizer can read, else QuestionError naming it ``name``:
+    JSON's "\ud800", or command-line bytes that are not UTF-8, are no characters at all."""
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:  # JSON's "\ud800", or command-line bytes that are not UTF-8
+    except UnicodeEncodeError:
         raise QuestionError(
             f"{name} holds an unpaired surrogate code point (text that is not UTF-8)"
         ) from None
@@ -154,10 +160,11 @@ def answer_question(
 ) -> Answer:
     """The answer to ``question``: a verbatim span of the first citation, or None. With
     ``named_rows``, Markdown table rows are read as named cells (``candidate``)."""
-    if not isinstance(question, str) or not question.strip():
-        raise QuestionError("the question is empty")
-    check_question(question, len(question))  # text the tokenizer can read
+    check_question(question, len(question) if isinstance(question, str) else 0)
     last = history[-1] if history else None
+    if last is not None:  # the query reads the last turn too
+        check_text(last.question, "the last turn's question")
+        check_text(last.answer or "", "the last turn's answer")
     query = make_query(question, last.question if last else "", last.answer if last else None)
     settings = reader.settings
     n, further = settings.candidates, settings.further

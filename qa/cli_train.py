@@ -86,8 +86,9 @@ QUESTION_OPTIONS = (
     "--pool",
     type=click.IntRange(0, 1000),
     default=None,
-    help="Also ask each training question of a pool of this many training documents and "
-    "draw one of its negatives from the others there (0: its own document only) [0].",
+    help="Also ask each training question of a pool of this many training documents (2 or "
+    "more) and draw one of its --negatives from the others there (0: its own document "
+    "only) [0].",
 )
 @click.option(
     "--erased",
@@ -239,6 +240,10 @@ def train_cmd(
             raise click.UsageError(
                 f"--rechoose keeps the reader's weights: {', '.join(trains)} would need training"
             )
+    if pool == 1:
+        raise click.BadParameter(
+            "a pool of 1 is a document alone: give 0 or 2 or more", param_hint="'--pool'"
+        )
     from .embed import load_embedder, resolve_model
     from .training.choosing import rechoose_reader
     from .training.run import train_reader

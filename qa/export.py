@@ -39,9 +39,10 @@ def load_sentence_transformer(name: str) -> SentenceTransformer:
     try:
         return SentenceTransformer(resolve_model(name), device="cpu")
     except Exception as exc:  # the library raises many kinds; all mean the same here
+        unfound = isinstance(exc, OSError) and not Path(resolve_model(name)).exists()
         why = (
             "it is neither a folder here nor in the local model cache, and nothing is downloaded"
-            if not Path(name).exists() and os.environ.get("HF_HUB_OFFLINE") == "1"
+            if unfound and os.environ.get("HF_HUB_OFFLINE") == "1"
             else " ".join(str(exc).split())  # one line, however many the library wrote
         )
         raise ModelError(

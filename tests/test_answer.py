@@ -250,6 +250,20 @@ def test_an_empty_question_is_refused(engine):
         ask(engine, Scripted([1.0]), "   ")
 
 
+@pytest.mark.parametrize(
+    ("question", "history", "named"),
+    [
+        ("caf\udce9?", (), "the question"),  # bytes b"caf\xe9?" read as UTF-8 text
+        ("And then?", (Turn("Who\ud800?", None),), "the last turn's question"),
+        ("And then?", (Turn("Who?", "Ivy\udfff"),), "the last turn's answer"),
+    ],
+)
+def test_text_that_is_not_unicode_is_refused_saying_where(engine, question, history, named):
+    """The tokenizer would raise a TypeError on a lone surrogate: the library says which text."""
+    with pytest.raises(QuestionError, match=f"{named} holds an unpaired surrogate"):
+        engine.ask(question, history=history)
+
+
 # --- the shipped reader ----------------------------------------------------------------
 
 

@@ -25,6 +25,7 @@ def test_pools_hold_every_document_once_by_the_seed_and_fold_a_small_last_one_in
     assert sorted(len(g) for g in groups) == [3, 4]  # a last pool of 1 joins the one before
     assert pools(list(reversed(docs)), 3, random.Random(5)) == groups  # the seed decides
     assert [len(g) for g in pools(docs[:6], 3, random.Random(5))] == [3, 3]
+    assert sorted(len(g) for g in pools(docs, 2, random.Random(5))) == [2, 2, 3]  # none alone
     assert [sorted(g) for g in pools(docs[:2], 8, random.Random(5))] == [docs[:2]]
 
 
@@ -58,7 +59,8 @@ def test_a_pools_negatives_come_from_the_other_documents_and_never_hold_the_answ
         from_others = [r for r in wrong if r.candidate in found[:2]]
         assert len(from_others) == (1 if found else 0)
         assert len(wrong) <= 3
-    # without pools, every negative is of the question's own document, as before
+    # without pools, every negative is one its own question retrieved from its document, and
+    # a pool that brings no other document's sentence changes nothing, draws included
     plain = training_rows(asked, indexes, 3, random.Random(3))
-    own = {c for a in asked for c in a.read}
-    assert all(r.candidate in own for r in plain if r.span is None)
+    assert all(r.candidate in asked[r.group].read for r in plain if r.span is None)
+    assert training_rows(asked, indexes, 3, random.Random(3), others=[()] * len(asked)) == plain

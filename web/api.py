@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from qa.answer import QuestionError, check_question
+from qa.answer import QuestionError, check_question, check_text
 from qa.records import Turn
 
 from .problems import APIProblem
@@ -113,16 +113,15 @@ def _question(value: object, name: str, limit: int) -> str:
         question = check_question(value, limit, name)
     except QuestionError as exc:
         raise APIProblem(400, str(exc)) from None
-    _check_unicode(question, name)
     return question
 
 
 def _check_unicode(value: str, name: str) -> None:
-    # JSON may escape half of a surrogate pair ("\ud800"); that is no character at all
+    """APIProblem(400) when ``value`` holds half of a surrogate pair ("\\ud800" in JSON)."""
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise APIProblem(400, f"{name} holds an unpaired surrogate code point") from None
+        check_text(value, name)
+    except QuestionError as exc:
+        raise APIProblem(400, str(exc)) from None
 
 
 @bp.get("/health")

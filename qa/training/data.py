@@ -24,6 +24,7 @@ from ..evaluate import Item
 from ..features import Candidate
 from ..index import Index
 from ..lexical import LexicalIndex
+from ..rank import Ranker
 from ..records import Document, Turn
 from ..retrieve import (
     Hit,
@@ -97,12 +98,13 @@ def document_indexes(corpus: Corpus, embedder: Embedder) -> dict[str, tuple[Inde
 
 
 def pools(documents: list[str], size: int, rng: random.Random) -> list[list[str]]:
-    """``documents`` shuffled by ``rng`` into pools of ``size`` (a last pool under half that
-    joins the one before): folders of documents, as a user gives the service."""
+    """``documents`` shuffled by ``rng`` into pools of ``size`` (a last pool under half that,
+    or of one document, joins the one before): folders of documents, as a user gives the
+    service."""
     order = sorted(documents)
     rng.shuffle(order)
     out = [order[i : i + size] for i in range(0, len(order), size)]
-    if len(out) > 1 and len(out[-1]) * 2 < size:
+    if len(out) > 1 and (len(out[-1]) * 2 < size or len(out[-1]) < 2):
         last = out.pop()
         out[-1] += last
     return out
@@ -129,11 +131,16 @@ def pool_indexes(
 
 
 def ask_others(
-    asked: list[Asked], pooled: dict[str, tuple[Index, LexicalIndex]], k: int, named_rows: bool
+    asked: list[Asked],
+    pooled: dict[str, tuple[Index, LexicalIndex]],
+    k: int,
+    named_rows: bool,
+    ranker: Ranker | None = None,
 ) -> list[tuple[Candidate, ...]]:
     """For each question asked, the sentences of other documents that retrieval ranks among
-    the first ``k`` when it is asked of its document's pool, best first, as the reader reads
-    them; none that holds one of its acceptable answers."""
+    the first ``k`` when it is asked of its document's pool (in ``ranker``'s order, if any,
+    as the service would), best first, as the reader reads them; none that holds one of its
+    acceptable answers."""
     out = []
     for a in asked:
         e = a.example
@@ -142,7 +149,7 @@ def ask_others(
         assert a.vector is not None  # ask_all keeps each question's dense query
         hits = [
             h
-            for h in hybrid_search(index, lexical, a.vector, terms, k)
+            for h in hybrid_search(index, lexical, a.vector, terms, k, ranker)
             if h.sentence.doc != e.doc and not (e.answerable and holds_answer(h.sentence.text, e))
         ]
         out.append(read_hits(index, [h.position for h in hits], named_rows)[1])

@@ -160,7 +160,7 @@ def train_reader(
     if settings.pool >= 2:
         groups = pools(sorted({a.example.doc for a in train_asked}), settings.pool, pool_rng)
         k = 2 * settings.negatives + 1  # as deep as its own document is asked
-        others = ask_others(train_asked, pool_indexes(indexes, groups), k, named)
+        others = ask_others(train_asked, pool_indexes(indexes, groups), k, named, ranker)
         log(
             f"asked each training question of its pool of {settings.pool} training documents "
             f"({len(groups)} pools): {sum(bool(o) for o in others)} of {len(others)} meet "
