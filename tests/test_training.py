@@ -506,6 +506,30 @@ def test_listwise_training_deals_questions_whole_and_says_so_in_its_card(
     assert again.exit_code == 2 and "--listwise would need training" in again.output
 
 
+def test_pooled_training_asks_each_question_of_its_pool_and_says_so_in_its_card(
+    tiny_corpus, tmp_path
+):
+    """`qa train --pool 2` on a corpus of two training documents: one pool of both, whose
+    other document gives questions a negative; the card records it."""
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    validation = sorted(load_corpus(corpus).validation)
+    train = Path(__file__).resolve().parents[1] / "train"
+    for part, suffix in (("documents", ".txt"), ("questions", ".jsonl")):
+        third = sorted((train / part / KIND).glob(f"*{suffix}"))[2]
+        shutil.copy(third, corpus / part / KIND / third.name)
+    (corpus / "split.json").write_text(json.dumps({"validation": validation}))
+    out = tmp_path / "pooled"
+    args = ["train", "--corpus", str(corpus), "--epochs", "1", "--max-steps", "1"]
+    args += ["--limit-questions", "8", "--no-sets", "--pool", "2", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    met = re.search(r"pool of 2 training documents \(1 pools\): (\d+) of 8 meet", result.output)
+    assert met and int(met.group(1)) > 0, result.output
+    assert json.loads((out / CARD).read_text())["training"]["pool"] == 2
+    assert "a pool of 2 training documents" in (out / "README.md").read_text()
+
+
 class _Stop(Exception):
     pass
 

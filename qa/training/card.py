@@ -161,6 +161,14 @@ def render(card: dict[str, Any]) -> str:
             if t.get("listwise")
             else []
         ),
+        *(
+            [
+                f"- One negative a question from the other documents of a pool of {t['pool']} "
+                "training documents, where retrieval ranks them high (`--pool`)"
+            ]
+            if t.get("pool")
+            else []
+        ),
         f"- Versions: {json.dumps(card['versions'])}",
         *(
             [
