@@ -167,7 +167,13 @@ def train_reader(
             f"another document's sentence among the first {k}, and learn from one"
         )
     rows = training_rows(
-        train_asked, indexes, settings.negatives, rng, settings.erased, named, others
+        train_asked,
+        indexes,
+        settings.negatives,
+        rng,
+        settings.erased,
+        named_rows=named,
+        others=others,
     )
     data = Encoded(rows, featurizer)
     log(f"training rows: {len(data)} ({sum(r.span is not None for r in rows)} with an answer)")
