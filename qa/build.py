@@ -87,6 +87,7 @@ def build_index(
         if progress:
             progress(done, len(sentences))
 
+    step(0)  # the corpus is read: embedding starts
     vectors = embed_sentences(embedder, sentences, step)
     flat, faiss_info = vector_index(vectors, embedder.dimension, config.hnsw_min_sentences)
     index_dir.mkdir(parents=True, exist_ok=True)

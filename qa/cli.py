@@ -4,6 +4,7 @@ the configuration together. It only calls the library; library errors become one
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -70,11 +71,15 @@ def index_cmd(config: Config) -> None:
     # an index holds the documents' vectors only: the question encoder is not needed, and a
     # broken one must not stop a build
     embedder = load_embedder(replace(config, questions="off"))
-    with click.progressbar(length=1, label="embedding sentences", file=sys.stderr) as bar:
+    with contextlib.ExitStack() as stack:
+        bars: list[Any] = []  # shown once there are sentences to embed: an error comes alone
 
         def progress(done: int, total: int) -> None:
-            bar.length = max(total, 1)
-            bar.update(done - bar.pos)
+            if not bars:
+                bar = click.progressbar(length=1, label="embedding sentences", file=sys.stderr)
+                bars.append(stack.enter_context(bar))
+            bars[0].length = max(total, 1)
+            bars[0].update(done - bars[0].pos)
 
         index = build_index(config, embedder, progress=progress)
     for message in index.manifest.get("skipped", []):

@@ -236,6 +236,7 @@ def test_no_documents_is_a_clear_error(tmp_path):
     )
     assert result.exit_code == 1
     assert "no usable documents" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1  # no progress bar before it
 
 
 def test_damaged_index_is_a_clear_error(dirs, tmp_path):
