@@ -158,11 +158,9 @@ def load_items(path: str | Path) -> list[Item]:
                         _strings(row, "answer", False),
                     )
                 )
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{n}: not a question-set line ({exc})") from exc
             except KeyError as exc:
                 raise ValueError(f"{path}:{n}: not a question-set line (no {exc})") from exc
-            except ValueError as exc:
+            except ValueError as exc:  # json.JSONDecodeError too
                 raise ValueError(f"{path}:{n}: not a question-set line ({exc})") from exc
     return items
 
