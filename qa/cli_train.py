@@ -17,6 +17,7 @@ TRAINING_ONLY = (
     "seed",
     "epochs",
     "layers",
+    "frozen",
     "lr",
     "previous",
     "negatives",
@@ -69,6 +70,13 @@ QUESTION_OPTIONS = (
 )
 @click.option("--epochs", type=click.IntRange(1, 50), default=None, help="Training epochs [3].")
 @click.option("--layers", type=click.IntRange(1, 12), default=None, help="Transformer layers kept.")
+@click.option(
+    "--frozen",
+    type=click.IntRange(0, 11),
+    default=None,
+    help="Of the layers kept, how many lowest are not trained (nor the embeddings): their "
+    "outputs are computed once, so each step runs only the layers above [0].",
+)
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
 @click.option(
     "--previous",
@@ -189,6 +197,7 @@ def train_cmd(
     seed: int | None,
     epochs: int | None,
     layers: int | None,
+    frozen: int | None,
     lr: float | None,
     previous: int | None,
     negatives: int | None,
@@ -249,10 +258,17 @@ def train_cmd(
     from .training.run import train_reader
     from .training.settings import TrainSettings
 
+    if frozen is not None and frozen >= (layers or TrainSettings().layers):
+        raise click.BadParameter(
+            "at least the top layer must be trained: give fewer than --layers",
+            param_hint="'--frozen'",
+        )
+
     given: dict[str, Any] = {
         "seed": seed,
         "epochs": epochs,
         "layers": layers,
+        "frozen": frozen,
         "lr": lr,
         "previous": previous,
         "negatives": negatives,

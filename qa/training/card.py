@@ -169,6 +169,14 @@ def render(card: dict[str, Any]) -> str:
             if t.get("pool")
             else []
         ),
+        *(
+            [
+                f"- The embeddings and the first {t['frozen']} of the {t['layers']} layers kept "
+                "as pretrained, their outputs computed once (`--frozen`)"
+            ]
+            if t.get("frozen")
+            else []
+        ),
         f"- Versions: {json.dumps(card['versions'])}",
         *(
             [

@@ -211,6 +211,7 @@ def train_reader(
         distill=settings.distill,
         temperature=settings.temperature,
         listwise=settings.listwise,
+        frozen=settings.frozen,
     )
     fit_threads = torch.get_num_threads()  # before scoring, whose searches set it to one
     model.load_state_dict(best["state"])  # in place: ``words`` is the kept epoch's

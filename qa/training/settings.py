@@ -26,6 +26,9 @@ class TrainSettings:
     pool: int = 0
     erased: float = 0.0  # share of answerable questions also taught on their sentence, cut
     layers: int = 4  # of the transformer's six layers kept
+    # of those, how many lowest are not trained (with the embeddings): their outputs are
+    # computed once and each step runs only the layers above (0: all trained, as shipped)
+    frozen: int = 0
     previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
     retrieve: int = 10  # sentences retrieved for each validation question
     # how many sentences to read, chosen on validation among counts the latency target allows:
