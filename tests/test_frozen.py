@@ -8,7 +8,8 @@ import torch
 
 from qa.features import Candidate
 from qa.training.data import Row
-from qa.training.model import Encoded, fit, load_model, lower_outputs, replaying, stacked
+from qa.training.frozen import lower_outputs, replaying, stacked
+from qa.training.model import Encoded, fit, load_model
 
 ROWS = [
     ("When did the bridge reopen?", "The bridge reopened on Monday after repairs.", (23, 29)),

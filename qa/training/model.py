@@ -16,8 +16,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch
 
 from ..features import NEG, Batch, Featurizer, Reading, concatenate, read_spans, span_tokens
 from .data import Asked, Row
+from .frozen import freeze, lower_outputs, replaying, stacked
 
 
 class SpanModel(torch.nn.Module):
@@ -158,87 +158,6 @@ def distillation_loss(
         log_p = torch.log_softmax(student / t, dim=-1)
         loss = loss + torch.nn.functional.kl_div(log_p, target, reduction="batchmean")
     return loss * t * t / 2
-
-
-class Replay(torch.nn.Module):
-    """Stands in for the embeddings while the frozen lower layers are skipped: it returns the
-    hidden states they gave the batch's rows (``replaying``), whatever it is called with."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.hidden: torch.Tensor | None = None
-
-    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        if self.hidden is None:
-            raise RuntimeError("no hidden states to replay")
-        return self.hidden
-
-
-@contextmanager
-def replaying(model: SpanModel, frozen: int) -> Iterator[Replay | None]:
-    """The model with its embeddings and first ``frozen`` layers replaced by a ``Replay``
-    (None and the model unchanged when ``frozen`` is 0); restored on leaving."""
-    if not frozen:
-        yield None
-        return
-    encoder = model.encoder
-    embeddings, layers = encoder.embeddings, encoder.encoder.layer
-    replay = Replay()
-    encoder.embeddings = replay
-    encoder.encoder.layer = torch.nn.ModuleList(list(layers)[frozen:])
-    try:
-        yield replay
-    finally:
-        encoder.embeddings, encoder.encoder.layer = embeddings, layers
-
-
-def freeze(model: SpanModel, frozen: int) -> None:
-    """Keep the embeddings and the first ``frozen`` transformer layers as they are (0: none)."""
-    if not frozen:
-        return
-    encoder = model.encoder
-    for module in (encoder.embeddings, *list(encoder.encoder.layer)[:frozen]):
-        for p in module.parameters():
-            p.requires_grad_(False)
-
-
-@torch.no_grad()
-def lower_outputs(
-    model: SpanModel, data: Encoded, frozen: int, size: int = 64
-) -> list[torch.Tensor]:
-    """Each row's hidden states after the embeddings and the first ``frozen`` layers, in
-    evaluation mode (no dropout), computed once: frozen, they are the same every epoch."""
-    encoder = model.encoder
-    layers = encoder.encoder.layer
-    encoder.encoder.layer = torch.nn.ModuleList(list(layers)[:frozen])
-    was_training = model.training
-    model.eval()
-    out: list[torch.Tensor] = [torch.empty(0)] * len(data)
-    try:
-        order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
-        for c in range(0, len(order), size):
-            idx = order[c : c + size]
-            b = data.inputs(idx)
-            hidden = encoder(
-                input_ids=torch.from_numpy(b.ids),
-                attention_mask=torch.from_numpy(b.mask),
-                token_type_ids=torch.from_numpy(b.types),
-            ).last_hidden_state
-            for r, i in enumerate(idx):
-                out[i] = hidden[r, : len(data.ids[i])].clone()
-    finally:
-        encoder.encoder.layer = layers
-        model.train(was_training)
-    return out
-
-
-def stacked(hidden: Sequence[torch.Tensor], width: int) -> torch.Tensor:
-    """Rows' hidden states padded with zeros to ``width`` tokens, as one batch (the padding
-    is masked out of attention and of the loss)."""
-    out = hidden[0].new_zeros((len(hidden), width, hidden[0].shape[-1]))
-    for r, h in enumerate(hidden):
-        out[r, : h.shape[0]] = h
-    return out
 
 
 def batches(data: Encoded, size: int, rng: random.Random) -> list[list[int]]:
