@@ -76,12 +76,56 @@ def _read_manifest(index_dir: Path) -> tuple[bytes, dict[str, Any]] | None:
     if not isinstance(manifest, dict) or any(k not in manifest for k in REQUIRED_KEYS):
         missing = [k for k in REQUIRED_KEYS if not isinstance(manifest, dict) or k not in manifest]
         raise IndexProblem(f"{path} lacks {', '.join(missing)}; {REBUILD_HINT}")
-    if manifest["format_version"] != FORMAT_VERSION:
+    version = manifest["format_version"]
+    if type(version) is not int or version != FORMAT_VERSION:
         raise IndexProblem(
-            f"{path} has format version {manifest['format_version']}, this qa reads "
+            f"{path} has format version {json.dumps(version)}, this qa reads "
             f"{FORMAT_VERSION}; {REBUILD_HINT}"
         )
+    wrong = ill_formed(manifest)
+    if wrong:
+        raise IndexProblem(f"{path} is ill-formed ({wrong}); {REBUILD_HINT}")
     return raw, manifest
+
+
+def ill_formed(manifest: dict[str, Any]) -> str | None:
+    """What in a manifest of this format is not of the shape this qa reads, or None: the
+    parts read without a checksum of their own (a hand-edited or half-written manifest must
+    be refused as a whole, not fail later wherever a field is read)."""
+
+    def is_int(x: Any) -> bool:
+        return type(x) is int and x >= 0
+
+    def is_str(x: Any) -> bool:
+        return isinstance(x, str)
+
+    model, counts, files = manifest["model"], manifest["counts"], manifest["files"]
+    sources, skipped = manifest["sources"], manifest.get("skipped", [])
+    if not isinstance(model, dict) or not is_str(model.get("name")):
+        return "model: not an object with a name"
+    if not is_int(model.get("dimension")):
+        return "model: its dimension is not a whole number"
+    if not isinstance(counts, dict) or not all(
+        is_int(counts.get(k)) for k in ("documents", "sentences")
+    ):
+        return "counts: not whole numbers of documents and sentences"
+    if not isinstance(sources, dict) or not all(
+        is_str(k) and is_str(v) for k, v in sources.items()
+    ):
+        return "sources: not an object of document names and checksums"
+    if not isinstance(manifest["documents"], list):
+        return "documents: not a list"
+    if not isinstance(skipped, list) or not all(is_str(m) for m in skipped):
+        return "skipped: not a list of messages"
+    if not isinstance(files, dict):
+        return "files: not an object"
+    for key in ("vectors", "sentences", "documents"):
+        entry = files.get(key)
+        if not isinstance(entry, dict) or not all(is_str(entry.get(k)) for k in ("name", "sha256")):
+            return f"files: no name and checksum of the {key} file"
+    if not all(isinstance(e, dict) and is_str(e.get("name", "")) for e in files.values()):
+        return "files: an entry without a name"
+    return None
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:

@@ -43,6 +43,10 @@ DAMAGES = [
     "faiss_overwritten",
     "sentences_missing",
     "dimension_mismatch",
+    "counts_not_numbers",
+    "model_not_an_object",
+    "format_version_a_string",
+    "file_name_null",
 ]
 
 
@@ -68,6 +72,22 @@ def damage_index(index_dir, kind: str) -> str:
     if kind == "sentences_missing":
         (index_dir / files["sentences"]["name"]).unlink()
         return f"{files['sentences']['name']} is missing"
+    # a manifest edited by hand: valid JSON, its own checksum unchecked, a field of a wrong type
+    if kind in ("counts_not_numbers", "model_not_an_object", "format_version_a_string"):
+        field, value = {
+            "counts_not_numbers": ("counts", "x"),
+            "model_not_an_object": ("model", "x"),
+            "format_version_a_string": ("format_version", "1"),
+        }[kind]
+        manifest[field] = value
+        path.write_text(json.dumps(manifest))
+        if kind == "format_version_a_string":
+            return 'has format version "1", this qa reads 1'
+        return f"manifest.json is ill-formed ({field}: "
+    if kind == "file_name_null":
+        files["vectors"]["name"] = None
+        path.write_text(json.dumps(manifest))
+        return "ill-formed (files: no name and checksum of the vectors file)"
     if kind == "dimension_mismatch":
         manifest["model"]["dimension"] = 512
         path.write_text(json.dumps(manifest))
