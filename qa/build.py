@@ -87,10 +87,16 @@ def build_index(
         if progress:
             progress(done, len(sentences))
 
+    try:  # before minutes of embedding: a folder that cannot be made is said at once
+        index_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexProblem(
+            f"cannot create the index folder {index_dir} ({exc.strerror or exc}); "
+            "give another with --index or QA_INDEX"
+        ) from exc
     step(0)  # the corpus is read: embedding starts
     vectors = embed_sentences(embedder, sentences, step)
     flat, faiss_info = vector_index(vectors, embedder.dimension, config.hnsw_min_sentences)
-    index_dir.mkdir(parents=True, exist_ok=True)
     positions = [
         {"doc": s.doc, "sentence": s.index, "start": s.start, "end": s.end} for s in sentences
     ]
@@ -100,10 +106,15 @@ def build_index(
     for name, r in rows.items():  # read back as load_index reads them, or the old index stays
         if jsonl_rows(data[name]) != r:
             raise IndexProblem(f"the new index's {name} would not read back; the old index stays")
-    files = {
-        "vectors": _write_data(index_dir, "vectors", ".faiss", to_bytes(flat)),
-        **{name: _write_data(index_dir, name, ".jsonl", d) for name, d in data.items()},
-    }
+    try:
+        files = {
+            "vectors": _write_data(index_dir, "vectors", ".faiss", to_bytes(flat)),
+            **{name: _write_data(index_dir, name, ".jsonl", d) for name, d in data.items()},
+        }
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        raise IndexProblem(
+            f"cannot write the index in {index_dir} ({exc.strerror or exc}); the old index stays"
+        ) from exc
     counts: dict[str, int] = {}
     for s in sentences:
         counts[s.doc] = counts.get(s.doc, 0) + 1
@@ -124,7 +135,12 @@ def build_index(
         "build_seconds": round(time.perf_counter() - started, 3),
         "versions": _versions(),
     }
-    write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
+    try:
+        write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
+    except OSError as exc:
+        raise IndexProblem(
+            f"cannot write the index in {index_dir} ({exc.strerror or exc}); the old index stays"
+        ) from exc
     _remove_unreferenced(index_dir, files)
     return load_index(index_dir)
 

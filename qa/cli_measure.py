@@ -79,7 +79,10 @@ def eval_cmd(
     if not items:
         raise click.ClickException(f"{questions} holds no questions: nothing to score")
     if url:
-        ask = http_asker(url)
+        try:
+            ask = http_asker(url)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--url'") from exc
     else:
         from .engine import Engine
 

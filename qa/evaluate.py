@@ -236,9 +236,19 @@ def library_asker(engine: Engine) -> AskFn:
 
 
 def http_asker(url: str, timeout: float = 30.0) -> AskFn:
+    """Ask the server at ``url`` (its base address); ValueError when it is not an http or
+    https URL with a host."""
     import urllib.error
+    import urllib.parse
     import urllib.request
 
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018  (a port that is not a number raises here)
+    except ValueError as exc:
+        raise ValueError(f"{url!r} is not a URL ({exc})") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// address of a server")
     endpoint = url.rstrip("/") + "/api/ask"
 
     def ask(question: str, history: list[dict[str, Any]]) -> dict[str, Any]:

@@ -67,6 +67,11 @@ def _read_manifest(index_dir: Path) -> tuple[bytes, dict[str, Any]] | None:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
+    except NotADirectoryError as exc:  # the folder, or a folder above it, is a file
+        raise IndexProblem(
+            f"the index folder {index_dir} is not a folder (a part of its path is a file); "
+            "give another with --index or QA_INDEX"
+        ) from exc
     except OSError as exc:
         raise IndexProblem(f"{path} cannot be read ({exc.strerror}); {REBUILD_HINT}") from exc
     try:

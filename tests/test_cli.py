@@ -239,6 +239,20 @@ def test_no_documents_is_a_clear_error(tmp_path):
     assert len(result.output.strip().splitlines()) == 1  # no progress bar before it
 
 
+@pytest.mark.parametrize("command", [["index"], ["ask", "Who?"]])
+def test_an_index_folder_that_cannot_be_made_is_one_line_before_any_embedding(
+    seeds_copy, tmp_path, command
+):
+    (tmp_path / "a-file").write_text("not a folder\n")
+    args = ["--seeds", str(seeds_copy), "--index", str(tmp_path / "a-file" / "index")]
+    result = CliRunner().invoke(cli, [*command, *args])
+    assert result.exit_code == 1, result.output
+    said = "cannot create the index folder" if command == ["index"] else "is not a folder"
+    assert said in result.output and "--index or QA_INDEX" in result.output
+    assert "Traceback" not in result.output and "embedding" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 def test_damaged_index_is_a_clear_error(dirs, tmp_path):
     assert invoke("index", *dirs).exit_code == 0
     (tmp_path / "index" / "manifest.json").write_text("garbage", encoding="utf-8")
@@ -304,3 +318,21 @@ def test_eval_scores_a_question_set_with_the_reliability_of_confidence(tmp_path)
     # a threshold not met fails the command, naming it
     failed = CliRunner().invoke(cli, [*args, "--min", "answer_hit=1.01"])
     assert failed.exit_code == 1 and "answer_hit" in failed.output
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("notaurl", "not an http:// or https:// address"),
+        ("http://[::1", "is not a URL (Invalid IPv6 URL)"),
+        ("http://localhost:port", "is not a URL"),
+    ],
+)
+def test_eval_refuses_a_url_that_is_not_one_naming_the_option(tmp_path, url, message):
+    questions = tmp_path / "q.jsonl"
+    line = {"id": "q1", "turns": ["Who?"], "answerable": False, "support": [], "answer": []}
+    questions.write_text(json.dumps(line) + "\n")
+    result = CliRunner().invoke(cli, ["eval", str(questions), "--url", url])
+    assert result.exit_code == 2, result.output
+    assert "'--url'" in result.output and message in result.output
+    assert "Traceback" not in result.output
