@@ -30,6 +30,7 @@ margin.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
 from .decide import Evidence, decide
@@ -62,11 +63,21 @@ def check_question(text: object, limit: int, name: str = "the question") -> str:
     QuestionError saying why, naming it ``name``: the one check of `qa ask` and the API."""
     if not isinstance(text, str):
         raise QuestionError(f"{name} must be a string")
-    if not text.strip():
+    if blank(text):
         raise QuestionError(f"{name} is empty")
     if len(text) > limit:
         raise QuestionError(f"{name} is over {limit} characters")
     return check_text(text, name)
+
+
+# what shows nothing: controls (NUL, ...), format characters (zero-width space, BOM, ...),
+# separators; spaces are caught by str.isspace
+INVISIBLE = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp"))
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` holds nothing to read: only spaces and invisible characters."""
+    return all(c.isspace() or unicodedata.category(c) in INVISIBLE for c in text)
 
 
 def check_text(text: str, name: str) -> str:

@@ -109,10 +109,17 @@ BAD_REQUESTS = [
             {"question": "ok", "history": [{"question": "q", "answer": 3}]},
             "history[0].answer must be",
         ),
+        # nothing to read: zero-width spaces, a byte-order mark, controls, a line separator
+        ({"question": "\u200b\u200b"}, "question is empty"),
+        ({"question": "\ufeff"}, "question is empty"),
+        ({"question": "\u0000 \u0001\u0002"}, "question is empty"),
+        ({"question": "\u2028\u00a0"}, "question is empty"),
+        ({"question": "ok", "history": [{"question": "\u200d"}]}, "history[0].question is empty"),
     ],
 )
 def test_a_bad_request_says_which_field_is_wrong(client, body, detail):
-    assert detail in ask(client, body).get_json()["detail"]
+    r = ask(client, body)
+    assert r.status_code == 400 and detail in r.get_json()["detail"]
 
 
 def request_schema(spec):

@@ -106,6 +106,7 @@ def test_ask_builds_a_missing_index_with_a_notice(dirs, tmp_path):
     "args, message",
     [
         (["ask", "   "], "question is empty"),
+        (["ask", "\u200b\ufeff"], "question is empty"),  # only invisible characters
         (["ask", "--top-k", "0", "Who?"], "--top-k"),
         (["ask", "--bogus", "Who?"], "No such option"),
         (["ask", "Who? " * 201], "over 1000 characters"),  # the API's limit too
