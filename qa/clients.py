@@ -135,7 +135,9 @@ class TrustedProxies:
         try:
             self.networks = [ipaddress.ip_network(i, strict=False) for i in items if i != "*"]
         except ValueError as exc:
-            raise ValueError(f"invalid value for forwarded_allow_ips: {exc}") from None
+            raise ValueError(
+                f"invalid value for QA_FORWARDED_ALLOW_IPS (--forwarded-allow-ips): {exc}"
+            ) from None
 
     def __bool__(self) -> bool:
         return self.anyone or bool(self.networks)

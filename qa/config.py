@@ -47,6 +47,8 @@ DEFAULT_QUESTIONS = Path(__file__).resolve().parent / "models" / "questions"
 LOW_CONFIDENCE = 0.5
 # how a Markdown table row may be read (Config.table_rows)
 TABLE_ROWS = ("header", "named")
+# what may embed (Config.backend; see qa/embed.py)
+BACKENDS = ("onnx", "onnx-int8", "torch")
 
 
 def table_reading(configured: str, card: dict[str, Any] | None = None) -> str:
@@ -140,6 +142,11 @@ class Config:
             raise ValueError(
                 f"invalid value for {SETTING_NAMES['table_rows']}: {self.table_rows!r} "
                 f"(use one of: {', '.join(TABLE_ROWS)})"
+            )
+        if self.backend not in BACKENDS:
+            raise ValueError(
+                f"invalid value for {SETTING_NAMES['backend']}: {self.backend!r} "
+                f"(use one of: {', '.join(BACKENDS)})"
             )
         for name, (low, high) in RANGES.items():
             high = self.max_top_k if name == "top_k" else high

@@ -35,7 +35,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .config import Config
+from .config import BACKENDS, Config
 from .runner import BUNDLED_NAMES, ModelError, OnnxRunner, export_folder, resolve_model
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "resolve_model",
 ]
 
-BACKENDS = ("onnx", "onnx-int8", "torch")
 SMALL = 8  # requests of at most this many texts are micro-batched with concurrent ones
 CORES = os.cpu_count() or 1
 

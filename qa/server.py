@@ -62,8 +62,15 @@ TIMED_OUT = problem_response(
 
 def check_settings(config: Config) -> None:
     """ValueError for a setting the server cannot work with (the numbers' ranges are
-    ``Config.check``'s)."""
+    ``Config.check``'s), before anything is loaded."""
     TrustedProxies(config.forwarded_allow_ips)
+    try:
+        Adjustments(host=config.host, port=config.port)
+    except ValueError as exc:  # waitress: "Invalid host/port specified."
+        raise ValueError(
+            f"invalid value for QA_HOST (--host): {config.host!r} is not an address to listen "
+            f"on, with port {config.port} ({exc})"
+        ) from exc
 
 
 def create_server(

@@ -143,6 +143,7 @@ def test_an_unknown_setting_word_is_one_clear_line(dirs, command, monkeypatch, t
         ("QA_MAX_HISTORY", "-1", "QA_MAX_HISTORY: -1 (it must be at least 0)"),
         ("QA_HEADER_TIMEOUT", "0", "QA_HEADER_TIMEOUT: 0 (it must be at least 1)"),
         ("QA_TOP_K", "x", "QA_TOP_K: 'x'"),  # not a number: named as set, too
+        ("QA_BACKEND", "bogus", "QA_BACKEND: 'bogus' (use one of: onnx, onnx-int8, torch)"),
     ],
 )
 @pytest.mark.parametrize("command", [["ask", "Who?"], ["serve"]])
@@ -156,6 +157,30 @@ def test_a_setting_out_of_its_range_is_one_clear_line(
     assert result.exit_code != 0
     assert f"invalid value for {message}" in result.output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "var, value, message",
+    [
+        ("QA_HOST", "999.1.1.1", "QA_HOST (--host): '999.1.1.1' is not an address to listen on"),
+        ("QA_FORWARDED_ALLOW_IPS", "notanip", "QA_FORWARDED_ALLOW_IPS (--forwarded-allow-ips):"),
+    ],
+)
+def test_a_server_setting_it_cannot_use_is_one_line_naming_it(
+    dirs, var, value, message, monkeypatch
+):
+    monkeypatch.setenv(var, value)
+    result = CliRunner().invoke(cli, ["serve", *dirs])
+    assert result.exit_code != 0
+    assert f"invalid value for {message}" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_an_index_setting_that_names_a_file_says_so(dirs, monkeypatch):
+    monkeypatch.setenv("QA_INDEX", str(Path(qa.__file__)))  # a file, not a folder
+    result = CliRunner().invoke(cli, ["ask", "Who?", *dirs[:2]])
+    assert result.exit_code == 1
+    assert "is not a folder" in result.output and "rebuild" not in result.output
 
 
 def test_a_configuration_made_in_code_is_checked_too():

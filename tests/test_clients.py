@@ -83,7 +83,7 @@ def test_the_client_is_the_last_address_no_trusted_proxy_added(spec, peer, forwa
 
 
 def test_a_bad_proxy_list_is_a_value_error():
-    with pytest.raises(ValueError, match="forwarded_allow_ips"):
+    with pytest.raises(ValueError, match="QA_FORWARDED_ALLOW_IPS"):
         TrustedProxies("127.0.0.1, nonsense")
     assert not TrustedProxies(" , ")
     assert "127.0.0.1" not in TrustedProxies("")
