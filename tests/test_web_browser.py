@@ -153,6 +153,21 @@ def test_follow_up_sends_the_conversation_so_far(page):
     assert ask(page, "What did the embassy say?")["history"] == []
 
 
+def test_a_long_conversation_sends_the_latest_turns_that_fit_the_body_limit(page):
+    """Long questions in a script of 4 UTF-8 bytes a character fill the 64 KB body limit
+    before the 20-turn one: the page drops the oldest turns (the service reads only the
+    last), so no question is refused for the length of the conversation."""
+    limit = int(page.locator("#chat").get_attribute("data-max-body-bytes"))
+    question = "When did the bridge open " + "\U0001f600" * 975  # 1000 characters
+    for turn in range(18):
+        sent = ask(page, question)
+        assert len(json.dumps(sent, ensure_ascii=False).encode()) <= limit
+        assert page.locator(".turn.error").count() == 0, f"turn {turn} was refused"
+        if turn:
+            assert sent["history"] and sent["history"][-1]["question"] == question
+    assert len(sent["history"]) < 17  # older turns were left out to fit
+
+
 def test_markup_in_a_question_is_shown_as_text_and_runs_nothing(page):
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

@@ -17,5 +17,6 @@ def chat() -> ResponseReturnValue:
         "chat.html",
         max_question_chars=config.max_question_chars,
         max_history=config.max_history,
+        max_body_bytes=config.max_body_bytes,
         low_confidence=LOW_CONFIDENCE,
     )

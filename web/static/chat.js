@@ -18,6 +18,7 @@
   const articleText = $("article-text");
   const maxHistory = Number($("chat").dataset.maxHistory) || 20;
   const maxChars = Number($("chat").dataset.maxQuestionChars) || 1000;
+  const maxBody = Number($("chat").dataset.maxBodyBytes) || 65536;
   const hint = $("ask-hint");
   const HINT = hint.textContent;
 
@@ -72,12 +73,13 @@
       const response = await fetch("/api/ask", {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify({ question, history: history.slice(-maxHistory) }),
+        body: requestBody(question),
       });
       const data = await response.json().catch(() => null);
       if (!response.ok) {
         const why = data && data.detail ? data.detail : response.statusText;
-        throw new Error(`The service refused the question (${response.status}): ${why}`);
+        const what = response.status >= 500 ? "could not answer" : "refused the question";
+        throw new Error(`The service ${what} (${response.status}): ${why}`);
       }
       if (!data) throw new Error("The service sent an answer that could not be read.");
       reply = data;
@@ -101,6 +103,20 @@
     }
     scrollToEnd();
     input.focus();
+  }
+
+  // The request: the question and the latest turns that fit the service's body limit
+  // (long turns in a script that JSON escapes can fill it before the turn limit; the
+  // service reads only the last turn, so the oldest go first)
+  function requestBody(question) {
+    const bytes = (text) => new TextEncoder().encode(text).length;
+    let turns = history.slice(-maxHistory);
+    let body = JSON.stringify({ question, history: turns });
+    while (turns.length > 1 && bytes(body) > maxBody) {
+      turns = turns.slice(1);
+      body = JSON.stringify({ question, history: turns });
+    }
+    return body;
   }
 
   function renderError(message) {
