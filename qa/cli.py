@@ -8,6 +8,7 @@ import contextlib
 import json
 import sys
 import time
+from pathlib import Path
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -28,20 +29,29 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     model cards (QA_READER, QA_QUESTIONS)."""
     if not value or ctx.resilient_parsing:
         return
-    from .cards import card_hash
+    from .cards import card_hash, load_card
     from .questions import question_folder
 
     try:
         config = Config.load()
     except ValueError:  # another setting is wrong: the version still names the models in use
         config = Config.load(only=("model", "reader", "questions"))
+
+    def named(folder: Path) -> str:
+        """The model's name (its card's hash), or what is wrong with its card."""
+        try:
+            _, name = load_card(folder, lambda card: None, ValueError)
+        except ValueError as exc:
+            return "missing" if card_hash(folder) is None else f"unusable: {exc}"
+        return name
+
     folder = config.reader
-    line = f"qa {__version__}, reader {card_hash(folder) or 'missing'} ({folder})"
+    line = f"qa {__version__}, reader {named(folder)} ({folder})"
     questions = question_folder(config)
     if questions is None:
         line += ", questions embedded by the embedding model"
     else:
-        line += f", question encoder {card_hash(questions) or 'missing'} ({questions})"
+        line += f", question encoder {named(questions)} ({questions})"
     click.echo(line)
     ctx.exit()
 

@@ -212,6 +212,20 @@ def test_version_names_the_models_in_use_even_when_another_setting_is_wrong(monk
     assert result.exit_code == 0 and "reader missing (/nowhere/reader)" in result.output
 
 
+def test_version_says_a_reader_card_is_unusable_rather_than_name_it(monkeypatch, tmp_path):
+    import shutil
+
+    from qa.config import DEFAULT_READER
+
+    broken = tmp_path / "reader"
+    shutil.copytree(DEFAULT_READER, broken)
+    (broken / "card.json").write_text("{")
+    monkeypatch.setenv("QA_READER", str(broken))
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert f"reader unusable: {broken / 'card.json'} is not a valid model card" in result.output
+
+
 def test_an_unusable_cache_folder_is_one_clear_line(dirs, tmp_path, monkeypatch):
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
