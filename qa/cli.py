@@ -8,8 +8,8 @@ import contextlib
 import json
 import sys
 import time
-from pathlib import Path
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
