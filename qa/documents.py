@@ -46,6 +46,22 @@ def corpus_files(seeds_dir: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.relative_to(seeds_dir).as_posix())
 
 
+def not_files(seeds_dir: Path) -> list[Path]:
+    """What under ``seeds_dir`` is named like a corpus file but is no file to read: a broken
+    link, a pipe, a socket or a device (reading a pipe would wait for ever), in a stable
+    order (hidden ones excluded)."""
+    seeds_dir = Path(seeds_dir)
+    found = [
+        p
+        for p in seeds_dir.rglob("*")
+        if p.suffix.lower() in SUFFIXES
+        and not p.is_file()
+        and not p.is_dir()
+        and not any(part.startswith(".") for part in p.relative_to(seeds_dir).parts)
+    ]
+    return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
+
+
 def read_document(path: Path, doc_id: str) -> Document:
     """Read one UTF-8 document; raise DocumentError naming the file when it is unusable."""
     try:
@@ -80,6 +96,9 @@ def load_corpus(seeds_dir: Path) -> Corpus:
             documents.append(read_document(path, doc_id))
         except DocumentError as exc:
             skipped.append(str(exc))
+    for path in not_files(seeds_dir):
+        doc_id = path.relative_to(seeds_dir).as_posix()
+        skipped.append(f"{doc_id}: not a file to read (a broken link, a pipe or a device)")
     if not documents:
         why = f" ({'; '.join(skipped)})" if skipped else ""
         raise DocumentError(

@@ -31,6 +31,19 @@ def test_bad_documents_are_skipped_with_a_message_naming_them(tmp_path):
         assert any(name in m and "not text" in m for m in corpus.skipped)
 
 
+def test_a_broken_link_or_a_pipe_is_skipped_with_a_message_never_read(tmp_path):
+    import os
+
+    (tmp_path / "good.txt").write_text("Fine text.", encoding="utf-8")
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    os.mkfifo(tmp_path / "pipe.md")  # reading it would wait for ever
+    (tmp_path / "linked.txt").symlink_to(tmp_path / "good.txt")  # a link to a file is read
+    corpus = load_corpus(tmp_path)
+    assert [d.id for d in corpus.documents] == ["good.txt", "linked.txt"]
+    for name in ("gone.txt", "pipe.md"):
+        assert any(m.startswith(f"{name}: not a file to read") for m in corpus.skipped)
+
+
 def test_byte_order_mark_is_not_text(tmp_path):
     (tmp_path / "bom.txt").write_bytes("\ufeffHello there.".encode())
     assert load_corpus(tmp_path).documents[0].text == "Hello there."
