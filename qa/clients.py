@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from email.utils import formatdate
 from http import HTTPStatus
 
 # descriptors kept for everything but client connections: the index and model files,
@@ -177,17 +178,35 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+# on every response, the app's and the server's own (web/app.py sets them on the app's)
+SECURITY_HEADERS = {
+    # No 'unsafe-inline' anywhere: every script and style comes from /static.
+    "Content-Security-Policy": (
+        "default-src 'self'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'; object-src 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
 def problem_response(
     status: int, title: str, detail: str
 ) -> tuple[str, list[tuple[str, str]], bytes, bytes]:
     """A problem+json response: (status line, headers, body) for WSGI, and the whole
-    response, with Connection: close, as bytes to write to a socket."""
+    response, dated now and with Connection: close, as bytes to write to a socket."""
     body = json.dumps(
         {"type": "about:blank", "title": title, "status": status, "detail": detail}
     ).encode()
     line = f"{status} {HTTPStatus(status).phrase}"
-    headers = [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body)))]
-    raw = "".join(f"{k}: {v}\r\n" for k, v in [*headers, ("Connection", "close")])
+    headers = [
+        ("Content-Type", "application/problem+json"),
+        ("Content-Length", str(len(body))),
+        *SECURITY_HEADERS.items(),
+    ]
+    sent = [("Date", formatdate(usegmt=True)), *headers, ("Connection", "close")]
+    raw = "".join(f"{k}: {v}\r\n" for k, v in sent)
     return line, headers, body, f"HTTP/1.1 {line}\r\n{raw}\r\n".encode() + body
 
 

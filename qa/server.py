@@ -46,18 +46,25 @@ PROXY_HEADERS = (
 # connections taken from the listening socket at each wake-up (waitress takes one)
 ACCEPT_BATCH = 64
 
-TOO_MANY = problem_response(
-    429, "Too Many Requests", "too many open connections from your address; close some first"
-)
+
+def too_many() -> tuple[str, list[tuple[str, str]], bytes, bytes]:
+    return problem_response(
+        429, "Too Many Requests", "too many open connections from your address; close some first"
+    )
+
+
 # what is logged (the first, then once a minute) of connections closed for being too slow
 SLOW = {
     "headers": "request headers that took over {c.header_timeout} s (QA_HEADER_TIMEOUT)",
     "body": "a request body slower than {c.body_min_rate} bytes a second after "
     "{c.body_timeout} s (QA_BODY_MIN_RATE, QA_BODY_TIMEOUT)",
 }
-TIMED_OUT = problem_response(
-    408, "Request Timeout", "the request did not arrive in time; send it again, faster"
-)
+
+
+def timed_out() -> bytes:
+    return problem_response(
+        408, "Request Timeout", "the request did not arrive in time; send it again, faster"
+    )[3]
 
 
 def check_settings(config: Config) -> None:
@@ -132,7 +139,7 @@ def guard_app(
         client = proxies.client(peer, environ.get("HTTP_X_FORWARDED_FOR"))
         environ["REMOTE_ADDR"] = client
         if not clients.take(client):
-            status, headers, body, _ = TOO_MANY
+            status, headers, body, _ = too_many()
             start_response(status, headers)
             return [body]
         try:
@@ -192,7 +199,7 @@ class GuardedChannel(HTTPChannel):
     def time_out(self, phase: str) -> None:
         if phase in ("headers", "body"):
             try:  # best effort: the client may not be reading
-                self.socket.send(TIMED_OUT[3])
+                self.socket.send(timed_out())
             except OSError:
                 pass
         self.will_close = True
@@ -272,7 +279,7 @@ def refuse(conn: socket.socket) -> None:
             conn.recv(65536)
         except OSError:
             pass
-        conn.send(TOO_MANY[3])
+        conn.send(too_many()[3])
     except OSError:
         pass
     finally:

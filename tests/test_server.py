@@ -191,6 +191,8 @@ def test_connections_over_the_cap_get_a_429_and_are_closed(quick):
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 429") and b"application/problem+json" in head
     assert json.loads(body)["status"] == 429
+    for header in (b"X-Content-Type-Options: nosniff", b"Content-Security-Policy:", b"Date:"):
+        assert header in head  # as on every response of the app
     assert ask(quick, "127.0.0.6")[0] == 200  # another address is not held back
     for sock in held:
         sock.close()
@@ -205,6 +207,7 @@ def test_headers_too_slow_get_a_408_and_are_closed(quick):
     reply = read_all(sock)
     took = time.monotonic() - started
     assert reply.startswith(b"HTTP/1.1 408") and b"application/problem+json" in reply
+    assert b"X-Frame-Options: DENY" in reply and b"Referrer-Policy: no-referrer" in reply
     assert QUICK["header"] <= took <= QUICK["header"] + DEFAULTS.cleanup_interval + 1
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 from flask import Flask, Response
 from flask.json.provider import DefaultJSONProvider
 
+from qa.clients import SECURITY_HEADERS
 from qa.config import Config
 
 from .ratelimit import RateLimiter
@@ -20,17 +21,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXAMPLES_FILE = "examples.json"
-
-SECURITY_HEADERS = {
-    # No 'unsafe-inline' anywhere: every script and style comes from /static.
-    "Content-Security-Policy": (
-        "default-src 'self'; base-uri 'none'; form-action 'self'; "
-        "frame-ancestors 'none'; object-src 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-}
 
 
 def create_app(config: Config | None = None, *, engine: Engine | None = None) -> Flask:
