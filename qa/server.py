@@ -22,6 +22,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 
 from waitress.adjustments import Adjustments
@@ -176,8 +177,23 @@ class GuardedChannel(HTTPChannel):
                 request.began = self.creation_time if self.fresh else now
             if request.headers_finished and request.body_began is None:
                 request.body_began = now
+                limit = self.server.config.max_body_bytes
+                if request.content_length > limit and not self.will_close:
+                    # refused now, not after waiting for a body it would refuse anyway
+                    self.refuse_body(limit)
         self.fresh = False
         return done
+
+    def refuse_body(self, limit: int) -> None:
+        try:  # best effort: the client may not be reading
+            self.socket.send(
+                problem_response(
+                    413, HTTPStatus(413).phrase, f"the request body is over {limit} bytes"
+                )[3]
+            )
+        except OSError:
+            pass
+        self.will_close = True
 
     def overdue(self, now: float, config: Config) -> str | None:
         """Which deadline has passed ("headers", "body", "idle", "silent"), or None."""

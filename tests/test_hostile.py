@@ -7,6 +7,7 @@ problem+json, and the service is healthy afterwards. Also path traversal on
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -131,8 +132,15 @@ def test_valid_questions_of_every_character_are_answered(client, body):
     response = client.post("/api/ask", data=encode(body), content_type="application/json")
     check(response)
     question = body["question"]
-    if question.strip() and all(not 0xD800 <= ord(c) <= 0xDFFF for c in question):
+    # something to read (not only spaces, controls or format characters such as U+200B)
+    visible = any(
+        not c.isspace() and unicodedata.category(c) not in ("Cc", "Cf", "Zs", "Zl", "Zp")
+        for c in question
+    )
+    if visible and all(not 0xD800 <= ord(c) <= 0xDFFF for c in question):
         assert response.status_code == 200, response.get_json()
+    elif question:
+        assert response.status_code == 400
 
 
 @settings(FAST, max_examples=200)

@@ -200,6 +200,20 @@ def test_connections_over_the_cap_get_a_429_and_are_closed(quick):
     assert ask(quick, "127.0.0.5")[0] == 200  # and the slots were given back
 
 
+def test_a_declared_body_over_the_limit_is_refused_at_once_not_waited_for(quick):
+    sock = connect(quick, "127.0.0.9")
+    started = time.monotonic()
+    sock.sendall(
+        b"POST /api/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 70000\r\n\r\n"
+    )  # and no body: the 413 must not wait for one
+    reply = read_all(sock)
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and b"application/problem+json" in head
+    assert "over 65536 bytes" in json.loads(body)["detail"]
+    assert time.monotonic() - started < QUICK["body"]  # before any deadline
+
+
 def test_headers_too_slow_get_a_408_and_are_closed(quick):
     sock = connect(quick, "127.0.0.7")
     started = time.monotonic()
