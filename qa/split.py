@@ -37,6 +37,12 @@ SPEECH_VERBS = frozenset(
 
 # A quotation is kept in one sentence up to this length; past it, it is split as usual.
 MAX_QUOTED = 300
+# A sentence longer than this (a line with no full stop, a run-on list) is cut into pieces
+# of at most this many characters, at a clause mark or a space: the reader reads 96 tokens
+# of a sentence (about 500 characters of English), and a citation should be a passage, not
+# a page. (No sentence of the project's corpora comes near: the longest has 414.)
+MAX_SENTENCE = 600
+_CLAUSE_MARK = re.compile(r"[,;:](?=\s)|\s[–—-](?=\s)")
 
 _TERMINAL = re.compile(r"[.!?…]+[\"'”’»)\]]*")
 # the whole word before a full stop: "Mendonça." is not the initial "a."
@@ -64,8 +70,30 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
         marker = _LIST_MARKER.match(text, start, end)
         if marker and marker.end() < end:
             start = _skip_space(text, marker.end(), end)
-        spans.extend(_split_line(text, start, end))
+        for s, e in _split_line(text, start, end):
+            spans.extend(_pieces(text, s, e))
     return spans
+
+
+def _pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """``text[start:end]`` cut into pieces of at most MAX_SENTENCE characters: after the
+    last clause mark in the second half of the allowance, else at its last space, else
+    (one long word) at the allowance."""
+    pieces = []
+    while end - start > MAX_SENTENCE:
+        limit = start + MAX_SENTENCE
+        half = start + MAX_SENTENCE // 2
+        marks = [m.end() for m in _CLAUSE_MARK.finditer(text, half, limit)]
+        cut = marks[-1] if marks else text.rfind(" ", half, limit)
+        if cut <= start:
+            cut = limit
+        piece_end = _rstrip(text, start, cut)
+        if _HAS_WORD.search(text, start, piece_end):
+            pieces.append((start, piece_end))
+        start = _skip_space(text, cut, end)
+    if _HAS_WORD.search(text, start, end):
+        pieces.append((start, end))
+    return pieces
 
 
 def _skip_space(text: str, i: int, end: int) -> int:

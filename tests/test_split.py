@@ -152,3 +152,26 @@ def test_a_markdown_table_row_is_one_sentence_whatever_its_cells_hold():
         "A row | without bars.",
         "Splits as prose.",
     ]
+
+
+def test_a_line_with_no_full_stop_is_cut_into_passages_the_reader_can_read():
+    """A run-on line (a pasted page with no stops) would be one sentence of which the
+    reader reads its first 96 tokens only: it is cut at clause marks or spaces into pieces
+    of at most MAX_SENTENCE characters, each exact, none lost."""
+    from qa.split import MAX_SENTENCE
+
+    run_on = ", ".join(f"item {i} of the list" for i in range(400))
+    text = f"A heading\n{run_on} and the secret code word is marmalade\nLast line."
+    spans = split_sentences(text)
+    pieces = spans[1:-1]
+    assert len(pieces) > 10 and all(e - s <= MAX_SENTENCE for s, e in pieces)
+    assert all(text[e - 1] == "," for s, e in pieces[:-1])  # cut after a clause mark
+    words = " ".join(text[s:e] for s, e in pieces)
+    assert words == run_on + " and the secret code word is marmalade"  # nothing lost
+    assert [text[s:e] for s, e in (spans[0], spans[-1])] == ["A heading", "Last line."]
+    # one long word has nowhere to be cut but the allowance
+    assert split_sentences("x" * (2 * MAX_SENTENCE + 5)) == [
+        (0, MAX_SENTENCE),
+        (MAX_SENTENCE, 2 * MAX_SENTENCE),
+        (2 * MAX_SENTENCE, 2 * MAX_SENTENCE + 5),
+    ]
