@@ -40,7 +40,7 @@ MAX_QUOTED = 300
 # A sentence longer than this (a line with no full stop, a run-on list) is cut into pieces
 # of at most this many characters, at a clause mark or a space: the reader reads 96 tokens
 # of a sentence (450 characters of English are 80 to 100), and a citation is a passage, not
-# a page. (No sentence of the project's corpora comes near: the longest has 414.)
+# a page. (No sentence of the project's corpora is that long: the longest has 414.)
 MAX_SENTENCE = 450
 _CLAUSE_MARK = re.compile(r"[,;:](?=\s)|\s[–—-](?=\s)")
 
