@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -94,6 +96,11 @@ def build_index(
             f"cannot create the index folder {index_dir} ({exc.strerror or exc}); "
             "give another with --index or QA_INDEX"
         ) from exc
+    if not os.access(index_dir, os.W_OK | os.X_OK):  # ... and so is one that cannot be written
+        raise IndexProblem(
+            f"cannot write in the index folder {index_dir} (permission denied); "
+            "give another with --index or QA_INDEX"
+        )
     step(0)  # the corpus is read: embedding starts
     vectors = embed_sentences(embedder, sentences, step)
     flat, faiss_info = vector_index(vectors, embedder.dimension, config.hnsw_min_sentences)
@@ -106,15 +113,11 @@ def build_index(
     for name, r in rows.items():  # read back as load_index reads them, or the old index stays
         if jsonl_rows(data[name]) != r:
             raise IndexProblem(f"the new index's {name} would not read back; the old index stays")
-    try:
+    with writing(index_dir):
         files = {
             "vectors": _write_data(index_dir, "vectors", ".faiss", to_bytes(flat)),
             **{name: _write_data(index_dir, name, ".jsonl", d) for name, d in data.items()},
         }
-    except OSError as exc:  # a full disk, a folder made read-only meanwhile
-        raise IndexProblem(
-            f"cannot write the index in {index_dir} ({exc.strerror or exc}); the old index stays"
-        ) from exc
     counts: dict[str, int] = {}
     for s in sentences:
         counts[s.doc] = counts.get(s.doc, 0) + 1
@@ -135,14 +138,23 @@ def build_index(
         "build_seconds": round(time.perf_counter() - started, 3),
         "versions": _versions(),
     }
-    try:
+    with writing(index_dir):
         write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
-    except OSError as exc:
-        raise IndexProblem(
-            f"cannot write the index in {index_dir} ({exc.strerror or exc}); the old index stays"
-        ) from exc
     _remove_unreferenced(index_dir, files)
     return load_index(index_dir)
+
+
+@contextmanager
+def writing(index_dir: Path) -> Iterator[None]:
+    """Writing the index's files: an OSError (a full disk, a folder made read-only since) is
+    one line; what was there before stays, since the manifest is replaced last."""
+    try:
+        yield
+    except OSError as exc:
+        raise IndexProblem(
+            f"cannot write the index in {index_dir} ({exc.strerror or exc}); "
+            "the index there before, if any, stays"
+        ) from exc
 
 
 def _jsonl(rows: list[dict[str, Any]]) -> bytes:

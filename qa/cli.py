@@ -8,6 +8,7 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -29,29 +30,34 @@ def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> N
     model cards (QA_READER, QA_QUESTIONS)."""
     if not value or ctx.resilient_parsing:
         return
-    from .cards import card_hash, load_card
+    from .cards import card_hash
     from .questions import question_folder
+    from .questions import read_card as question_card
+    from .read import ReaderError, read_card
+    from .runner import ModelError
 
     try:
         config = Config.load()
     except ValueError:  # another setting is wrong: the version still names the models in use
         config = Config.load(only=("model", "reader", "questions"))
 
-    def named(folder: Path) -> str:
-        """The model's name (its card's hash), or what is wrong with its card."""
+    def named(folder: Path, read: Callable[[Path], tuple[dict[str, Any], str]]) -> str:
+        """The model's name (its card's hash), or what is wrong with its card, as loading
+        it would find (its files' checksums are checked when it loads)."""
+        if card_hash(folder) is None:
+            return "missing"
         try:
-            _, name = load_card(folder, lambda card: None, ValueError)
-        except ValueError as exc:
-            return "missing" if card_hash(folder) is None else f"unusable: {exc}"
-        return name
+            return read(folder)[1]
+        except (ReaderError, ModelError) as exc:
+            return f"unusable: {exc}"
 
     folder = config.reader
-    line = f"qa {__version__}, reader {named(folder)} ({folder})"
+    line = f"qa {__version__}, reader {named(folder, read_card)} ({folder})"
     questions = question_folder(config)
     if questions is None:
         line += ", questions embedded by the embedding model"
     else:
-        line += f", question encoder {named(questions)} ({questions})"
+        line += f", question encoder {named(questions, question_card)} ({questions})"
     click.echo(line)
     ctx.exit()
 

@@ -258,11 +258,18 @@ def train_cmd(
     from .training.run import train_reader
     from .training.settings import TrainSettings
 
-    if frozen is not None and frozen >= (layers or TrainSettings().layers):
-        raise click.BadParameter(
-            "at least the top layer must be trained: give fewer than --layers",
-            param_hint="'--frozen'",
-        )
+    if frozen:
+        if freeze_embeddings is False:
+            raise click.BadParameter(
+                "it keeps the embeddings as pretrained: it cannot go with --train-embeddings",
+                param_hint="'--frozen'",
+            )
+        kept = min(layers or TrainSettings().layers, _model_layers(resolve_model(config.model)))
+        if frozen >= kept:
+            raise click.BadParameter(
+                f"at least the top layer must be trained: give fewer than the {kept} layers kept",
+                param_hint="'--frozen'",
+            )
 
     given: dict[str, Any] = {
         "seed": seed,
@@ -364,3 +371,12 @@ def _train_questions(
         f"question encoder written to {settings.out}: validation "
         f"{json.dumps(card['figures']['validation']['exported'])}"
     )
+
+
+def _model_layers(path: str) -> int:
+    """How many transformer layers the model at ``path`` has (its config.json), or a number
+    that limits nothing when that cannot be read."""
+    try:
+        return int(json.loads((Path(path) / "config.json").read_text())["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1_000

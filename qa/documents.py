@@ -36,30 +36,26 @@ def corpus_files(seeds_dir: Path) -> list[Path]:
     seeds_dir = Path(seeds_dir)
     if not seeds_dir.is_dir():
         raise DocumentError(f"seeds folder {seeds_dir} does not exist")
-    files = [
-        p
-        for p in seeds_dir.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(seeds_dir).parts)
-    ]
-    return sorted(files, key=lambda p: p.relative_to(seeds_dir).as_posix())
+    return [p for p in _named_like_documents(seeds_dir) if p.is_file()]
 
 
-def not_files(seeds_dir: Path) -> list[Path]:
-    """What under ``seeds_dir`` is named like a corpus file but is no file to read: a broken
-    link, a pipe, a socket or a device (reading a pipe would wait for ever), in a stable
-    order (hidden ones excluded)."""
-    seeds_dir = Path(seeds_dir)
+def _named_like_documents(seeds_dir: Path) -> list[Path]:
+    """What under ``seeds_dir`` is named like a corpus file, in a stable order (hidden
+    files and folders excluded)."""
     found = [
         p
         for p in seeds_dir.rglob("*")
         if p.suffix.lower() in SUFFIXES
-        and not p.is_file()
-        and not p.is_dir()
         and not any(part.startswith(".") for part in p.relative_to(seeds_dir).parts)
     ]
     return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
+
+
+def not_files(seeds_dir: Path) -> list[Path]:
+    """What under ``seeds_dir`` is named like a corpus file but is no file to read: a broken
+    link, a pipe, a socket or a device, which ``corpus_files`` leaves out: each is said to
+    be skipped rather than passed over in silence."""
+    return [p for p in _named_like_documents(Path(seeds_dir)) if not (p.is_file() or p.is_dir())]
 
 
 def read_document(path: Path, doc_id: str) -> Document:

@@ -178,8 +178,10 @@ class GuardedChannel(HTTPChannel):
             if request.headers_finished and request.body_began is None:
                 request.body_began = now
                 limit = self.server.config.max_body_bytes
-                if request.content_length > limit and not self.will_close:
-                    # refused now, not after waiting for a body it would refuse anyway
+                # refused now, not after waiting for a body it would refuse anyway; not
+                # while an earlier request of this connection is being answered (its
+                # answer goes first: the app then refuses this one in turn)
+                if request.content_length > limit and not (self.will_close or self.requests):
                     self.refuse_body(limit)
         self.fresh = False
         return done

@@ -42,7 +42,9 @@ MAX_QUOTED = 300
 # of a sentence (450 characters of English are 80 to 100), and a citation is a passage, not
 # a page. (No sentence of the project's corpora is that long: the longest has 414.)
 MAX_SENTENCE = 450
-_CLAUSE_MARK = re.compile(r"[,;:](?=\s)|\s[–—-](?=\s)")
+# after a comma, semicolon or colon (and their full-width forms) or a spaced dash
+_CLAUSE_MARK = re.compile(r"[,;:](?=\s)|[、，；：]|\s[–—-](?=\s)")
+_SPACE = re.compile(r"\s")
 
 _TERMINAL = re.compile(r"[.!?…]+[\"'”’»)\]]*")
 # the whole word before a full stop: "Mendonça." is not the initial "a."
@@ -77,14 +79,17 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
 
 def _pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """``text[start:end]`` cut into pieces of at most MAX_SENTENCE characters: after the
-    last clause mark in the second half of the allowance, else at its last space, else
-    (one long word) at the allowance."""
+    last clause mark in the second half of the allowance, else at its last white space,
+    else (one long word, or a script written without spaces) at the allowance."""
     pieces = []
     while end - start > MAX_SENTENCE:
         limit = start + MAX_SENTENCE
         half = start + MAX_SENTENCE // 2
-        marks = [m.end() for m in _CLAUSE_MARK.finditer(text, half, limit)]
-        cut = marks[-1] if marks else text.rfind(" ", half, limit)
+        # (up to limit + 1: a mark's lookahead may see the character at the limit)
+        marks = [m.end() for m in _CLAUSE_MARK.finditer(text, half, limit + 1)]
+        marks = [m for m in marks if m <= limit]
+        spaces = [m.start() for m in _SPACE.finditer(text, half, limit)]
+        cut = marks[-1] if marks else spaces[-1] if spaces else limit
         if cut <= start:
             cut = limit
         piece_end = _rstrip(text, start, cut)

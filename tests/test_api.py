@@ -113,7 +113,7 @@ BAD_REQUESTS = [
         ({"question": "\u200b\u200b"}, "question is empty"),
         ({"question": "\ufeff"}, "question is empty"),
         ({"question": "\u0000 \u0001\u0002"}, "question is empty"),
-        ({"question": "\u2028\u00a0"}, "question is empty"),
+        ({"question": "\u200e\u2063"}, "question is empty"),  # marks and separators, no text
         ({"question": "ok", "history": [{"question": "\u200d"}]}, "history[0].question is empty"),
     ],
 )

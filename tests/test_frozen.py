@@ -84,9 +84,12 @@ def test_qa_train_frozen_records_it_and_refuses_freezing_every_layer(tiny_corpus
     assert "the first 3 layers, frozen, read every row once" in result.output
     assert json.loads((out / CARD).read_text())["training"]["frozen"] == 3
     assert "the first 3 of the 4 layers kept as pretrained" in (out / "README.md").read_text()
-    for frozen, layers in (("4", []), ("2", ["--layers", "2"])):
+    # the model has 6 layers: --layers 12 keeps 6 of them
+    for frozen, layers in (("4", []), ("2", ["--layers", "2"]), ("6", ["--layers", "12"])):
         refused = CliRunner().invoke(cli, ["train", "--frozen", frozen, *layers])
         assert refused.exit_code == 2 and "at least the top layer must be trained" in refused.output
+    refused = CliRunner().invoke(cli, ["train", "--frozen", "1", "--train-embeddings"])
+    assert refused.exit_code == 2 and "cannot go with --train-embeddings" in refused.output
     # a way of training: a re-choice, which keeps the weights, refuses it
     again = CliRunner().invoke(cli, ["train", "--rechoose", "--out", str(out), "--frozen", "1"])
     assert again.exit_code == 2 and "--frozen would need training" in again.output

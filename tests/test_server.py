@@ -214,6 +214,18 @@ def test_a_declared_body_over_the_limit_is_refused_at_once_not_waited_for(quick)
     assert time.monotonic() - started < QUICK["body"]  # before any deadline
 
 
+def test_a_pipelined_request_is_answered_before_the_next_ones_body_is_refused(quick):
+    sock = connect(quick, "127.0.0.10")
+    sock.sendall(
+        b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"POST /api/ask HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 70000\r\n\r\n"
+    )
+    reply = read_all(sock)
+    assert reply.startswith(b"HTTP/1.1 200")  # the first request's answer comes first
+    assert b'"status":"ok"' in reply.replace(b" ", b"")
+
+
 def test_headers_too_slow_get_a_408_and_are_closed(quick):
     sock = connect(quick, "127.0.0.7")
     started = time.monotonic()
