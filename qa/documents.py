@@ -33,15 +33,14 @@ def sha256_bytes(data: bytes) -> str:
 
 def corpus_files(seeds_dir: Path) -> list[Path]:
     """The corpus files under ``seeds_dir``, in a stable order (hidden files excluded)."""
-    seeds_dir = Path(seeds_dir)
-    if not seeds_dir.is_dir():
-        raise DocumentError(f"seeds folder {seeds_dir} does not exist")
-    return [p for p in _named_like_documents(seeds_dir) if p.is_file()]
+    return [p for p in _named_like_documents(Path(seeds_dir)) if p.is_file()]
 
 
 def _named_like_documents(seeds_dir: Path) -> list[Path]:
     """What under ``seeds_dir`` is named like a corpus file, in a stable order (hidden
-    files and folders excluded)."""
+    files and folders excluded); DocumentError when there is no such folder."""
+    if not seeds_dir.is_dir():
+        raise DocumentError(f"seeds folder {seeds_dir} does not exist")
     found = [
         p
         for p in seeds_dir.rglob("*")
@@ -49,13 +48,6 @@ def _named_like_documents(seeds_dir: Path) -> list[Path]:
         and not any(part.startswith(".") for part in p.relative_to(seeds_dir).parts)
     ]
     return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
-
-
-def not_files(seeds_dir: Path) -> list[Path]:
-    """What under ``seeds_dir`` is named like a corpus file but is no file to read: a broken
-    link, a pipe, a socket or a device, which ``corpus_files`` leaves out: each is said to
-    be skipped rather than passed over in silence."""
-    return [p for p in _named_like_documents(Path(seeds_dir)) if not (p.is_file() or p.is_dir())]
 
 
 def read_document(path: Path, doc_id: str) -> Document:
@@ -86,15 +78,15 @@ def load_corpus(seeds_dir: Path) -> Corpus:
     usable document at all is an error."""
     seeds_dir = Path(seeds_dir)
     documents, skipped = [], []
-    for path in corpus_files(seeds_dir):
+    for path in _named_like_documents(seeds_dir):
         doc_id = path.relative_to(seeds_dir).as_posix()
-        try:
-            documents.append(read_document(path, doc_id))
-        except DocumentError as exc:
-            skipped.append(str(exc))
-    for path in not_files(seeds_dir):
-        doc_id = path.relative_to(seeds_dir).as_posix()
-        skipped.append(f"{doc_id}: not a file to read (a broken link, a pipe or a device)")
+        if path.is_file():  # as corpus_files takes them
+            try:
+                documents.append(read_document(path, doc_id))
+            except DocumentError as exc:
+                skipped.append(str(exc))
+        elif not path.is_dir():  # a broken link, a pipe (reading it would wait), a device
+            skipped.append(f"{doc_id}: not a file to read (a broken link, a pipe or a device)")
     if not documents:
         why = f" ({'; '.join(skipped)})" if skipped else ""
         raise DocumentError(

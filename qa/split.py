@@ -81,6 +81,8 @@ def _pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
     """``text[start:end]`` cut into pieces of at most MAX_SENTENCE characters: after the
     last clause mark in the second half of the allowance, else at its last white space,
     else (one long word, or a script written without spaces) at the allowance."""
+    if end - start <= MAX_SENTENCE:
+        return [(start, end)]  # every sentence of ordinary text: already checked to hold a word
     pieces = []
     while end - start > MAX_SENTENCE:
         limit = start + MAX_SENTENCE
