@@ -106,10 +106,11 @@
   }
 
   // The request: the question and the latest turns that fit the service's body limit
-  // (long turns in a script that JSON escapes can fill it before the turn limit; the
-  // service reads only the last turn, so the oldest go first)
+  // (long turns in a script of 3- or 4-byte UTF-8 characters can fill it before the turn
+  // limit; the service reads only the last turn, so the oldest go first)
+  const utf8 = new TextEncoder();
   function requestBody(question) {
-    const bytes = (text) => new TextEncoder().encode(text).length;
+    const bytes = (text) => utf8.encode(text).length;
     let turns = history.slice(-maxHistory);
     let body = JSON.stringify({ question, history: turns });
     while (turns.length > 1 && bytes(body) > maxBody) {
