@@ -43,6 +43,9 @@ class Choice:
     decider: Decider | None = None  # None: the best margin alone decides
     crossfitted: dict[str, Any] = field(default_factory=dict)  # ``crossfit``
     further: dict[str, Any] | None = None  # the card's ``further``; None: N only
+    # follow-ups whose earlier answer changed each time the sets were asked again with the
+    # choice made (``choosing.choose_on_validation``)
+    reasked: tuple[int, ...] = ()
 
 
 def choose(

@@ -9,13 +9,14 @@ again for a trained reader, its weights kept, when validation data is added.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from ..index import Index
 from ..lexical import LexicalIndex
 from ..onnxgraph import drop_nan_guards, unsigned_weights
 from ..rank import Ranker
-from ..read import FILES, OnnxReader, ReaderError, read_card, verify
+from ..read import FILES, OnnxReader, ReaderError, RememberingReader, Settings, read_card, verify
 from ..runner import UNFUSED
 from ..versions import package_versions
 from .card import write_card
@@ -188,6 +189,8 @@ def validation_figures(choice: Choice, config: Config) -> dict[str, Any]:
         "slacks": choice.slacks,
         # out of sample: each fold decided by what was fitted on the others
         "crossfitted": choice.crossfitted,
+        # the sets' follow-ups whose earlier answer changed when asked again with the choice
+        "followups_asked_again": list(choice.reasked),
     }
 
 
@@ -271,15 +274,68 @@ def choose_on_validation(
     log: Callable[[str], None],
 ) -> Choice:
     """The choice on the corpus's validation documents and on the validation ``sets``
-    asked through the service (each set weighs the same)."""
+    asked through the service (each set weighs the same).
+
+    A follow-up's earlier turns are answered by the service, and the service answers with
+    the chosen settings, not the draft's (threshold 0, no decider): once a choice is made,
+    the sets' earlier turns are asked again with it, and while that changes an earlier
+    answer the choice is made again, at most ``REASKS`` times."""
     asked: dict[str, Sequence[Asked]] = {"validation": validation}
-    for name, questions, seeds in sets:
-        with service(config, embedder, reader, seeds) as engine:
-            asked[name] = ask_service(engine, load_items(questions), settings.retrieve)
-    log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in asked.items())}")
-    if config.table_rows != "header":
-        log(f"the sets' Markdown table rows read as QA_TABLE_ROWS={config.table_rows} reads them")
-    return choose(reader, asked, settings.candidates, settings.slacks, log, settings.further)
+    items = {name: load_items(questions) for name, questions, _ in sets}
+    with ExitStack() as stack:
+        engines = {
+            name: stack.enter_context(service(config, embedder, reader, seeds))
+            for name, _, seeds in sets
+        }
+        for name, engine in engines.items():
+            asked[name] = ask_service(engine, items[name], settings.retrieve)
+        log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in asked.items())}")
+        if config.table_rows != "header":
+            way = config.table_rows
+            log(f"the sets' Markdown table rows read as QA_TABLE_ROWS={way} reads them")
+        remembering = RememberingReader(reader)  # each round reads mostly the same batches
+        choice = choose(
+            remembering, asked, settings.candidates, settings.slacks, log, settings.further
+        )
+        changed: list[int] = []
+        for _ in range(REASKS if engines else 0):
+            chosen = as_chosen(reader, choice)
+            again = {}
+            for name, engine in engines.items():
+                engine.reader = chosen
+                again[name] = ask_service(engine, items[name], settings.retrieve)
+            changed.append(
+                sum(
+                    a.last_answer != b.last_answer
+                    for name in again
+                    for a, b in zip(asked[name], again[name], strict=True)
+                )
+            )
+            if not changed[-1]:
+                log("asked with the chosen settings, every follow-up's earlier answer stays")
+                break
+            log(
+                f"asked with the chosen settings, {changed[-1]} follow-ups' earlier answers "
+                "change: choosing again on them"
+            )
+            asked.update(again)
+            choice = choose(
+                remembering, asked, settings.candidates, settings.slacks, log, settings.further
+            )
+    return replace(choice, reasked=tuple(changed))
+
+
+# how many times the sets' follow-ups are asked again with the settings chosen
+REASKS = 2
+
+
+def as_chosen(reader: OnnxReader, choice: Choice) -> OnnxReader:
+    """A copy of the draft ``reader`` (sharing its model) that answers with the ``choice``:
+    as the service will load it once its card is written."""
+    chosen = copy.copy(reader)
+    chosen.card = {**reader.card, **card_settings(choice)}  # the draft's ranker stays
+    chosen.settings = Settings.from_card(chosen.card)
+    return chosen
 
 
 def card_settings(choice: Choice, ranker: Ranker | None = None) -> dict[str, Any]:
