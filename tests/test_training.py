@@ -371,6 +371,10 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     assert today["validation_sets"] == ["corpus/independent/validation.jsonl"]
     assert "independent" in today["sha256"] and "independent" not in card["data"]["sha256"]
     assert "Settings chosen again" in (reader / "README.md").read_text()
+    # the independent set's follow-ups were asked again with the settings chosen
+    reasked = card["figures"]["validation"]["followups_asked_again"]
+    assert 1 <= len(reasked) <= 2 and (reasked[-1] == 0 or len(reasked) == 2)
+    assert "follow-ups were asked again" in (reader / "README.md").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus", "reader"]  # nothing left
 
     # weights trained with a ranker are read in a ranker's order again, --ranker or not

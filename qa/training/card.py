@@ -204,6 +204,7 @@ def render(card: dict[str, Any]) -> str:
             }
         ),
         "",
+        *_reasked(f["validation"]),
         *_crossfitted(f["validation"]),
     ]
     if f.get("sets"):
@@ -231,6 +232,20 @@ def render(card: dict[str, Any]) -> str:
         f"- `{n}`: {v['bytes']} bytes, sha256 {v['sha256']}" for n, v in card["files"].items()
     ]
     return "\n".join(lines) + "\n"
+
+
+def _reasked(validation: dict[str, Any]) -> list[str]:
+    """How often the sets' follow-ups were asked again with the settings chosen."""
+    changed = validation.get("followups_asked_again")
+    if not changed:
+        return []
+    return [
+        "The sets' follow-ups were asked again with the settings chosen, as the service "
+        "answers their earlier turns; earlier answers changed each time: "
+        f"{', '.join(map(str, changed))}"
+        + (" (the choice was made again after each change)." if changed[-1] == 0 else "."),
+        "",
+    ]
 
 
 def _crossfitted(validation: dict[str, Any]) -> list[str]:
