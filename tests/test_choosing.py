@@ -6,29 +6,42 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 from conftest import ARTICLE
 
 from qa.cards import CARD
 from qa.config import Config
+from qa.decide import FEATURES, Decider
 from qa.features import Limits
-from qa.read import DEFAULT_READER, FILES
+from qa.rank import FEATURES as RANKS
+from qa.rank import Ranker
+from qa.read import DEFAULT_READER, FILES, OnnxReader
 from qa.training import choosing
+from qa.training.card import _reasked, write_card
 from qa.training.choice import Choice
 from qa.training.settings import TrainSettings
 
 EARLIER = "When did Trump sign the directive?"
 
 
+CARD_NOW = json.loads((DEFAULT_READER / CARD).read_text())
+
+
+def model_files(folder: Path) -> Path:
+    folder.mkdir()
+    for name in FILES:
+        shutil.copy(DEFAULT_READER / name, folder / name)
+    return folder
+
+
 def test_the_sets_follow_ups_are_asked_again_with_the_chosen_settings(
     embedder, tmp_path, monkeypatch
 ):
-    work = tmp_path / "reader"
-    work.mkdir()
-    for name in FILES:
-        shutil.copy(DEFAULT_READER / name, work / name)
-    card = json.loads((DEFAULT_READER / CARD).read_text())
-    draft = choosing.draft_reader(work, Limits.from_dict(card["limits"]))
+    card = CARD_NOW
+    draft = choosing.draft_reader(
+        model_files(tmp_path / "reader"), Limits.from_dict(card["limits"])
+    )
     seeds = tmp_path / "seeds"
     seeds.mkdir()
     shutil.copy(ARTICLE, seeds / ARTICLE.name)
@@ -71,3 +84,40 @@ def test_the_sets_follow_ups_are_asked_again_with_the_chosen_settings(
     figures = choosing.validation_figures(choice, Config())
     assert figures["followups_asked_again"] == [1, 0]
     assert draft.settings.threshold == 0.0 and draft.settings.decider is None
+
+
+def test_the_reader_asked_again_answers_as_the_card_written_will_make_the_service_answer(
+    tmp_path,
+):
+    """Every setting the choice writes into the card (the decider, the slack, the further
+    reading, the curves) and the draft's ranker and limits reach the reader that answers
+    the earlier turns, as they reach the service once the card is written."""
+    limits = Limits.from_dict(CARD_NOW["limits"])
+    n, r = len(FEATURES), len(RANKS)
+    ranker = Ranker((0.1,) * r, (2.0,) * r, (0.5,) * r)
+    draft = choosing.draft_reader(model_files(tmp_path / "draft"), limits, ranker)
+    further = {
+        "below": -5.0,
+        "threshold": 1.5,
+        "calibration": {"answer": [2, 1], "abstain": [1, 0]},
+    }
+    decider = Decider((0.5,) * n, (1.5,) * n, (0.25,) * n, -0.75)
+    choice = Choice(2, 0.3, CARD_NOW["calibration"], {}, {}, 2.0, decider=decider, further=further)
+
+    written = model_files(tmp_path / "written")  # as `qa train` writes the card (run.py)
+    write_card(written, {"limits": limits.to_dict(), **choosing.card_settings(choice, ranker)})
+    served = OnnxReader(written).settings
+    chosen = choosing.as_chosen(draft, draft.card, choice).settings
+    assert chosen == served
+    assert (chosen.decider, chosen.ranker, chosen.slack) == (decider, ranker, 2.0)
+    assert chosen.further is not None and chosen.right is not None
+    assert draft.settings.threshold == 0.0 and draft.settings.decider is None  # untouched
+
+
+def test_the_model_card_says_how_the_follow_ups_fared_when_asked_again():
+    def told(changed):
+        return "".join(_reasked({"followups_asked_again": changed}))
+
+    assert told([]) == "" and "every earlier answer stayed" in told([0])
+    assert "27, then 0 (the choice was made again after each change)" in told([27, 0])
+    assert "the last choice stands on the earlier answers of the one before" in told([5, 3, 2])

@@ -235,15 +235,23 @@ def render(card: dict[str, Any]) -> str:
 
 
 def _reasked(validation: dict[str, Any]) -> list[str]:
-    """How often the sets' follow-ups were asked again with the settings chosen."""
+    """How the sets' follow-ups fared when asked again with the settings chosen."""
     changed = validation.get("followups_asked_again")
     if not changed:
         return []
+    if changed == [0]:
+        told = "every earlier answer stayed."
+    else:
+        counts = ", then ".join(map(str, changed))
+        told = f"the earlier answers that changed: {counts} (the choice was made again after each"
+        told += (
+            " change)."
+            if changed[-1] == 0
+            else "; the last choice stands on the earlier answers of the one before)."
+        )
     return [
         "The sets' follow-ups were asked again with the settings chosen, as the service "
-        "answers their earlier turns; earlier answers changed each time: "
-        f"{', '.join(map(str, changed))}"
-        + (" (the choice was made again after each change)." if changed[-1] == 0 else "."),
+        f"answers their earlier turns: {told}",
         "",
     ]
 

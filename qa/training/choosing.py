@@ -15,8 +15,8 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,13 +31,23 @@ from ..index import Index
 from ..lexical import LexicalIndex
 from ..onnxgraph import drop_nan_guards, unsigned_weights
 from ..rank import Ranker
-from ..read import FILES, OnnxReader, ReaderError, RememberingReader, Settings, read_card, verify
+from ..read import (
+    FILES,
+    BatchReader,
+    OnnxReader,
+    ReaderError,
+    RememberingReader,
+    Settings,
+    read_card,
+    verify,
+)
 from ..runner import UNFUSED
 from ..versions import package_versions
 from .card import write_card
 from .choice import Choice, choose
 from .data import Asked, ask_all, ask_service, document_indexes
 from .fit import TARGETS
+from .folders import replace_folder, work_folder
 from .ranking import ask_ranked
 from .report import available_sets, score_sets, service
 from .settings import TrainSettings
@@ -278,32 +288,39 @@ def choose_on_validation(
 
     A follow-up's earlier turns are answered by the service, and the service answers with
     the chosen settings, not the draft's (threshold 0, no decider): once a choice is made,
-    the sets' earlier turns are asked again with it, and while that changes an earlier
-    answer the choice is made again, at most ``REASKS`` times."""
+    the sets are asked again with it, and while that changes an earlier answer the choice
+    is made again on them, at most ``REASKS`` times (and a change left after the last is
+    logged and recorded). The model's logits are remembered across the rounds."""
     asked: dict[str, Sequence[Asked]] = {"validation": validation}
     items = {name: load_items(questions) for name, questions, _ in sets}
+    remembering = RememberingReader(reader)  # the rounds read mostly the same batches
+    changed: list[int] = []
     with ExitStack() as stack:
         engines = {
-            name: stack.enter_context(service(config, embedder, reader, seeds))
+            name: stack.enter_context(service(config, embedder, remembering, seeds))
             for name, _, seeds in sets
         }
-        for name, engine in engines.items():
-            asked[name] = ask_service(engine, items[name], settings.retrieve)
-        log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in asked.items())}")
+
+        def ask_sets() -> dict[str, Sequence[Asked]]:
+            return {n: ask_service(e, items[n], settings.retrieve) for n, e in engines.items()}
+
+        again = ask_sets()
+        sizes = {**asked, **again}
+        log(f"choosing on {', '.join(f'{k} ({len(v)} questions)' for k, v in sizes.items())}")
         if config.table_rows != "header":
             way = config.table_rows
             log(f"the sets' Markdown table rows read as QA_TABLE_ROWS={way} reads them")
-        remembering = RememberingReader(reader)  # each round reads mostly the same batches
-        choice = choose(
-            remembering, asked, settings.candidates, settings.slacks, log, settings.further
-        )
-        changed: list[int] = []
-        for _ in range(REASKS if engines else 0):
-            chosen = as_chosen(reader, choice)
-            again = {}
-            for name, engine in engines.items():
+        while True:
+            asked.update(again)
+            choice = choose(
+                remembering, asked, settings.candidates, settings.slacks, log, settings.further
+            )
+            if not engines:
+                break
+            chosen = as_chosen(remembering, reader.card, choice)
+            for engine in engines.values():
                 engine.reader = chosen
-                again[name] = ask_service(engine, items[name], settings.retrieve)
+            again = ask_sets()
             changed.append(
                 sum(
                     a.last_answer != b.last_answer
@@ -314,27 +331,29 @@ def choose_on_validation(
             if not changed[-1]:
                 log("asked with the chosen settings, every follow-up's earlier answer stays")
                 break
+            if len(changed) > REASKS:
+                log(
+                    f"warning: asked with the chosen settings, {changed[-1]} follow-ups' "
+                    "earlier answers still change: the choice stands on those of the one before"
+                )
+                break
             log(
                 f"asked with the chosen settings, {changed[-1]} follow-ups' earlier answers "
                 "change: choosing again on them"
             )
-            asked.update(again)
-            choice = choose(
-                remembering, asked, settings.candidates, settings.slacks, log, settings.further
-            )
     return replace(choice, reasked=tuple(changed))
 
 
-# how many times the sets' follow-ups are asked again with the settings chosen
+# how many times at most the choice is made again on the sets asked with the one before
 REASKS = 2
 
 
-def as_chosen(reader: OnnxReader, choice: Choice) -> OnnxReader:
-    """A copy of the draft ``reader`` (sharing its model) that answers with the ``choice``:
-    as the service will load it once its card is written."""
+def as_chosen(reader: BatchReader, card: dict[str, Any], choice: Choice) -> BatchReader:
+    """A copy of the draft ``reader`` (sharing its model) that answers with the ``choice``,
+    as the service will once the card is written: the draft's ``card`` (its limits and
+    ranker) with the choice's settings (``card_settings``, as ``qa train`` writes them)."""
     chosen = copy.copy(reader)
-    chosen.card = {**reader.card, **card_settings(choice)}  # the draft's ranker stays
-    chosen.settings = Settings.from_card(chosen.card)
+    chosen.settings = Settings.from_card({**card, **card_settings(choice)})
     return chosen
 
 
@@ -365,27 +384,3 @@ def draft_reader(work: Path, limits: Limits, ranker: Ranker | None = None) -> On
     }
     write_card(work, draft)
     return OnnxReader(work)
-
-
-@contextmanager
-def work_folder(out: Path, purpose: str) -> Iterator[Path]:
-    """An empty folder beside ``out`` to build a reader in, removed whatever happens (the
-    reader, once whole, is moved from it into place by ``replace_folder``)."""
-    work = out.with_name(f".{out.name}.{purpose}")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
-        yield work
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def replace_folder(work: Path, out: Path) -> None:
-    """Move the new reader into place: the old one is removed only once the new is whole."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    old = out.with_name(f".{out.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    work.rename(out)
-    shutil.rmtree(old, ignore_errors=True)

@@ -36,8 +36,9 @@ from ..questions import FILES, embeddings_sha256, load_question_runner, word_emb
 from ..runner import BUNDLED_NAMES, CORES, ModelError
 from ..versions import package_versions
 from .card import write_card
-from .choosing import corpus_hashes, replace_folder, work_folder
+from .choosing import corpus_hashes
 from .data import ask_all, document_indexes, subset
+from .folders import replace_folder, work_folder
 
 WORDS = "embeddings.word_embeddings.weight"  # the word embeddings, in the model's weights
 

@@ -39,12 +39,10 @@ from .choosing import (
     card_settings,
     choose_on_validation,
     draft_reader,
-    replace_folder,
     score_into_card,
     validation_data,
     validation_figures,
     validation_sets,
-    work_folder,
 )
 from .data import (
     ask_all,
@@ -57,6 +55,7 @@ from .data import (
 )
 from .decider import decided_by
 from .fit import choose_threshold, metrics, objective, outcomes, read_all
+from .folders import replace_folder, work_folder
 from .ranking import ask_ranked
 from .settings import TrainSettings
 
