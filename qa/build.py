@@ -9,6 +9,7 @@ atomically: whatever moment a build is stopped at, ``manifest.json`` names compl
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -113,35 +114,58 @@ def build_index(
     for name, r in rows.items():  # read back as load_index reads them, or the old index stays
         if jsonl_rows(data[name]) != r:
             raise IndexProblem(f"the new index's {name} would not read back; the old index stays")
-    with writing(index_dir):
+    # one build at a time writes into the folder: another's clean-up would remove this one's
+    # new files (two `qa index`, or a server rebuilding while `qa index` runs); an OSError
+    # (a full disk, a folder made read-only since) is one line, and the index there before
+    # stays, since the manifest is replaced last
+    with building(index_dir):
         files = {
             "vectors": _write_data(index_dir, "vectors", ".faiss", to_bytes(flat)),
             **{name: _write_data(index_dir, name, ".jsonl", d) for name, d in data.items()},
         }
-    counts: dict[str, int] = {}
-    for s in sentences:
-        counts[s.doc] = counts.get(s.doc, 0) + 1
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "model": {"name": embedder.name, "dimension": embedder.dimension},
-        "documents": [
-            {"id": d.id, "sha256": d.sha256, "chars": len(d.text), "sentences": counts.get(d.id, 0)}
-            for d in corpus.documents
-        ],
-        "skipped": list(corpus.skipped),
-        "sources": sources,
-        "counts": {"documents": len(corpus.documents), "sentences": len(sentences)},
-        "faiss": faiss_info,
-        "embedding": {"context_weight": CONTEXT_WEIGHT},
-        "files": files,
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "build_seconds": round(time.perf_counter() - started, 3),
-        "versions": _versions(),
-    }
-    with writing(index_dir):
+        counts: dict[str, int] = {}
+        for s in sentences:
+            counts[s.doc] = counts.get(s.doc, 0) + 1
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "model": {"name": embedder.name, "dimension": embedder.dimension},
+            "documents": [
+                {
+                    "id": d.id,
+                    "sha256": d.sha256,
+                    "chars": len(d.text),
+                    "sentences": counts.get(d.id, 0),
+                }
+                for d in corpus.documents
+            ],
+            "skipped": list(corpus.skipped),
+            "sources": sources,
+            "counts": {"documents": len(corpus.documents), "sentences": len(sentences)},
+            "faiss": faiss_info,
+            "embedding": {"context_weight": CONTEXT_WEIGHT},
+            "files": files,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "build_seconds": round(time.perf_counter() - started, 3),
+            "versions": _versions(),
+        }
         write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
-    _remove_unreferenced(index_dir, files)
-    return load_index(index_dir)
+        _remove_unreferenced(index_dir, files)
+        return load_index(index_dir)  # before another build may replace it
+
+
+LOCK = ".build.lock"  # in the index folder: held while a build writes there
+
+
+@contextmanager
+def building(index_dir: Path) -> Iterator[None]:
+    """Hold the index folder's build lock, waiting while another build writes there; an
+    OSError meanwhile is one line (``writing``)."""
+    with writing(index_dir), open(index_dir / LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager

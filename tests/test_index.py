@@ -1,10 +1,13 @@
 """Building, loading, verifying and rebuilding the index."""
 
+import fcntl
 import json
+import threading
 
 import pytest
 from helpers import build
 
+from qa import build as building
 from qa.config import Config
 from qa.engine import open_index
 from qa.index import IndexProblem, load_index, stale_reason
@@ -50,6 +53,39 @@ def test_several_documents(tmp_path, embedder):
         ("two.md", 0, "Trains"),
         ("two.md", 1, "Trains run on rails."),
     ]
+
+
+def test_a_build_waits_while_another_writes_into_the_same_folder(tmp_path, embedder, monkeypatch):
+    """Two builds into one folder (two `qa index`, or a server rebuilding a stale index while
+    `qa index` runs): one writes, cleans up and loads at a time, so neither removes the
+    files the other's manifest names."""
+    a, b, index_dir = tmp_path / "a", tmp_path / "b", tmp_path / "i"
+    for seeds, text in ((a, "The gate opens at seven."), (b, "The ferry leaves at noon.")):
+        seeds.mkdir()
+        (seeds / "doc.txt").write_text(text, encoding="utf-8")
+    build(a, index_dir, embedder)
+    waiting = threading.Event()
+    flock = fcntl.flock
+
+    def noted(f, op):
+        if op == fcntl.LOCK_EX:
+            waiting.set()
+        return flock(f, op)
+
+    monkeypatch.setattr(building.fcntl, "flock", noted)
+    built = []
+    with open(index_dir / building.LOCK, "a") as held:  # another build is writing
+        flock(held, fcntl.LOCK_EX)
+        thread = threading.Thread(target=lambda: built.append(build(b, index_dir, embedder)))
+        thread.start()
+        assert waiting.wait(60)  # embedded, and at the lock
+        thread.join(0.5)
+        assert thread.is_alive()  # it waits: nothing of it written, the old index whole
+        assert [s.text for s in load_index(index_dir).sentences] == ["The gate opens at seven."]
+        flock(held, fcntl.LOCK_UN)
+    thread.join(60)
+    assert [s.text for s in built[0].sentences] == ["The ferry leaves at noon."]
+    assert [s.text for s in load_index(index_dir).sentences] == ["The ferry leaves at noon."]
 
 
 def test_line_separators_in_a_document_index_and_load_back_exactly(tmp_path, embedder):
