@@ -72,11 +72,14 @@ def check_question(text: object, limit: int, name: str = "the question") -> str:
 
 # what shows nothing: controls (NUL, ...), format characters (zero-width space, BOM, ...),
 # separators; spaces are caught by str.isspace
-INVISIBLE = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp"))
+# controls, format characters (U+200B, U+FEFF), separators, and marks that alone belong to
+# no letter (variation selectors, combining accents)
+INVISIBLE = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"))
 
 
 def blank(text: str) -> bool:
-    """Whether ``text`` holds nothing to read: only spaces and invisible characters."""
+    """Whether ``text`` holds nothing to read: only spaces, invisible characters and marks
+    on no letter. (The chat page's ``blank`` says the same.)"""
     return all(c.isspace() or unicodedata.category(c) in INVISIBLE for c in text)
 
 

@@ -114,6 +114,9 @@ BAD_REQUESTS = [
         ({"question": "\ufeff"}, "question is empty"),
         ({"question": "\u0000 \u0001\u0002"}, "question is empty"),
         ({"question": "\u200e\u2063"}, "question is empty"),  # marks and separators, no text
+        # a variation selector, combining accents: marks on no letter
+        ({"question": "\ufe0f"}, "question is empty"),
+        ({"question": "\u0301\u0301 \u20dd"}, "question is empty"),
         ({"question": "ok", "history": [{"question": "\u200d"}]}, "history[0].question is empty"),
     ],
 )

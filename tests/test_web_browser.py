@@ -321,6 +321,9 @@ def test_an_empty_or_over_long_question_is_explained_not_sent(page):
     box.press("Enter")
     hint = page.locator("#ask-hint")
     assert hint.inner_text() == "Type a question first."
+    box.fill("\u200b\ufe0f\u0301")  # nothing to read, as the service sees it
+    box.press("Enter")
+    assert hint.inner_text() == "Type a question first."
     limit = int(page.locator("#chat").get_attribute("data-max-question-chars"))
     box.fill("a" * (limit + 1))  # pasted whole: nothing is cut off silently
     box.press("Enter")

@@ -7,6 +7,10 @@
   // Under this confidence (as shown) an answer is flagged as low; the server sets it
   // (qa.config.LOW_CONFIDENCE), which `qa ask` uses too.
   const UNSURE = Number($("chat").dataset.lowConfidence);
+  // nothing to read: white space, controls and format characters, and marks that belong
+  // to no letter (as the service sees an empty question: qa.answer.blank)
+  const BLANK = /^[\s\p{Cc}\p{Cf}\p{Zs}\p{Zl}\p{Zp}\p{Mn}\p{Me}]*$/u;
+  const blank = (text) => BLANK.test(text);
   const form = $("ask-form");
   const input = $("question");
   const send = $("send");
@@ -51,7 +55,7 @@
   // --- asking ---------------------------------------------------------------------
 
   async function ask(question) {
-    if (pending || !question.trim()) return;
+    if (pending || blank(question)) return;
     say("");
     pending = true;
     send.disabled = true;
@@ -96,7 +100,7 @@
 
     if (reply.error) {
       conversation.append(renderError(reply.error));
-      if (!input.value.trim()) input.value = question; // easy to retry
+      if (blank(input.value)) input.value = question; // easy to retry
     } else {
       history.push({ question, answer: reply.answer });
       conversation.append(renderAnswer(reply));
@@ -343,7 +347,7 @@
     event.preventDefault();
     const question = input.value;
     if (pending) return;
-    if (!question.trim()) {
+    if (blank(question)) {
       say("Type a question first.");
       input.focus();
       return;
