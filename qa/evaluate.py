@@ -135,33 +135,46 @@ def _strings(row: dict[str, Any], key: str, required: bool) -> tuple[str, ...]:
 
 def load_items(path: str | Path) -> list[Item]:
     """The questions of a ``shared/eval`` set; ValueError naming the file, the line and
-    what is wrong with it."""
+    what is wrong with it. (A byte-order mark before the first line is allowed.)"""
     items = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    seen: dict[str, int] = {}
+    with open(path, "rb") as f:
+        data = f.read()
+    for n, raw in enumerate(data.removeprefix(b"\xef\xbb\xbf").split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8")
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError("a line must be a JSON object")
-                if not isinstance(row["id"], str) or not row["id"].strip():
-                    raise ValueError("'id' must be a non-empty string")
-                if not isinstance(row["answerable"], bool):
-                    raise ValueError("'answerable' must be true or false")
-                items.append(
-                    Item(
-                        row["id"],
-                        _strings(row, "turns", True),
-                        row["answerable"],
-                        _strings(row, "support", False),
-                        _strings(row, "answer", False),
-                    )
-                )
-            except KeyError as exc:
-                raise ValueError(f"{path}:{n}: not a question-set line (no {exc})") from exc
-            except ValueError as exc:  # json.JSONDecodeError too
-                raise ValueError(f"{path}:{n}: not a question-set line ({exc})") from exc
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("a line must be a JSON object")
+            if not isinstance(row["id"], str) or not row["id"].strip():
+                raise ValueError("'id' must be a non-empty string")
+            if row["id"] in seen:
+                raise ValueError(f"id {row['id']!r} is already the id of line {seen[row['id']]}")
+            if not isinstance(row["answerable"], bool):
+                raise ValueError("'answerable' must be true or false")
+            item = Item(
+                row["id"],
+                _strings(row, "turns", True),
+                row["answerable"],
+                _strings(row, "support", False),
+                _strings(row, "answer", False),
+            )
+            if item.answerable and not (item.support and item.answer):
+                raise ValueError("an answerable question needs its 'support' and 'answer'")
+            for text in (*item.turns, *item.support, *item.answer):
+                text.encode("utf-8")  # JSON's "\ud800" is no character
+        except KeyError as exc:
+            raise ValueError(f"{path}:{n}: not a question-set line (no {exc})") from exc
+        except (UnicodeDecodeError, UnicodeEncodeError) as exc:
+            raise ValueError(
+                f"{path}:{n}: not a question-set line (not text: {exc.reason})"
+            ) from exc
+        except ValueError as exc:  # json.JSONDecodeError too
+            raise ValueError(f"{path}:{n}: not a question-set line ({exc})") from exc
+        seen[item.id] = n
+        items.append(item)
     return items
 
 
@@ -222,13 +235,31 @@ def score(outcomes: list[Outcome]) -> Report:
 
 
 def evaluate(ask: AskFn, items: list[Item]) -> Report:
-    return score([run_item(ask, item) for item in items])
+    outcomes = []
+    for item in items:
+        try:
+            outcomes.append(run_item(ask, item))
+        except AskError as exc:
+            raise AskError(f"question {item.id!r}: {exc}") from exc
+    return score(outcomes)
+
+
+class AskError(ConnectionError):
+    """A question the service (or the library, by the service's limits) did not answer."""
 
 
 def library_asker(engine: Engine) -> AskFn:
+    """Ask the library as the service is asked: a question or a history over the service's
+    limits is refused as the API refuses it (``AskError``)."""
     from .records import Turn
 
+    limits = engine.config
+
     def ask(question: str, history: list[dict[str, Any]]) -> dict[str, Any]:
+        if len(question) > limits.max_question_chars:
+            raise AskError(f"refused: question over {limits.max_question_chars} characters")
+        if len(history) > limits.max_history:
+            raise AskError(f"refused: history holds at most {limits.max_history} turns")
         turns = [Turn(h["question"], h.get("answer")) for h in history]
         return engine.ask(question, history=turns).to_dict()
 
@@ -261,11 +292,21 @@ def http_asker(url: str, timeout: float = 30.0) -> AskFn:
                 answer: dict[str, Any] = json.loads(r.read())
                 return answer
         except urllib.error.HTTPError as exc:
-            raise ConnectionError(f"{endpoint} answered {exc.code}: {exc.read()[:200]!r}") from exc
+            raise AskError(f"{endpoint} answered {exc.code}: {_problem(exc.read())}") from exc
         except (urllib.error.URLError, OSError) as exc:
             raise ConnectionError(f"cannot reach {endpoint}: {exc}") from exc
 
     return ask
+
+
+def _problem(body: bytes) -> str:
+    """What an error response says: its problem's ``detail``, or the start of its text."""
+    text = body[:2000].decode("utf-8", "replace")
+    try:
+        detail = json.loads(text).get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail) if detail else text[:200].strip()
 
 
 def check_thresholds(
@@ -275,10 +316,14 @@ def check_thresholds(
     failures = []
     for name, bound in minimums.items():
         value = report.metrics.get(name)
-        if value is None or value < bound:
+        if value is None:
+            failures.append(f"{name} is not measured: no question of the set counts for it")
+        elif value < bound:
             failures.append(f"{name} = {value} is under {bound}")
     for name, bound in maximums.items():
         value = report.metrics.get(name)
-        if value is None or value > bound:
+        if value is None:
+            failures.append(f"{name} is not measured: no question of the set counts for it")
+        elif value > bound:
             failures.append(f"{name} = {value} is over {bound}")
     return failures

@@ -255,6 +255,14 @@ def test_eval_of_an_empty_set_is_an_error(dirs, tmp_path):
         ('{"id": "a", "turns": ["Who?"], "answerable": true, "support": [""]}', "'support'"),
         ('{"id": "a", "turns": ["Who?"]}', "no 'answerable'"),
         ('["Who?"]', "JSON object"),
+        # an answerable question without them could only ever count as missed
+        ('{"id": "a", "turns": ["Who?"], "answerable": true}', "needs its 'support' and 'answer'"),
+        (
+            '{"id": "ok", "turns": ["Why?"], "answerable": false}',
+            "'ok' is already the id of line 1",
+        ),
+        ('{"id": "a", "turns": ["\\ud800"], "answerable": false}', "surrogates not allowed"),
+        ('\ufeff{"id": "a", "turns": ["Who?"], "answerable": false}', "BOM"),  # a mark mid-file
     ],
 )
 def test_eval_names_the_line_and_what_is_wrong_with_it(dirs, tmp_path, line, message):
@@ -267,6 +275,38 @@ def test_eval_names_the_line_and_what_is_wrong_with_it(dirs, tmp_path, line, mes
     assert result.exit_code == 1
     assert f"{path}:2: not a question-set line" in result.output and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_eval_reads_a_byte_order_mark_and_refuses_bytes_that_are_not_text(dirs, tmp_path):
+    line = b'{"id": "ok", "turns": ["What is this?"], "answerable": false}\n'
+    path = tmp_path / "set.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + line)  # as some editors save
+    result = CliRunner().invoke(cli, ["eval", str(path), *dirs])
+    assert result.exit_code == 0, result.output
+    path.write_bytes(line + b"\xff" + line)
+    result = CliRunner().invoke(cli, ["eval", str(path), *dirs])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{path}:2: not a question-set line (not text: invalid start byte)" in result.output
+
+
+def test_eval_refuses_what_the_service_would_as_the_service_does(dirs, tmp_path):
+    """Scored by the library, a question over the service's limits is refused as the API
+    refuses it (with --url the server refuses it), naming the question; a threshold on a
+    metric the set cannot measure says so."""
+    path = tmp_path / "set.jsonl"
+    long = {"id": "long", "turns": ["a" * 1001], "answerable": False}
+    path.write_text(json.dumps(long) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["eval", str(path), *dirs])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "question 'long': refused: question over 1000 characters" in result.output
+    many = {"id": "many", "turns": ["Who?"] * 22, "answerable": False}
+    path.write_text(json.dumps(many) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["eval", str(path), *dirs])
+    assert "question 'many': refused: history holds at most 20 turns" in result.output
+    path.write_text(json.dumps({**many, "turns": ["Who?"]}) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["eval", str(path), *dirs, "--min", "support@1=0.9"])
+    assert result.exit_code == 1
+    assert "support@1 is not measured: no question of the set counts for it" in result.output
 
 
 def test_no_documents_is_a_clear_error(tmp_path):
