@@ -100,6 +100,9 @@ def index_cmd(config: Config) -> None:
         index = build_index(config, embedder, progress=progress)
     for message in index.manifest.get("skipped", []):
         click.echo(f"warning: skipped {message}", err=True)
+    for doc in index.manifest["documents"]:
+        if not doc["sentences"]:  # e.g. a table's rule line alone: nothing can be cited
+            click.echo(f"warning: {doc['id']} has no sentence to answer from", err=True)
     counts = index.manifest["counts"]
     click.echo(
         f"indexed {counts['documents']} documents, {counts['sentences']} sentences "

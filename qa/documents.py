@@ -33,21 +33,25 @@ def sha256_bytes(data: bytes) -> str:
 
 def corpus_files(seeds_dir: Path) -> list[Path]:
     """The corpus files under ``seeds_dir``, in a stable order (hidden files excluded)."""
-    return [p for p in _named_like_documents(Path(seeds_dir)) if p.is_file()]
+    return [p for p in _walk(Path(seeds_dir))[0] if p.is_file()]
 
 
-def _named_like_documents(seeds_dir: Path) -> list[Path]:
-    """What under ``seeds_dir`` is named like a corpus file, in a stable order (hidden
-    files and folders excluded); DocumentError when there is no such folder."""
+def _walk(seeds_dir: Path) -> tuple[list[Path], list[Path]]:
+    """What under ``seeds_dir`` is named like a corpus file, and the links to folders (not
+    followed: a link can loop), each in a stable order (hidden files and folders
+    excluded); DocumentError when there is no such folder."""
     if not seeds_dir.is_dir():
         raise DocumentError(f"seeds folder {seeds_dir} does not exist")
-    found = [
-        p
-        for p in seeds_dir.rglob("*")
-        if p.suffix.lower() in SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(seeds_dir).parts)
-    ]
-    return sorted(found, key=lambda p: p.relative_to(seeds_dir).as_posix())
+    found, links = [], []
+    for p in seeds_dir.rglob("*"):
+        if any(part.startswith(".") for part in p.relative_to(seeds_dir).parts):
+            continue
+        if p.suffix.lower() in SUFFIXES:
+            found.append(p)
+        elif p.is_symlink() and p.is_dir():
+            links.append(p)
+    order = lambda p: p.relative_to(seeds_dir).as_posix()  # noqa: E731
+    return sorted(found, key=order), sorted(links, key=order)
 
 
 def read_document(path: Path, doc_id: str) -> Document:
@@ -78,7 +82,13 @@ def load_corpus(seeds_dir: Path) -> Corpus:
     usable document at all is an error."""
     seeds_dir = Path(seeds_dir)
     documents, skipped = [], []
-    for path in _named_like_documents(seeds_dir):
+    named, links = _walk(seeds_dir)
+    for link in links:
+        skipped.append(
+            f"{link.relative_to(seeds_dir).as_posix()}/: a link to a folder, not followed "
+            "(link its files one by one, or copy the folder in)"
+        )
+    for path in named:
         doc_id = path.relative_to(seeds_dir).as_posix()
         if path.is_file():  # as corpus_files takes them
             try:

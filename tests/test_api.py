@@ -174,6 +174,21 @@ def test_a_body_that_is_not_json_is_415(client, spec, content_type):
     check_against_spec(spec, "/api/ask", "post", r)
 
 
+def test_a_compressed_body_is_415_saying_to_send_it_uncompressed(client, spec):
+    import gzip
+
+    body = gzip.compress(b'{"question": "When did Trump sign the directive?"}')
+    headers = {"Content-Encoding": "gzip"}
+    r = client.post("/api/ask", data=body, content_type="application/json", headers=headers)
+    assert r.status_code == 415
+    check_against_spec(spec, "/api/ask", "post", r)
+    assert "uncompressed (Content-Encoding gzip is not read)" in r.get_json()["detail"]
+    plain = b'{"question": "When did Trump sign the directive?"}'
+    headers = {"Content-Encoding": "identity"}
+    r = client.post("/api/ask", data=plain, content_type="application/json", headers=headers)
+    assert r.status_code == 200
+
+
 def test_a_body_over_64_kb_is_413(client, spec):
     body = json.dumps({"question": "x", "history": [], "pad": "y" * 70_000})
     r = client.post("/api/ask", data=body, content_type="application/json")

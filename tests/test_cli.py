@@ -346,6 +346,12 @@ def test_skipped_document_is_a_warning(dirs, seeds_copy):
     result = CliRunner().invoke(cli, ["index", *dirs])
     assert result.exit_code == 0, result.output
     assert "skipped broken.txt" in result.output
+    # a document with nothing to cite (a table's rule line alone) is indexed, and said so
+    (seeds_copy / "rule.md").write_text("| --- | --- |\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["index", *dirs])
+    assert result.exit_code == 0, result.output
+    assert "warning: rule.md has no sentence to answer from" in result.output
+    assert "has no sentence" not in result.output.replace("rule.md has no sentence", "")
 
 
 def test_help_and_version_answer_fast():

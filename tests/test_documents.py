@@ -44,6 +44,20 @@ def test_a_broken_link_or_a_pipe_is_skipped_with_a_message_never_read(tmp_path):
         assert any(m.startswith(f"{name}: not a file to read") for m in corpus.skipped)
 
 
+def test_a_link_to_a_folder_is_not_followed_and_says_so(tmp_path):
+    seeds, elsewhere = tmp_path / "seeds", tmp_path / "elsewhere"
+    seeds.mkdir()
+    elsewhere.mkdir()
+    (seeds / "good.txt").write_text("Fine text.", encoding="utf-8")
+    (elsewhere / "far.txt").write_text("Far text.", encoding="utf-8")
+    (seeds / "more").symlink_to(elsewhere)
+    (seeds / "loop").symlink_to(seeds)  # a link can loop: none is walked into
+    corpus = load_corpus(seeds)
+    assert [d.id for d in corpus.documents] == ["good.txt"]
+    assert [m.split(":")[0] for m in corpus.skipped] == ["loop/", "more/"]
+    assert all("a link to a folder, not followed" in m for m in corpus.skipped)
+
+
 def test_byte_order_mark_is_not_text(tmp_path):
     (tmp_path / "bom.txt").write_bytes("\ufeffHello there.".encode())
     assert load_corpus(tmp_path).documents[0].text == "Hello there."

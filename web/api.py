@@ -42,6 +42,9 @@ def ask() -> Response:
         raise APIProblem(429, f"too many questions; try again in {wait} s", retry_after=wait)
     if not request.is_json:
         raise APIProblem(415, "send the question as JSON (Content-Type: application/json)")
+    coding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding not in ("", "identity"):
+        raise APIProblem(415, f"send the body uncompressed (Content-Encoding {coding} is not read)")
     if request.content_length is not None and request.content_length > config.max_body_bytes:
         raise APIProblem(413, f"the request body is over {config.max_body_bytes} bytes")
     try:
