@@ -159,13 +159,15 @@ LOCK = ".build.lock"  # in the index folder: held while a build writes there
 @contextmanager
 def building(index_dir: Path) -> Iterator[None]:
     """Hold the index folder's build lock, waiting while another build writes there; an
-    OSError meanwhile is one line (``writing``)."""
-    with writing(index_dir), open(index_dir / LOCK, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    OSError meanwhile is one line (``writing``). Opened for reading: a lock file another
+    user made, that this one may not write, still locks."""
+    with writing(index_dir):
+        fd = os.open(index_dir / LOCK, os.O_RDONLY | os.O_CREAT, 0o666)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            os.close(fd)  # and the lock with it
 
 
 @contextmanager

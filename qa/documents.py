@@ -46,10 +46,10 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], list[Path]]:
     for p in seeds_dir.rglob("*"):
         if any(part.startswith(".") for part in p.relative_to(seeds_dir).parts):
             continue
-        if p.suffix.lower() in SUFFIXES:
-            found.append(p)
-        elif p.is_symlink() and p.is_dir():
+        if p.is_symlink() and p.is_dir():  # whatever its name
             links.append(p)
+        elif p.suffix.lower() in SUFFIXES:
+            found.append(p)
     order = lambda p: p.relative_to(seeds_dir).as_posix()  # noqa: E731
     return sorted(found, key=order), sorted(links, key=order)
 

@@ -251,13 +251,16 @@ class AskError(ConnectionError):
 def library_asker(engine: Engine) -> AskFn:
     """Ask the library as the service is asked: a question or a history over the service's
     limits is refused as the API refuses it (``AskError``)."""
+    from .answer import QuestionError, check_question
     from .records import Turn
 
     limits = engine.config
 
     def ask(question: str, history: list[dict[str, Any]]) -> dict[str, Any]:
-        if len(question) > limits.max_question_chars:
-            raise AskError(f"refused: question over {limits.max_question_chars} characters")
+        try:
+            check_question(question, limits.max_question_chars)
+        except QuestionError as exc:
+            raise AskError(f"refused: {exc}") from exc
         if len(history) > limits.max_history:
             raise AskError(f"refused: history holds at most {limits.max_history} turns")
         turns = [Turn(h["question"], h.get("answer")) for h in history]

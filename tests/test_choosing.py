@@ -23,6 +23,8 @@ from qa.training.choice import Choice
 from qa.training.settings import TrainSettings
 
 EARLIER = "When did Trump sign the directive?"
+SIGNED = {"support": ["Trump signed"], "answer": ["Trump"]}
+DATED = {"support": ["January 20"], "answer": ["January 20"]}
 
 
 CARD_NOW = json.loads((DEFAULT_READER / CARD).read_text())
@@ -47,8 +49,8 @@ def test_the_sets_follow_ups_are_asked_again_with_the_chosen_settings(
     shutil.copy(ARTICLE, seeds / ARTICLE.name)
     questions = tmp_path / "questions.jsonl"
     rows = [
-        {"id": "f", "turns": [EARLIER, "Who signed it?"], "answerable": True},
-        {"id": "s", "turns": [EARLIER], "answerable": True},
+        {"id": "f", "turns": [EARLIER, "Who signed it?"], "answerable": True, **SIGNED},
+        {"id": "s", "turns": [EARLIER], "answerable": True, **DATED},
     ]
     questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
 

@@ -298,7 +298,11 @@ def test_eval_refuses_what_the_service_would_as_the_service_does(dirs, tmp_path)
     path.write_text(json.dumps(long) + "\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["eval", str(path), *dirs])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "question 'long': refused: question over 1000 characters" in result.output
+    assert "question 'long': refused: the question is over 1000 characters" in result.output
+    blank = {"id": "blank", "turns": ["\u200b\ufe0f"], "answerable": False}
+    path.write_text(json.dumps(blank) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["eval", str(path), *dirs])
+    assert "question 'blank': refused: the question is empty" in result.output
     many = {"id": "many", "turns": ["Who?"] * 22, "answerable": False}
     path.write_text(json.dumps(many) + "\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["eval", str(path), *dirs])

@@ -52,9 +52,10 @@ def test_a_link_to_a_folder_is_not_followed_and_says_so(tmp_path):
     (elsewhere / "far.txt").write_text("Far text.", encoding="utf-8")
     (seeds / "more").symlink_to(elsewhere)
     (seeds / "loop").symlink_to(seeds)  # a link can loop: none is walked into
+    (seeds / "notes.md").symlink_to(elsewhere)  # named like a document
     corpus = load_corpus(seeds)
     assert [d.id for d in corpus.documents] == ["good.txt"]
-    assert [m.split(":")[0] for m in corpus.skipped] == ["loop/", "more/"]
+    assert [m.split(":")[0] for m in corpus.skipped] == ["loop/", "more/", "notes.md/"]
     assert all("a link to a folder, not followed" in m for m in corpus.skipped)
 
 

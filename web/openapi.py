@@ -227,7 +227,7 @@ def spec(config: Config) -> dict[str, Any]:
                         "200": _json("Answer", "The answer with its citations."),
                         "400": _problem("Invalid JSON, question, history or top_k."),
                         "413": _problem(f"Body over {config.max_body_bytes} bytes."),
-                        "415": _problem("The body is not application/json."),
+                        "415": _problem("The body is not application/json, or is sent compressed."),
                         "429": _problem("Over the per-client limit (when one is set)."),
                     },
                 }
