@@ -70,11 +70,13 @@ def build_index(
     config: Config,
     embedder: Embedder,
     progress: Callable[[int, int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> Index:
     """Read the corpus in ``config.seeds_dir``, split and embed it, and write a new index
     into ``config.index_dir``.
 
-    ``progress(done, total)`` is called as sentences are embedded. Unusable documents are
+    ``progress(done, total)`` is called as sentences are embedded, and ``notify(line)``
+    when the build waits for another writing into the same folder. Unusable documents are
     skipped and listed in ``manifest["skipped"]``.
     """
     started = time.perf_counter()
@@ -118,7 +120,7 @@ def build_index(
     # new files (two `qa index`, or a server rebuilding while `qa index` runs); an OSError
     # (a full disk, a folder made read-only since) is one line, and the index there before
     # stays, since the manifest is replaced last
-    with building(index_dir):
+    with building(index_dir, notify):
         files = {
             "vectors": _write_data(index_dir, "vectors", ".faiss", to_bytes(flat)),
             **{name: _write_data(index_dir, name, ".jsonl", d) for name, d in data.items()},
@@ -157,14 +159,19 @@ LOCK = ".build.lock"  # in the index folder: held while a build writes there
 
 
 @contextmanager
-def building(index_dir: Path) -> Iterator[None]:
-    """Hold the index folder's build lock, waiting while another build writes there; an
-    OSError meanwhile is one line (``writing``). Opened for reading: a lock file another
-    user made, that this one may not write, still locks."""
+def building(index_dir: Path, notify: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the index folder's build lock, waiting while another build writes there (and
+    saying so to ``notify``); an OSError meanwhile is one line (``writing``). Opened for
+    reading: a lock file another user made, that this one may not write, still locks."""
     with writing(index_dir):
         fd = os.open(index_dir / LOCK, os.O_RDONLY | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if notify:
+                    notify(f"waiting for another build writing the index in {index_dir} ...")
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # and the lock with it

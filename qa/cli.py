@@ -97,7 +97,9 @@ def index_cmd(config: Config) -> None:
             bars[0].length = max(total, 1)
             bars[0].update(done - bars[0].pos)
 
-        index = build_index(config, embedder, progress=progress)
+        index = build_index(
+            config, embedder, progress=progress, notify=lambda m: click.echo(m, err=True)
+        )
     for message in index.manifest.get("skipped", []):
         click.echo(f"warning: skipped {message}", err=True)
     for doc in index.manifest["documents"]:

@@ -46,11 +46,11 @@ def open_index(
     that says how to rebuild."""
     if rebuild:
         notify(f"rebuilding the index in {config.index_dir} ...")
-        return build_index(config, embedder, progress=progress)
+        return build_index(config, embedder, progress=progress, notify=notify)
     reason = stale_reason(config.index_dir, config.seeds_dir, config.model)
     if reason:
         notify(f"{reason}: building the index in {config.index_dir} ...")
-        return build_index(config, embedder, progress=progress)
+        return build_index(config, embedder, progress=progress, notify=notify)
     return load_index(config.index_dir)
 
 

@@ -55,7 +55,7 @@ def test_several_documents(tmp_path, embedder):
     ]
 
 
-def test_a_build_waits_while_another_writes_into_the_same_folder(tmp_path, embedder, monkeypatch):
+def test_a_build_waits_while_another_writes_into_the_same_folder(tmp_path, embedder):
     """Two builds into one folder (two `qa index`, or a server rebuilding a stale index while
     `qa index` runs): one writes, cleans up and loads at a time, so neither removes the
     files the other's manifest names."""
@@ -64,25 +64,26 @@ def test_a_build_waits_while_another_writes_into_the_same_folder(tmp_path, embed
         seeds.mkdir()
         (seeds / "doc.txt").write_text(text, encoding="utf-8")
     build(a, index_dir, embedder)
-    waiting = threading.Event()
-    flock = fcntl.flock
+    waiting, said = threading.Event(), []
 
-    def noted(f, op):
-        if op == fcntl.LOCK_EX:
-            waiting.set()
-        return flock(f, op)
+    def notify(line):
+        said.append(line)
+        waiting.set()
 
-    monkeypatch.setattr(building.fcntl, "flock", noted)
     built = []
     with open(index_dir / building.LOCK, "a") as held:  # another build is writing
-        flock(held, fcntl.LOCK_EX)
-        thread = threading.Thread(target=lambda: built.append(build(b, index_dir, embedder)))
+        fcntl.flock(held, fcntl.LOCK_EX)
+        config = Config(seeds_dir=b, index_dir=index_dir)
+        thread = threading.Thread(
+            target=lambda: built.append(building.build_index(config, embedder, notify=notify))
+        )
         thread.start()
-        assert waiting.wait(60)  # embedded, and at the lock
+        assert waiting.wait(60)  # embedded, and at the lock, saying so
+        assert said == [f"waiting for another build writing the index in {index_dir} ..."]
         thread.join(0.5)
         assert thread.is_alive()  # it waits: nothing of it written, the old index whole
         assert [s.text for s in load_index(index_dir).sentences] == ["The gate opens at seven."]
-        flock(held, fcntl.LOCK_UN)
+        fcntl.flock(held, fcntl.LOCK_UN)
     thread.join(60)
     assert [s.text for s in built[0].sentences] == ["The ferry leaves at noon."]
     assert [s.text for s in load_index(index_dir).sentences] == ["The ferry leaves at noon."]
