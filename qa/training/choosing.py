@@ -48,7 +48,7 @@ from .choice import Choice, choose
 from .data import Asked, ask_all, ask_service, document_indexes
 from .fit import TARGETS
 from .folders import replace_folder, work_folder
-from .ranking import ask_ranked
+from .ranking import ask_followups_again, ask_ranked
 from .report import available_sets, score_sets, service
 from .settings import TrainSettings
 
@@ -133,7 +133,14 @@ def rechoose_reader(
         if unsigned:
             log(f"stored {unsigned} int8 weight matrices as uint8 (read alike on every CPU)")
         draft = draft_reader(work, Limits.from_dict(old["limits"]), ranker)
-        choice = choose_on_validation(draft, val_asked, sets, settings, config, embedder, log)
+
+        def reask(reader: BatchReader) -> list[Asked]:
+            k = settings.retrieve
+            return ask_followups_again(val_asked, indexes, embedder, reader, k, ranker, named)
+
+        choice = choose_on_validation(
+            draft, val_asked, sets, settings, config, embedder, log, reask
+        )
         figures = {k: v for k, v in old["figures"].items() if k in ("epochs",)}
         figures["validation"] = validation_figures(choice, config)
         card = {
@@ -282,9 +289,12 @@ def choose_on_validation(
     config: Config,
     embedder: Embedder,
     log: Callable[[str], None],
+    reask: Callable[[BatchReader], list[Asked]] | None = None,
 ) -> Choice:
     """The choice on the corpus's validation documents and on the validation ``sets``
-    asked through the service (each set weighs the same).
+    asked through the service (each set weighs the same). ``reask(reader)``: the
+    validation documents' questions with their follow-ups asked again, their earlier
+    turns answered by ``reader`` (``ranking.ask_followups_again``).
 
     A follow-up's earlier turns are answered by the service, and the service answers with
     the chosen settings, not the draft's (threshold 0, no decider): once a choice is made,
@@ -315,12 +325,14 @@ def choose_on_validation(
             choice = choose(
                 remembering, asked, settings.candidates, settings.slacks, log, settings.further
             )
-            if not engines:
+            if not engines and reask is None:
                 break
             chosen = as_chosen(remembering, reader.card, choice)
             for engine in engines.values():
                 engine.reader = chosen
             again = ask_sets()
+            if reask is not None:
+                again["validation"] = reask(chosen)
             changed.append(
                 sum(
                     a.last_answer != b.last_answer

@@ -15,11 +15,15 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..answer import answer_question
+from ..config import Config
 from ..corpus import CorpusError, Example
 from ..embed import Embedder
 from ..index import Index
 from ..lexical import LexicalIndex
 from ..rank import FEATURES, RANKED, Ranker, pool_features
+from ..read import Reader
+from ..records import Turn
 from .data import Asked, ask_all
 
 Indexes = dict[str, tuple[Index, LexicalIndex]]  # each document's own (``document_indexes``)
@@ -151,3 +155,39 @@ def ask_ranked(
     log(f"ranker fitted on {len(rows)} training questions; validation recall {figures}")
     train_asked = reordered(pools, indexes, ranker, ks[0]) if ks[0] else []
     return ranker, train_asked, val_asked
+
+
+def ask_followups_again(
+    asked: Sequence[Asked],
+    indexes: Indexes,
+    embedder: Embedder,
+    reader: Reader,
+    k: int,
+    ranker: Ranker | None = None,
+    named_rows: bool = False,
+) -> list[Asked]:
+    """``asked`` (the validation documents' questions) with each follow-up asked as the
+    service asks it: its earlier turns answered by ``reader`` on its document, where the
+    corpus gives the labelled answer, then retrieved (and ranked) as before. The other
+    questions stay as they are."""
+    where, again = [], []
+    for i, a in enumerate(asked):
+        e = a.example
+        if not e.followup:
+            continue
+        index, lexical = indexes[e.doc]
+        history: list[Turn] = []
+        for turn in e.turns[:-1]:
+            answer = answer_question(
+                index, lexical, embedder, reader, turn, history, Config.top_k, named_rows
+            ).answer
+            history.append(Turn(turn, answer))
+        where.append(i)
+        again.append(replace(e, history_answer=history[-1].answer))
+    out = list(asked)
+    if again:
+        pools = ask_all(again, indexes, embedder, max(RANKED, k) if ranker else k, named_rows)
+        asked_again = reordered(pools, indexes, ranker, k) if ranker else pools
+        for i, a in zip(where, asked_again, strict=True):
+            out[i] = a
+    return out

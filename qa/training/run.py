@@ -56,7 +56,7 @@ from .data import (
 from .decider import decided_by
 from .fit import choose_threshold, metrics, objective, outcomes, read_all
 from .folders import replace_folder, work_folder
-from .ranking import ask_ranked
+from .ranking import ask_followups_again, ask_ranked
 from .settings import TrainSettings
 
 
@@ -234,7 +234,18 @@ def train_reader(
             shutil.move(fp32, work / "model.onnx")
         fp32.unlink(missing_ok=True)
         draft = draft_reader(work, featurizer.limits, ranker)
-        choice = choose_on_validation(draft, val_asked, sets, settings, config, embedder, log)
+        choice = choose_on_validation(
+            draft,
+            val_asked,
+            sets,
+            settings,
+            config,
+            embedder,
+            log,
+            lambda r: ask_followups_again(
+                val_asked, indexes, embedder, r, settings.retrieve, ranker, named
+            ),
+        )
         if float_reader is not None:
             n = choice.candidates
             float_read = read_all(with_slack(float_reader, choice.slack), val_asked, n)
