@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from conftest import ARTICLE
 
+from qa.answer import answer_question
 from qa.cards import CARD
 from qa.config import Config
+from qa.corpus import load_corpus
 from qa.decide import FEATURES, Decider
 from qa.features import Limits
 from qa.rank import FEATURES as RANKS
 from qa.rank import Ranker
-from qa.read import DEFAULT_READER, FILES, OnnxReader
+from qa.read import DEFAULT_READER, FILES, OnnxReader, with_slack
+from qa.records import Turn
 from qa.training import choosing
 from qa.training.card import _reasked, write_card
 from qa.training.choice import Choice
+from qa.training.data import ask_all, document_indexes
+from qa.training.ranking import ask_followups_again
 from qa.training.settings import TrainSettings
 
 EARLIER = "When did Trump sign the directive?"
@@ -123,3 +129,31 @@ def test_the_model_card_says_how_the_follow_ups_fared_when_asked_again():
     assert told([]) == "" and "every earlier answer stayed" in told([0])
     assert "27, then 0 (the choice was made again after each change)" in told([27, 0])
     assert "the last choice stands on the earlier answers of the one before" in told([5, 3, 2])
+
+
+def test_the_validation_documents_follow_ups_are_asked_with_the_readers_own_answers(
+    tiny_corpus, embedder
+):
+    """The corpus gives a follow-up's earlier answer from its label; asked again, it gets
+    the answer the reader gives there, as the service would; the rest stay as they were."""
+    corpus = load_corpus(tiny_corpus)
+    indexes = document_indexes(corpus, embedder)
+    asked = ask_all(corpus.examples, indexes, embedder, 3)
+    follow = [i for i, a in enumerate(asked) if a.example.followup]
+    assert any(asked[i].last_answer for i in follow)  # labelled answers (or none)
+    shipped = OnnxReader(DEFAULT_READER)
+    silent = with_slack(shipped, 0.0)  # a copy of it that answers nothing
+    silent.settings = replace(shipped.settings, threshold=1e9, decider=None, further=None)
+    again = ask_followups_again(asked, indexes, embedder, silent, 3)
+    assert all(not again[i].last_answer for i in follow)
+    assert all(again[i] is asked[i] for i in range(len(asked)) if i not in follow)
+    assert [a.question for a in again] == [a.question for a in asked]
+    own = ask_followups_again(asked, indexes, embedder, shipped, 3)
+    e = own[follow[0]].example
+    index, lexical = indexes[e.doc]
+    history: list[Turn] = []
+    for turn in e.turns[:-1]:
+        history.append(
+            Turn(turn, answer_question(index, lexical, embedder, shipped, turn, history).answer)
+        )
+    assert own[follow[0]].last_answer == (history[-1].answer or "")
