@@ -235,7 +235,7 @@ def render(card: dict[str, Any]) -> str:
 
 
 def _reasked(validation: dict[str, Any]) -> list[str]:
-    """How the sets' follow-ups fared when asked again with the settings chosen."""
+    """How the validation follow-ups fared when asked again with the settings chosen."""
     changed = validation.get("followups_asked_again")
     if not changed:
         return []
@@ -250,7 +250,7 @@ def _reasked(validation: dict[str, Any]) -> list[str]:
             else "; the last choice stands on the earlier answers of the one before)."
         )
     return [
-        "The sets' follow-ups were asked again with the settings chosen, as the service "
+        "The validation follow-ups were asked again with the settings chosen, as the service "
         f"answers their earlier turns: {told}",
         "",
     ]

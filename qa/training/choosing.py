@@ -206,7 +206,8 @@ def validation_figures(choice: Choice, config: Config) -> dict[str, Any]:
         "slacks": choice.slacks,
         # out of sample: each fold decided by what was fitted on the others
         "crossfitted": choice.crossfitted,
-        # the sets' follow-ups whose earlier answer changed when asked again with the choice
+        # the follow-ups (of the sets and the validation documents) whose earlier answer
+        # changed each time they were asked again with the choice
         "followups_asked_again": list(choice.reasked),
     }
 
@@ -297,10 +298,11 @@ def choose_on_validation(
     turns answered by ``reader`` (``ranking.ask_followups_again``).
 
     A follow-up's earlier turns are answered by the service, and the service answers with
-    the chosen settings, not the draft's (threshold 0, no decider): once a choice is made,
-    the sets are asked again with it, and while that changes an earlier answer the choice
-    is made again on them, at most ``REASKS`` times (and a change left after the last is
-    logged and recorded). The model's logits are remembered across the rounds."""
+    the chosen settings, not the draft's (threshold 0, no decider) nor a label: once a
+    choice is made, the sets (and with ``reask`` the validation documents' follow-ups) are
+    asked again with it, and while that changes an earlier answer the choice is made again,
+    at most ``REASKS`` times (a change left after the last is logged and recorded). The
+    model's logits are remembered across the rounds."""
     asked: dict[str, Sequence[Asked]] = {"validation": validation}
     items = {name: load_items(questions) for name, questions, _ in sets}
     remembering = RememberingReader(reader)  # the rounds read mostly the same batches
