@@ -70,10 +70,9 @@ def check_question(text: object, limit: int, name: str = "the question") -> str:
     return check_text(text, name)
 
 
-# what shows nothing: controls (NUL, ...), format characters (zero-width space, BOM, ...),
-# separators; spaces are caught by str.isspace
-# controls, format characters (U+200B, U+FEFF), separators, and marks that alone belong to
-# no letter (variation selectors, combining accents)
+# what shows nothing (spaces are caught by str.isspace): controls (NUL, ...), format
+# characters (U+200B, U+FEFF), separators, and marks that alone belong to no letter
+# (variation selectors, combining accents)
 INVISIBLE = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"))
 
 
