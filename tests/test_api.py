@@ -167,11 +167,36 @@ def test_invalid_json_is_400(client, spec, raw):
     assert "not valid JSON" in r.get_json()["detail"]
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "application/problem+json"],
+)
 def test_a_body_that_is_not_json_is_415(client, spec, content_type):
     r = client.post("/api/ask", data='{"question": "x"}', content_type=content_type)
     assert r.status_code == 415
     check_against_spec(spec, "/api/ask", "post", r)
+
+
+@pytest.mark.parametrize("charset", ["latin-1", "utf-16"])
+def test_a_body_in_another_charset_is_415_naming_it(client, spec, charset):
+    body = '{"question": "Où est-il né ?"}'.encode(charset)
+    r = client.post("/api/ask", data=body, content_type=f"application/json; charset={charset}")
+    assert r.status_code == 415
+    check_against_spec(spec, "/api/ask", "post", r)
+    assert f"UTF-8 (charset {charset} is not read)" in r.get_json()["detail"]
+    for utf8 in ("utf-8", "UTF-8", "utf8"):
+        body = b'{"question": "When did Trump sign the directive?"}'
+        r = client.post("/api/ask", data=body, content_type=f"application/json; charset={utf8}")
+        assert r.status_code == 200
+
+
+@pytest.mark.parametrize("where", ['"top_k": {}', '"history": [{}]', '"extra": -{}'])
+def test_a_number_too_long_to_read_is_400(client, spec, where):
+    body = '{"question": "x", ' + where.format("1" + "0" * 5000) + "}"
+    r = client.post("/api/ask", data=body, content_type="application/json")
+    assert r.status_code == 400
+    check_against_spec(spec, "/api/ask", "post", r)
+    assert r.get_json()["detail"] == "the body holds a number too long to read"
 
 
 def test_a_compressed_body_is_415_saying_to_send_it_uncompressed(client, spec):

@@ -40,8 +40,11 @@ def ask() -> Response:
     wait = _qa()["rate_limiter"].retry_after(request.remote_addr or "")
     if wait:
         raise APIProblem(429, f"too many questions; try again in {wait} s", retry_after=wait)
-    if not request.is_json:
+    if request.mimetype != "application/json":
         raise APIProblem(415, "send the question as JSON (Content-Type: application/json)")
+    charset = request.mimetype_params.get("charset", "utf-8").strip().lower()
+    if charset not in ("utf-8", "utf8"):
+        raise APIProblem(415, f"send the body as UTF-8 (charset {charset} is not read)")
     coding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if coding not in ("", "identity"):
         raise APIProblem(415, f"send the body uncompressed (Content-Encoding {coding} is not read)")
@@ -54,6 +57,8 @@ def ask() -> Response:
         raise APIProblem(400, f"the body is not valid JSON: {exc}") from None
     except RecursionError:  # [[[[...: deeper than any ask request is
         raise APIProblem(400, "the body is nested too deeply") from None
+    except ValueError:  # Python's cap on the digits of an integer read from text
+        raise APIProblem(400, "the body holds a number too long to read") from None
     question, history, top_k = parse_ask(body, config)
     try:
         answer = _qa()["engine"].ask(question, history=history, top_k=top_k)

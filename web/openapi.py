@@ -37,7 +37,9 @@ def spec(config: Config) -> dict[str, Any]:
         "minLength": 1,
         "maxLength": config.max_question_chars,
         "pattern": r"\S",
-        "description": 'Text; an unpaired surrogate escape ("\\ud800") is refused.',
+        "description": "Text with something to read: one of only white space, invisible "
+        "characters (zero-width spaces) or marks on no letter (a lone variation selector) is "
+        'refused, as is an unpaired surrogate escape ("\\ud800").',
     }
     schemas = {
         "AskRequest": {
@@ -227,7 +229,9 @@ def spec(config: Config) -> dict[str, Any]:
                         "200": _json("Answer", "The answer with its citations."),
                         "400": _problem("Invalid JSON, question, history or top_k."),
                         "413": _problem(f"Body over {config.max_body_bytes} bytes."),
-                        "415": _problem("The body is not application/json, or is sent compressed."),
+                        "415": _problem(
+                            "The body is not application/json in UTF-8, or is sent compressed."
+                        ),
                         "429": _problem("Over the per-client limit (when one is set)."),
                     },
                 }
