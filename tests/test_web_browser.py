@@ -369,6 +369,20 @@ def test_a_citation_from_an_older_index_is_not_shown_in_the_new_text(page):
     assert page.evaluate("document.activeElement.classList.contains('stale')")
 
 
+def test_a_citation_of_a_document_no_longer_indexed_says_so(page):
+    gone = {"doc": "gone.txt", "sentence": 0, "start": 0, "end": 5, "text": "Hello", "score": 1}
+    reply_with(page, abstention(gone, 0.9, "older"))
+    ask(page, "Anything from a removed document?")
+    page.locator(".turn.bot").last.locator(".cite").first.click()
+    error = page.locator(".article-text .error")
+    error.wait_for()
+    assert "no longer in the index" in error.inner_text()
+    assert page.locator(".sentence").count() == 0
+    # the browser logs the 404 it was told to expect
+    assert all("404" in e for e in page.console_errors), page.console_errors
+    page.console_errors.clear()
+
+
 def test_after_a_rebuild_a_citation_opens_the_new_text(browser, tmp_path):
     """A document changed and indexed again while serving: the next answer's citation opens
     the document as it is now, not as the page first fetched it."""
@@ -421,6 +435,11 @@ def test_after_a_rebuild_a_citation_opens_the_new_text(browser, tmp_path):
         else:
             raise AssertionError("the server did not switch to the new index")
         assert "twelve" in cite_first("How many people does the cake serve now?")
+        # the first answer's citation, opened before the rebuild: not shown in the new text
+        page.locator(".turn.bot").first.locator(".cite").first.click()
+        page.locator(".article-text .stale").wait_for()
+        assert page.locator(".sentence.highlight").count() == 0
+        assert "twelve" in page.locator(".article-text").inner_text()
         page.close()
     finally:
         server.stop()

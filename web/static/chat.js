@@ -29,9 +29,6 @@
   let history = []; // [{question, answer}], oldest first: the service is stateless
   let pending = false;
   let generation = 0; // bumped by "New conversation" so late answers are dropped
-  // index version and doc id -> Promise of the document JSON: a rebuilt index's documents
-  // are fetched again, since an answer cites the index it came from
-  const documents = new Map();
   let lastCitationButton = null;
   let opening = 0; // bumped by each citation opened, so that a slow fetch shows no stale text
 
@@ -139,7 +136,7 @@
       li.append(el("p", "answer", "The documents do not say."));
       if (citations.length) {
         li.append(el("h3", "sources-title", "Related passages (not an answer)"));
-        li.append(renderCitations(citations, "related", data.index_version));
+        li.append(renderCitations(citations, "related"));
       }
       return li;
     }
@@ -147,7 +144,7 @@
     if (citations.length) {
       li.append(renderQuote(data, citations[0]));
       li.append(el("h3", "sources-title", "Sources"));
-      li.append(renderCitations(citations, "sources", data.index_version));
+      li.append(renderCitations(citations, "sources"));
     }
     if (typeof data.confidence === "number") {
       const shown = data.confidence.toFixed(2);
@@ -185,49 +182,51 @@
     } else {
       quote.append(citation.text);
     }
-    quote.append(" ", citationButton(citation, 1, "cite-inline", data.index_version));
+    quote.append(" ", citationButton(citation, 1, "cite-inline"));
     return quote;
   }
 
-  function renderCitations(citations, kind, version) {
+  function renderCitations(citations, kind) {
     const list = el("ol", `citations ${kind}`);
     citations.forEach((c, i) => {
       const item = el("li", "citation");
-      item.append(citationButton(c, i + 1, "cite", version), el("span", "cite-text", c.text));
+      item.append(citationButton(c, i + 1, "cite"), el("span", "cite-text", c.text));
       list.append(item);
     });
     return list;
   }
 
-  function citationButton(citation, n, className, version) {
+  function citationButton(citation, n, className) {
     const button = el("button", className, `[${n}]`);
     button.type = "button";
     button.setAttribute("aria-label",
       `Citation ${n}: show sentence ${citation.sentence + 1} in ${citation.doc}`);
     button.addEventListener("click", () => {
       lastCitationButton = button;
-      openArticle(citation, version);
+      openArticle(citation);
     });
     return button;
   }
 
   // --- the article panel ----------------------------------------------------------
 
-  function fetchDocument(doc, version) {
-    const key = `${version}\u0000${doc}`;
-    if (!documents.has(key)) {
-      const path = doc.split("/").map(encodeURIComponent).join("/");
-      const promise = fetch(`/api/documents/${path}`).then(async (r) => {
-        if (!r.ok) throw new Error(`The document could not be loaded (${r.status}).`);
-        return r.json();
-      });
-      promise.catch(() => documents.delete(key)); // let a later click retry
-      documents.set(key, promise);
+  // The document as the service holds it now, fetched at each click: the index may have
+  // been rebuilt since the answer (or since the last click), and an answer's citation holds
+  // only if its sentence is still at its offsets (openArticle). No cache: a cached copy
+  // would show an old text as if it were current.
+  async function fetchDocument(doc) {
+    const path = doc.split("/").map(encodeURIComponent).join("/");
+    const r = await fetch(`/api/documents/${path}`);
+    if (r.status === 404) {
+      throw new Error(
+        "This document is no longer in the index: it was removed or renamed since the " +
+        "answer was given. Ask again for an answer from the current documents.");
     }
-    return documents.get(key);
+    if (!r.ok) throw new Error(`The document could not be loaded (${r.status}).`);
+    return r.json();
   }
 
-  async function openArticle(citation, version) {
+  async function openArticle(citation) {
     const mine = ++opening;
     panel.hidden = false;
     document.body.classList.add("article-open");
@@ -235,7 +234,7 @@
     unmark(); // nothing of the last citation stays marked while this one loads
     let data;
     try {
-      data = await fetchDocument(citation.doc, version);
+      data = await fetchDocument(citation.doc);
     } catch (err) {
       if (mine !== opening) return; // another citation was opened meanwhile
       articleText.replaceChildren(el("p", "error", err.message));
