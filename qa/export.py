@@ -219,6 +219,8 @@ class TorchRunner:
     def __init__(self, name: str):
         self.model = load_sentence_transformer(name)
         self.dimension = _required(self.model.get_embedding_dimension(), "embedding dimension")
+        # "[SEP]" written in a text is text, not a control token (as ``load_tokenizer``)
+        self.model.tokenizer.split_special_tokens = True
 
     def encode(
         self,

@@ -124,6 +124,8 @@ class Featurizer:
     """Turns a question and its candidate sentences into one padded batch."""
 
     def __init__(self, tokenizer: Tokenizer, limits: Limits | None = None):
+        # "[SEP]" written in a question or a document is text, not the row's separator
+        tokenizer.encode_special_tokens = True
         self.tokenizer = tokenizer
         self.limits = limits or Limits()
         cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")

@@ -120,6 +120,17 @@ def test_the_onnx_export_has_no_nan_guards_and_gives_pytorchs_vectors(fp32):
     graph = onnx.load(str(export_folder("all-MiniLM-L6-v2", Config().cache_dir) / "model.onnx"))
     assert not [n for n in graph.graph.node if n.op_type == "IsNaN"]
     reference = SentenceEmbedder("all-MiniLM-L6-v2", "torch", 1, Config().cache_dir)
-    texts = DOCUMENTS + QUESTIONS[:3]
+    # "[SEP]" written in a text is read as text by both backends
+    texts = DOCUMENTS + QUESTIONS[:3] + ["Fields are joined by [SEP], with [CLS] first."]
     np.testing.assert_allclose(fp32.encode(texts), reference.encode(texts), atol=1e-5)
     np.testing.assert_allclose(fp32.encode_questions(texts), reference.encode(texts), atol=1e-5)
+
+
+def test_control_tokens_written_in_a_text_are_text_to_the_onnx_tokenizer():
+    from qa.runner import export_folder, load_tokenizer
+
+    folder = export_folder("all-MiniLM-L6-v2", Config().cache_dir)
+    tokenizer = load_tokenizer(folder, {"max_seq_length": 256})
+    tokens = tokenizer.encode("Fields are joined by [SEP], [CLS] first, [MASK] or [PAD].").tokens
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
+    assert not {"[CLS]", "[SEP]", "[MASK]", "[PAD]"} & set(tokens[1:-1])

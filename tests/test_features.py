@@ -58,6 +58,25 @@ def test_a_span_maps_to_whole_words_and_back(featurizer):
     assert reading.margin == pytest.approx(8.0 - 2.0)
 
 
+def test_control_tokens_written_in_the_text_are_read_as_text(featurizer):
+    """"[SEP]" in a document, or "[MASK]" in a question, is text: the row's separators
+    stay where the reader expects them, and a span over the written token maps back."""
+    sentence = "Fields are joined by [SEP] in the export."
+    batch = featurizer.encode("What does [MASK] mean?", [Candidate(sentence, "See [CLS].")])
+    row = batch.ids[0][: batch.mask[0].sum()].tolist()
+    tok = featurizer.tokenizer
+    assert row.count(featurizer.cls) == 1 and row.count(featurizer.sep) == 3
+    assert tok.token_to_id("[MASK]") not in row
+    start = sentence.index("[SEP]")
+    tokens = span_tokens(batch, 0, start, start + len("[SEP]"))
+    assert tokens is not None
+    n = batch.ids.shape[1]
+    s, e = np.full((1, n), -5.0), np.full((1, n), -5.0)
+    s[0, tokens[0]], e[0, tokens[1]] = 4.0, 4.0
+    (reading,) = read_spans(s, e, batch, max_tokens=30)
+    assert sentence[reading.start : reading.end] == "[SEP]"
+
+
 def test_spans_never_run_backwards_or_past_the_limit(featurizer):
     batch = featurizer.encode("Who?", [Candidate(SENTENCE)])
     n = batch.ids.shape[1]
