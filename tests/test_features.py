@@ -59,7 +59,7 @@ def test_a_span_maps_to_whole_words_and_back(featurizer):
 
 
 def test_control_tokens_written_in_the_text_are_read_as_text(featurizer):
-    """"[SEP]" in a document, or "[MASK]" in a question, is text: the row's separators
+    """ "[SEP]" in a document, or "[MASK]" in a question, is text: the row's separators
     stay where the reader expects them, and a span over the written token maps back."""
     sentence = "Fields are joined by [SEP] in the export."
     batch = featurizer.encode("What does [MASK] mean?", [Candidate(sentence, "See [CLS].")])
