@@ -10,6 +10,8 @@ used: the engine keeps its last good one and reports the problem in ``problem``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import threading
@@ -102,21 +104,54 @@ def load_snapshot(index_dir: Path, embedder: Embedder) -> Snapshot:
     return Snapshot.of(index)
 
 
-def index_signature(
-    index_dir: Path, index: Index
-) -> tuple[tuple[str, int, int, int] | tuple[str, None], ...]:
-    """A cheap fingerprint of the index folder: the stat of the manifest and of the data
-    files the loaded index came from. It changes when a build replaces the manifest, and
-    when a file of the loaded index is damaged or removed."""
-    names = [MANIFEST] + [f.get("name", "") for f in index.manifest["files"].values()]
-    signature: list[tuple[str, int, int, int] | tuple[str, None]] = []
-    for name in names:
-        try:
-            st = os.stat(Path(index_dir) / name)
-            signature.append((name, st.st_ino, st.st_size, st.st_mtime_ns))
-        except OSError:
-            signature.append((name, None))
-    return tuple(signature)
+Stat = tuple[int, int, int] | None  # inode, size, mtime; None: missing or unreadable
+
+
+def _stat(path: Path) -> Stat:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _manifest_files(path: Path) -> tuple[str | None, tuple[str, ...]]:
+    """The version of the manifest at ``path`` (as ``load_index`` computes it) and the data
+    files it names; (None, ()) when it cannot be read, () when it names none readably."""
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None, ()
+    version = hashlib.sha256(raw).hexdigest()[:16]
+    try:
+        files = json.loads(raw)["files"].values()
+        return version, tuple(f["name"] for f in files if isinstance(f.get("name"), str))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return version, ()
+
+
+class IndexFolder:
+    """A cheap look at the index folder: the stat of the manifest and of the data files the
+    manifest *on disk* names (so that a data file arriving after its manifest, as a copy
+    made file by file brings it, is seen), and the version that manifest gives. The
+    manifest is read again only when its stat changes."""
+
+    def __init__(self, index_dir: Path):
+        self.manifest = Path(index_dir) / MANIFEST
+        self._stat: Stat | tuple[str] = ("unread",)
+        self._version: str | None = None
+        self._names: tuple[str, ...] = ()
+
+    def look(self) -> tuple[str | None, tuple[Stat, ...]]:
+        """The manifest's version (None when it cannot be read) and the folder's signature,
+        which changes when a build replaces the manifest, and when a file it names
+        appears, is damaged or is removed."""
+        stat = _stat(self.manifest)
+        if stat != self._stat:
+            self._stat = stat
+            self._version, self._names = _manifest_files(self.manifest)
+        folder = self.manifest.parent
+        return self._version, (stat, *(_stat(folder / name) for name in self._names))
 
 
 class Engine:
@@ -141,7 +176,8 @@ class Engine:
         # The last problem with the index on disk, or None; the engine still answers from
         # its last good index while this is set.
         self.problem: str | None = None
-        self._signature = index_signature(config.index_dir, index)
+        self._folder = IndexFolder(config.index_dir)
+        self._signature = self._signature_of(index)
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -188,9 +224,10 @@ class Engine:
         is now in use. Safe to call from any thread; the load happens in the caller."""
         with self._reload_lock:
             index_dir = self.config.index_dir
-            signature = index_signature(index_dir, self._snapshot.index)
+            _, signature = self._folder.look()
             if signature == self._signature:
                 return False
+            # what was seen before loading: a build that lands during the load changes it
             self._signature = signature
             try:
                 snapshot = load_snapshot(index_dir, self.embedder)
@@ -208,8 +245,7 @@ class Engine:
                 self.problem = f"loading the index in {index_dir} failed ({exc}); {REBUILD_HINT}"
                 return False
             old = self._snapshot.index
-            # the new files' stat, so the next look compares against the loaded index
-            self._signature = index_signature(index_dir, snapshot.index)
+            self._signature = self._signature_of(snapshot.index)
             if self.problem:
                 log.warning("the index on disk is usable again: %s", snapshot.index.version)
             self.problem = None
@@ -225,6 +261,12 @@ class Engine:
                 counts["sentences"],
             )
             return True
+
+    def _signature_of(self, index: Index) -> tuple[Stat, ...] | None:
+        """The folder's signature now if its manifest is the one ``index`` was loaded from;
+        None (so that the next look loads again) when another build replaced it meanwhile."""
+        version, signature = self._folder.look()
+        return signature if version == index.version else None
 
     def watch(self, interval: float = 1.0) -> None:
         """Look for a rebuilt index every ``interval`` seconds in a daemon thread."""

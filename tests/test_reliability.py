@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 import urllib.error
@@ -158,6 +159,47 @@ def test_the_watcher_thread_notices_a_rebuild_within_seconds(served, embedder):
     while engine.index.version == old and time.monotonic() < deadline:
         time.sleep(0.05)
     assert engine.index.version != old
+
+
+def test_an_index_copied_in_file_by_file_manifest_first_is_picked_up(served, embedder, tmp_path):
+    """A copy that brings the manifest before the data files it names (``cp B/* A/`` does,
+    in the order of their names): unusable at first, served once its files are there."""
+    engine, _ = served
+    seeds = tmp_path / "other-seeds"
+    seeds.mkdir()
+    (seeds / DOC).write_text(NEW_TEXT, encoding="utf-8")
+    other = tmp_path / "other-index"
+    new = build(seeds, other, embedder).version
+    shutil.copy(other / "manifest.json", engine.config.index_dir / "manifest.json")
+    assert engine.check_for_update() is False
+    assert "missing" in engine.problem
+    assert engine.check_for_update() is False  # nothing more arrived
+    for f in sorted(other.iterdir()):
+        if f.name != "manifest.json":
+            shutil.copy(f, engine.config.index_dir / f.name)
+    assert engine.check_for_update() is True
+    assert engine.index.version == new and engine.problem is None
+
+
+def test_a_build_that_lands_while_an_index_loads_is_loaded_next(served, embedder, monkeypatch):
+    import qa.engine
+
+    engine, _ = served
+    real = qa.engine.load_snapshot
+    landed = []
+
+    def load_while_another_build_lands(index_dir, embedder_):
+        snapshot = real(index_dir, embedder_)
+        if not landed:
+            landed.append(rebuild(engine, embedder, NEW_TEXT.replace("ninety", "eighty")))
+        return snapshot
+
+    monkeypatch.setattr(qa.engine, "load_snapshot", load_while_another_build_lands)
+    second = rebuild(engine, embedder, NEW_TEXT).version
+    assert engine.check_for_update() is True and engine.index.version == second
+    assert engine.check_for_update() is True  # the build that landed meanwhile
+    assert engine.index.version == landed[0].version != second
+    assert engine.check_for_update() is False
 
 
 @pytest.mark.parametrize("kind", [*DAMAGES, "other_model"])
