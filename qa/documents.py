@@ -109,7 +109,14 @@ def corpus_fingerprint(seeds_dir: Path) -> dict[str, str]:
     """doc id -> sha256 of its bytes, for every corpus file (usable or not): cheap to
     compute, so a loader can tell whether the index is stale without reading the model."""
     seeds_dir = Path(seeds_dir)
-    return {
-        p.relative_to(seeds_dir).as_posix(): sha256_bytes(p.read_bytes())
-        for p in corpus_files(seeds_dir)
-    }
+    return {p.relative_to(seeds_dir).as_posix(): _fingerprint(p) for p in corpus_files(seeds_dir)}
+
+
+def _fingerprint(path: Path) -> str:
+    """The sha256 of a file's bytes; for a file that cannot be read (no permission), what
+    stops it, so that it counts as changed once it can be read (``load_corpus`` skips it
+    with a warning)."""
+    try:
+        return sha256_bytes(path.read_bytes())
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or type(exc).__name__}"

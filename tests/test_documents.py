@@ -69,3 +69,35 @@ def test_no_documents_is_an_error(tmp_path):
         load_corpus(tmp_path)
     with pytest.raises(DocumentError, match="does not exist"):
         corpus_files(tmp_path / "missing")
+
+
+def test_a_file_that_cannot_be_read_is_skipped_by_the_build_and_the_staleness_check(
+    tmp_path, monkeypatch, embedder
+):
+    """No permission to read one file (simulated: the tests may run as root): `qa index`
+    builds from the others and names it; once it can be read, the index is stale."""
+    from pathlib import Path
+
+    from helpers import build
+
+    from qa.index import stale_reason
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "good.txt").write_text("The ferry leaves at noon.", encoding="utf-8")
+    (seeds / "locked.txt").write_text("The bridge opens at dawn.", encoding="utf-8")
+    read_bytes = Path.read_bytes
+
+    def refuse_locked(self):
+        if self.name == "locked.txt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", refuse_locked)
+    index = build(seeds, tmp_path / "index", embedder)
+    assert [d for d in index.documents] == ["good.txt"]
+    assert any("locked.txt" in m and "Permission denied" in m for m in index.manifest["skipped"])
+    model = index.manifest["model"]["name"]
+    assert stale_reason(tmp_path / "index", seeds, model) is None
+    monkeypatch.undo()
+    assert "locked.txt" in stale_reason(tmp_path / "index", seeds, model)
