@@ -14,6 +14,7 @@ margin, its start plus end logit minus the no-answer score, compares across sent
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -150,6 +151,8 @@ class Featurizer:
         enc = self.tokenizer.encode(sentence, add_special_tokens=False)
         n = min(len(enc.ids), self.limits.sentence)
         offsets = np.asarray(enc.offsets[:n], dtype=np.int64).reshape(-1, 2)
+        if not sentence.isascii():
+            _cover_marks(sentence, offsets)
         starts, ends = _word_flags(enc.word_ids[:n])
         if n < len(enc.ids):
             ends[-1] = True  # a sentence cut short ends where it was cut
@@ -234,6 +237,18 @@ def span_tokens(batch: Batch, row: int, start: int, end: int) -> tuple[int, int]
     while j < len(off) - 1 and not batch.word_end[row][j]:
         j += 1
     return batch.first[row] + i, batch.first[row] + j
+
+
+def _cover_marks(text: str, offsets: np.ndarray) -> None:
+    """Widen each token's end over the combining marks after it that no token covers: the
+    normaliser drops them (lowercasing strips accents), so "Zoe" + U+0308 would end an
+    answer before its diaeresis, and a Devanagari word before its vowel sign."""
+    for k in range(len(offsets)):
+        end = int(offsets[k, 1])
+        limit = int(offsets[k + 1, 0]) if k + 1 < len(offsets) else len(text)
+        while end < limit and unicodedata.category(text[end]).startswith("M"):
+            end += 1
+        offsets[k, 1] = end
 
 
 def read_spans(

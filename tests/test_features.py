@@ -77,6 +77,26 @@ def test_control_tokens_written_in_the_text_are_read_as_text(featurizer):
     assert sentence[reading.start : reading.end] == "[SEP]"
 
 
+@pytest.mark.parametrize(
+    "sentence, word",
+    [
+        ("The prize was won by the painter Zoe\u0308.", "Zoe\u0308"),  # e + diaeresis
+        ("It was signed by Tomás Oyelaran\u0301 on Monday.", "Oyelaran\u0301"),
+        ("वे दिल्ली में रहते हैं", "में"),  # a vowel sign and a nasal mark end the word
+    ],
+)
+def test_an_answer_ending_in_a_combining_mark_keeps_it(featurizer, sentence, word):
+    batch = featurizer.encode("Who?", [Candidate(sentence)])
+    start = sentence.index(word)
+    tokens = span_tokens(batch, 0, start, start + len(word))
+    assert tokens is not None
+    n = batch.ids.shape[1]
+    s, e = np.full((1, n), -5.0), np.full((1, n), -5.0)
+    s[0, tokens[0]], e[0, tokens[1]] = 4.0, 4.0
+    (reading,) = read_spans(s, e, batch, max_tokens=30)
+    assert sentence[reading.start : reading.end] == word
+
+
 def test_spans_never_run_backwards_or_past_the_limit(featurizer):
     batch = featurizer.encode("Who?", [Candidate(SENTENCE)])
     n = batch.ids.shape[1]
