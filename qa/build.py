@@ -202,9 +202,11 @@ def _write_data(index_dir: Path, stem: str, suffix: str, data: bytes) -> dict[st
 
 
 def _remove_unreferenced(index_dir: Path, files: dict[str, dict[str, Any]]) -> None:
+    """Remove the data files of earlier builds: named as ``_write_data`` names them (a
+    16-digit hex digest), so that another file in the folder is never touched."""
     keep = {f["name"] for f in files.values()}
     for stem, suffix in DATA_FILES:
-        for p in index_dir.glob(f"{stem}-*{suffix}"):
+        for p in index_dir.glob(f"{stem}-{'[0-9a-f]' * 16}{suffix}"):
             if p.name not in keep:
                 with contextlib.suppress(OSError):
                     p.unlink()

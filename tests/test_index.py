@@ -55,6 +55,23 @@ def test_several_documents(tmp_path, embedder):
     ]
 
 
+def test_a_rebuild_removes_its_old_data_files_and_no_other_file(tmp_path, embedder):
+    seeds = tmp_path / "s"
+    seeds.mkdir()
+    (seeds / "one.txt").write_text("Bees make honey.", encoding="utf-8")
+    first = build(seeds, tmp_path / "i", embedder)
+    old = {f["name"] for f in first.manifest["files"].values()}
+    theirs = ["documents-2024-export.jsonl", "sentences-labelled.jsonl", "vectors-old.faiss"]
+    for name in theirs:
+        (tmp_path / "i" / name).write_text("someone's own file\n", encoding="utf-8")
+    (seeds / "one.txt").write_text("Bees make honey. Honey is sweet.", encoding="utf-8")
+    second = build(seeds, tmp_path / "i", embedder)
+    new = {f["name"] for f in second.manifest["files"].values()}
+    left = {p.name for p in (tmp_path / "i").iterdir()}
+    assert new <= left and not (old - new) & left
+    assert set(theirs) <= left
+
+
 def test_a_build_waits_while_another_writes_into_the_same_folder(tmp_path, embedder):
     """Two builds into one folder (two `qa index`, or a server rebuilding a stale index while
     `qa index` runs): one writes, cleans up and loads at a time, so neither removes the
