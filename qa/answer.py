@@ -185,8 +185,8 @@ def answer_question(
     # with a further reading, at least two batches
     batches = max(-(-max(n, top_k) // n), 2 if further else 1)
     hits = retrieve(index, lexical, embedder, query, n * batches, settings.ranker)
-    if not hits:
-        return Answer(question, None, None, None, 0.0, (), index.version)
+    if not hits:  # the documents hold no sentence at all: they surely do not say
+        return Answer(question, None, None, None, 1.0, (), index.version)
     previous, candidates = read_hits(index, [h.position for h in hits], named_rows)
     followup = last is not None
 

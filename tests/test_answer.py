@@ -245,6 +245,19 @@ def test_the_previous_sentence_is_read_with_each_candidate(engine):
         assert c.previous == ("" if s.index == 0 else sentences[sentences.index(s) - 1].text)
 
 
+def test_documents_without_a_sentence_surely_do_not_say(tmp_path, embedder):
+    from helpers import build
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "marks.txt").write_text("!!!\n", encoding="utf-8")
+    build(seeds, tmp_path / "index", embedder)
+    config = Config.load(seeds_dir=seeds, index_dir=tmp_path / "index")
+    answer = Engine(config, notify=lambda m: None, embedder=embedder).ask("Who won?")
+    assert answer.answer is None and answer.citations == ()
+    assert answer.confidence == 1.0
+
+
 def test_an_empty_question_is_refused(engine):
     with pytest.raises(QuestionError):
         ask(engine, Scripted([1.0]), "   ")
