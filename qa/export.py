@@ -36,8 +36,16 @@ def load_sentence_transformer(name: str) -> SentenceTransformer:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    path = resolve_model(name)
+    if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
+        # a path, not a model id: say so at once (the library would first log a line of
+        # its own about the name not being a model id)
+        raise ModelError(
+            f"cannot load the embedding model {name!r}: there is no folder {path}; give "
+            "the path of a sentence-transformers model with --model or QA_MODEL"
+        )
     try:
-        return SentenceTransformer(resolve_model(name), device="cpu")
+        return SentenceTransformer(path, device="cpu")
     except Exception as exc:  # the library raises many kinds; all mean the same here
         unfound = isinstance(exc, OSError) and not Path(resolve_model(name)).exists()
         why = (

@@ -205,6 +205,23 @@ def test_a_model_that_is_neither_a_folder_nor_cached_is_one_line_and_never_fetch
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_a_model_path_that_does_not_exist_is_one_line_in_all_output(dirs, tmp_path):
+    """All the process writes, the libraries' logging included, is the one error line."""
+    missing = str(tmp_path / "no-model-here")
+    out = subprocess.run(
+        [sys.executable, "-m", "qa", "ask", "--model", missing, "Who?", *dirs],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert lines == [
+        f"Error: cannot load the embedding model {missing!r}: there is no folder {missing}; "
+        "give the path of a sentence-transformers model with --model or QA_MODEL"
+    ]
+
+
 def test_version_names_the_models_in_use_even_when_another_setting_is_wrong(monkeypatch):
     monkeypatch.setenv("QA_TOP_K", "0")
     monkeypatch.setenv("QA_READER", "/nowhere/reader")
