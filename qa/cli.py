@@ -107,10 +107,15 @@ def index_cmd(config: Config) -> None:
             click.echo(f"warning: {doc['id']} has no sentence to answer from", err=True)
     counts = index.manifest["counts"]
     click.echo(
-        f"indexed {counts['documents']} documents, {counts['sentences']} sentences "
+        f"indexed {_many(counts['documents'], 'document')}, "
+        f"{_many(counts['sentences'], 'sentence')} "
         f"in {time.perf_counter() - started:.1f} s -> {config.index_dir} "
         f"(version {index.version})"
     )
+
+
+def _many(n: int, thing: str) -> str:
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"
 
 
 @cli.command("ask")

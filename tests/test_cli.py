@@ -26,7 +26,7 @@ def invoke(*args):
 def test_index_then_ask_json_cites_the_members_sentence(dirs, seeds_copy):
     result = invoke("index", *dirs)
     assert result.exit_code == 0, result.output
-    assert "indexed 1 documents" in result.output and "sentences" in result.output
+    assert "indexed 1 document, " in result.output and "sentences" in result.output
 
     result = invoke("ask", "--json", "How many members does the Gaitanista Army have?", *dirs)
     assert result.exit_code == 0, result.output

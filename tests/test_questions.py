@@ -124,7 +124,7 @@ def test_a_damaged_missing_or_mismatched_encoder_is_refused_naming_it(
     # an index holds documents only: a broken encoder does not stop a build
     result = CliRunner().invoke(cli, ["index"], env=env)
     assert result.exit_code == 0, result.output
-    assert "indexed 1 documents" in result.output
+    assert "indexed 1 document, " in result.output
     # trained for other word embeddings than the embedding model has
     shutil.copy(encoder / "tokenizer.json", copy / "tokenizer.json")
     card = json.loads((copy / CARD).read_text())
