@@ -88,7 +88,8 @@ QUESTION_OPTIONS = (
     "--negatives",
     type=click.IntRange(0, 20),
     default=None,
-    help="Wrong retrieved sentences per question and epoch.",
+    help="Wrong retrieved sentences per question (drawn once among the first 2 x N: "
+    "every epoch reads the same).",
 )
 @click.option(
     "--pool",

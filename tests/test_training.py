@@ -75,6 +75,8 @@ def test_train_writes_the_model_its_tokenizer_and_a_model_card(trained, tiny_cor
     corpus = load_corpus(tiny_corpus)
     d = card["data"]
     assert d["documents"] == 2 and d["questions"] == len(corpus.examples)
+    # what it trained on, so that a student can check a teacher never saw its validation
+    assert d["training_documents"] == sorted(set(corpus.documents) - corpus.validation)
     assert len(d["sha256"]["documents"]) == len(d["sha256"]["questions"]) == 64
     assert {"torch", "onnxruntime", "transformers"} <= set(card["versions"])
     assert card["candidates"] in t["candidates"]
@@ -370,6 +372,10 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     assert set(card["figures"]["validation"]["chosen"]) == {"validation", "independent"}
     today = card["rechosen"]["data"]
     assert today["validation_sets"] == ["corpus/independent/validation.jsonl"]
+    # the sets are recorded by their bytes, as the corpus is
+    recorded = today["validation_sets_sha256"]["independent"]["questions"]
+    questions = (corpus / "independent" / "validation.jsonl").read_bytes()
+    assert recorded == hashlib.sha256(questions).hexdigest()
     assert "independent" in today["sha256"] and "independent" not in card["data"]["sha256"]
     assert "Settings chosen again" in (reader / "README.md").read_text()
     # the independent set's follow-ups were asked again with the settings chosen
@@ -447,6 +453,44 @@ def test_a_half_present_independent_set_stops_training_before_it_fits(tiny_corpu
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "independent validation set needs both" in result.output
     assert "epoch" not in result.output and not (tmp_path / "r").exists()
+
+
+def test_an_empty_validation_set_stops_training_before_it_fits(tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, corpus)
+    seeds = corpus / "independent" / "validation"
+    seeds.mkdir(parents=True)
+    (seeds / "a.txt").write_text("The ferry leaves at noon.\n", encoding="utf-8")
+    (corpus / "independent" / "validation.jsonl").write_text("\n")
+    args = ["train", "--corpus", str(corpus), "--out", str(tmp_path / "r"), "--no-sets"]
+    result = CliRunner().invoke(cli, [*args, "--max-steps", "1"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "validation.jsonl has no questions" in result.output
+    assert "epoch" not in result.output and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("lists", [False, True])
+def test_a_teacher_that_trained_on_todays_validation_documents_is_refused(
+    trained, tiny_corpus, tmp_path, lists
+):
+    """Its logits would carry what it learned of them into the student and every choice."""
+    teacher = tmp_path / "teacher"
+    shutil.copytree(trained, teacher)
+    card = json.loads((teacher / CARD).read_text())
+    validation = sorted(load_corpus(tiny_corpus).validation)
+    if lists:  # cards list what they trained on: one of today's validation documents
+        card["data"]["training_documents"].append(validation[0])
+    else:  # an older card, the same documents, validated on none of them
+        del card["data"]["training_documents"]
+        card["data"]["validation_documents"] = []
+    (teacher / CARD).write_text(json.dumps(card))
+    args = ["train", "--corpus", str(tiny_corpus), "--out", str(tmp_path / "r"), "--no-sets"]
+    result = CliRunner().invoke(cli, [*args, "--max-steps", "1", "--teacher", str(teacher)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"the teacher in {teacher} trained on 1 of today's validation documents" in (
+        result.output
+    )
+    assert validation[0] in result.output and not (tmp_path / "r").exists()
 
 
 def test_a_student_learns_from_teachers_that_read_as_it_does_and_names_them(
@@ -531,7 +575,10 @@ def test_pooled_training_asks_each_question_of_its_pool_and_says_so_in_its_card(
     assert result.exit_code == 0, result.output
     met = re.search(r"pool of 2 training documents \(1 pools\): (\d+) of 8 meet", result.output)
     assert met and int(met.group(1)) > 0, result.output
-    assert json.loads((out / CARD).read_text())["training"]["pool"] == 2
+    training = json.loads((out / CARD).read_text())["training"]
+    assert training["pool"] == 2
+    # the pools' searches set OpenMP to one thread: training took its threads back
+    assert training["torch_threads"] == training["threads"]
     assert "a pool of 2 training documents" in (out / "README.md").read_text()
 
 

@@ -46,6 +46,9 @@ class Choice:
     # follow-ups whose earlier answer changed each time the sets were asked again with the
     # choice made (``choosing.choose_on_validation``)
     reasked: tuple[int, ...] = ()
+    # the validation documents' questions as the choice read them (``data.Asked``: the
+    # follow-ups' earlier turns as the service answered them, when they were asked again)
+    validation: tuple[Any, ...] = field(default=(), compare=False, repr=False)
 
 
 def choose(

@@ -10,7 +10,6 @@ again for a trained reader, its weights kept, when validation data is added.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from typing import Any
 
 from ..cards import CARD, card_hash
 from ..config import Config, table_reading
-from ..corpus import Corpus, CorpusError, Example, document_files, files_in, load_corpus
+from ..corpus import Corpus, CorpusError, Example, files_in, load_corpus
 from ..embed import Embedder
 from ..evaluate import load_items
 from ..features import Limits
@@ -48,6 +47,7 @@ from .choice import Choice, choose
 from .data import Asked, ask_all, ask_service, document_indexes
 from .fit import TARGETS
 from .folders import replace_folder, work_folder
+from .provenance import INDEPENDENT_FOLDER, check_sources, corpus_hashes, set_hashes
 from .ranking import ask_followups_again, ask_ranked
 from .report import available_sets, score_sets, service
 from .settings import TrainSettings
@@ -112,6 +112,7 @@ def rechoose_reader(
             "with `qa train`"
         )
     sets = validation_sets(settings.corpus)
+    check_sources(corpus, [], config, log)  # the question encoder the choice asks with
     val_ex = corpus.split("validation")
     # its table rows read as its card says it was trained to, unless QA_TABLE_ROWS says else
     config = replace(config, table_rows=table_reading(config.table_rows, old))
@@ -225,30 +226,8 @@ def validation_data(
         "validation_questions": len(val_ex),
         "validation_sets": [os.path.relpath(os.path.abspath(q), project) for _, q, _ in sets],
         "sha256": corpus_hashes(corpus.root),
+        "validation_sets_sha256": set_hashes(sets),
     }
-
-
-INDEPENDENT_FOLDER = "independent"  # the corpus's independent validation set (qa train)
-
-
-def corpus_hashes(root: Path) -> dict[str, str]:
-    """sha256 of the documents, of the questions and of the independent validation set when
-    there is one (paths and bytes, in order)."""
-    parts = {
-        "documents": document_files(root),
-        "questions": sorted((Path(root) / "questions").rglob("*.jsonl")),
-        INDEPENDENT_FOLDER: sorted((Path(root) / INDEPENDENT_FOLDER).glob("validation.jsonl"))
-        + files_in(Path(root) / INDEPENDENT_FOLDER / "validation"),
-    }
-    out = {}
-    for part, paths in parts.items():
-        if part == INDEPENDENT_FOLDER and not paths:
-            continue
-        h = hashlib.sha256()
-        for path in paths:
-            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-        out[part] = h.hexdigest()
-    return out
 
 
 # A validation set beside the corpus's own validation documents, written the way the test
@@ -264,22 +243,26 @@ INDEPENDENT = (
 def validation_sets(corpus: Path) -> list[ValidationSet]:
     """The validation sets asked through the service: the development set when it is
     beside the project, and the corpus's independent validation set when it has one.
-    CorpusError when that set is half there or a line of it is not a question."""
-    dev = [s for s in available_sets(Path(corpus).resolve().parent) if s[0] == "dev"]
+    CorpusError when that set is half there, or a set has no questions or a line that is
+    not one (before any training, not after it)."""
+    sets = [s for s in available_sets(Path(corpus).resolve().parent) if s[0] == "dev"]
     name, questions, documents = INDEPENDENT
     q, d = Path(corpus) / questions, Path(corpus) / documents
-    if not q.exists() and not d.exists():
-        return dev
-    if not q.is_file() or not files_in(d):
-        raise CorpusError(
-            f"{Path(corpus) / INDEPENDENT_FOLDER}: the independent validation set needs both "
-            f"{questions} and .txt or .md documents in {documents}/"
-        )
-    try:
-        load_items(q)
-    except ValueError as exc:
-        raise CorpusError(str(exc)) from exc
-    return [*dev, (name, q, d)]
+    if q.exists() or d.exists():
+        if not q.is_file() or not files_in(d):
+            raise CorpusError(
+                f"{Path(corpus) / INDEPENDENT_FOLDER}: the independent validation set needs "
+                f"both {questions} and .txt or .md documents in {documents}/"
+            )
+        sets.append((name, q, d))
+    for _, path, _ in sets:
+        try:
+            items = load_items(path)
+        except ValueError as exc:
+            raise CorpusError(str(exc)) from exc
+        if not items:
+            raise CorpusError(f"{path} has no questions: a validation set needs some")
+    return sets
 
 
 def choose_on_validation(
@@ -355,7 +338,7 @@ def choose_on_validation(
                 f"asked with the chosen settings, {changed[-1]} follow-ups' earlier answers "
                 "change: choosing again on them"
             )
-    return replace(choice, reasked=tuple(changed))
+    return replace(choice, reasked=tuple(changed), validation=tuple(asked["validation"]))
 
 
 # how many times at most the choice is made again on the sets asked with the one before

@@ -208,8 +208,8 @@ def training_rows(
     others: list[tuple[Candidate, ...]] | None = None,
 ) -> list[Row]:
     """The answering sentence of each answerable question, with its span, and up to
-    ``negatives`` wrong sentences from the top of its retrieval (drawn from the first
-    2 x ``negatives``, so that each epoch sees other ones), with no answer.
+    ``negatives`` wrong sentences from the top of its retrieval (drawn once, at random
+    among the first 2 x ``negatives``: every epoch reads the same rows), with no answer.
 
     With ``erased``, that share of the answerable questions also gets its answering
     sentence with the span cut out, with no answer: the hardest unanswerable questions

@@ -36,9 +36,9 @@ from ..questions import FILES, embeddings_sha256, load_question_runner, word_emb
 from ..runner import BUNDLED_NAMES, CORES, ModelError
 from ..versions import package_versions
 from .card import write_card
-from .choosing import corpus_hashes
 from .data import ask_all, document_indexes, subset
 from .folders import replace_folder, work_folder
+from .provenance import corpus_hashes, training_documents
 
 WORDS = "embeddings.word_embeddings.weight"  # the word embeddings, in the model's weights
 
@@ -248,6 +248,7 @@ def train_questions(
                 "corpus": str(settings.corpus),
                 "documents": len(corpus.documents),
                 "train_questions": len(train_ex),
+                "training_documents": training_documents(corpus),
                 "validation_documents": sorted(corpus.validation),
                 "validation_questions": len(val_ex),
                 "sha256": corpus_hashes(corpus.root),

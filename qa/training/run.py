@@ -56,6 +56,7 @@ from .data import (
 from .decider import decided_by
 from .fit import choose_threshold, metrics, objective, outcomes, read_all
 from .folders import replace_folder, work_folder
+from .provenance import check_sources, training_documents
 from .ranking import ask_followups_again, ask_ranked
 from .settings import TrainSettings
 
@@ -113,6 +114,7 @@ def train_reader(
     corpus = load_corpus(settings.corpus)
     sets = validation_sets(settings.corpus)  # a broken one stops the run before fitting
     teachers = load_teachers(settings, Path(model_path))  # ... and so does a broken teacher
+    check_sources(corpus, teachers, config, log)  # ... and one trained on validation documents
     train_ex = subset(corpus.split("train"), settings.limit_questions, rng)
     val_ex = subset(corpus.split("validation"), settings.limit_questions, rng)
     log(
@@ -143,9 +145,6 @@ def train_reader(
         f"{np.mean(found):.3f} of the answerable validation questions"
     )
 
-    # Retrieval's FAISS searches set OpenMP, which torch shares, to one thread (see
-    # vectors.dense_search): training takes every core back
-    torch.set_num_threads(settings.threads)
     model = load_model(model_path, settings.layers)
     words = model.encoder.embeddings.word_embeddings.weight
     if settings.freeze_embeddings:
@@ -196,6 +195,9 @@ def train_reader(
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             best.update(score=score, epoch=epoch, state=state)
 
+    # Retrieval's FAISS searches (the pools' too) set OpenMP, which torch shares, to one
+    # thread (see vectors.dense_search): training takes every core back
+    torch.set_num_threads(settings.threads)
     fitted = fit(
         model,
         data,
@@ -246,10 +248,10 @@ def train_reader(
                 val_asked, indexes, embedder, r, settings.retrieve, ranker, named
             ),
         )
-        if float_reader is not None:
-            n = choice.candidates
-            float_read = read_all(with_slack(float_reader, choice.slack), val_asked, n)
-            outs = decided_by(outcomes(val_asked, float_read, n), choice.decider)
+        if float_reader is not None:  # on the questions as the choice read them
+            n, chosen_on = choice.candidates, list(choice.validation)
+            float_read = read_all(with_slack(float_reader, choice.slack), chosen_on, n)
+            outs = decided_by(outcomes(chosen_on, float_read, n), choice.decider)
             figures["validation_float"] = metrics(outs, choice.threshold)
         figures["validation"] = validation_figures(choice, config)
         card = {
@@ -294,6 +296,7 @@ def train_reader(
                 "documents": len(corpus.documents),
                 "questions": len(corpus.examples),
                 "train_questions": len(train_ex),
+                "training_documents": training_documents(corpus),
                 **validation_data(corpus, val_ex, settings.corpus, sets),
             },
             "figures": figures,
