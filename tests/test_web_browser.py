@@ -121,10 +121,9 @@ def test_ask_by_enter_see_answer_and_open_the_cited_sentence(page):
 
     # a second citation moves the highlight
     bubble.locator(".citations .cite").nth(1).click()
-    page.wait_for_function(
-        "document.querySelectorAll('.sentence.highlight').length === 1 && "
-        "!document.querySelector('.sentence.highlight').textContent.includes('January 20')"
-    )
+    # (a locator waits: a polled wait_for_function would eval, which the page's CSP forbids)
+    panel.locator(".sentence.highlight", has_not_text="January 20").wait_for()
+    assert highlighted.count() == 1
     page.keyboard.press("Escape")
     panel.wait_for(state="hidden")
 
