@@ -152,6 +152,29 @@ def test_follow_up_sends_the_conversation_so_far(page):
     assert ask(page, "What did the embassy say?")["history"] == []
 
 
+def test_a_service_that_reads_no_history_gets_none(browser, server):
+    """QA_MAX_HISTORY=0 (served as the page's data-max-history): follow-ups send no turns,
+    rather than the whole conversation the service would refuse."""
+    context = browser.new_context()
+    page = context.new_page()
+
+    def history_off(route):
+        html = route.fetch().text()
+        assert 'data-max-history="20"' in html
+        route.fulfill(
+            body=html.replace('data-max-history="20"', 'data-max-history="0"'),
+            content_type="text/html; charset=utf-8",
+        )
+
+    page.route(server.url + "/", history_off)
+    page.goto(server.url + "/")
+    assert ask(page, "Who is the spokeswoman?")["history"] == []
+    sent = ask(page, "What did she say?")
+    assert sent["history"] == []
+    assert page.locator(".turn.bot.error").count() == 0
+    context.close()
+
+
 def test_a_long_conversation_sends_the_latest_turns_that_fit_the_body_limit(page):
     """Long questions in a script of 4 UTF-8 bytes a character fill the 64 KB body limit
     before the 20-turn one: the page drops the oldest turns (the service reads only the
@@ -262,6 +285,16 @@ def test_narrow_screen_and_screenshot(browser, server, tmp_path):
     panel.wait_for(state="visible")
     box = panel.bounding_box()
     assert box["x"] == 0 and box["width"] == 375  # over the chat
+    # the chat under it is inert: Tab goes round the panel (and the browser's own
+    # controls), never to what the panel hides
+    hidden = "document.getElementById('chat').contains(document.activeElement)"
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        assert not page.evaluate(hidden)
+    page.keyboard.press("Escape")
+    panel.wait_for(state="hidden")
+    assert page.evaluate("!document.getElementById('chat').inert")
+    assert page.evaluate("document.activeElement.classList.contains('cite')")
     context.close()
 
     context = browser.new_context(viewport={"width": 1200, "height": 720})

@@ -20,9 +20,15 @@
   const panel = $("article-panel");
   const articleTitle = $("article-title");
   const articleText = $("article-text");
-  const maxHistory = Number($("chat").dataset.maxHistory) || 20;
-  const maxChars = Number($("chat").dataset.maxQuestionChars) || 1000;
-  const maxBody = Number($("chat").dataset.maxBodyBytes) || 65536;
+  // the service's limits, as the page was served them (a limit may be 0: history off)
+  const limit = (value, otherwise) => {
+    const n = Number.parseInt(value, 10);
+    return Number.isFinite(n) && n >= 0 ? n : otherwise;
+  };
+  const chat = $("chat").dataset;
+  const maxHistory = limit(chat.maxHistory, 20);
+  const maxChars = limit(chat.maxQuestionChars, 1000);
+  const maxBody = limit(chat.maxBodyBytes, 65536);
   const hint = $("ask-hint");
   const HINT = hint.textContent;
 
@@ -112,7 +118,7 @@
   const utf8 = new TextEncoder();
   function requestBody(question) {
     const bytes = (text) => utf8.encode(text).length;
-    let turns = history.slice(-maxHistory);
+    let turns = maxHistory > 0 ? history.slice(-maxHistory) : []; // slice(-0) is all
     let body = JSON.stringify({ question, history: turns });
     while (turns.length > 1 && bytes(body) > maxBody) {
       turns = turns.slice(1);
@@ -226,9 +232,17 @@
     return r.json();
   }
 
+  // On a narrow screen the panel covers the chat (chat.css): the chat is then inert, so
+  // that Tab stays in the panel and nothing hidden under it can be pressed or typed into.
+  const covering = window.matchMedia("(max-width: 760px)");
+  const chatArea = $("chat");
+  const coverChat = () => { chatArea.inert = !panel.hidden && covering.matches; };
+  covering.addEventListener("change", coverChat);
+
   async function openArticle(citation) {
     const mine = ++opening;
     panel.hidden = false;
+    coverChat();
     document.body.classList.add("article-open");
     articleTitle.textContent = citation.doc;
     unmark(); // nothing of the last citation stays marked while this one loads
@@ -296,6 +310,7 @@
 
   function closeArticle() {
     panel.hidden = true;
+    coverChat();
     document.body.classList.remove("article-open");
     if (lastCitationButton && document.contains(lastCitationButton)) lastCitationButton.focus();
     else input.focus();
