@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import click
@@ -26,6 +27,8 @@ def _parse_bounds(values: tuple[str, ...], option: str) -> dict[str, float]:
             bounds[name] = float(number)
         except ValueError as exc:
             raise click.BadParameter(f"{v!r} is not NAME=NUMBER", param_hint=option) from exc
+        if not math.isfinite(bounds[name]):  # nan would pass every comparison: no gate
+            raise click.BadParameter(f"{v!r}: the number must be finite", param_hint=option)
     return bounds
 
 

@@ -425,6 +425,10 @@ def test_eval_scores_a_question_set_with_the_reliability_of_confidence(tmp_path)
     # a threshold not met fails the command, naming it
     failed = CliRunner().invoke(cli, [*args, "--min", "answer_hit=1.01"])
     assert failed.exit_code == 1 and "answer_hit" in failed.output
+    # a bound that is not a number would pass every comparison: refused
+    for bound in ("--min", "support@1=nan"), ("--max", "false_abstain=inf"):
+        refused = CliRunner().invoke(cli, [*args, *bound])
+        assert refused.exit_code == 2 and "the number must be finite" in refused.output
 
 
 @pytest.mark.parametrize(
