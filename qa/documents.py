@@ -41,7 +41,8 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], list[Path]]:
     followed: a link can loop), each in a stable order (hidden files and folders
     excluded); DocumentError when there is no such folder."""
     if not seeds_dir.is_dir():
-        raise DocumentError(f"seeds folder {seeds_dir} does not exist")
+        why = "is not a folder" if seeds_dir.exists() else "does not exist"
+        raise DocumentError(f"seeds folder {seeds_dir} {why}")
     found, links = [], []
     for p in seeds_dir.rglob("*"):
         if any(part.startswith(".") for part in p.relative_to(seeds_dir).parts):

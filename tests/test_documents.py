@@ -69,6 +69,9 @@ def test_no_documents_is_an_error(tmp_path):
         load_corpus(tmp_path)
     with pytest.raises(DocumentError, match="does not exist"):
         corpus_files(tmp_path / "missing")
+    (tmp_path / "a-file.txt").write_text("Not a folder.", encoding="utf-8")
+    with pytest.raises(DocumentError, match="a-file.txt is not a folder"):
+        corpus_files(tmp_path / "a-file.txt")
 
 
 def test_a_file_that_cannot_be_read_is_skipped_by_the_build_and_the_staleness_check(
