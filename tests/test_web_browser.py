@@ -233,6 +233,17 @@ def test_abstention_offers_related_passages(page):
     assert bubble.locator(".answer").inner_text() == "The documents do not say."
     assert "related passages" in bubble.text_content().lower()
     assert bubble.locator("mark").count() == 0
+    assert bubble.locator(".cite-doc").count() == 0  # one document: no need to name it
+
+
+def test_citations_from_several_documents_each_name_theirs(page):
+    cite = {"sentence": 0, "start": 0, "end": 5, "text": "Hello", "score": 0.5}
+    answer = abstention({**cite, "doc": "people/osei.txt"}, 0.9)
+    answer["citations"].append({**cite, "doc": "people/lindqvist.md"})
+    reply_with(page, answer)
+    ask(page, "Where was Amara Osei born?")
+    names = page.locator(".turn.bot").last.locator(".citation .cite-doc")
+    assert names.all_inner_texts() == ["people/osei.txt", "people/lindqvist.md"]
 
 
 def answer_at(page, confidence: float) -> None:

@@ -192,11 +192,16 @@
     return quote;
   }
 
+  // Each citation's sentence; when they come from more than one document, each names its
+  // own, so that an answer taken from another document than the one asked about shows.
   function renderCitations(citations, kind) {
     const list = el("ol", `citations ${kind}`);
+    const several = new Set(citations.map((c) => c.doc)).size > 1;
     citations.forEach((c, i) => {
       const item = el("li", "citation");
-      item.append(citationButton(c, i + 1, "cite"), el("span", "cite-text", c.text));
+      item.append(citationButton(c, i + 1, "cite"));
+      if (several) item.append(el("span", "cite-doc", c.doc), " ");
+      item.append(el("span", "cite-text", c.text));
       list.append(item);
     });
     return list;
