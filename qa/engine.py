@@ -10,7 +10,6 @@ used: the engine keeps its last good one and reports the problem in ``problem``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -24,7 +23,15 @@ from .answer import answer_question
 from .build import build_index
 from .config import Config
 from .embed import Embedder, load_embedder
-from .index import MANIFEST, REBUILD_HINT, Index, IndexProblem, load_index, stale_reason
+from .index import (
+    MANIFEST,
+    REBUILD_HINT,
+    Index,
+    IndexProblem,
+    load_index,
+    manifest_version,
+    stale_reason,
+)
 from .lexical import LexicalIndex
 from .read import Reader, load_reader
 from .records import Answer, Sentence, Turn
@@ -115,43 +122,58 @@ def _stat(path: Path) -> Stat:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _manifest_files(path: Path) -> tuple[str | None, tuple[str, ...]]:
-    """The version of the manifest at ``path`` (as ``load_index`` computes it) and the data
-    files it names; (None, ()) when it cannot be read, () when it names none readably."""
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None, ()
-    version = hashlib.sha256(raw).hexdigest()[:16]
+def _named_files(raw: bytes) -> tuple[tuple[str, int | None], ...]:
+    """The data files a manifest names, with the size it records for each (None: none
+    readable); () when it cannot be read as one."""
     try:
         files = json.loads(raw)["files"].values()
-        return version, tuple(f["name"] for f in files if isinstance(f.get("name"), str))
+        return tuple(
+            (f["name"], f["bytes"] if type(f.get("bytes")) is int else None)
+            for f in files
+            if isinstance(f.get("name"), str)
+        )
     except (ValueError, TypeError, KeyError, AttributeError):
-        return version, ()
+        return ()
+
+
+@dataclass(frozen=True)
+class Look:
+    """What the index folder holds: the version of the manifest on disk (None when it
+    cannot be read), a signature that changes when a build replaces the manifest or a file
+    it names appears, changes or goes, and whether every such file has the size the
+    manifest records (False while a copy made file by file is still arriving)."""
+
+    version: str | None
+    signature: tuple[Stat, ...]
+    complete: bool
 
 
 class IndexFolder:
-    """A cheap look at the index folder: the stat of the manifest and of the data files the
-    manifest *on disk* names (so that a data file arriving after its manifest, as a copy
-    made file by file brings it, is seen), and the version that manifest gives. The
-    manifest is read again only when its stat changes."""
+    """A cheap look at the index folder: the manifest read (a small file; parsed again
+    only when its bytes change) and the stat of the data files *it* names, so that a data
+    file arriving after its manifest is seen."""
 
     def __init__(self, index_dir: Path):
         self.manifest = Path(index_dir) / MANIFEST
-        self._stat: Stat | tuple[str] = ("unread",)
         self._version: str | None = None
-        self._names: tuple[str, ...] = ()
+        self._files: tuple[tuple[str, int | None], ...] = ()
 
-    def look(self) -> tuple[str | None, tuple[Stat, ...]]:
-        """The manifest's version (None when it cannot be read) and the folder's signature,
-        which changes when a build replaces the manifest, and when a file it names
-        appears, is damaged or is removed."""
+    def look(self) -> Look:
         stat = _stat(self.manifest)
-        if stat != self._stat:
-            self._stat = stat
-            self._version, self._names = _manifest_files(self.manifest)
+        try:
+            raw = self.manifest.read_bytes()
+        except OSError:
+            return Look(None, (stat,), False)
+        version = manifest_version(raw)
+        if version != self._version:
+            self._version, self._files = version, _named_files(raw)
         folder = self.manifest.parent
-        return self._version, (stat, *(_stat(folder / name) for name in self._names))
+        stats = tuple(_stat(folder / name) for name, _ in self._files)
+        complete = all(
+            st is not None and (size is None or st[1] == size)
+            for st, (_, size) in zip(stats, self._files, strict=True)
+        )
+        return Look(version, (stat, *stats), complete)
 
 
 class Engine:
@@ -178,6 +200,7 @@ class Engine:
         self.problem: str | None = None
         self._folder = IndexFolder(config.index_dir)
         self._signature = self._signature_of(index)
+        self._unsettled: tuple[Stat, ...] | None = None  # an incomplete folder, last look
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -224,11 +247,17 @@ class Engine:
         is now in use. Safe to call from any thread; the load happens in the caller."""
         with self._reload_lock:
             index_dir = self.config.index_dir
-            _, signature = self._folder.look()
-            if signature == self._signature:
+            look = self._folder.look()
+            if look.signature == self._signature:
+                return False
+            if not look.complete and look.signature != self._unsettled:
+                # files still arriving (a copy made file by file): look again next time
+                # rather than load and hash each of them at every step; a file that stays
+                # short (damaged) is loaded, and reported, once it stops changing
+                self._unsettled = look.signature
                 return False
             # what was seen before loading: a build that lands during the load changes it
-            self._signature = signature
+            self._signature = look.signature
             try:
                 snapshot = load_snapshot(index_dir, self.embedder)
             except IndexProblem as exc:
@@ -265,8 +294,8 @@ class Engine:
     def _signature_of(self, index: Index) -> tuple[Stat, ...] | None:
         """The folder's signature now if its manifest is the one ``index`` was loaded from;
         None (so that the next look loads again) when another build replaced it meanwhile."""
-        version, signature = self._folder.look()
-        return signature if version == index.version else None
+        look = self._folder.look()
+        return look.signature if look.version == index.version else None
 
     def watch(self, interval: float = 1.0) -> None:
         """Look for a rebuilt index every ``interval`` seconds in a daemon thread."""

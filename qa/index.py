@@ -93,6 +93,11 @@ def _read_manifest(index_dir: Path) -> tuple[bytes, dict[str, Any]] | None:
     return raw, manifest
 
 
+def manifest_version(raw: bytes) -> str:
+    """An index's version: the hash of its manifest's bytes (each build has its own)."""
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
 def ill_formed(manifest: dict[str, Any]) -> str | None:
     """What in a manifest of this format is not of the shape this qa reads, or None: the
     parts read without a checksum of their own (a hand-edited or half-written manifest must
@@ -173,7 +178,7 @@ def load_index(index_dir: Path) -> Index:
     if loaded is None:
         raise IndexProblem(f"there is no index in {index_dir}; build it with `qa index`")
     raw, manifest = loaded
-    version = hashlib.sha256(raw).hexdigest()[:16]
+    version = manifest_version(raw)
 
     # checksums first: FAISS never reads a file that is not the one that was written
     vec_bytes = _read_checked(index_dir, manifest, "vectors")

@@ -161,7 +161,9 @@ def test_the_watcher_thread_notices_a_rebuild_within_seconds(served, embedder):
     assert engine.index.version != old
 
 
-def test_an_index_copied_in_file_by_file_manifest_first_is_picked_up(served, embedder, tmp_path):
+def test_an_index_copied_in_file_by_file_manifest_first_is_picked_up(
+    served, embedder, tmp_path, monkeypatch
+):
     """A copy that brings the manifest before the data files it names (``cp B/* A/`` does,
     in the order of their names): unusable at first, served once its files are there."""
     engine, _ = served
@@ -171,14 +173,46 @@ def test_an_index_copied_in_file_by_file_manifest_first_is_picked_up(served, emb
     other = tmp_path / "other-index"
     new = build(seeds, other, embedder).version
     shutil.copy(other / "manifest.json", engine.config.index_dir / "manifest.json")
-    assert engine.check_for_update() is False
-    assert "missing" in engine.problem
-    assert engine.check_for_update() is False  # nothing more arrived
+    loads = count_loads(monkeypatch)
+    assert engine.check_for_update() is False and engine.problem is None  # still arriving?
+    assert engine.check_for_update() is False  # it stopped changing: loaded, and refused
+    assert "missing" in engine.problem and len(loads) == 1
+    assert engine.check_for_update() is False and len(loads) == 1  # nothing more arrived
     for f in sorted(other.iterdir()):
         if f.name != "manifest.json":
             shutil.copy(f, engine.config.index_dir / f.name)
-    assert engine.check_for_update() is True
+    assert engine.check_for_update() is True  # complete: loaded at once
     assert engine.index.version == new and engine.problem is None
+
+
+def count_loads(monkeypatch) -> list[str]:
+    """The index folders the engine loads from now on."""
+    import qa.engine
+
+    real, loads = qa.engine.load_snapshot, []
+
+    def counted(index_dir, embedder):
+        loads.append(str(index_dir))
+        return real(index_dir, embedder)
+
+    monkeypatch.setattr(qa.engine, "load_snapshot", counted)
+    return loads
+
+
+def test_a_copy_still_arriving_is_not_loaded_at_each_look(served, embedder, monkeypatch):
+    """A data file growing between looks (a large index being copied in) is waited for,
+    not read and hashed in full every second."""
+    engine, _ = served
+    vectors = engine.config.index_dir / engine.index.manifest["files"]["vectors"]["name"]
+    whole = vectors.read_bytes()
+    loads = count_loads(monkeypatch)
+    for size in (100, 1000, 3000):
+        vectors.write_bytes(whole[:size])
+        assert engine.check_for_update() is False
+    assert loads == [] and engine.problem is None
+    vectors.write_bytes(whole)
+    assert engine.check_for_update() is False  # the same index, whole again
+    assert engine.problem is None and len(loads) <= 1
 
 
 def test_a_build_that_lands_while_an_index_loads_is_loaded_next(served, embedder, monkeypatch):
@@ -202,6 +236,53 @@ def test_a_build_that_lands_while_an_index_loads_is_loaded_next(served, embedder
     assert engine.check_for_update() is False
 
 
+def test_a_manifest_rewritten_in_place_during_a_load_costs_one_more_load(
+    served, embedder, tmp_path, monkeypatch
+):
+    """Rewritten in place while the one before loads, with the same inode, size and mtime
+    (coarse timestamps, or a tool that keeps them): the watch reads the manifest's bytes,
+    so it loads the new one once, then rests (a stat cache reloaded at every look)."""
+    engine, _ = served
+    folder = engine.config.index_dir
+    manifests = []
+    for word in ("ninety", "eighty"):
+        seeds = tmp_path / f"seeds-{word}"
+        seeds.mkdir()
+        (seeds / DOC).write_text(NEW_TEXT.replace("ninety", word), encoding="utf-8")
+        built = tmp_path / f"index-{word}"
+        build(seeds, built, embedder)
+        for f in built.iterdir():
+            if f.name != "manifest.json":
+                shutil.copy(f, folder / f.name)
+        manifests.append((built / "manifest.json").read_bytes())
+    size = max(len(m) for m in manifests)
+    manifests = [m.ljust(size) for m in manifests]  # the same size (blanks: still JSON)
+
+    def rewrite_in_place(raw: bytes) -> None:
+        with open(folder / "manifest.json", "r+b") as f:
+            f.write(raw)
+            f.truncate()
+        os.utime(folder / "manifest.json", ns=(1_700_000_000 * 10**9,) * 2)
+
+    import qa.engine
+
+    rewrite_in_place(manifests[0])
+    real, loads = qa.engine.load_snapshot, []
+
+    def load_while_rewritten(index_dir, embedder_):
+        if not loads:
+            rewrite_in_place(manifests[1])
+        loads.append(str(index_dir))
+        return real(index_dir, embedder_)
+
+    monkeypatch.setattr(qa.engine, "load_snapshot", load_while_rewritten)
+    assert engine.check_for_update() is True  # the first, or already the second
+    for _ in range(5):
+        engine.check_for_update()
+    assert len(loads) <= 2  # the second once more at most, then nothing
+    assert engine.index.version == load_index(folder).version
+
+
 @pytest.mark.parametrize("kind", [*DAMAGES, "other_model"])
 def test_a_broken_index_on_disk_keeps_the_last_good_one_and_health_says_so(
     served, embedder, health_schema, kind
@@ -216,7 +297,8 @@ def test_a_broken_index_on_disk_keeps_the_last_good_one_and_health_says_so(
         expected = "built with model 'another-model'"
     else:
         expected = damage_index(engine.config.index_dir, kind)
-    assert engine.check_for_update() is False
+    # a data file short of its recorded size is loaded (and refused) once it stops changing
+    assert engine.check_for_update() is False and engine.check_for_update() is False
     assert expected in engine.problem and "qa index" in engine.problem
 
     r = client.get("/api/health")
