@@ -45,7 +45,7 @@ def load_sentence_transformer(name: str) -> SentenceTransformer:
             "the path of a sentence-transformers model with --model or QA_MODEL"
         )
     try:
-        return SentenceTransformer(path, device="cpu")
+        model = SentenceTransformer(path, device="cpu")
     except Exception as exc:  # the library raises many kinds; all mean the same here
         unfound = isinstance(exc, OSError) and not Path(resolve_model(name)).exists()
         why = (
@@ -57,6 +57,10 @@ def load_sentence_transformer(name: str) -> SentenceTransformer:
             f"cannot load the embedding model {name!r}: give the path of a "
             f"sentence-transformers model with --model or QA_MODEL ({why})"
         ) from exc
+    # "[SEP]" written in a text is text, not a control token (as ``runner.load_tokenizer``),
+    # wherever the model embeds: serving on torch, the ONNX export, `qa train --questions`
+    model.tokenizer.split_special_tokens = True
+    return model
 
 
 def _required(value: int | None, what: str) -> int:
@@ -227,8 +231,6 @@ class TorchRunner:
     def __init__(self, name: str):
         self.model = load_sentence_transformer(name)
         self.dimension = _required(self.model.get_embedding_dimension(), "embedding dimension")
-        # "[SEP]" written in a text is text, not a control token (as ``load_tokenizer``)
-        self.model.tokenizer.split_special_tokens = True
 
     def encode(
         self,

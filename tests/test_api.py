@@ -177,6 +177,16 @@ def test_a_body_that_is_not_json_is_415(client, spec, content_type):
     check_against_spec(spec, "/api/ask", "post", r)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_body_in_utf16_or_utf32_without_a_charset_is_400_not_read(client, spec, encoding):
+    body = json.dumps({"question": "When did Trump sign the directive?"}).encode(encoding)
+    r = client.post("/api/ask", data=body, content_type="application/json")
+    assert r.status_code == 400 and "not valid JSON" in r.get_json()["detail"]
+    check_against_spec(spec, "/api/ask", "post", r)
+    bom = b"\xef\xbb\xbf" + json.dumps({"question": "When did Trump sign it?"}).encode()
+    assert client.post("/api/ask", data=bom, content_type="application/json").status_code == 200
+
+
 @pytest.mark.parametrize("charset", ["latin-1", "utf-16"])
 def test_a_body_in_another_charset_is_415_naming_it(client, spec, charset):
     body = '{"question": "Où est-il né ?"}'.encode(charset)

@@ -126,11 +126,18 @@ def test_the_onnx_export_has_no_nan_guards_and_gives_pytorchs_vectors(fp32):
     np.testing.assert_allclose(fp32.encode_questions(texts), reference.encode(texts), atol=1e-5)
 
 
-def test_control_tokens_written_in_a_text_are_text_to_the_onnx_tokenizer():
+def test_control_tokens_written_in_a_text_are_text_to_every_tokenizer():
+    """The ONNX runs' tokenizer, and sentence-transformers' (serving on torch, and
+    `qa train --questions`, which tokenises through it)."""
+    from qa.export import load_sentence_transformer
     from qa.runner import export_folder, load_tokenizer
 
+    text = "Fields are joined by [SEP], [CLS] first, [MASK] or [PAD]."
     folder = export_folder("all-MiniLM-L6-v2", Config().cache_dir)
-    tokenizer = load_tokenizer(folder, {"max_seq_length": 256})
-    tokens = tokenizer.encode("Fields are joined by [SEP], [CLS] first, [MASK] or [PAD].").tokens
-    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
-    assert not {"[CLS]", "[SEP]", "[MASK]", "[PAD]"} & set(tokens[1:-1])
+    onnx = load_tokenizer(folder, {"max_seq_length": 256}).encode(text).tokens
+    st = load_sentence_transformer("all-MiniLM-L6-v2")
+    tokenize = getattr(st, "preprocess", None) or st.tokenize
+    torch = st.tokenizer.convert_ids_to_tokens(tokenize([text])["input_ids"][0])
+    for tokens in (onnx, torch):
+        assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
+        assert not {"[CLS]", "[SEP]", "[MASK]", "[PAD]"} & set(tokens[1:-1])

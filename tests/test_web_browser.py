@@ -421,6 +421,8 @@ def test_a_citation_of_a_document_no_longer_indexed_says_so(page):
     error.wait_for()
     assert "no longer in the index" in error.inner_text()
     assert page.locator(".sentence").count() == 0
+    assert error.get_attribute("role") == "alert"  # said, and where the keyboard is
+    assert page.evaluate("document.activeElement.classList.contains('error')")
     # the browser logs the 404 it was told to expect
     assert all("404" in e for e in page.console_errors), page.console_errors
     page.console_errors.clear()

@@ -256,8 +256,12 @@
       data = await fetchDocument(citation.doc);
     } catch (err) {
       if (mine !== opening) return; // another citation was opened meanwhile
-      articleText.replaceChildren(el("p", "error", err.message));
+      const error = el("p", "error", err.message);
+      error.setAttribute("role", "alert");
+      error.tabIndex = -1;
+      articleText.replaceChildren(error);
       delete articleText.dataset.key;
+      error.focus(); // the keyboard follows (the citation may be under the panel, inert)
       return;
     }
     if (mine !== opening) return;
