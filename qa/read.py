@@ -397,4 +397,11 @@ def _load(folder: Path, threads: int) -> OnnxReader:
 
 def load_reader(config: Config) -> OnnxReader:
     """One reader per folder and process (QA_READER; by default the one in the package)."""
-    return _load(Path(config.reader).resolve(), config.embed_threads)
+    folder = Path(config.reader).resolve()
+    try:
+        return _load(folder, config.embed_threads)
+    except ReaderError as exc:
+        if folder == Path(DEFAULT_READER).resolve():
+            raise
+        # another folder than the package's was asked for: say where that came from
+        raise ReaderError(f"{exc} (the reader set by QA_READER: {config.reader})") from None

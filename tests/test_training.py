@@ -138,6 +138,7 @@ def test_a_damaged_or_missing_model_file_is_refused_naming_it(trained, tmp_path)
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "Traceback" not in result.output
     assert str(copy / "tokenizer.json") in result.output
+    assert f"(the reader set by QA_READER: {copy})" in result.output  # where it came from
 
 
 def test_a_decider_in_the_card_decides_and_an_ill_formed_one_is_refused(trained, engine, tmp_path):
