@@ -14,7 +14,7 @@ import copy
 import hashlib
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -344,9 +344,6 @@ class OnnxReader(BatchReader):
         return out
 
 
-Logits = Callable[[Batch], tuple[np.ndarray, np.ndarray]]
-
-
 class RememberingReader(BatchReader):
     """``reader`` (sharing its model) that runs each distinct batch once and remembers its
     logits. Choosing a reader's settings reads the same sentences again for each slack,
@@ -374,20 +371,6 @@ class RememberingReader(BatchReader):
             end.setflags(write=False)
             self._memo[digest] = start, end
         return self._memo[digest]
-
-
-class LogitsReader(BatchReader):
-    """A Reader over any function from a batch to start and end logits (used while
-    training, before the model is exported)."""
-
-    def __init__(self, featurizer: Featurizer, run: Logits, settings: Settings, name: str):
-        self.featurizer = featurizer
-        self._run = run
-        self.settings = settings
-        self.name = name
-
-    def run(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        return self._run(batch)
 
 
 @lru_cache(maxsize=4)

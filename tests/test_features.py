@@ -6,10 +6,23 @@ import numpy as np
 import pytest
 
 from qa.features import Batch, Candidate, Limits, concatenate, read_spans, span_tokens
-from qa.read import LogitsReader, RememberingReader, Settings, with_slack
+from qa.read import BatchReader, RememberingReader, Settings, with_slack
 from qa.text import read_span, row_view, source_span
 
 SENTENCE = "The council approved a £48 million plan on Tuesday, its leader said."
+
+
+class LogitsReader(BatchReader):
+    """A reader over any function from a batch to start and end logits."""
+
+    def __init__(self, featurizer, run, settings: Settings, name: str):
+        self.featurizer = featurizer
+        self._run = run
+        self.settings = settings
+        self.name = name
+
+    def run(self, batch):
+        return self._run(batch)
 
 
 def test_a_row_is_question_then_previous_sentence_then_sentence(featurizer):
