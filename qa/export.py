@@ -58,7 +58,7 @@ def load_sentence_transformer(name: str) -> SentenceTransformer:
             f"sentence-transformers model with --model or QA_MODEL ({why})"
         ) from exc
     # "[SEP]" written in a text is text, not a control token (as ``runner.load_tokenizer``),
-    # wherever the model embeds: serving on torch, the ONNX export, `qa train --questions`
+    # wherever this model tokenises: serving on torch, and `qa train --questions`
     model.tokenizer.split_special_tokens = True
     return model
 

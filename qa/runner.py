@@ -262,7 +262,7 @@ def load_tokenizer(folder: Path, meta: Mapping[str, Any]) -> Tokenizer:
     tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tokenizer.enable_truncation(int(meta["max_seq_length"]))
     tokenizer.no_padding()
-    tokenizer.encode_special_tokens = True  # "[SEP]" in a text is text, as in TorchRunner
+    tokenizer.encode_special_tokens = True  # "[SEP]" in a text is text (export.py alike)
     return tokenizer
 
 
