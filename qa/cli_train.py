@@ -32,6 +32,7 @@ TRAINING_ONLY = (
     "distill",
     "temperature",
     "listwise",
+    "hard",
 )
 
 
@@ -76,6 +77,13 @@ QUESTION_OPTIONS = (
     default=None,
     help="Of the layers kept, how many lowest are not trained (nor the embeddings): their "
     "outputs are computed once, so each step runs only the layers above [0].",
+)
+@click.option(
+    "--hard",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="The epochs after the first train only on this share of the questions, those "
+    "whose loss was highest when last trained (needs the listwise loss) [1: all].",
 )
 @click.option("--lr", type=float, default=None, help="Peak learning rate.")
 @click.option(
@@ -199,6 +207,7 @@ def train_cmd(
     epochs: int | None,
     layers: int | None,
     frozen: int | None,
+    hard: float | None,
     lr: float | None,
     previous: int | None,
     negatives: int | None,
@@ -254,6 +263,11 @@ def train_cmd(
         raise click.BadParameter(
             "a pool of 1 is a document alone: give 0 or 2 or more", param_hint="'--pool'"
         )
+    if hard is not None and hard < 1 and listwise == 0:
+        raise click.BadParameter(
+            "the hardest questions are those of highest listwise loss: it needs --listwise above 0",
+            param_hint="'--hard'",
+        )
     from .embed import load_embedder, resolve_model
     from .training.choosing import rechoose_reader
     from .training.run import train_reader
@@ -277,6 +291,7 @@ def train_cmd(
         "epochs": epochs,
         "layers": layers,
         "frozen": frozen,
+        "hard": hard,
         "lr": lr,
         "previous": previous,
         "negatives": negatives,

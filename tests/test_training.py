@@ -646,3 +646,22 @@ def test_the_defaults_are_the_shipped_readers_recipe():
             recorded = tuple(recorded)
         assert recorded == value, f"{key}: the shipped reader was trained with {recorded!r}"
     assert trained["teachers"], "the shipped reader was distilled: docs/reader.md names it"
+
+
+def test_qa_train_hard_trains_later_epochs_on_the_hardest_questions_and_records_it(
+    tiny_corpus, tmp_path
+):
+    out = tmp_path / "hard"
+    args = ["train", "--corpus", str(tiny_corpus), "--epochs", "2", "--limit-questions", "8"]
+    args += ["--no-sets", "--hard", "0.5", "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "epoch 2: the hardest 50% of the questions" in result.output
+    assert json.loads((out / CARD).read_text())["training"]["hard"] == 0.5
+    for flags, message in (
+        (["--hard", "0.5", "--listwise", "0"], "it needs --listwise above 0"),
+        (["--hard", "0"], "0<x<=1"),
+        (["--rechoose", "--out", str(out), "--hard", "0.5"], "--hard would need training"),
+    ):
+        refused = CliRunner().invoke(cli, ["train", *flags])
+        assert refused.exit_code == 2 and message in refused.output, refused.output

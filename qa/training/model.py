@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..features import NEG, Batch, Featurizer, Reading, concatenate, read_spans, span_tokens
+from .batching import batches, group_batches, hardest
 from .data import Asked, Row
 from .frozen import freeze, lower_outputs, replaying, stacked
 
@@ -160,70 +161,27 @@ def distillation_loss(
     return loss * t * t / 2
 
 
-def batches(data: Encoded, size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of rows of similar length (little padding), in a shuffled order."""
-    order = list(range(len(data)))
-    rng.shuffle(order)
-    out = []
-    chunk = size * 32
-    for c in range(0, len(order), chunk):
-        part = sorted(order[c : c + chunk], key=lambda i: len(data.ids[i]))
-        out += [part[i : i + size] for i in range(0, len(part), size)]
-    rng.shuffle(out)
-    return out
-
-
-def group_batches(data: Encoded, size: int, rng: random.Random) -> list[list[int]]:
-    """As ``batches``, but each question's rows whole in one batch (of ``size`` rows or a
-    few more), so that ``listwise_loss`` sees them side by side. A row of no question
-    (group -1) is a question of its own."""
-    groups: dict[int, list[int]] = {}
-    for i, g in enumerate(data.groups):
-        groups.setdefault(g if g >= 0 else -2 - i, []).append(i)
-    order = list(groups.values())
-    rng.shuffle(order)
-    out: list[list[int]] = []
-    at = 0
-    while at < len(order):  # chunks of about 32 batches, sorted by their longest row
-        part: list[list[int]] = []
-        rows = 0
-        while at < len(order) and rows < size * 32:
-            part.append(order[at])
-            rows += len(order[at])
-            at += 1
-        part.sort(key=lambda question: max(len(data.ids[i]) for i in question))
-        batch: list[int] = []
-        for question in part:
-            batch += question
-            if len(batch) >= size:
-                out.append(batch)
-                batch = []
-        if batch:
-            out.append(batch)
-    rng.shuffle(out)
-    return out
-
-
 def listwise_loss(
     start: torch.Tensor,
     end: torch.Tensor,
     labels: torch.Tensor,
     groups: Sequence[int],
     broken: Collection[int] = (),
+    record: dict[int, float] | None = None,
 ) -> torch.Tensor:
     """The shared normalisation of each question's rows in the batch: one softmax over the
     (masked) start logits of all of them, and one over the end logits; the target is the
     answering row's gold position, or, for a question none of them answers, any row's
     no-answer position ([CLS]). Spans are so learned on one scale across sentences, as the
     service compares them. Questions with one row here, or whose answering row is missing
-    (``broken``), are left to the per-row loss."""
+    (``broken``), are left to the per-row loss. ``record`` gets each question's loss."""
     members: dict[int, list[int]] = {}
     for r, g in enumerate(groups):
         if g >= 0 and g not in broken:
             members.setdefault(g, []).append(r)
     width = start.shape[1]
     losses = []
-    for rows in members.values():
+    for g, rows in members.items():
         if len(rows) < 2:
             continue
         at = torch.tensor(rows)
@@ -236,6 +194,8 @@ def listwise_loss(
             else:
                 target = torch.logsumexp(logits[at, 0], 0)
             losses.append(torch.logsumexp(flat, 0) - target)
+        if record is not None:  # the mean of its start and end losses, the two just added
+            record[g] = float(losses[-1].detach() + losses[-2].detach()) / 2
     return torch.stack(losses).mean() if losses else start.new_zeros(())
 
 
@@ -255,6 +215,7 @@ def fit(
     temperature: float = 2.0,
     listwise: float = 0.0,
     frozen: int = 0,
+    hard: float = 1.0,
 ) -> dict[str, Any]:
     """Fit ``model`` on ``data``: AdamW, linear warm-up over 6% of the steps and decay.
     With ``frozen``, the embeddings and the first ``frozen`` layers are not trained: their
@@ -264,7 +225,10 @@ def fit(
     float32): 1.7 times the rows a second on a CPU with AVX-512 BF16. When ``data`` holds
     teachers' logits, ``distill`` weighs the distillation loss against the labels'.
     ``listwise`` weighs ``listwise_loss`` added to that (each question's rows then in one
-    batch)."""
+    batch). With ``hard`` under 1, the epochs after the first train only on that share of the
+    questions, those whose listwise loss was highest when last trained (``hardest``)."""
+    if hard < 1 and not listwise:
+        raise ValueError("choosing the hardest questions needs the listwise loss")
     distill = distill if data.teacher is not None else 0.0
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -278,8 +242,8 @@ def fit(
             f"({time.perf_counter() - began:.0f} s)"
         )
     deal = group_batches if listwise else batches
-    plan = [deal(data, batch_size, rng) for _ in range(epochs)]
-    total = sum(len(p) for p in plan)
+    plan = [deal(data, batch_size, rng) for _ in range(epochs if hard >= 1 else 1)]
+    total = sum(len(p) for p in plan) + (epochs - len(plan)) * max(1, round(hard * len(plan[0])))
     if max_steps:
         total = min(total, max_steps)
     trained = [p for p in model.parameters() if p.requires_grad]
@@ -297,7 +261,13 @@ def fit(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     step, started, seen, losses = 0, time.perf_counter(), 0, []
-    for epoch, plan_e in enumerate(plan, 1):
+    record: dict[int, float] = {}  # each question's listwise loss when last trained
+    for epoch in range(1, epochs + 1):
+        if epoch <= len(plan):
+            plan_e = plan[epoch - 1]
+        else:
+            plan_e = group_batches(data, batch_size, rng, hardest(record, data.groups, hard))
+            log(f"epoch {epoch}: the hardest {hard:.0%} of the questions, {len(plan_e)} batches")
         model.train()
         with replaying(model, frozen) as replay:
             for idx in plan_e:
@@ -319,7 +289,9 @@ def fit(
                     loss = (1 - distill) * loss + distill * soft
                 if listwise:
                     groups = [data.groups[i] for i in idx]
-                    loss = loss + listwise * listwise_loss(start, end, labels, groups, data.broken)
+                    loss = loss + listwise * listwise_loss(
+                        start, end, labels, groups, data.broken, record
+                    )
                 optimizer.zero_grad()
                 loss.backward()  # type: ignore[no-untyped-call]
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -213,6 +213,7 @@ def train_reader(
         temperature=settings.temperature,
         listwise=settings.listwise,
         frozen=settings.frozen,
+        hard=settings.hard,
     )
     fit_threads = torch.get_num_threads()  # before scoring, whose searches set it to one
     model.load_state_dict(best["state"])  # in place: ``words`` is the kept epoch's

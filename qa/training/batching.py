@@ -1,0 +1,66 @@
+"""How a reader's training rows are dealt into batches, epoch by epoch: shuffled, rows of
+similar length together, each question's rows whole for the listwise loss, and, with
+``qa train --hard``, the epochs after the first on the questions still hardest."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .model import Encoded
+
+
+def batches(data: Encoded, size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of rows of similar length (little padding), in a shuffled order."""
+    order = list(range(len(data)))
+    rng.shuffle(order)
+    out = []
+    chunk = size * 32
+    for c in range(0, len(order), chunk):
+        part = sorted(order[c : c + chunk], key=lambda i: len(data.ids[i]))
+        out += [part[i : i + size] for i in range(0, len(part), size)]
+    rng.shuffle(out)
+    return out
+
+
+def group_batches(
+    data: Encoded, size: int, rng: random.Random, keep: Collection[int] | None = None
+) -> list[list[int]]:
+    """As ``batches``, but each question's rows whole in one batch (of ``size`` rows or a
+    few more), so that ``listwise_loss`` sees them side by side. A row of no question
+    (group -1) is a question of its own. With ``keep``, only those questions' rows."""
+    groups: dict[int, list[int]] = {}
+    for i, g in enumerate(data.groups):
+        if keep is None or g in keep:
+            groups.setdefault(g if g >= 0 else -2 - i, []).append(i)
+    order = list(groups.values())
+    rng.shuffle(order)
+    out: list[list[int]] = []
+    at = 0
+    while at < len(order):  # chunks of about 32 batches, sorted by their longest row
+        part: list[list[int]] = []
+        rows = 0
+        while at < len(order) and rows < size * 32:
+            part.append(order[at])
+            rows += len(order[at])
+            at += 1
+        part.sort(key=lambda question: max(len(data.ids[i]) for i in question))
+        batch: list[int] = []
+        for question in part:
+            batch += question
+            if len(batch) >= size:
+                out.append(batch)
+                batch = []
+        if batch:
+            out.append(batch)
+    rng.shuffle(out)
+    return out
+
+
+def hardest(losses: dict[int, float], groups: Sequence[int], share: float) -> set[int]:
+    """The questions an epoch of hard ones trains on: the ``share`` of those with a recorded
+    loss whose loss is highest (ties by id), and every question without one."""
+    ranked = sorted(losses, key=lambda g: (-losses[g], g))
+    return set(ranked[: max(1, round(share * len(ranked)))]) | (set(groups) - set(losses))
