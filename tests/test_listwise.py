@@ -127,12 +127,13 @@ def test_epochs_after_the_first_train_on_the_hardest_share_only(featurizer, monk
         seed=1,
         log=lines.append,
         listwise=1.0,
-        hard=0.3,
+        hard=0.5,
     )
     assert len(dealt) == 3  # the first epoch dealt up front, the two others when they come
-    assert dealt[0][3:] == () and all(len(d[3]) == 3 for d in dealt[1:])  # 30% of 10
-    # every row once in the first epoch, then only the hard questions' rows
-    assert fitted["rows_seen"] == 20 + 2 * 6
-    assert sum("the hardest 30% of the questions" in line for line in lines) == 2
+    assert dealt[0][3:] == () and all(len(d[3]) == 5 for d in dealt[1:])  # 50% of 10
+    # every row once in the first epoch, then every row of the hard questions: their 10 rows
+    # make 3 batches of 4, more than half the first epoch's 5 (the schedule is stretched)
+    assert fitted["rows_seen"] == 20 + 2 * 10 and fitted["steps"] == 5 + 2 * 3
+    assert sum("the hardest 50% of the questions, 3 batches" in line for line in lines) == 2
     with pytest.raises(ValueError, match="needs the listwise loss"):
         fit(model, data, epochs=2, batch_size=4, lr=1e-3, seed=1, log=lines.append, hard=0.5)

@@ -243,9 +243,13 @@ def fit(
         )
     deal = group_batches if listwise else batches
     plan = [deal(data, batch_size, rng) for _ in range(epochs if hard >= 1 else 1)]
-    total = sum(len(p) for p in plan) + (epochs - len(plan)) * max(1, round(hard * len(plan[0])))
-    if max_steps:
-        total = min(total, max_steps)
+    # an epoch of hard questions is dealt when it comes: counted until then as its share
+    counts = [len(p) for p in plan] + [max(1, round(hard * len(plan[0])))] * (epochs - len(plan))
+
+    def steps() -> int:
+        return min(sum(counts), max_steps) if max_steps else sum(counts)
+
+    total = steps()
     trained = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trained if p.ndim > 1]
     rest = [p for p in trained if p.ndim <= 1]
@@ -267,6 +271,8 @@ def fit(
             plan_e = plan[epoch - 1]
         else:
             plan_e = group_batches(data, batch_size, rng, hardest(record, data.groups, hard))
+            counts[epoch - 1] = len(plan_e)  # the schedule stretched to every batch dealt
+            total = steps()
             log(f"epoch {epoch}: the hardest {hard:.0%} of the questions, {len(plan_e)} batches")
         model.train()
         with replaying(model, frozen) as replay:
