@@ -76,6 +76,49 @@ def test_among_equal_objectives_the_lowest_threshold_wins():
     assert objective(flipped) == objective(m) == 0.0  # a tie, broken downwards
 
 
+def test_the_threshold_is_the_one_a_pass_over_every_cut_would_choose():
+    """The choice counts each cut's rates over sorted scores; it must choose what scoring
+    ``metrics`` at every cut chooses: random sets with tied, infinite and NaN scores,
+    judged by a decider or by the margin, each set weighing the same."""
+    from qa.training.fit import choose_threshold_on
+
+    def by_every_cut(sets):
+        scores = sorted({o.score for s in sets for o in s if np.isfinite(o.score)})
+        cuts = [scores[0] - 1.0] + [(a + b) / 2 for a, b in zip(scores, scores[1:], strict=False)]
+        cuts.append(scores[-1] + 1.0)
+
+        def score(t):
+            return round(sum(objective(metrics(s, t)) for s in sets) / len(sets), 6)
+
+        best = max(cuts, key=lambda t: (score(t), -t))
+        return best, [metrics(s, best) for s in sets]
+
+    rng = random.Random(5)
+    for trial in range(40):
+        sets = []
+        for _ in range(rng.randint(1, 3)):
+            outs = []
+            for _ in range(rng.randint(1, 60)):
+                margin = rng.choice([rng.randint(-5, 5) / 2, rng.gauss(0, 3), -math.inf])
+                o = Outcome(
+                    rng.random() < 0.7,
+                    rng.random() < 0.2,
+                    margin,
+                    rng.random() < 0.6,
+                    rng.random() < 0.8,
+                    rng.randint(1, 50),
+                )
+                o = replace(o, hit=o.answerable and o.hit)
+                if trial % 2:  # judged by a decider: its scores may be infinite or NaN
+                    judged = rng.choice([margin + rng.gauss(0, 1), math.inf, math.nan])
+                    o = replace(o, judged=judged)
+                outs.append(o)
+            sets.append(outs)
+        if not any(np.isfinite(o.score) for s in sets for o in s):
+            continue
+        assert choose_threshold_on(sets) == by_every_cut(sets), trial
+
+
 def test_a_false_abstention_costs_more_than_a_wrong_answer():
     """Refusing an answerable question misses its answer and is a false abstention, where a
     wrong span only misses: the threshold does not rise past an answerable question to

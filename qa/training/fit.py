@@ -162,13 +162,43 @@ def choose_threshold_on(sets: Sequence[Sequence[Outcome]]) -> tuple[float, list[
     cuts = [scores[0] - 1.0] if scores else [0.0]
     cuts += [(a + b) / 2 for a, b in zip(scores, scores[1:], strict=False)]
     cuts += [scores[-1] + 1.0] if scores else []
-
-    def score(t: float) -> float:
-        return round(sum(objective(metrics(s, t)) for s in sets) / len(sets), 6)
-
+    rates = [_target_rates(s, np.array(cuts)) for s in sets]
+    by_cut = [
+        round(sum(objective({k: r[k][i] for k in r}) for r in rates) / len(sets), 6)
+        for i in range(len(cuts))
+    ]
     # among equal objectives, the lowest threshold: it abstains least on answerable ones
-    best = max(cuts, key=lambda t: (score(t), -t))
-    return float(best), [metrics(s, best) for s in sets]
+    best = max(range(len(cuts)), key=lambda i: (by_cut[i], -cuts[i]))
+    return float(cuts[best]), [metrics(s, cuts[best]) for s in sets]
+
+
+def _target_rates(outs: Sequence[Outcome], cuts: np.ndarray) -> dict[str, list[float | None]]:
+    """The rates of TARGETS on ``outs`` at each threshold of ``cuts``, as ``metrics`` gives
+    them (rounded alike), counted over sorted scores: the choice weighs thousands of
+    thresholds on thousands of questions, each cut costing a binary search, not a pass."""
+
+    def answered(xs: list[float]) -> np.ndarray:  # how many score at least each cut
+        ordered = np.sort(np.array([x for x in xs if not np.isnan(x)], dtype=np.float64))
+        return len(ordered) - np.searchsorted(ordered, cuts, side="left")
+
+    answerable = [o for o in outs if o.answerable]
+    unanswerable = [o for o in outs if not o.answerable]
+    counts = {
+        "answer_hit": (answered([o.score for o in answerable if o.hit]), len(answerable)),
+        "false_abstain": (
+            len(answerable) - answered([o.score for o in answerable]),
+            len(answerable),
+        ),
+        "abstain": (
+            len(unanswerable) - answered([o.score for o in unanswerable]),
+            len(unanswerable),
+        ),
+    }
+    rates: dict[str, list[float | None]] = {}
+    for name in TARGETS:  # a target not counted above is a KeyError, not a silent change
+        got, of = counts[name]
+        rates[name] = [round(int(c) / of, 4) if of else None for c in got]
+    return rates
 
 
 @dataclass(frozen=True)
