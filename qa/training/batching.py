@@ -5,11 +5,21 @@ similar length together, each question's rows whole for the listwise loss, and, 
 from __future__ import annotations
 
 import random
-from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Collection, Sequence, Sized
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .model import Encoded
+
+class Encoded(Protocol):
+    """What dealing needs of the featurised rows (``model.Encoded``): each row's tokens
+    and the question it belongs to."""
+
+    @property
+    def ids(self) -> Sequence[Sized]: ...
+
+    @property
+    def groups(self) -> Sequence[int]: ...
+
+    def __len__(self) -> int: ...
 
 
 def batches(data: Encoded, size: int, rng: random.Random) -> list[list[int]]:
