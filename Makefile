@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-HOST ?= 127.0.0.1
-PORT ?= 8000
+# `make run PORT=8001` (or QA_PORT=8001 make run: qa serve reads QA_HOST and QA_PORT itself)
+HOST ?=
+PORT ?=
+# e.g. https://download.pytorch.org/whl/cpu where the pin alone would take a CUDA build
+TORCH_INDEX ?=
 
 .PHONY: install run test browser nginx lint index bench eval clean
 
@@ -14,12 +17,12 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 run: install
-	$(BIN)/qa serve --host $(HOST) --port $(PORT)
+	$(BIN)/qa serve $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 test: install browser nginx
 	$(BIN)/python -m pytest

@@ -124,21 +124,47 @@ def resolve_model(name: str) -> str:
     return name
 
 
-def model_fingerprint(name: str) -> str:
-    """A hash of the model's files (or of its name, when it is not a folder)."""
+def model_fingerprint(name: str, cache_dir: Path) -> str:
+    """A hash of the model's files by their contents (or of its name, when it is not a
+    folder): the same model installed twice (another clone, another venv, whose files
+    bear other times) shares one export, so the cache does not grow with each install.
+    Each file's digest is remembered in ``cache_dir`` by its path, size and time, so a
+    start reads only the model files it has not hashed before (91 MB take 0.16 s)."""
     path = Path(resolve_model(name))
-    h = hashlib.sha256(f"v{EXPORT_VERSION}:{name}".encode())
-    if path.is_dir():
-        for p in sorted(path.rglob("*")):
-            if p.is_file():
-                st = p.stat()
-                h.update(f"{p.relative_to(path)}:{st.st_size}:{int(st.st_mtime)}".encode())
+    if not path.is_dir():
+        return hashlib.sha256(f"v{EXPORT_VERSION}:{name}".encode()).hexdigest()[:16]
+    h = hashlib.sha256(f"v{EXPORT_VERSION}:folder".encode())
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            h.update(f"{p.relative_to(path).as_posix()}:{_file_digest(p, cache_dir)}".encode())
     return h.hexdigest()[:16]
+
+
+def _file_digest(path: Path, cache_dir: Path) -> str:
+    st = path.stat()
+    key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    memo = Path(cache_dir) / "onnx" / "digests" / hashlib.sha256(key.encode()).hexdigest()[:32]
+    try:
+        return memo.read_text().strip()
+    except OSError:
+        pass
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    try:  # written whole or not at all; a cache it cannot write only costs the reading
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+        tmp.write_text(digest.hexdigest())
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+    return digest.hexdigest()
 
 
 def export_folder(name: str, cache_dir: Path) -> Path:
     """Where the ONNX export of model ``name`` is kept (complete once it has qa-onnx.json)."""
-    return Path(cache_dir) / "onnx" / model_fingerprint(name)
+    return Path(cache_dir) / "onnx" / model_fingerprint(name, cache_dir)
 
 
 class OnnxRunner:

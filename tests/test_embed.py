@@ -141,3 +141,36 @@ def test_control_tokens_written_in_a_text_are_text_to_every_tokenizer():
     for tokens in (onnx, torch):
         assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
         assert not {"[CLS]", "[SEP]", "[MASK]", "[PAD]"} & set(tokens[1:-1])
+
+
+def test_the_same_model_installed_twice_shares_one_export(tmp_path):
+    """The export is named by the model files' contents, not their times: another clone or
+    venv (the same files, other times) finds the export already made; a changed file does
+    not. Each file's digest is remembered, so a later start reads no model file again."""
+    import os
+    import shutil
+
+    from qa.embed import resolve_model
+    from qa.runner import export_folder
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(resolve_model("all-MiniLM-L6-v2"), first)
+    shutil.copytree(first, second)
+    for p in second.rglob("*"):
+        os.utime(p, (1_000_000_000, 1_000_000_000))  # installed at another time
+    cache = tmp_path / "cache"
+    assert export_folder(str(first), cache) == export_folder(str(second), cache)
+    assert len(list((cache / "onnx" / "digests").iterdir())) == 2 * sum(
+        p.is_file() for p in first.rglob("*")
+    )
+    changed = second / "config.json"
+    changed.write_text(changed.read_text().replace("}", ' , "x": 1}', 1))
+    assert export_folder(str(first), cache) != export_folder(str(second), cache)
+    # remembered: a file rewritten in place with the same size and time is not read again
+    config = first / "config.json"
+    before, st = export_folder(str(first), cache), config.stat()
+    config.write_text(config.read_text().upper())
+    os.utime(config, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert config.stat().st_size == st.st_size and export_folder(str(first), cache) == before
+    shutil.rmtree(cache / "onnx" / "digests")  # forgotten: read again, and so changed
+    assert export_folder(str(first), cache) != before
