@@ -99,7 +99,8 @@ def eval_cmd(
     else:
         counts = report.counts
         click.echo(
-            f"{counts['questions']} questions ({counts['answerable']} answerable, "
+            f"{counts['questions']} question{'s' if counts['questions'] != 1 else ''} "
+            f"({counts['answerable']} answerable, "
             f"{counts['unanswerable']} unanswerable, {counts['followup']} follow-ups)"
         )
         for name, value in report.metrics.items():
@@ -109,7 +110,8 @@ def eval_cmd(
             click.echo("confidence of the answers given: how often each band was right")
             for row in reliability(answered):
                 click.echo(
-                    f"  {row['bin']}  {row['count']:>4} answers, mean {row['confidence']:.2f}, "
+                    f"  {row['bin']}  {row['count']:>4} answer{'s,' if row['count'] != 1 else ', '}"
+                    f" mean {row['confidence']:.2f}, "
                     f"right {row['right']:.2f}"
                 )
         if verbose:
@@ -126,7 +128,11 @@ def eval_cmd(
 
 
 @click.command("bench")
-@click.option("--quick", is_flag=True, help="A short smoke run (seconds instead of minutes).")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="A short smoke run: about a minute, its figures too few to report.",
+)
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),

@@ -422,6 +422,13 @@ def test_eval_scores_a_question_set_with_the_reliability_of_confidence(tmp_path)
         assert lo <= row["confidence"] <= hi and 0 <= row["right"] <= 1
     text = CliRunner().invoke(cli, args)
     assert "confidence of the answers given" in text.output
+    assert text.output.startswith("30 questions (")
+    # one question, one answer: said in the singular
+    one = tmp_path / "one.jsonl"
+    one.write_text((data / "questions.jsonl").read_text().splitlines()[0] + "\n")
+    alone = CliRunner().invoke(cli, ["eval", str(one), *args[2:]])
+    assert alone.exit_code == 0 and alone.output.startswith("1 question (1 answerable")
+    assert "   1 answer,  mean" in alone.output and "1 answers" not in alone.output
     # a threshold not met fails the command, naming it
     failed = CliRunner().invoke(cli, [*args, "--min", "answer_hit=1.01"])
     assert failed.exit_code == 1 and "answer_hit" in failed.output
