@@ -41,7 +41,7 @@ from .index import Index
 from .lexical import LexicalIndex
 from .read import Reader
 from .records import Answer, Citation, Sentence, Turn
-from .retrieve import make_query, retrieve
+from .retrieve import make_query, refers_back, retrieve
 from .text import (
     balanced_span,
     is_delimiter_row,
@@ -178,6 +178,8 @@ def answer_question(
     if last is not None:  # the query reads the last turn too
         check_text(last.question, "the last turn's question")
         check_text(last.answer or "", "the last turn's answer")
+        if not refers_back(question):  # ... when the question points back at it
+            last = None
     query = make_query(question, last.question if last else "", last.answer if last else None)
     settings = reader.settings
     n, further = settings.candidates, settings.further

@@ -236,6 +236,24 @@ def test_a_follow_up_carries_the_last_turn_to_the_reader(engine):
     assert reader.calls[1][3] == ""
 
 
+def test_a_question_that_does_not_refer_back_is_answered_as_if_asked_alone(engine):
+    """The chat page sends the conversation with every question; one that does not point
+    back at the last turn is read without it, by the reader and by retrieval alike, so it
+    gets the answer it gets alone (the last turn's words would otherwise pull retrieval
+    and tell the decider it is a follow-up)."""
+    reader = Scripted([2.0])
+    history = [Turn("Who was instructed to use military force?", "the Pentagon")]
+    question = "How many members does the Tren de Aragua gang have?"
+    after = ask(engine, reader, question, history=history)
+    alone = ask(engine, reader, question)
+    assert reader.calls[0] == reader.calls[1]  # the same reading: no last turn in it
+    assert reader.calls[0][2:] == ("", "")
+    assert after == alone
+    # one that does refer back still carries the turn
+    ask(engine, reader, "How many members does it have?", history=history)
+    assert reader.calls[2][2] == history[0].question
+
+
 def test_the_previous_sentence_is_read_with_each_candidate(engine):
     reader = Scripted([2.0])
     ask(engine, reader, "How many members does the group have?")

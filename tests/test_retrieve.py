@@ -13,6 +13,7 @@ from qa.retrieve import (
     make_query,
     query_terms,
     query_vector,
+    refers_back,
     retrieve,
 )
 from qa.text import content_stems
@@ -25,6 +26,27 @@ def test_a_follow_up_carries_the_last_question_and_a_short_answer():
     long = make_query("Why?", "What happened?", "x " * 100)
     assert long.last_answer == "" and long.context == "What happened?"
     assert make_query("Who?").context == ""
+
+
+@pytest.mark.parametrize(
+    "question, back",
+    [
+        ("Who is its director?", True),  # a referring word
+        ("When was she suspended?", True),
+        ("What did they say about that?", True),
+        ("It\u2019s open until when?", True),  # a typographic apostrophe
+        ("And how many last year?", True),  # continuing the last question
+        ("What about the second ship?", True),
+        ("In what year?", True),  # a fragment
+        ("Why?", True),
+        ("", True),
+        ("How many members does the gang have?", False),
+        ("When was the bridge across the river finished?", False),
+        ("Which company bought Harbourline Bank in 2019?", False),
+    ],
+)
+def test_a_question_refers_back_by_a_referring_word_a_continuation_or_as_a_fragment(question, back):
+    assert refers_back(question) is back
 
 
 def test_the_last_turn_weighs_less_than_the_question():

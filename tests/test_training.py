@@ -251,6 +251,14 @@ def test_training_and_serving_give_the_decider_and_the_answer_curve_the_same_inp
     items = [
         Item("a", (first,), True, ("instructed",), ("Pentagon",)),
         Item("b", (first, "When was that reported?"), True, ("reported",), ("Friday",)),
+        # asked after a turn it does not refer back to: read as if alone, here as served
+        Item(
+            "c",
+            (first, "How many members does Tren de Aragua have?"),
+            True,
+            ("members",),
+            ("7,500",),
+        ),
     ]
     asked = ask_service(engine, items, n)
     decider = reader.settings.decider
@@ -272,11 +280,12 @@ def test_training_and_serving_give_the_decider_and_the_answer_curve_the_same_inp
         answer_question(
             s.index, s.lexical, engine.embedder, reader, item.turns[-1], history, top_k=n
         )
-    assert len(served) == len(trained_on) == 2
+    assert len(served) == len(trained_on) == 3
     for fitted, answered in zip(trained_on, served, strict=True):
         assert fitted == pytest.approx(answered, abs=1e-4)
     assert served[0][FEATURES.index("follow-up")] == 0.0
     assert served[1][FEATURES.index("follow-up")] == 1.0
+    assert served[2][FEATURES.index("follow-up")] == 0.0 and asked[2].last_question == ""
 
 
 def test_a_label_outside_its_sentence_stops_training_naming_the_item(tiny_corpus, tmp_path):

@@ -320,7 +320,7 @@ def choose_on_validation(
                 again["validation"] = reask(chosen)
             changed.append(
                 sum(
-                    a.last_answer != b.last_answer
+                    (a.last_question, a.last_answer) != (b.last_question, b.last_answer)
                     for name in again
                     for a, b in zip(asked[name], again[name], strict=True)
                 )

@@ -33,6 +33,7 @@ from ..retrieve import (
     make_query,
     query_terms,
     query_vector,
+    refers_back,
     retrieve,
 )
 from ..text import read_span
@@ -162,11 +163,16 @@ def ask_all(
     embedder: Embedder,
     k: int,
     named_rows: bool = False,
+    as_served: bool = False,
 ) -> list[Asked]:
     """Every example asked of its document; the question vectors embedded in one go. With
-    ``named_rows``, Markdown table rows are read as named cells (``answer.candidate``)."""
+    ``named_rows``, Markdown table rows are read as named cells (``answer.candidate``).
+    A follow-up carries its last turn; ``as_served``, only when it refers back to it, as
+    the service asks (``retrieve.refers_back``); training rows keep every labelled turn."""
     queries = [
-        make_query(e.question, e.turns[-2] if e.followup else "", e.history_answer)
+        make_query(e.question, e.turns[-2], e.history_answer)
+        if e.followup and (refers_back(e.question) or not as_served)
+        else make_query(e.question)
         for e in examples
     ]
     texts = [q.text for q in queries] + [q.context for q in queries if q.context]
@@ -264,7 +270,7 @@ def ask_service(engine: Engine, items: list[Item], k: int) -> list[Asked]:
         history: list[Turn] = []
         for turn in item.turns[:-1]:
             history.append(Turn(turn, engine.ask(turn, history=history).answer))
-        last = history[-1] if history else None
+        last = history[-1] if history and refers_back(item.turns[-1]) else None
         query = make_query(
             item.turns[-1], last.question if last else "", last.answer if last else None
         )

@@ -58,7 +58,8 @@ def outcomes(
     for a, rs in zip(asked, readings, strict=True):
         rs = list(rs[:n])
         e = a.example
-        evidence = Evidence.of(a.question, a.hits[:n], a.previous[:n], e.followup)
+        # a follow-up as the service reads it: with its last turn only if it refers back
+        evidence = Evidence.of(a.question, a.hits[:n], a.previous[:n], bool(a.last_question))
         d = decide(rs, 0.0, None, evidence)  # the inputs as the service computes them
         if d.best is None:
             out.append(

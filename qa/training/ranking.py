@@ -186,7 +186,8 @@ def ask_followups_again(
         again.append(replace(e, history_answer=history[-1].answer))
     out = list(asked)
     if again:
-        pools = ask_all(again, indexes, embedder, max(RANKED, k) if ranker else k, named_rows)
+        depth = max(RANKED, k) if ranker else k
+        pools = ask_all(again, indexes, embedder, depth, named_rows, as_served=True)
         asked_again = reordered(pools, indexes, ranker, k) if ranker else pools
         for i, a in zip(where, asked_again, strict=True):
             out[i] = a
