@@ -81,9 +81,9 @@ class Query:
 # that need an antecedent, and words that continue a question asked before. A question with
 # history that has none of them (and more than SHORT_QUESTION words) is asked as if alone.
 REFERRING = frozenset(
-    "it its it's itself they them their theirs themselves he him his himself she her hers "
-    "herself this that these those there then one ones such same other another also too "
-    "else former latter".split()
+    "it its itself they them their theirs themselves he him his himself she her hers "
+    "herself this that these those there then one ones such same other another too else "
+    "former latter".split()
 )
 CONTINUING = ("and", "also", "so", "but")  # as a question's first word
 SHORT_QUESTION = 3  # words: "In what year?", "Why?", "From when?" lean on the last turn
@@ -91,15 +91,20 @@ SHORT_QUESTION = 3  # words: "In what year?", "Why?", "From when?" lean on the l
 
 def refers_back(question: str) -> bool:
     """Whether ``question``, asked after another turn, needs that turn to be understood:
-    it holds a referring word, begins by continuing ("And how many?", "What about ..."),
-    or is a fragment. Asked with history, a question that does not is answered as asked
-    alone: the reader, trained on follow-ups that carry their last turn, answers far more
-    unanswerable questions when handed a turn that has nothing to do with them (validation
-    in docs/reader.md: abstain 0.78 alone, 0.57 after another question)."""
-    words = re.findall(r"[a-z]+(?:'[a-z]+)?", question.lower().replace("\u2019", "'"))
-    if not words or len(words) <= SHORT_QUESTION or words[0] in CONTINUING:
+    it holds a referring word (contractions too: "they're", "that's"), begins by
+    continuing ("And how many?", "What about ..."), or is a fragment. Asked with history, a
+    question that does not is answered as asked alone: the reader, trained on follow-ups
+    that carry their last turn, answers far more unanswerable questions when handed a turn
+    that has nothing to do with them (validation in docs/reader.md: abstain 0.78 alone,
+    0.58 after another question). The words are English's: a question with no word in
+    Latin letters is read with its last turn, as every question was before."""
+    text = question.lower().replace("\u2019", "'")
+    words = [w.partition("'")[0] for w in re.findall(r"[^\W\d_]+(?:'[^\W\d_]+)?", text)]
+    if not any(w.isascii() for w in words) or len(words) <= SHORT_QUESTION:
         return True
-    return " ".join(words[:2]) in ("what about", "how about") or not REFERRING.isdisjoint(words)
+    if words[0] in CONTINUING or " ".join(words[:2]) in ("what about", "how about"):
+        return True
+    return not REFERRING.isdisjoint(words)
 
 
 def make_query(question: str, last_question: str = "", last_answer: str | None = None) -> Query:

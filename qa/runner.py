@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import DEFAULT_MODEL
+from .files import write_atomic
 from .onnxgraph import exact_signed_products, signed_weights
 
 log = logging.getLogger(__name__)
@@ -142,21 +143,26 @@ def model_fingerprint(name: str, cache_dir: Path) -> str:
 
 def _file_digest(path: Path, cache_dir: Path) -> str:
     st = path.stat()
-    key = f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    # ctime, which no tool sets back, and the device keep a rewritten file from passing as
+    # the one hashed, whatever size, time and inode it was given
+    key = f"{path.resolve()}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
     memo = Path(cache_dir) / "onnx" / "digests" / hashlib.sha256(key.encode()).hexdigest()[:32]
     try:
-        return memo.read_text().strip()
+        known = memo.read_text().strip()
+        if len(known) == 64 and all(c in "0123456789abcdef" for c in known):
+            return known
     except OSError:
         pass
     digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    try:  # written whole or not at all; a cache it cannot write only costs the reading
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ModelError(f"cannot read the model file {path}: {exc.strerror or exc}") from None
+    try:  # a cache it cannot write only costs the reading
         memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
-        tmp.write_text(digest.hexdigest())
-        os.replace(tmp, memo)
+        write_atomic(memo, digest.hexdigest().encode())
     except OSError:
         pass
     return digest.hexdigest()

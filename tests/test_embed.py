@@ -146,7 +146,8 @@ def test_control_tokens_written_in_a_text_are_text_to_every_tokenizer():
 def test_the_same_model_installed_twice_shares_one_export(tmp_path):
     """The export is named by the model files' contents, not their times: another clone or
     venv (the same files, other times) finds the export already made; a changed file does
-    not. Each file's digest is remembered, so a later start reads no model file again."""
+    not, nor one rewritten in place. Each file's digest is remembered, so a later start
+    reads no model file again."""
     import os
     import shutil
 
@@ -166,11 +167,19 @@ def test_the_same_model_installed_twice_shares_one_export(tmp_path):
     changed = second / "config.json"
     changed.write_text(changed.read_text().replace("}", ' , "x": 1}', 1))
     assert export_folder(str(first), cache) != export_folder(str(second), cache)
-    # remembered: a file rewritten in place with the same size and time is not read again
+    # a file rewritten in place with its size and time put back is read again (its ctime)
     config = first / "config.json"
     before, st = export_folder(str(first), cache), config.stat()
     config.write_text(config.read_text().upper())
     os.utime(config, ns=(st.st_atime_ns, st.st_mtime_ns))
-    assert config.stat().st_size == st.st_size and export_folder(str(first), cache) == before
-    shutil.rmtree(cache / "onnx" / "digests")  # forgotten: read again, and so changed
-    assert export_folder(str(first), cache) != before
+    assert config.stat().st_size == st.st_size and export_folder(str(first), cache) != before
+    # remembered: the digests kept are what a later start reads (a planted one is believed);
+    # one that is not a digest (a write cut short) is not, and the file is read again
+    truth = export_folder(str(first), cache)
+    memos = list((cache / "onnx" / "digests").iterdir())
+    for memo in memos:
+        memo.write_text("0" * 64)
+    assert export_folder(str(first), cache) != truth
+    for memo in memos:
+        memo.write_text("")
+    assert export_folder(str(first), cache) == truth

@@ -35,6 +35,10 @@ def test_a_follow_up_carries_the_last_question_and_a_short_answer():
         ("When was she suspended?", True),
         ("What did they say about that?", True),
         ("It\u2019s open until when?", True),  # a typographic apostrophe
+        ("They're building the new bridge where exactly?", True),  # contractions
+        ("He's the mayor of which town exactly?", True),
+        ("Where does the new bridge cross the river too?", True),
+        ("Где находится центральный вокзал города?", True),  # no English word: as before
         ("And how many last year?", True),  # continuing the last question
         ("What about the second ship?", True),
         ("In what year?", True),  # a fragment
