@@ -41,7 +41,7 @@ from .index import Index
 from .lexical import LexicalIndex
 from .read import Reader
 from .records import Answer, Citation, Sentence, Turn
-from .retrieve import make_query, refers_back, retrieve
+from .retrieve import query_of, retrieve
 from .text import (
     balanced_span,
     is_delimiter_row,
@@ -178,9 +178,7 @@ def answer_question(
     if last is not None:  # the query reads the last turn too
         check_text(last.question, "the last turn's question")
         check_text(last.answer or "", "the last turn's answer")
-        if not refers_back(question):  # ... when the question points back at it
-            last = None
-    query = make_query(question, last.question if last else "", last.answer if last else None)
+    query = query_of(question, last)  # ... when the question points back at it
     settings = reader.settings
     n, further = settings.candidates, settings.further
     # further citations are read N at a time: retrieve whole batches of N, cut to top_k;
@@ -190,7 +188,7 @@ def answer_question(
     if not hits:  # the documents hold no sentence at all: they surely do not say
         return Answer(question, None, None, None, 1.0, (), index.version)
     previous, candidates = read_hits(index, [h.position for h in hits], named_rows)
-    followup = last is not None
+    followup = bool(query.last_question)
 
     def read(batch: int) -> list[Reading]:
         # N at a time, as the decision was validated: the first N decide, and further ones

@@ -17,7 +17,7 @@ from .embed import Embedder
 from .index import Index
 from .lexical import LexicalIndex
 from .rank import RANKED, Ranker
-from .records import Sentence
+from .records import Sentence, Turn
 from .text import content_stems
 from .vectors import dense_search, reconstruct
 
@@ -113,6 +113,14 @@ def make_query(question: str, last_question: str = "", last_answer: str | None =
     previous answer)."""
     answer = last_answer if last_answer and len(last_answer) <= SHORT_ANSWER else ""
     return Query(" ".join(question.split()), last_question.strip(), answer.strip())
+
+
+def query_of(question: str, last: Turn | None) -> Query:
+    """The query of ``question`` asked after the turn ``last`` (None: asked first), as the
+    service reads it: a follow-up carries its last turn only when it refers back to it."""
+    if last is None or not refers_back(question):
+        return make_query(question)
+    return make_query(question, last.question, last.answer)
 
 
 def query_terms(query: Query) -> dict[str, float]:

@@ -31,6 +31,7 @@ from ..retrieve import (
     Query,
     hybrid_search,
     make_query,
+    query_of,
     query_terms,
     query_vector,
     refers_back,
@@ -270,10 +271,7 @@ def ask_service(engine: Engine, items: list[Item], k: int) -> list[Asked]:
         history: list[Turn] = []
         for turn in item.turns[:-1]:
             history.append(Turn(turn, engine.ask(turn, history=history).answer))
-        last = history[-1] if history and refers_back(item.turns[-1]) else None
-        query = make_query(
-            item.turns[-1], last.question if last else "", last.answer if last else None
-        )
+        query = query_of(item.turns[-1], history[-1] if history else None)
         ranker = engine.reader.settings.ranker  # as the service ranks them
         hits = tuple(retrieve(snapshot.index, snapshot.lexical, engine.embedder, query, k, ranker))
         positions = [h.position for h in hits]
