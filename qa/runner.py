@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .cards import sha256_of
 from .config import DEFAULT_MODEL
 from .files import write_atomic
 from .onnxgraph import exact_signed_products, signed_weights
@@ -153,19 +154,16 @@ def _file_digest(path: Path, cache_dir: Path) -> str:
             return known
     except OSError:
         pass
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
+        digest = sha256_of(path)
     except OSError as exc:
         raise ModelError(f"cannot read the model file {path}: {exc.strerror or exc}") from None
     try:  # a cache it cannot write only costs the reading
         memo.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(memo, digest.hexdigest().encode())
+        write_atomic(memo, digest.encode())
     except OSError:
         pass
-    return digest.hexdigest()
+    return digest
 
 
 def export_folder(name: str, cache_dir: Path) -> Path:
