@@ -263,12 +263,8 @@ def train_cmd(
         raise click.BadParameter(
             "a pool of 1 is a document alone: give 0 or 2 or more", param_hint="'--pool'"
         )
-    if hard is not None and hard < 1 and listwise == 0:
-        raise click.BadParameter(
-            "the hardest questions are those of highest listwise loss: it needs --listwise above 0",
-            param_hint="'--hard'",
-        )
     from .embed import load_embedder, resolve_model
+    from .training.batching import why_hard_does_nothing
     from .training.choosing import rechoose_reader
     from .training.run import train_reader
     from .training.settings import TrainSettings
@@ -314,6 +310,8 @@ def train_cmd(
         teachers=tuple(Path(t) for t in teachers),
         **{k: v for k, v in given.items() if v is not None},
     )
+    if settings.hard < 1 and (why := why_hard_does_nothing(settings)):
+        raise click.BadParameter(why, param_hint="'--hard'")
     default = "qa train --rechoose" if rechoose else "qa train"
     command = "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else default
     embedder = load_embedder(config)

@@ -669,6 +669,8 @@ def test_qa_train_hard_trains_later_epochs_on_the_hardest_questions_and_records_
     assert json.loads((out / CARD).read_text())["training"]["hard"] == 0.5
     for flags, message in (
         (["--hard", "0.5", "--listwise", "0"], "it needs --listwise above 0"),
+        (["--hard", "0.5", "--epochs", "1"], "it needs --epochs 2 or more"),
+        (["--hard", "0.5", "--negatives", "0"], "it needs --negatives 1 or more"),
         (["--hard", "0"], "0<x<=1"),
         (["--rechoose", "--out", str(out), "--hard", "0.5"], "--hard would need training"),
     ):

@@ -74,3 +74,35 @@ def hardest(losses: dict[int, float], groups: Sequence[int], share: float) -> se
     loss whose loss is highest (ties by id), and every question without one."""
     ranked = sorted(losses, key=lambda g: (-losses[g], g))
     return set(ranked[: max(1, round(share * len(ranked)))]) | (set(groups) - set(losses))
+
+
+class Dealt(Protocol):
+    """The settings that decide whether ``--hard`` changes anything (``TrainSettings``)."""
+
+    @property
+    def listwise(self) -> float: ...
+
+    @property
+    def epochs(self) -> int: ...
+
+    @property
+    def negatives(self) -> int: ...
+
+    @property
+    def erased(self) -> float: ...
+
+
+def why_hard_does_nothing(settings: Dealt) -> str:
+    """Why ``--hard`` would train exactly as without it with these settings ("" when it
+    would not): it ranks the questions by their listwise loss, over each question's rows,
+    for the epochs after the first."""
+    if settings.listwise == 0:
+        return "the hardest are the questions of highest listwise loss: it needs --listwise above 0"
+    if settings.epochs < 2:
+        return "it chooses the questions of the epochs after the first: it needs --epochs 2 or more"
+    if settings.negatives == 0 and settings.erased == 0:
+        return (
+            "a question's listwise loss is over its rows, and with --negatives 0 (and no "
+            "--erased) each question has at most one: it needs --negatives 1 or more"
+        )
+    return ""
