@@ -24,7 +24,7 @@ import numpy as np
 
 from . import __version__
 from .config import Config
-from .documents import corpus_fingerprint, load_corpus
+from .documents import corpus_fingerprint, is_markdown, load_corpus
 from .embed import Embedder
 from .files import write_atomic
 from .index import FORMAT_VERSION, MANIFEST, Index, IndexProblem, jsonl_rows, load_index
@@ -43,7 +43,7 @@ DATA_FILES = (("vectors", ".faiss"), ("sentences", ".jsonl"), ("documents", ".js
 def sentences_of(document: Document) -> list[Sentence]:
     return [
         Sentence(document.id, i, s, e, document.text[s:e])
-        for i, (s, e) in enumerate(split_sentences(document.text))
+        for i, (s, e) in enumerate(split_sentences(document.text, is_markdown(document.id)))
     ]
 
 

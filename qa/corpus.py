@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .documents import corpus_files
+from .documents import corpus_files, is_markdown
 from .split import split_sentences
 
 LABELS = ("sentence", "sentence_start", "sentence_end", "answer_start", "answer_end")
@@ -114,7 +114,7 @@ def label_row(row: dict[str, Any], text: str) -> dict[str, Any]:
         raise CorpusError(f"{where}: an answerable question needs a span")
     if not support:
         raise CorpusError(f"{where}: an answerable question needs a support string")
-    sentences = split_sentences(text)
+    sentences = split_sentences(text, is_markdown(str(row.get("doc", ""))))
     key = support[0].lower()
     holding = [i for i, (s, e) in enumerate(sentences) if key in text[s:e].lower()]
     if len(holding) != 1:
@@ -232,7 +232,7 @@ def load_corpus(root: Path) -> Corpus:
             if doc not in documents:
                 raise CorpusError(f"{path}: {row.get('id', '?')}: no document {doc!r}")
             if doc not in split:
-                split[doc] = split_sentences(documents[doc])
+                split[doc] = split_sentences(documents[doc], is_markdown(doc))
             example = check_row(row, documents[doc], split[doc])
             if example.id in seen:
                 raise CorpusError(f"{path}: the id {example.id!r} is used twice")
@@ -351,7 +351,7 @@ def eval_pairs(questions: Path, seeds: Path) -> list[tuple[str, str]]:
     sentences = []
     for path in corpus_files(seeds):
         text = path.read_text(encoding="utf-8")
-        sentences += [text[s:e] for s, e in split_sentences(text)]
+        sentences += [text[s:e] for s, e in split_sentences(text, is_markdown(path.name))]
     pairs = []
     for row in _read_lines(Path(questions)):
         if row.get("answerable") and row.get("support"):

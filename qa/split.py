@@ -55,8 +55,45 @@ _HAS_WORD = re.compile(r"\w")
 _CLOSERS = "\"'”’»)]"
 
 
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans of ``text`` as ``(start, end)`` Python string indices."""
+# An HTML comment in Markdown (to its end, or the document's when it is never closed):
+# not shown when the document is read, so never a sentence, an answer or a citation
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+
+
+def split_sentences(text: str, markdown: bool = False) -> list[tuple[int, int]]:
+    """Sentence spans of ``text`` as ``(start, end)`` Python string indices; with
+    ``markdown``, none holds any of an HTML comment (a sentence around one is cut in two)."""
+    comments = _comments(text) if markdown and "<!--" in text else []
+    if not comments:
+        return _split(text)
+    # the comments blanked (line breaks kept), so that the text around them splits as shown
+    view = list(text)
+    for a, b in comments:
+        view[a:b] = [c if c in "\r\n" else " " for c in text[a:b]]
+    spans = []
+    for s, e in _split("".join(view)):
+        inside = [(a, b) for a, b in comments if s < b and a < e]
+        for a, b in inside + [(e, e)]:
+            end = _rstrip(text, s, min(a, e))
+            if end > s and _HAS_WORD.search(text, s, end):
+                spans.append((s, end))
+            s = _skip_space(text, b, e) if b < e else e
+    return spans
+
+
+# a fenced code block (to its closing fence, or the document's end): shown as written
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?(?:^ {0,3}\1[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
+
+
+def _comments(text: str) -> list[tuple[int, int]]:
+    """The HTML comments of a Markdown text, but for those a fenced code block shows."""
+    fences = [m.span() for m in _FENCE.finditer(text)]
+    return [
+        m.span() for m in _COMMENT.finditer(text) if not any(a <= m.start() < b for a, b in fences)
+    ]
+
+
+def _split(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     pos = 0
     for line in text.splitlines(keepends=True):

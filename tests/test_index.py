@@ -231,3 +231,15 @@ def test_an_hnsw_index_loaded_from_disk_searches_from_any_thread(
     worker.start()
     worker.join(timeout=30)
     assert list(found) == list(dense_search(article_index.vectors, q, 10))
+
+
+def test_a_markdown_comment_is_not_indexed_and_a_text_files_is(tmp_path, embedder):
+    (tmp_path / "s").mkdir()
+    note = "<!-- internal: the phone number is 01632 960123 -->"
+    (tmp_path / "s" / "notice.md").write_text(f"Meetings are on Monday.\n{note}\n", "utf-8")
+    (tmp_path / "s" / "notes.txt").write_text(f"{note}\n", encoding="utf-8")
+    index = build(tmp_path / "s", tmp_path / "i", embedder)
+    assert [(s.doc, s.text) for s in index.sentences] == [
+        ("notes.txt", note),
+        ("notice.md", "Meetings are on Monday."),
+    ]

@@ -175,3 +175,27 @@ def test_a_line_with_no_full_stop_is_cut_into_passages_the_reader_can_read():
         (MAX_SENTENCE, 2 * MAX_SENTENCE),
         (2 * MAX_SENTENCE, 2 * MAX_SENTENCE + 5),
     ]
+
+
+def test_markdown_html_comments_are_never_a_sentence_nor_part_of_one():
+    text = (
+        "# Notice\n\n<!-- internal: the clerk's phone is 01632 960123 -->\n"
+        "The council meets on Monday. <!-- a note --> It starts at 7 pm.\n"
+        "Before <!-- hidden\nover two lines --> after the comment.\n"
+        "```html\n<!-- shown in a code block -->\n```\n"
+        "<!-- never closed\nThe end."
+    )
+    spans = split_sentences(text, markdown=True)
+    got = [text[s:e] for s, e in spans]
+    assert got == [
+        "Notice",
+        "The council meets on Monday.",
+        "It starts at 7 pm.",
+        "Before",
+        "after the comment.",
+        "```html",
+        "<!-- shown in a code block -->",
+    ]
+    assert all(text[s:e] == text[s:e].strip() for s, e in spans)
+    # a plain text file shows its comments: there they are text like any other
+    assert "<!-- a note --> It starts at 7 pm." in sentences(text)
