@@ -47,6 +47,16 @@ def sentences_of(document: Document) -> list[Sentence]:
     ]
 
 
+def build_warnings(manifest: dict[str, Any]) -> list[str]:
+    """What an operator must hear of a build: each file left out and why, and each
+    document with no sentence to answer from."""
+    lines = [f"warning: skipped {message}" for message in manifest.get("skipped", [])]
+    for doc in manifest["documents"]:
+        if not doc["sentences"]:  # e.g. a table's rule line alone: nothing can be cited
+            lines.append(f"warning: {doc['id']} has no sentence to answer from")
+    return lines
+
+
 def with_context(vectors: np.ndarray, sentences: list[Sentence]) -> np.ndarray:
     """Each sentence's vector plus CONTEXT_WEIGHT times its predecessor's, re-normalised."""
     if not CONTEXT_WEIGHT or len(vectors) < 2:

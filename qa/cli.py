@@ -80,7 +80,7 @@ def cli() -> None:
 @library_errors
 def index_cmd(config: Config) -> None:
     """Build the index of the documents in the seeds folder."""
-    from .build import build_index
+    from .build import build_index, build_warnings
     from .embed import load_embedder
 
     started = time.perf_counter()
@@ -100,11 +100,8 @@ def index_cmd(config: Config) -> None:
         index = build_index(
             config, embedder, progress=progress, notify=lambda m: click.echo(m, err=True)
         )
-    for message in index.manifest.get("skipped", []):
-        click.echo(f"warning: skipped {message}", err=True)
-    for doc in index.manifest["documents"]:
-        if not doc["sentences"]:  # e.g. a table's rule line alone: nothing can be cited
-            click.echo(f"warning: {doc['id']} has no sentence to answer from", err=True)
+    for line in build_warnings(index.manifest):
+        click.echo(line, err=True)
     counts = index.manifest["counts"]
     click.echo(
         f"indexed {_many(counts['documents'], 'document')}, "

@@ -61,12 +61,14 @@ def read_document(path: Path, doc_id: str) -> Document:
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{doc_id}: cannot be read ({exc.strerror})") from exc
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16's byte-order mark (or UTF-32's)
+        raise DocumentError(f"{doc_id}: UTF-16 text, not UTF-8; save it as UTF-8")
     try:
         # utf-8-sig: a byte-order mark is not part of the text
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DocumentError(
-            f"{doc_id}: not valid UTF-8 (byte {exc.start}); save it as UTF-8"
+            f"{doc_id}: not valid UTF-8 (at byte offset {exc.start}); save it as UTF-8"
         ) from exc
     if "\x00" in text:  # no text has NUL: a binary file, or UTF-16 without its mark
         raise DocumentError(
@@ -91,7 +93,10 @@ def load_corpus(seeds_dir: Path) -> Corpus:
         )
     for path in named:
         doc_id = path.relative_to(seeds_dir).as_posix()
-        if path.is_file():  # as corpus_files takes them
+        if not doc_id.isprintable():  # a line break or a tab: no link or URL can name it
+            shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in doc_id)
+            skipped.append(f"{shown}: its name holds a control character; rename it")
+        elif path.is_file():  # as corpus_files takes them
             try:
                 documents.append(read_document(path, doc_id))
             except DocumentError as exc:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .answer import answer_question
-from .build import build_index
+from .build import build_index, build_warnings
 from .config import Config
 from .embed import Embedder, load_embedder
 from .index import (
@@ -53,14 +53,17 @@ def open_index(
     """Load the index, rebuilding it first (with a one-line notice) when it is missing or
     stale, or always when ``rebuild``. A damaged index raises IndexProblem with a message
     that says how to rebuild."""
-    if rebuild:
-        notify(f"rebuilding the index in {config.index_dir} ...")
-        return build_index(config, embedder, progress=progress, notify=notify)
-    reason = stale_reason(config.index_dir, config.seeds_dir, config.model)
+    reason = None if rebuild else stale_reason(config.index_dir, config.seeds_dir, config.model)
+    if not rebuild and not reason:
+        return load_index(config.index_dir)
     if reason:
         notify(f"{reason}: building the index in {config.index_dir} ...")
-        return build_index(config, embedder, progress=progress, notify=notify)
-    return load_index(config.index_dir)
+    else:
+        notify(f"rebuilding the index in {config.index_dir} ...")
+    index = build_index(config, embedder, progress=progress, notify=notify)
+    for line in build_warnings(index.manifest):  # as ``qa index`` says them
+        notify(line)
+    return index
 
 
 @dataclass(frozen=True)

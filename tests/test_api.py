@@ -251,6 +251,7 @@ def test_health(client, spec, engine):
     assert data["reader"] == engine.reader.name
     assert data["questions"] == engine.embedder.questions_name
     assert data["table_rows"] == engine.reader.settings.table_rows == "header"  # the card's
+    assert data["skipped"] == engine.index.manifest["skipped"] == []
 
 
 def test_health_says_how_table_rows_are_read(client, spec, engine, monkeypatch):
@@ -398,3 +399,36 @@ def test_rate_limiter_window():
     now[0] = 60.5
     assert limiter.retry_after("a") == 0
     assert RateLimiter(0).retry_after("a") == 0
+
+
+def test_health_lists_skipped_files_and_a_name_is_found_however_its_accents_are_written(
+    embedder, tmp_path, spec
+):
+    import unicodedata
+    from urllib.parse import quote
+
+    from qa.config import Config
+    from qa.engine import Engine
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    decomposed = unicodedata.normalize("NFD", "piscine-été.txt")  # as macOS names it
+    (seeds / decomposed).write_text("The pool opens at six.", encoding="utf-8")
+    (seeds / "latin1.txt").write_bytes("Caf\xe9 upstairs.".encode("latin-1"))
+    config = Config.load(seeds_dir=seeds, index_dir=tmp_path / "index")
+    client = create_app(
+        engine=Engine(config, notify=lambda m: None, embedder=embedder)
+    ).test_client()
+    r = client.get("/api/health")
+    check_against_spec(spec, "/api/health", "get", r)
+    assert r.get_json()["skipped"] == [
+        "latin1.txt: not valid UTF-8 (at byte offset 3); save it as UTF-8"
+    ]
+    for name in (decomposed, unicodedata.normalize("NFC", decomposed)):
+        got = client.get("/api/documents/" + quote(name))
+        assert got.status_code == 200, name
+        assert got.get_json()["id"] == decomposed
+        body = got.get_json()
+        first = body["sentences"][0]
+        assert body["text"][first["start"] : first["end"]] == "The pool opens at six."
+    assert client.get("/api/documents/" + quote("piscine-ete.txt")).status_code == 404

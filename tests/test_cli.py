@@ -375,6 +375,17 @@ def test_skipped_document_is_a_warning(dirs, seeds_copy):
     assert "has no sentence" not in result.output.replace("rule.md has no sentence", "")
 
 
+def test_an_index_built_by_qa_ask_says_what_it_skipped_as_qa_index_does(dirs, seeds_copy):
+    (seeds_copy / "latin1.txt").write_bytes("Caf\xe9 upstairs opens at 6.\n".encode("latin-1"))
+    result = CliRunner().invoke(cli, ["ask", "Who?", *dirs])
+    assert result.exit_code == 0, result.output
+    assert "building the index" in result.output
+    assert "warning: skipped latin1.txt: not valid UTF-8" in result.output
+    # once built, the index is loaded as it is: the warning is for the build
+    again = CliRunner().invoke(cli, ["ask", "Who?", *dirs])
+    assert again.exit_code == 0 and "skipped" not in again.output, again.output
+
+
 def test_help_and_version_answer_fast():
     for flag in ("--help", "--version"):
         started = time.perf_counter()

@@ -31,6 +31,19 @@ def test_bad_documents_are_skipped_with_a_message_naming_them(tmp_path):
         assert any(name in m and "not text" in m for m in corpus.skipped)
 
 
+def test_utf16_with_its_mark_and_a_name_with_a_line_break_are_skipped_saying_why(tmp_path):
+    (tmp_path / "good.txt").write_text("Fine text.", encoding="utf-8")
+    (tmp_path / "marked.txt").write_bytes("Bees make honey.".encode("utf-16"))  # with its BOM
+    (tmp_path / "gym\nhours.txt").write_text("Open at six.", encoding="utf-8")
+    (tmp_path / "bad.txt").write_bytes(b"Fine until \xe9 here.")
+    corpus = load_corpus(tmp_path)
+    assert [d.id for d in corpus.documents] == ["good.txt"]
+    assert "marked.txt: UTF-16 text, not UTF-8; save it as UTF-8" in corpus.skipped
+    # the name is shown escaped: a raw line break would break the warning's line
+    assert "gym\\nhours.txt: its name holds a control character; rename it" in corpus.skipped
+    assert "bad.txt: not valid UTF-8 (at byte offset 11); save it as UTF-8" in corpus.skipped
+
+
 def test_a_broken_link_or_a_pipe_is_skipped_with_a_message_never_read(tmp_path):
     import os
 

@@ -4,6 +4,7 @@ sends the conversation so far as ``history``."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -152,6 +153,8 @@ def health() -> Response:
         "questions": getattr(getattr(engine, "embedder", None), "questions_name", None),
         # how Markdown table rows are read (QA_TABLE_ROWS, or the reader's card)
         "table_rows": engine.table_rows,
+        # the seeds folder's files left out of the index, each named with why
+        "skipped": list(index.manifest.get("skipped", [])),
     }
     if problem:
         body["problem"] = problem
@@ -182,12 +185,18 @@ def document(doc: str) -> Response:
     index, sentences = _index_and_sentences()
     found = index.documents.get(doc)
     if found is None:
-        raise APIProblem(404, "there is no document with this id in the index")
+        # a name's accents composed or not ("é" or "e" + "◌́": macOS writes the second) are
+        # the same name to a reader, whichever form the URL and the file system chose
+        same = unicodedata.normalize("NFC", doc)
+        alike = [d for d in index.documents if unicodedata.normalize("NFC", d) == same]
+        if len(alike) != 1:
+            raise APIProblem(404, "there is no document with this id in the index")
+        found = index.documents[alike[0]]
     return jsonify(
         {
             **found.to_dict(),
             "text": found.text,
-            "sentences": [s.to_dict() for s in sentences.get(doc, [])],
+            "sentences": [s.to_dict() for s in sentences.get(found.id, [])],
             "index_version": index.version,
         }
     )

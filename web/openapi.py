@@ -124,6 +124,7 @@ def spec(config: Config) -> dict[str, Any]:
                 "reader",
                 "questions",
                 "table_rows",
+                "skipped",
             ],
             "additionalProperties": False,
             "description": "The service answers from the index `index_version`, with the "
@@ -134,7 +135,9 @@ def spec(config: Config) -> dict[str, Any]:
             "`degraded`: "
             "the index on disk was rebuilt or changed but does not load, so the last good "
             "index keeps answering (still HTTP 200); `problem` names the file and says how "
-            "to rebuild. The server switches to a rebuilt index on its own within seconds.",
+            "to rebuild. The server switches to a rebuilt index on its own within seconds. "
+            "`skipped`: the files of the seeds folder left out of the index (not UTF-8, "
+            "empty, unreadable...), each message naming the file and why.",
             "properties": {
                 "status": {"enum": ["ok", "degraded"]},
                 "index_version": {"type": "string"},
@@ -144,6 +147,7 @@ def spec(config: Config) -> dict[str, Any]:
                 "table_rows": {"enum": ["header", "named"]},
                 "questions": {"type": ["string", "null"]},
                 "problem": {"type": "string"},
+                "skipped": {"type": "array", "items": {"type": "string"}},
             },
         },
         "DocumentSummary": {
