@@ -114,6 +114,7 @@ def build_index(
             f"cannot write in the index folder {index_dir} (permission denied); "
             "give another with --index or QA_INDEX"
         )
+    _check_not_foreign(index_dir / MANIFEST)
     step(0)  # the corpus is read: embedding starts
     vectors = embed_sentences(embedder, sentences, step)
     flat, faiss_info = vector_index(vectors, embedder.dimension, config.hnsw_min_sentences)
@@ -163,6 +164,21 @@ def build_index(
         write_atomic(index_dir / MANIFEST, json.dumps(manifest, indent=2).encode())
         _remove_unreferenced(index_dir, files)
         return load_index(index_dir)  # before another build may replace it
+
+
+def _check_not_foreign(manifest: Path) -> None:
+    """IndexProblem when the folder's ``manifest.json`` is a JSON object that no qa build
+    wrote (one without ``format_version``): the build would replace it. A damaged one
+    (not JSON at all) is an index to rebuild, as the loader's message says."""
+    try:
+        found = json.loads(manifest.read_bytes())
+    except (OSError, ValueError):
+        return  # none, unreadable (the write will say so) or damaged
+    if not isinstance(found, dict) or "format_version" not in found:
+        raise IndexProblem(
+            f"{manifest} is not the manifest of a qa index, and a build would replace it: "
+            "give --index (or QA_INDEX) a folder of its own, or move that file away"
+        )
 
 
 LOCK = ".build.lock"  # in the index folder: held while a build writes there

@@ -243,3 +243,20 @@ def test_a_markdown_comment_is_not_indexed_and_a_text_files_is(tmp_path, embedde
         ("notes.txt", note),
         ("notice.md", "Meetings are on Monday."),
     ]
+
+
+def test_a_manifest_no_qa_build_wrote_is_never_replaced(tmp_path, embedder):
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "one.txt").write_text("Bees make honey.", encoding="utf-8")
+    theirs = tmp_path / "i" / "manifest.json"
+    theirs.parent.mkdir()
+    theirs.write_text('{"mine": 1}', encoding="utf-8")
+    with pytest.raises(IndexProblem, match="not the manifest of a qa index"):
+        build(tmp_path / "s", tmp_path / "i", embedder)
+    assert theirs.read_text(encoding="utf-8") == '{"mine": 1}'
+    assert sorted(p.name for p in theirs.parent.iterdir()) == ["manifest.json"]
+    # a damaged one (not JSON) is an index to rebuild, as the loader's message says
+    theirs.write_text("garbage", encoding="utf-8")
+    assert [s.text for s in build(tmp_path / "s", tmp_path / "i", embedder).sentences] == [
+        "Bees make honey."
+    ]
