@@ -101,7 +101,8 @@ def eval_cmd(
         click.echo(
             f"{counts['questions']} question{'s' if counts['questions'] != 1 else ''} "
             f"({counts['answerable']} answerable, "
-            f"{counts['unanswerable']} unanswerable, {counts['followup']} follow-ups)"
+            f"{counts['unanswerable']} unanswerable, "
+            f"{counts['followup']} follow-up{'s' if counts['followup'] != 1 else ''})"
         )
         for name, value in report.metrics.items():
             click.echo(f"  {name:<20} {'-' if value is None else value}")
