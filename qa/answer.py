@@ -39,17 +39,11 @@ from .embed import Embedder
 from .features import Candidate, Reading
 from .index import Index
 from .lexical import LexicalIndex
+from .markdown import is_delimiter_row, is_table_row, markdown_view, row_view, tidy_span
 from .read import Reader
 from .records import Answer, Citation, Sentence, Turn
 from .retrieve import query_of, retrieve
-from .text import (
-    balanced_span,
-    is_delimiter_row,
-    is_table_row,
-    markdown_view,
-    row_view,
-    tidy_span,
-)
+from .text import balanced_span
 
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from .text import source_span
+from .markdown import source_span
 
 NEG = -1e4  # the logit of a position that can never start or end a span
 # sentences whose tokens a featurizer keeps: the same sentences are read for question after

@@ -25,10 +25,7 @@ from qa.corpus import Example
 from qa.engine import Engine
 from qa.evaluate import Item, evaluate, library_asker, load_items
 from qa.features import Candidate, Reading
-from qa.read import Settings
-from qa.records import Sentence, Turn
-from qa.text import (
-    balanced_span,
+from qa.markdown import (
     is_delimiter_row,
     is_table_row,
     markdown_marks,
@@ -37,6 +34,9 @@ from qa.text import (
     source_span,
     tidy_span,
 )
+from qa.read import Settings
+from qa.records import Sentence, Turn
+from qa.text import balanced_span
 from qa.training.data import Asked, ask_service, training_rows
 
 DATA = Path(__file__).resolve().parent / "data"

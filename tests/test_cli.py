@@ -465,3 +465,16 @@ def test_eval_refuses_a_url_that_is_not_one_naming_the_option(tmp_path, url, mes
     assert result.exit_code == 2, result.output
     assert "'--url'" in result.output and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_readmes_question_set_is_one_qa_eval_reads(tmp_path):
+    from qa.evaluate import load_items
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = [b.split("```")[0] for b in readme.split("```jsonl\n")[1:]]
+    assert blocks, "the README shows a question set"
+    for block in blocks:
+        (tmp_path / "set.jsonl").write_text(block, encoding="utf-8")
+        items = load_items(tmp_path / "set.jsonl")
+        assert len(items) == block.count("\n") and any(len(i.turns) > 1 for i in items)
+        assert {i.answerable for i in items} == {True, False}

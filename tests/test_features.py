@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from qa.features import Batch, Candidate, Limits, concatenate, read_spans, span_tokens
+from qa.markdown import read_span, row_view, source_span
 from qa.read import BatchReader, RememberingReader, Settings, with_slack
-from qa.text import read_span, row_view, source_span
 
 SENTENCE = "The council approved a £48 million plan on Tuesday, its leader said."
 

@@ -24,6 +24,7 @@ from ..evaluate import Item
 from ..features import Candidate
 from ..index import Index
 from ..lexical import LexicalIndex
+from ..markdown import read_span
 from ..rank import Ranker
 from ..records import Document, Turn
 from ..retrieve import (
@@ -37,7 +38,6 @@ from ..retrieve import (
     refers_back,
     retrieve,
 )
-from ..text import read_span
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,216 @@
+"""Markdown as the reader reads it and as answers are cut from it: code and emphasis marks
+read as blanks, table rows (read after their header, or as named cells), and spans that
+never leave a mark or a cell bar broken at their edges."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+
+# Markdown a span should not begin or end with: a table's cell bar, or a code or emphasis
+# mark whose partner it leaves out. The reader reads a .md document's code and emphasis
+# marks as blanks (``markdown_view``), and its table rows as written.
+_CELL = "|"
+_CODE_SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
+_BACKTICKS = re.compile(r"`+")
+_STARS = re.compile(r"\*+")
+MARKDOWN_MARKS = "`*"
+_BLANKED = str.maketrans({m: " " for m in MARKDOWN_MARKS})
+
+
+def markdown_view(text: str) -> str:
+    """``text`` as the reader reads a Markdown sentence: each code and emphasis mark
+    (``MARKDOWN_MARKS``) a space, so that 'rated **IP20** for' reads as prose does. The same
+    length, so that every offset into it is an offset into ``text``."""
+    return text.translate(_BLANKED) if any(m in text for m in MARKDOWN_MARKS) else text
+
+
+_DELIMITER_ROW = re.compile(r"\s*\|?(?:\s*:?-{3,}:?\s*\|)*\s*:?-{3,}:?\s*\|?\s*")
+
+
+def is_delimiter_row(line: str) -> bool:
+    """Whether ``line`` is the ``| --- | :---: |`` line under a Markdown table's header."""
+    return _DELIMITER_ROW.fullmatch(line) is not None
+
+
+def is_table_row(text: str) -> bool:
+    """Whether ``text`` is a row of a Markdown table as the splitter keeps it: one line,
+    between cell bars."""
+    return len(text) > 1 and text[0] == _CELL and text[-1] == _CELL
+
+
+def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` (a Markdown sentence) without Markdown left broken at its edges:
+    no spaces or table cell bars there ('| 8080' is '8080'), and no code or emphasis mark
+    whose partner it leaves out (``markdown_marks``): one at its very edge is left out
+    ('postgres://host/db`' is 'postgres://host/db'), one inside takes its partner in
+    ('WORKERS` | 4' is '`WIDGET_WORKERS` | 4': the reader, reading marks as blanks, may
+    start inside a code span), and one without a partner stays only inside. A span across
+    cells stays whole: cut to the cell it starts in, it lost more right answers than it
+    tidied on the Markdown validation documents. Still the text's own characters: a span
+    that would be left empty is returned as it is."""
+    marks = markdown_marks(text)
+    s, e = start, end
+    for _ in range(4 * len(text) + 4):  # each step moves an edge; never endless
+        if s >= e:
+            break
+        if text[s].isspace() or text[s] == _CELL:
+            s += 1
+        elif text[e - 1].isspace() or text[e - 1] == _CELL:
+            e -= 1
+        else:
+            moved = _mark_step(marks, s, e)
+            if moved is None:
+                break
+            s, e = moved
+    return (s, e) if s < e else (start, end)
+
+
+def markdown_marks(text: str) -> list[tuple[int, int, tuple[int, int] | None]]:
+    """The code and emphasis marks of a Markdown sentence: (start, end, its partner's
+    (start, end) or None). A code span is a run of backticks closed by a run as long (its
+    stars are not marks); outside code, a run of stars that may close (after a word) pairs
+    with the last run as long that may open (before a word), and one with a space on both
+    sides is no mark at all (2 * 3)."""
+    marks: list[tuple[int, int, tuple[int, int] | None]] = []
+    code: list[tuple[int, int]] = []
+    for m in _CODE_SPAN.finditer(text):
+        run = len(m.group(1))
+        opening, closing = (m.start(), m.start() + run), (m.end() - run, m.end())
+        marks += [(*opening, closing), (*closing, opening)]
+        code.append((m.start(), m.end()))
+    for m in _BACKTICKS.finditer(text):  # backticks that close no code span
+        if not any(a <= m.start() < b for a, b in code):
+            marks.append((m.start(), m.end(), None))
+    opened: dict[int, list[tuple[int, int]]] = {}  # runs of stars that may open, by length
+    for m in _STARS.finditer(text):
+        a, b = m.span()
+        if any(x <= a < y for x, y in code):
+            continue
+        # as in CommonMark: a run before a word may open, one after a word may close
+        can_open = b < len(text) and not text[b].isspace()
+        can_close = a > 0 and not text[a - 1].isspace()
+        waiting = opened.get(b - a)
+        if can_close and waiting:
+            partner = waiting.pop()
+            marks += [(*partner, (a, b)), (a, b, partner)]
+        elif can_open:
+            opened.setdefault(b - a, []).append((a, b))
+        elif can_close:
+            marks.append((a, b, None))  # closes nothing
+        # neither (a space on both sides: 2 * 3, a bullet) is no mark
+    marks += [(a, b, None) for runs in opened.values() for a, b in runs]
+    return sorted(marks)
+
+
+def _mark_step(
+    marks: list[tuple[int, int, tuple[int, int] | None]], s: int, e: int
+) -> tuple[int, int] | None:
+    """One step of ``tidy_span`` for the first mark that ``text[s:e]`` leaves broken, or
+    None when it leaves none."""
+    for a, b, partner in marks:
+        if b <= s or a >= e:
+            continue  # outside
+        if a < s:  # the span begins inside the mark: start after it
+            return b, e
+        if b > e:  # it ends inside the mark: end before it
+            return s, a
+        if partner is not None and s <= partner[0] and partner[1] <= e:
+            continue  # the pair whole inside
+        if a == s:
+            return b, e
+        if b == e:
+            return s, a
+        if partner is not None:  # inside, its partner outside: take it in
+            return (partner[0], e) if partner[0] < s else (s, partner[1])
+    return None
+
+
+def _escaped(text: str, i: int) -> bool:
+    """Whether ``text[i]`` follows an odd run of backslashes (``\\|`` is a bar)."""
+    run = 0
+    while i - run > 0 and text[i - run - 1] == "\\":
+        run += 1
+    return run % 2 == 1
+
+
+def _cells(row: str) -> list[tuple[int, int]]:
+    """Each cell of a table row (bars at both ends) as the offsets of its text in ``row``,
+    spaces left out; an escaped bar (``\\|``) is no border."""
+    bars = [i for i, c in enumerate(row) if c == _CELL and not _escaped(row, i)]
+    out = []
+    for a, b in itertools.pairwise(bars):
+        s, e = a + 1, b
+        while s < e and row[s].isspace():
+            s += 1
+        while e > s and row[e - 1].isspace():
+            e -= 1
+        out.append((s, e))
+    return out
+
+
+def row_view(row: str, header: str) -> tuple[str, tuple[int, ...]] | None:
+    """A Markdown table row as the reader reads it: each cell after its column's name in
+    the ``header`` row ('Setting: interval; Default: 300.'; code and emphasis marks read as
+    blanks, as ``markdown_view`` reads them; an empty cell skipped; a cell under an empty
+    name alone), and where each of its characters comes from in ``row`` (-1 for the names
+    and separators put in: see ``source_span``). None when the two rows do not have as
+    many cells."""
+    cells, names = _cells(row), _cells(header)
+    if not cells or len(cells) != len(names):
+        return None
+    seen, named = markdown_view(row), markdown_view(header)
+    text: list[str] = []
+    source: list[int] = []
+
+    def put(piece: str, at: int = -1) -> None:
+        text.append(piece)
+        source.extend(range(at, at + len(piece)) if at >= 0 else [-1] * len(piece))
+
+    for (s, e), (ns, ne) in zip(cells, names, strict=True):
+        value = seen[s:e].strip()
+        if not value:
+            continue
+        if text:
+            put("; ")
+        name = " ".join(named[ns:ne].split())
+        if name:
+            put(name + ": ")
+        put(value, s + len(seen[s:e]) - len(seen[s:e].lstrip()))
+    if not text:
+        return None
+    put(".")
+    return "".join(text), tuple(source)
+
+
+def read_span(source: Sequence[int], start: int, end: int) -> tuple[int, int]:
+    """The inverse of ``source_span``: a span of a sentence as written, as offsets into its
+    reading (what ``qa train`` teaches); ValueError when that reading leaves it all out."""
+    if not (inside := [j for j, s in enumerate(source) if start <= s < end]):
+        raise ValueError(f"nothing read comes from the characters {start}:{end}")
+    return inside[0], inside[-1] + 1
+
+
+def source_span(source: Sequence[int], start: int, end: int) -> tuple[int, int]:
+    """A span ``start:end`` of a sentence read in another form, as offsets into the
+    sentence as written (``source``: where each character read comes from, -1 for what was
+    put in): cut to the characters that come from it. A span of only what was put in is
+    the text that follows it (a column's name: that column's cell), or with nothing after
+    it (the closing stop), the text before it. ValueError when nothing read comes from the
+    sentence."""
+    inside = [s for s in source[start:end] if s >= 0]
+    if not inside:
+        after = next((j for j in range(end, len(source)) if source[j] >= 0), None)
+        if after is not None:
+            k = next((k for k in range(after, len(source)) if source[k] < 0), len(source))
+            inside = list(source[after:k])
+        else:
+            last = next(
+                (j for j in range(min(start, len(source)) - 1, -1, -1) if source[j] >= 0), None
+            )
+            if last is None:
+                raise ValueError("nothing read comes from the sentence")
+            k = next((k for k in range(last, -1, -1) if source[k] < 0), -1)
+            inside = list(source[k + 1 : last + 1])
+    return inside[0], inside[-1] + 1
