@@ -15,6 +15,8 @@ _CELL = "|"
 _CODE_SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
 _BACKTICKS = re.compile(r"`+")
 _STARS = re.compile(r"\*+")
+_UNDERSCORES = re.compile(r"_+")
+_LINK_TARGET = re.compile(r"\([^\s()]*\)")  # '(https://...)' after a link's '[text]'
 MARKDOWN_MARKS = "`*"
 _BLANKED = str.maketrans({m: " " for m in MARKDOWN_MARKS})
 
@@ -44,12 +46,14 @@ def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
     """``text[start:end]`` (a Markdown sentence) without Markdown left broken at its edges:
     no spaces or table cell bars there ('| 8080' is '8080'), and no code or emphasis mark
     whose partner it leaves out (``markdown_marks``): one at its very edge is left out
-    ('postgres://host/db`' is 'postgres://host/db'), one inside takes its partner in
+    ('postgres://host/db`' is 'postgres://host/db'), and so is a pair around the whole span
+    ('**Widget Server**' is 'Widget Server'), one inside takes its partner in
     ('WORKERS` | 4' is '`WIDGET_WORKERS` | 4': the reader, reading marks as blanks, may
     start inside a code span), and one without a partner stays only inside. A span across
     cells stays whole: cut to the cell it starts in, it lost more right answers than it
-    tidied on the Markdown validation documents. Still the text's own characters: a span
-    that would be left empty is returned as it is."""
+    tidied on the Markdown validation documents. A span ending with a link's text takes its
+    target in ('see [the form](https://x.example/f)'). Still the text's own characters: a
+    span that would be left empty is returned as it is."""
     marks = markdown_marks(text)
     s, e = start, end
     for _ in range(4 * len(text) + 4):  # each step moves an edge; never endless
@@ -64,15 +68,32 @@ def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
             if moved is None:
                 break
             s, e = moved
-    return (s, e) if s < e else (start, end)
+    if s >= e:
+        return start, end
+    while (wrap := _wrapping(marks, s, e)) is not None:  # '**Widget Server**': its words
+        s, e = wrap
+    if text[e - 1] == "]" and "[" in text[s:e] and (target := _LINK_TARGET.match(text, e)):
+        e = target.end()  # a link's text ending the span: its target too, or it is lost
+    return s, e
+
+
+def _wrapping(
+    marks: list[tuple[int, int, tuple[int, int] | None]], s: int, e: int
+) -> tuple[int, int] | None:
+    """``s:e`` inside the pair of marks that opens at ``s`` and closes at ``e``, if one does
+    and leaves something between them."""
+    for a, b, partner in marks:
+        if a == s and partner is not None and partner[1] == e and b < partner[0]:
+            return b, partner[0]
+    return None
 
 
 def markdown_marks(text: str) -> list[tuple[int, int, tuple[int, int] | None]]:
     """The code and emphasis marks of a Markdown sentence: (start, end, its partner's
     (start, end) or None). A code span is a run of backticks closed by a run as long (its
-    stars are not marks); outside code, a run of stars that may close (after a word) pairs
-    with the last run as long that may open (before a word), and one with a space on both
-    sides is no mark at all (2 * 3)."""
+    stars are not marks); outside code, a run of stars or underscores that may close (after
+    a word) pairs with the last run as long that may open (before a word), and one with a
+    space on both sides is no mark at all (2 * 3), nor an underscore inside a word."""
     marks: list[tuple[int, int, tuple[int, int] | None]] = []
     code: list[tuple[int, int]] = []
     for m in _CODE_SPAN.finditer(text):
@@ -83,14 +104,29 @@ def markdown_marks(text: str) -> list[tuple[int, int, tuple[int, int] | None]]:
     for m in _BACKTICKS.finditer(text):  # backticks that close no code span
         if not any(a <= m.start() < b for a, b in code):
             marks.append((m.start(), m.end(), None))
-    opened: dict[int, list[tuple[int, int]]] = {}  # runs of stars that may open, by length
-    for m in _STARS.finditer(text):
+    for runs, inside_words in ((_STARS, True), (_UNDERSCORES, False)):
+        marks += _emphasis(text, runs, inside_words, code)
+    return sorted(marks)
+
+
+def _emphasis(
+    text: str, runs: re.Pattern[str], inside_words: bool, code: list[tuple[int, int]]
+) -> list[tuple[int, int, tuple[int, int] | None]]:
+    """The emphasis marks of one kind, outside ``code``: as in CommonMark, a run before a
+    word may open and one after a word may close, pairing with the last open run as long;
+    stars do so inside a word too, underscores only at a word's edge (``MAX_SIZE`` holds
+    none)."""
+    marks: list[tuple[int, int, tuple[int, int] | None]] = []
+    opened: dict[int, list[tuple[int, int]]] = {}  # runs that may open, by length
+    for m in runs.finditer(text):
         a, b = m.span()
         if any(x <= a < y for x, y in code):
             continue
-        # as in CommonMark: a run before a word may open, one after a word may close
         can_open = b < len(text) and not text[b].isspace()
         can_close = a > 0 and not text[a - 1].isspace()
+        if not inside_words:
+            can_open = can_open and (a == 0 or not text[a - 1].isalnum())
+            can_close = can_close and (b == len(text) or not text[b].isalnum())
         waiting = opened.get(b - a)
         if can_close and waiting:
             partner = waiting.pop()
@@ -99,9 +135,9 @@ def markdown_marks(text: str) -> list[tuple[int, int, tuple[int, int] | None]]:
             opened.setdefault(b - a, []).append((a, b))
         elif can_close:
             marks.append((a, b, None))  # closes nothing
-        # neither (a space on both sides: 2 * 3, a bullet) is no mark
-    marks += [(a, b, None) for runs in opened.values() for a, b in runs]
-    return sorted(marks)
+        # neither (a space on both sides: 2 * 3, a bullet; an underscore inside a word) is
+        # no mark
+    return marks + [(a, b, None) for runs in opened.values() for a, b in runs]
 
 
 def _mark_step(

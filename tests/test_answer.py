@@ -425,7 +425,7 @@ def test_tidy_span_leaves_no_markdown_at_an_answers_edges():
     assert tidied(row, "| 8080", "8080 ") == "8080"  # cell bars and spaces
     assert tidied(row, "the", "on |") == "the port it listens on"
     assert tidied(row, "8080", "port") == "8080 | the port"  # a bar inside stays
-    assert tidied(row, "`WIDGET", "PORT`") == "`WIDGET_PORT`"  # a whole code span stays
+    assert tidied(row, "`WIDGET", "PORT`") == "WIDGET_PORT"  # a pair around it all: out
     assert tidied(row, "WIDGET", "PORT`") == "WIDGET_PORT"  # its partner left out
     assert tidied(row, "PORT", "8080") == "`WIDGET_PORT` | 8080"  # begun inside: taken in
     code = "Run `widget init --db postgres://host/db` now."
@@ -434,19 +434,28 @@ def test_tidy_span_leaves_no_markdown_at_an_answers_edges():
     assert tidied("``a ` b`` c", "a", "b``") == "a ` b"  # a longer run holds a backtick
     bold = "The **Widget Server** runs *fast* here."
     assert tidied(bold, "Widget", "Server**") == "Widget Server"
-    assert tidied(bold, "**Widget", "Server**") == "**Widget Server**"
+    assert tidied(bold, "**Widget", "Server**") == "Widget Server"
     assert tidied(bold, "Server", "runs") == "**Widget Server** runs"
     assert tidied(bold, "fast", "fast*") == "fast"
     assert tidied(bold, "runs", "fast*") == "runs *fast*"
     assert tidied("***x***", "**x", "x**") == "x"
+    under = "Write to _help@bikes.example_ or see [our support page](https://bikes.example/s)."
+    assert tidied(under, "_help", "example_") == "help@bikes.example"
+    assert tidied(under, "Write", "example_") == "Write to _help@bikes.example_"  # a pair inside
+    assert tidied(under, "help", "example_") == "help@bikes.example"
+    assert tidied(under, "or", "page]") == "or see [our support page](https://bikes.example/s)"
+    assert tidied(under, "see", "page") == "see [our support page"  # balanced_span's to close
+    snake = "Set MAX_SIZE and __init__ here, or _x_y_."
+    assert tidied(snake, "MAX", "SIZE") == "MAX_SIZE"  # underscores inside a word: no marks
+    assert tidied(snake, "_x", "y_") == "x_y"
     # stars that pair with nothing, or are no marks at all, and stars inside code
     prices = "Prices* apply to *members* only, and 2 * 3 is six."
     assert tidied(prices, "Prices", "Prices*") == "Prices"
     assert tidied(prices, "apply", "*members*") == "apply to *members*"
     assert tidied(prices, "3 is", "six.") == "3 is six."
     assert tidied("Use 2 * 3 or *bold*", "3 or", "*bold") == "3 or *bold*"
-    assert tidied("Use `x**2` for **square**", "**square", "square**") == "**square**"
-    assert tidied("`ls *.md` then *save*", "*save", "save*") == "*save*"
+    assert tidied("Use `x**2` for **square**", "**square", "square**") == "square"
+    assert tidied("`ls *.md` then *save*", "*save", "save*") == "save"
     assert tidy_span(row, 0, 1) == (0, 1)  # nothing left: the span as it was
     plain = "Support ends on 31 March 2027."
     assert tidy_span(plain, 16, 29) == (16, 29)  # no Markdown: unchanged
