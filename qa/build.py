@@ -27,7 +27,16 @@ from .config import Config
 from .documents import corpus_fingerprint, is_markdown, load_corpus
 from .embed import Embedder
 from .files import write_atomic
-from .index import FORMAT_VERSION, MANIFEST, Index, IndexProblem, jsonl_rows, load_index
+from .index import (
+    FORMAT_VERSION,
+    MANIFEST,
+    Index,
+    IndexProblem,
+    foreign,
+    jsonl_rows,
+    load_index,
+    not_ours,
+)
 from .records import Document, Sentence
 from .split import split_sentences
 from .vectors import to_bytes, vector_index
@@ -167,18 +176,15 @@ def build_index(
 
 
 def _check_not_foreign(manifest: Path) -> None:
-    """IndexProblem when the folder's ``manifest.json`` is a JSON object that no qa build
-    wrote (one without ``format_version``): the build would replace it. A damaged one
-    (not JSON at all) is an index to rebuild, as the loader's message says."""
+    """IndexProblem when the folder's ``manifest.json`` is JSON that no qa build wrote
+    (``index.foreign``): the build would replace it. A damaged one (not JSON at all) is an
+    index to rebuild, as the loader's message says."""
     try:
         found = json.loads(manifest.read_bytes())
     except (OSError, ValueError):
         return  # none, unreadable (the write will say so) or damaged
-    if not isinstance(found, dict) or "format_version" not in found:
-        raise IndexProblem(
-            f"{manifest} is not the manifest of a qa index, and a build would replace it: "
-            "give --index (or QA_INDEX) a folder of its own, or move that file away"
-        )
+    if foreign(found):
+        raise IndexProblem(not_ours(manifest))
 
 
 LOCK = ".build.lock"  # in the index folder: held while a build writes there

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from .records import Document
 
+# the byte-order marks of other encodings than UTF-8 (UTF-32's before UTF-16's: it begins so)
+BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+# what no file name should hold: control characters (a line break, a tab), line and
+# paragraph separators, and the stand-ins for bytes that are not UTF-8 (surrogates)
+UNNAMEABLE = frozenset({"Cc", "Cs", "Zl", "Zp"})
 MARKDOWN = ".md"
 SUFFIXES = (".txt", MARKDOWN)
 
@@ -61,14 +73,16 @@ def read_document(path: Path, doc_id: str) -> Document:
         data = path.read_bytes()
     except OSError as exc:
         raise DocumentError(f"{doc_id}: cannot be read ({exc.strerror})") from exc
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16's byte-order mark (or UTF-32's)
-        raise DocumentError(f"{doc_id}: UTF-16 text, not UTF-8; save it as UTF-8")
+    for mark, name in BYTE_ORDER_MARKS:
+        if data.startswith(mark):
+            raise DocumentError(f"{doc_id}: {name} text, not UTF-8; save it as UTF-8")
     try:
         # utf-8-sig: a byte-order mark is not part of the text
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        at = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
         raise DocumentError(
-            f"{doc_id}: not valid UTF-8 (at byte offset {exc.start}); save it as UTF-8"
+            f"{doc_id}: not valid UTF-8 (at byte offset {at}); save it as UTF-8"
         ) from exc
     if "\x00" in text:  # no text has NUL: a binary file, or UTF-16 without its mark
         raise DocumentError(
@@ -93,9 +107,14 @@ def load_corpus(seeds_dir: Path) -> Corpus:
         )
     for path in named:
         doc_id = path.relative_to(seeds_dir).as_posix()
-        if not doc_id.isprintable():  # a line break or a tab: no link or URL can name it
-            shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in doc_id)
-            skipped.append(f"{shown}: its name holds a control character; rename it")
+        if any(unicodedata.category(c) in UNNAMEABLE for c in doc_id):
+            shown = "".join(
+                repr(c)[1:-1] if unicodedata.category(c) in UNNAMEABLE else c for c in doc_id
+            )
+            skipped.append(
+                f"{shown}: its name holds a control character or a byte that is not UTF-8; "
+                "rename it"
+            )
         elif path.is_file():  # as corpus_files takes them
             try:
                 documents.append(read_document(path, doc_id))

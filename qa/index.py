@@ -78,7 +78,9 @@ def _read_manifest(index_dir: Path) -> tuple[bytes, dict[str, Any]] | None:
         manifest = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise IndexProblem(f"{path} is not valid JSON; {REBUILD_HINT}") from exc
-    if not isinstance(manifest, dict) or any(k not in manifest for k in REQUIRED_KEYS):
+    if foreign(manifest):
+        raise IndexProblem(not_ours(path))
+    if any(k not in manifest for k in REQUIRED_KEYS):
         missing = [k for k in REQUIRED_KEYS if not isinstance(manifest, dict) or k not in manifest]
         raise IndexProblem(f"{path} lacks {', '.join(missing)}; {REBUILD_HINT}")
     version = manifest["format_version"]
@@ -91,6 +93,21 @@ def _read_manifest(index_dir: Path) -> tuple[bytes, dict[str, Any]] | None:
     if wrong:
         raise IndexProblem(f"{path} is ill-formed ({wrong}); {REBUILD_HINT}")
     return raw, manifest
+
+
+def foreign(manifest: Any) -> bool:
+    """Whether a ``manifest.json``'s JSON is one no qa build wrote: every build writes an
+    object with ``format_version``."""
+    return not isinstance(manifest, dict) or "format_version" not in manifest
+
+
+def not_ours(path: Path) -> str:
+    """What to do about a ``manifest.json`` that no qa build wrote (``foreign``): a build
+    will not replace it."""
+    return (
+        f"{path} is not the manifest of a qa index, and a build would replace it: give "
+        "--index (or QA_INDEX) a folder of its own, or move that file away"
+    )
 
 
 def manifest_version(raw: bytes) -> str:

@@ -63,15 +63,12 @@ def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
             s += 1
         elif text[e - 1].isspace() or text[e - 1] == _CELL:
             e -= 1
+        elif (moved := _mark_step(marks, s, e) or _wrapping(marks, s, e)) is not None:
+            s, e = moved  # a broken mark left out; or a pair around it all ('**Widget**')
         else:
-            moved = _mark_step(marks, s, e)
-            if moved is None:
-                break
-            s, e = moved
+            break
     if s >= e:
         return start, end
-    while (wrap := _wrapping(marks, s, e)) is not None:  # '**Widget Server**': its words
-        s, e = wrap
     if text[e - 1] == "]" and "[" in text[s:e] and (target := _LINK_TARGET.match(text, e)):
         e = target.end()  # a link's text ending the span: its target too, or it is lost
     return s, e
@@ -133,10 +130,13 @@ def _emphasis(
             marks += [(*partner, (a, b)), (a, b, partner)]
         elif can_open:
             opened.setdefault(b - a, []).append((a, b))
-        elif can_close:
+        elif can_close and inside_words:
             marks.append((a, b, None))  # closes nothing
         # neither (a space on both sides: 2 * 3, a bullet; an underscore inside a word) is
-        # no mark
+        # no mark; nor is an underscore that pairs with nothing (_config.yml, __dirname):
+        # CommonMark shows it, and a name holds it
+    if not inside_words:
+        return marks
     return marks + [(a, b, None) for runs in opened.values() for a, b in runs]
 
 

@@ -55,9 +55,10 @@ _HAS_WORD = re.compile(r"\w")
 _CLOSERS = "\"'”’»)]"
 
 
-# An HTML comment in Markdown (to its end, or the document's when it is never closed):
-# not shown when the document is read, so never a sentence, an answer or a citation
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.DOTALL)
+# What hides an HTML comment in Markdown, or shows one: a comment's opening, a run of
+# backticks (a code span, or at a line's start a fence) or of tildes (a fence)
+_SCAN = re.compile(r"<!--|`+|~{3,}")
+_BLANK_LINE = re.compile(r"(?:\r\n|\n|\r)[ \t]*(?:\r\n|\n|\r)")  # a paragraph's end
 
 
 def split_sentences(text: str, markdown: bool = False) -> list[tuple[int, int]]:
@@ -81,16 +82,49 @@ def split_sentences(text: str, markdown: bool = False) -> list[tuple[int, int]]:
     return spans
 
 
-# a fenced code block (to its closing fence, or the document's end): shown as written
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,}).*?(?:^ {0,3}\1[ \t]*$|\Z)", re.DOTALL | re.MULTILINE)
-
-
 def _comments(text: str) -> list[tuple[int, int]]:
-    """The HTML comments of a Markdown text, but for those a fenced code block shows."""
-    fences = [m.span() for m in _FENCE.finditer(text)]
-    return [
-        m.span() for m in _COMMENT.finditer(text) if not any(a <= m.start() < b for a, b in fences)
-    ]
+    """The HTML comments of a Markdown text, as CommonMark reads them, in one pass from the
+    start: a comment is hidden from ``<!--`` to the first ``-->`` (``<!-->`` and ``<!--->``
+    are whole ones), inside a paragraph; one that opens a line (an HTML block) runs to its
+    ``-->`` or, with none, to the document's end; one that closes nowhere inside its
+    paragraph is text. A fenced code block (to a closing fence of its mark, at least as
+    long, or to the end) and a code span (closed by a run of backticks as long, inside its
+    paragraph) show what they hold, and so does a table row (a line that opens with a bar:
+    its cells stay one sentence, as written)."""
+    out: list[tuple[int, int]] = []
+    i = 0
+    while m := _SCAN.search(text, i):
+        a, b = m.span()
+        line = max(text.rfind("\n", 0, a), text.rfind("\r", 0, a)) + 1
+        lead = text[line:a]
+        opens_line = len(lead) <= 3 and not lead.strip(" ")
+        mark = m.group()
+        paragraph = _BLANK_LINE.search(text, b)
+        ends = paragraph.start() if paragraph else len(text)
+        if mark[0] in "`~" and len(mark) >= 3 and opens_line:  # a fence
+            closing = rf"^ {{0,3}}{re.escape(mark[0])}{{{len(mark)},}}[ \t]*$"
+            after = re.compile(closing, re.MULTILINE).search(text, b)
+            i = after.end() if after else len(text)
+        elif mark[0] == "`":  # a code span, or backticks that close none: text
+            after = re.compile(rf"(?<!`){mark}(?!`)").search(text, b, ends)
+            i = after.end() if after else b
+        elif mark[0] == "~" or lead.lstrip().startswith("|"):  # tildes; a table row's
+            i = b
+        else:
+            short = next((k for k in ("<!-->", "<!--->") if text.startswith(k, a)), "")
+            close = text.find("-->", b, len(text) if opens_line else ends)
+            if short:
+                end = a + len(short)
+            elif close >= 0:
+                end = close + 3
+            else:
+                end = len(text) if opens_line else -1
+            if end < 0:
+                i = b  # closed nowhere in its paragraph: text
+                continue
+            out.append((a, end))
+            i = end
+    return out
 
 
 def _split(text: str) -> list[tuple[int, int]]:

@@ -448,6 +448,11 @@ def test_tidy_span_leaves_no_markdown_at_an_answers_edges():
     snake = "Set MAX_SIZE and __init__ here, or _x_y_."
     assert tidied(snake, "MAX", "SIZE") == "MAX_SIZE"  # underscores inside a word: no marks
     assert tidied(snake, "_x", "y_") == "x_y"
+    for name in ("_config.yml", "__dirname", "_private_var", "my_var_"):  # unpaired: text
+        assert tidied(f"Open {name} now.", name, name) == name
+    for spaced, words in (("Use `` `x` `` here", "`x`"), ("Run ` ls -l ` now", "ls -l")):
+        first, last = spaced.index("`"), spaced.rindex("`") + 1  # no space left at an edge
+        assert spaced[slice(*tidy_span(spaced, first, last))] == words
     # stars that pair with nothing, or are no marks at all, and stars inside code
     prices = "Prices* apply to *members* only, and 2 * 3 is six."
     assert tidied(prices, "Prices", "Prices*") == "Prices"

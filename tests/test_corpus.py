@@ -65,7 +65,7 @@ def test_every_question_set_is_labelled_from_its_own_documents():
     the set's documents, as the service splits them (a citation is one sentence; a
     Markdown table row is one), and its answer in those documents (the metrics could not
     be met otherwise); an unanswerable one has neither; labels are not empty, ids unique."""
-    from qa.documents import SUFFIXES
+    from qa.documents import SUFFIXES, is_markdown
     from qa.evaluate import load_items
     from qa.split import split_sentences
     from qa.training.report import DEFAULT_SETS, available_sets
@@ -77,10 +77,10 @@ def test_every_question_set_is_labelled_from_its_own_documents():
     sets.append(("markdown validation", markdown / "validation.jsonl", markdown / "validation"))
     for name, questions, seeds in sets:
         files = sorted(p for p in seeds.iterdir() if p.suffix.lower() in SUFFIXES)
-        raw = [p.read_text(encoding="utf-8") for p in files]
+        raw = [(p.read_text(encoding="utf-8"), is_markdown(p.name)) for p in files]
         assert raw, name
-        texts = [t.lower() for t in raw]
-        sentences = [t[s:e].lower() for t in raw for s, e in split_sentences(t)]
+        texts = [t.lower() for t, _ in raw]
+        sentences = [t[s:e].lower() for t, md in raw for s, e in split_sentences(t, md)]
         items = load_items(questions)
         assert len({i.id for i in items}) == len(items), name
         for item in items:
@@ -151,7 +151,7 @@ def test_the_table_documents_are_a_labelled_corpus_apart():
     assert all(d.endswith(".md") for d in tables.documents)
     assert not set(tables.documents) & set(load_corpus(TRAIN).documents)
     for doc, text in tables.documents.items():
-        spans = split_sentences(text)
+        spans = split_sentences(text, markdown=True)
         rows = [
             e
             for e in tables.examples

@@ -40,8 +40,22 @@ def test_utf16_with_its_mark_and_a_name_with_a_line_break_are_skipped_saying_why
     assert [d.id for d in corpus.documents] == ["good.txt"]
     assert "marked.txt: UTF-16 text, not UTF-8; save it as UTF-8" in corpus.skipped
     # the name is shown escaped: a raw line break would break the warning's line
-    assert "gym\\nhours.txt: its name holds a control character; rename it" in corpus.skipped
+    why = "its name holds a control character or a byte that is not UTF-8; rename it"
+    assert f"gym\\nhours.txt: {why}" in corpus.skipped
     assert "bad.txt: not valid UTF-8 (at byte offset 11); save it as UTF-8" in corpus.skipped
+
+
+def test_names_in_any_script_are_read_and_offsets_count_the_files_bytes(tmp_path):
+    # a no-break space, a zero-width non-joiner (inside Persian words), an emoji's joiner
+    names = ["notes\xa0v2.md", "\u0645\u06cc\u200c\u062e.md", "team-\U0001f469\u200d\U0001f4bb.txt"]
+    for name in names:
+        (tmp_path / name).write_text("Fine text.", encoding="utf-8")
+    (tmp_path / "marked.txt").write_bytes(b"\xef\xbb\xbfab\xff")  # UTF-8's mark, then a bad byte
+    (tmp_path / "wide.txt").write_bytes("Bees.".encode("utf-32"))
+    corpus = load_corpus(tmp_path)
+    assert sorted(d.id for d in corpus.documents) == sorted(names)
+    assert "marked.txt: not valid UTF-8 (at byte offset 5); save it as UTF-8" in corpus.skipped
+    assert "wide.txt: UTF-32 text, not UTF-8; save it as UTF-8" in corpus.skipped
 
 
 def test_a_broken_link_or_a_pipe_is_skipped_with_a_message_never_read(tmp_path):

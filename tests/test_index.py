@@ -253,6 +253,10 @@ def test_a_manifest_no_qa_build_wrote_is_never_replaced(tmp_path, embedder):
     theirs.write_text('{"mine": 1}', encoding="utf-8")
     with pytest.raises(IndexProblem, match="not the manifest of a qa index"):
         build(tmp_path / "s", tmp_path / "i", embedder)
+    # loading says the same, not "rebuild it with qa index", which would refuse
+    with pytest.raises(IndexProblem, match="not the manifest of a qa index") as err:
+        load_index(tmp_path / "i")
+    assert "rebuild" not in str(err.value)
     assert theirs.read_text(encoding="utf-8") == '{"mine": 1}'
     assert sorted(p.name for p in theirs.parent.iterdir()) == ["manifest.json"]
     # a damaged one (not JSON) is an index to rebuild, as the loader's message says

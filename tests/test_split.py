@@ -199,3 +199,42 @@ def test_markdown_html_comments_are_never_a_sentence_nor_part_of_one():
     assert all(text[s:e] == text[s:e].strip() for s, e in spans)
     # a plain text file shows its comments: there they are text like any other
     assert "<!-- a note --> It starts at 7 pm." in sentences(text)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # inside a code span a comment's opening is text, and so is one closed nowhere in
+        # its paragraph; one that opens a line runs to the end
+        (
+            "Comments open with `<!--`.\nThe rest matters.",
+            ["Comments open with `<!--`.", "The rest matters."],
+        ),
+        (
+            "Inline <!-- never closed\n\nNext paragraph.",
+            ["Inline <!-- never closed", "Next paragraph."],
+        ),
+        ("<!-- a block never closed\n\nNext paragraph.", []),
+        ("Inline <!-- over\ntwo lines --> done.", ["Inline", "done."]),
+        # <!--> and <!---> are whole comments
+        ("A <!--> B.\nC <!---> D.", ["A", "B.", "C", "D."]),
+        # a fence's opening mark in a comment is no fence, and a fence's '<!--' takes no
+        # '-->' of the comment after it
+        ("<!--\n```\nold\n-->\nShown. <!-- hidden --> More.", ["Shown.", "More."]),
+        (
+            "```html\n<!-- start\n```\nText <!-- code 4512 --> more.",
+            ["```html", "<!-- start", "Text", "more."],
+        ),
+        # a fence closes only on its own mark, at least as long
+        (
+            "````\n```\nin code <!-- x -->\n````\nAfter <!-- y --> it.",
+            ["in code <!-- x -->", "After", "it."],
+        ),
+        # a table row stays one sentence, as written, comments and all
+        ("| a | <!-- c --> b |\n|---|---|\n| x | z |", ["| a | <!-- c --> b |", "| x | z |"]),
+    ],
+)
+def test_markdown_comments_are_read_as_commonmark_reads_them(text, expected):
+    spans = split_sentences(text, markdown=True)
+    assert [text[s:e] for s, e in spans] == expected
+    assert all(text[s:e] == text[s:e].strip() for s, e in spans)
