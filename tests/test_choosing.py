@@ -86,8 +86,8 @@ def test_the_sets_follow_ups_are_asked_again_with_the_chosen_settings(
     assert first[0] and "January" in first[0] and not second[0]
     assert first[1] == second[1] == ""  # a question alone has no earlier answer
     assert [a.question for a in made_on[1]["set"]] == ["Who signed it?", EARLIER]
-    assert "1 follow-ups' earlier answers change" in "\n".join(logged)
-    assert "every follow-up's earlier answer stays" in logged[-1]
+    assert "1 follow-ups are read otherwise" in "\n".join(logged)
+    assert "every follow-up is read as before" in logged[-1]
     # the card records it; the draft reader itself is left as it was
     figures = choosing.validation_figures(choice, Config())
     assert figures["followups_asked_again"] == [1, 0]
@@ -127,7 +127,8 @@ def test_the_model_card_says_how_the_follow_ups_fared_when_asked_again():
         return "".join(_reasked({"followups_asked_again": changed}))
 
     assert told([]) == "" and "every earlier answer stayed" in told([0])
-    assert "27, then 0 (the choice was made again after each change)" in told([27, 0])
+    assert "the follow-ups read otherwise: 27, then 0 (an earlier answer changed" in told([27, 0])
+    assert "the choice was made again after each change)" in told([27, 0])
     assert "the last choice stands on the earlier answers of the one before" in told([5, 3, 2])
 
 

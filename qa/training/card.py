@@ -243,7 +243,11 @@ def _reasked(validation: dict[str, Any]) -> list[str]:
         told = "every earlier answer stayed."
     else:
         counts = ", then ".join(map(str, changed))
-        told = f"the earlier answers that changed: {counts} (the choice was made again after each"
+        told = (
+            f"the follow-ups read otherwise: {counts} (an earlier answer changed, or, once, a "
+            "follow-up that does not refer back is read alone as the service reads it; the "
+            "choice was made again after each"
+        )
         told += (
             " change)."
             if changed[-1] == 0

@@ -326,17 +326,18 @@ def choose_on_validation(
                 )
             )
             if not changed[-1]:
-                log("asked with the chosen settings, every follow-up's earlier answer stays")
+                log("asked with the chosen settings, every follow-up is read as before")
                 break
             if len(changed) > REASKS:
                 log(
-                    f"warning: asked with the chosen settings, {changed[-1]} follow-ups' "
-                    "earlier answers still change: the choice stands on those of the one before"
+                    f"warning: asked with the chosen settings, {changed[-1]} follow-ups are "
+                    "still read otherwise: the choice stands on their reading of the one before"
                 )
                 break
             log(
-                f"asked with the chosen settings, {changed[-1]} follow-ups' earlier answers "
-                "change: choosing again on them"
+                f"asked with the chosen settings, {changed[-1]} follow-ups are read otherwise "
+                "(an earlier answer changed, or one that does not refer back is read alone): "
+                "choosing again on them"
             )
     return replace(choice, reasked=tuple(changed), validation=tuple(asked["validation"]))
 
