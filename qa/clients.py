@@ -192,10 +192,11 @@ SECURITY_HEADERS = {
 
 
 def problem_response(
-    status: int, title: str, detail: str
+    status: int, title: str, detail: str, extra: tuple[tuple[str, str], ...] = ()
 ) -> tuple[str, list[tuple[str, str]], bytes, bytes]:
     """A problem+json response: (status line, headers, body) for WSGI, and the whole
-    response, dated now and with Connection: close, as bytes to write to a socket."""
+    response, dated now and with Connection: close, as bytes to write to a socket;
+    ``extra`` headers too."""
     body = json.dumps(
         {"type": "about:blank", "title": title, "status": status, "detail": detail}
     ).encode()
@@ -204,6 +205,7 @@ def problem_response(
         ("Content-Type", "application/problem+json"),
         ("Content-Length", str(len(body))),
         *SECURITY_HEADERS.items(),
+        *extra,
     ]
     sent = [("Date", formatdate(usegmt=True)), *headers, ("Connection", "close")]
     raw = "".join(f"{k}: {v}\r\n" for k, v in sent)

@@ -50,7 +50,10 @@ ACCEPT_BATCH = 64
 
 def too_many() -> tuple[str, list[tuple[str, str]], bytes, bytes]:
     return problem_response(
-        429, "Too Many Requests", "too many open connections from your address; close some first"
+        429,
+        "Too Many Requests",
+        "too many open connections from your address; close some first",
+        (("Retry-After", "1"),),  # a connection is given back as soon as it closes
     )
 
 
@@ -264,8 +267,9 @@ class GuardedServer(TcpWSGIServer):
             host = addr[0] if isinstance(addr, tuple) else ""
             slot = None if host in self.proxies else host
             if slot is not None and not self.clients.take(slot):
-                refuse(conn)
-                continue
+                if not (self.release_closed(slot) and self.clients.take(slot)):
+                    refuse(conn)
+                    continue
             try:
                 self.set_socket_options(conn)
                 channel = self.channel_class(self, conn, self.fix_addr(addr), self.adj, self._map)
@@ -275,6 +279,27 @@ class GuardedServer(TcpWSGIServer):
                     self.clients.give_back(slot)
                 continue
             channel.slot = slot
+
+    def release_closed(self, slot: str) -> int:
+        """Give back the slots of the address ``slot``'s connections whose client has
+        already closed its end: the loop closes them at its next turn (or once their answer
+        is written), but the client's next connection may be accepted first and would be
+        counted with its last. Nothing is closed here, so no answer is lost; how many."""
+        released = 0
+        for channel in list(self._map.values()):
+            if getattr(channel, "slot", None) != slot:
+                continue
+            try:
+                if channel.socket.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
+                    continue  # a next request waits: open
+            except BlockingIOError:
+                continue  # nothing to read: open
+            except OSError:
+                pass  # reset: closed
+            channel.slot = None
+            self.clients.give_back(slot)
+            released += 1
+        return released
 
     def maintenance(self, now: float) -> None:
         for channel in list(self.active_channels.values()):

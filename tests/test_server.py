@@ -190,6 +190,7 @@ def test_connections_over_the_cap_get_a_429_and_are_closed(quick):
     reply = read_all(over)  # closed by the server: read_all returns
     head, _, body = reply.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 429") and b"application/problem+json" in head
+    assert b"Retry-After: 1\r\n" in head
     assert json.loads(body)["status"] == 429
     for header in (b"X-Content-Type-Options: nosniff", b"Content-Security-Policy:", b"Date:"):
         assert header in head  # as on every response of the app
@@ -264,6 +265,32 @@ def test_a_body_at_the_minimum_rate_is_answered(quick):
     # 5 s for the body, beyond body_timeout: a slow link, not an attack
     reply = post_slowly(quick, "127.0.0.9", rate=QUICK["rate"] * 1.2)
     assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+
+
+def test_a_client_that_closes_and_reconnects_at_once_is_not_counted_twice(quick):
+    """As many threads as the cap allows, each asking over a new connection and closing it
+    as soon as it has the answer: never more than the cap open, so never a 429 (the server
+    used to count a connection until its loop had seen the close, after the next accept)."""
+    statuses: list[int] = []
+
+    def asker() -> None:
+        for _ in range(60):
+            conn = http.client.HTTPConnection(
+                *address(quick), timeout=10, source_address=("127.0.0.8", 0)
+            )
+            conn.request("GET", "/api/health")
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            statuses.append(response.status)
+
+    threads = [threading.Thread(target=asker) for _ in range(QUICK["cap"])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(statuses) == 60 * QUICK["cap"]
+    assert statuses.count(429) == 0, f"{statuses.count(429)} refused of {len(statuses)}"
 
 
 def test_an_idle_connection_is_closed_and_a_busy_one_is_not(quick):
