@@ -1,5 +1,7 @@
 """``python -m qa`` runs the CLI."""
 
-from .cli import cli
+import sys
 
-cli(prog_name="qa")
+from .console import main
+
+sys.exit(main())

@@ -5,7 +5,9 @@ the configuration together. It only calls the library; library errors become one
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -115,7 +117,23 @@ def _many(n: int, thing: str) -> str:
     return f"{n:,} {thing}{'' if n == 1 else 's'}"
 
 
-@cli.command("ask")
+class _QuestionCommand(click.Command):
+    """``qa ask``: a question that begins with '-' reads as an option; the error says how
+    to ask it."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            if exc.option_name.startswith("--"):
+                raise
+            hint = "; a question that begins with '-' goes after --: qa ask -- \"-5 °C?\""
+            raise click.NoSuchOption(
+                exc.option_name, exc.message.rstrip(".") + hint, exc.possibilities, exc.ctx
+            ) from None
+
+
+@cli.command("ask", cls=_QuestionCommand)
 @click.argument("question")
 @click.option(
     "--top-k",
@@ -281,3 +299,32 @@ def serve_cmd(config: Config, rebuild: bool, **flags: Any) -> None:
 cli.add_command(eval_cmd)
 cli.add_command(bench_cmd)
 cli.add_command(train_cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``qa`` command: the CLI, with what click leaves to a traceback said in one line.
+    An output that cannot be written (a full disk: ``qa ask > /dev/full``) is an error; one
+    whose reader has gone (``| head -1``) ends quietly; an interruption, whenever it comes
+    (click would say "Aborted!" at a prompt), is "interrupted" and exit 130."""
+    try:
+        code = cli.main(args=argv, prog_name="qa", standalone_mode=False)
+        sys.stdout.flush()  # here, not at exit: a write that fails is said
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except (click.Abort, KeyboardInterrupt):
+        _say("interrupted")
+        code = 130
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            _say(f"Error: cannot write the output ({exc.strerror or exc})")
+        code = 1
+    if code:
+        with contextlib.suppress(OSError):  # what is left unwritten stays so, said once
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (closed at exit)
+    return code if isinstance(code, int) else 0
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):
+        click.echo(line, err=True)

@@ -478,3 +478,53 @@ def test_the_readmes_question_set_is_one_qa_eval_reads(tmp_path):
         items = load_items(tmp_path / "set.jsonl")
         assert len(items) == block.count("\n") and any(len(i.turns) > 1 for i in items)
         assert {i.answerable for i in items} == {True, False}
+
+
+def run_qa(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "qa", *args], capture_output=True, text=True, **kw)
+
+
+def test_an_output_that_cannot_be_written_is_one_line_not_a_traceback(dirs):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    assert invoke("index", *dirs).exit_code == 0
+    for args in (["ask", "How many members?", *dirs], ["ask", "--json", "Who?", *dirs], ["--help"]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [sys.executable, "-m", "qa", *args], stdout=full, stderr=subprocess.PIPE, text=True
+            )
+        assert done.returncode == 1, args
+        assert done.stderr.strip() == "Error: cannot write the output (No space left on device)"
+
+
+def test_a_question_that_begins_with_a_dash_is_told_how_to_ask_it(dirs):
+    refused = CliRunner().invoke(cli, ["ask", "-5 degrees?", *dirs])
+    assert refused.exit_code == 2
+    assert "a question that begins with '-' goes after --" in refused.output
+    asked = CliRunner().invoke(cli, ["ask", *dirs, "--", "-5 degrees?"])
+    assert asked.exit_code == 0, asked.output
+    # a mistyped long option is a mistyped option, as click says
+    assert "goes after --" not in CliRunner().invoke(cli, ["ask", "--nope", "x"]).output
+
+
+def test_an_interrupted_command_says_so_and_exits_130(seeds_copy, tmp_path):
+    import signal
+
+    args = ["index", "--seeds", str(seeds_copy), "--index", str(tmp_path / "fresh")]
+    interrupted = 0
+    for wait in (0.15, 0.3, 0.6):  # importing qa, loading the model, embedding
+        started = subprocess.Popen(
+            [sys.executable, "-m", "qa", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(wait)
+        started.send_signal(signal.SIGINT)
+        out, err = started.communicate(timeout=60)
+        if started.returncode == 0:
+            continue  # done before the signal came: nothing to say
+        assert started.returncode == 130, (wait, err)
+        assert "Traceback" not in err and err.strip().endswith("interrupted"), err
+        interrupted += 1
+    assert interrupted, "every build ended before its signal: nothing was tested"
