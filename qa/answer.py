@@ -68,12 +68,17 @@ def check_question(text: object, limit: int, name: str = "the question") -> str:
 # characters (U+200B, U+FEFF), separators, and marks that alone belong to no letter
 # (variation selectors, combining accents)
 INVISIBLE = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me"))
+# letters and symbols that show nothing: the Hangul fillers and the blank braille pattern
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def blank(text: str) -> bool:
-    """Whether ``text`` holds nothing to read: only spaces, invisible characters and marks
-    on no letter. (The chat page's ``blank`` says the same.)"""
-    return all(c.isspace() or unicodedata.category(c) in INVISIBLE for c in text)
+    """Whether ``text`` holds nothing to read: only spaces, invisible characters, marks
+    on no letter and the letters that show nothing. (The chat page's ``blank`` says the
+    same.)"""
+    return all(
+        c.isspace() or c in BLANK_LETTERS or unicodedata.category(c) in INVISIBLE for c in text
+    )
 
 
 def check_text(text: str, name: str) -> str:

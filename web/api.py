@@ -44,7 +44,7 @@ def ask() -> Response:
     if request.mimetype != "application/json":
         raise APIProblem(415, "send the question as JSON (Content-Type: application/json)")
     charset = request.mimetype_params.get("charset", "utf-8").strip().lower()
-    if charset not in ("utf-8", "utf8"):
+    if charset not in ("utf-8", "utf8", "us-ascii", "ascii"):  # ASCII is UTF-8 too
         raise APIProblem(415, f"send the body as UTF-8 (charset {charset} is not read)")
     coding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if coding not in ("", "identity"):
@@ -55,9 +55,14 @@ def ask() -> Response:
         # get_data enforces MAX_CONTENT_LENGTH even when no Content-Length was sent
         # UTF-8 as the 415 check says (json.loads would take UTF-16 and UTF-32 bytes too);
         # a byte order mark is read, as before
-        body = json.loads(request.get_data(cache=False).decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = request.get_data(cache=False).decode("utf-8-sig")
+        body = json.loads(text, object_pairs_hook=_once)
+    except UnicodeDecodeError as exc:
+        raise APIProblem(400, f"the body is not UTF-8 (at byte offset {exc.start})") from None
+    except json.JSONDecodeError as exc:
         raise APIProblem(400, f"the body is not valid JSON: {exc}") from None
+    except TwiceGiven as exc:
+        raise APIProblem(400, str(exc)) from None
     except RecursionError:  # [[[[...: deeper than any ask request is
         raise APIProblem(400, "the body is nested too deeply") from None
     except ValueError:  # Python's cap on the digits of an integer read from text
@@ -68,6 +73,20 @@ def ask() -> Response:
     except QuestionError as exc:
         raise APIProblem(400, str(exc)) from None
     return jsonify(answer.to_dict())
+
+
+class TwiceGiven(Exception):
+    """A JSON object of the body names a field twice (which one counts would be a guess)."""
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, each field given once (``json.loads``' ``object_pairs_hook``)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise TwiceGiven(f"the body gives the field {json.dumps(key)} twice")
+        out[key] = value
+    return out
 
 
 def parse_ask(body: Any, config: Config) -> tuple[str, list[Turn], int]:
@@ -94,7 +113,9 @@ def parse_ask(body: Any, config: Config) -> tuple[str, list[Turn], int]:
     for i, turn in enumerate(history):
         where = f"history[{i}]"
         if not isinstance(turn, dict):
-            raise APIProblem(400, f"{where} must be an object with question and answer")
+            raise APIProblem(
+                400, f"{where} must be an object with a question (and its answer, or null)"
+            )
         unknown = sorted(set(turn) - {"question", "answer"})
         if unknown:
             raise APIProblem(400, f"{where} has unknown field(s): {', '.join(unknown)}")

@@ -7,9 +7,10 @@
   // Under this confidence (as shown) an answer is flagged as low; the server sets it
   // (qa.config.LOW_CONFIDENCE), which `qa ask` uses too.
   const UNSURE = Number($("chat").dataset.lowConfidence);
-  // nothing to read: white space, controls and format characters, and marks that belong
-  // to no letter (as the service sees an empty question: qa.answer.blank)
-  const BLANK = /^[\s\p{Cc}\p{Cf}\p{Zs}\p{Zl}\p{Zp}\p{Mn}\p{Me}]*$/u;
+  // nothing to read: white space, controls and format characters, marks that belong to
+  // no letter, and the Hangul fillers and blank braille that show nothing (as the service
+  // sees an empty question: qa.answer.blank)
+  const BLANK = /^[\s\p{Cc}\p{Cf}\p{Zs}\p{Zl}\p{Zp}\p{Mn}\p{Me}\u115f\u1160\u3164\uffa0\u2800]*$/u;
   const blank = (text) => BLANK.test(text);
   const form = $("ask-form");
   const input = $("question");
