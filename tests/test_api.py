@@ -344,7 +344,7 @@ def test_security_headers_on_errors_and_posts_too(client):
         assert r.headers["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_failure_inside_the_engine_is_a_500_problem_without_traceback(engine):
+def test_a_failure_inside_the_engine_is_a_500_problem_without_traceback(engine, spec):
     class Broken:
         config = engine.config
         index = engine.index
@@ -355,6 +355,7 @@ def test_a_failure_inside_the_engine_is_a_500_problem_without_traceback(engine):
     client = create_app(engine=Broken()).test_client()
     r = ask(client, {"question": "anything"})
     assert r.status_code == 500 and r.mimetype == "application/problem+json"
+    check_against_spec(spec, "/api/ask", "post", r)  # the spec declares it
     text = r.get_data(as_text=True)
     assert "Traceback" not in text and "secret internal detail" not in text
 

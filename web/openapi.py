@@ -157,7 +157,12 @@ def spec(config: Config) -> dict[str, Any]:
             "properties": {
                 "id": {"type": "string"},
                 "chars": nonneg,
-                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "sha256": {
+                    "type": "string",
+                    "pattern": "^[0-9a-f]{64}$",
+                    "description": "The sha256 of the file's bytes (a leading UTF-8 "
+                    "byte-order mark included, which `text` leaves out).",
+                },
                 "sentences": nonneg,
             },
         },
@@ -185,7 +190,12 @@ def spec(config: Config) -> dict[str, Any]:
             "properties": {
                 "id": {"type": "string"},
                 "chars": nonneg,
-                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "sha256": {
+                    "type": "string",
+                    "pattern": "^[0-9a-f]{64}$",
+                    "description": "The sha256 of the file's bytes (a leading UTF-8 "
+                    "byte-order mark included, which `text` leaves out).",
+                },
                 "text": {"type": "string"},
                 "sentences": {"type": "array", "items": _ref("SentenceOffsets")},
                 "index_version": {
@@ -213,13 +223,23 @@ def spec(config: Config) -> dict[str, Any]:
         },
     }
     not_found = _problem("No such document (or no such path).")
+    # what any request may get, from the server before the app (or from its last resort)
+    common = {
+        "408": _problem("The request's headers or body came too slowly; the connection closes."),
+        "429": _problem(
+            "Too many open connections from the client's address (closed at once, with "
+            "Retry-After)."
+        ),
+        "500": _problem("An unexpected failure, logged on the server."),
+    }
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "qa",
             "version": __version__,
             "description": "Extractive question answering over documents, with exact "
-            "sentence citations. Every error is application/problem+json.",
+            "sentence citations. Every error is application/problem+json. A method a path "
+            "does not list gets 405 with an Allow header (OPTIONS: 200 and Allow).",
         },
         "paths": {
             "/api/ask": {
@@ -236,7 +256,11 @@ def spec(config: Config) -> dict[str, Any]:
                         "415": _problem(
                             "The body is not application/json in UTF-8, or is sent compressed."
                         ),
-                        "429": _problem("Over the per-client limit (when one is set)."),
+                        **common,
+                        "429": _problem(
+                            "Over the per-client limit of questions (when one is set), or too "
+                            "many open connections from the client's address; with Retry-After."
+                        ),
                     },
                 }
             },
@@ -248,14 +272,15 @@ def spec(config: Config) -> dict[str, Any]:
                             "Health",
                             "The service is up and answering; status is degraded when a "
                             "rebuilt index on disk could not be loaded.",
-                        )
+                        ),
+                        **common,
                     },
                 }
             },
             "/api/documents": {
                 "get": {
                     "summary": "List the indexed documents",
-                    "responses": {"200": _json("DocumentList", "The documents.")},
+                    "responses": {"200": _json("DocumentList", "The documents."), **common},
                 }
             },
             "/api/documents/{doc}": {
@@ -271,13 +296,17 @@ def spec(config: Config) -> dict[str, Any]:
                             "schema": {"type": "string"},
                         }
                     ],
-                    "responses": {"200": _json("Document", "The document."), "404": not_found},
+                    "responses": {
+                        "200": _json("Document", "The document."),
+                        "404": not_found,
+                        **common,
+                    },
                 }
             },
             "/api/examples": {
                 "get": {
                     "summary": "Example questions (from examples.json beside the documents)",
-                    "responses": {"200": _json("Examples", "The example questions.")},
+                    "responses": {"200": _json("Examples", "The example questions."), **common},
                 }
             },
             "/openapi.json": {
@@ -287,7 +316,8 @@ def spec(config: Config) -> dict[str, Any]:
                         "200": {
                             "description": "OpenAPI 3.1 document.",
                             "content": {"application/json": {}},
-                        }
+                        },
+                        **common,
                     },
                 }
             },
