@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -111,6 +112,7 @@ def create_server(
     adj.asyncore_loop_timeout = config.cleanup_interval / 2
     app = guard_app(app, proxies, clients)
     dispatcher = ThreadedTaskDispatcher()
+    dispatcher.queue_logger = QueueNote()
     dispatcher.set_thread_count(adj.threads)
     sockets: dict[int, Any] = {}
     servers = [
@@ -312,6 +314,32 @@ class GuardedServer(TcpWSGIServer):
                     self.clients.note(phase, first, later)
                 channel.time_out(phase)
         self.clients.report()
+
+
+class QueueNote:
+    """Waitress's "Task queue depth is N" (a request waits for a thread: under a load of
+    more clients than threads, as the benchmark's 16 make, every few requests), said the
+    first time, then at most once a minute with how often and how deep, not a line each."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.waits, self.deepest, self.next = 0, 0, 0.0
+
+    def warning(self, message: str, depth: int, *args: Any) -> None:
+        with self.lock:
+            self.waits += 1
+            self.deepest = max(self.deepest, depth)
+            now = time.monotonic()
+            if now < self.next:
+                return
+            waits, deepest = self.waits, self.deepest
+            self.waits, self.deepest, self.next = 0, 0, now + 60.0
+        log.warning(
+            "requests waited for a free thread %d time(s) since the last note (at most %d "
+            "waiting): more clients than threads (QA_THREADS)",
+            waits,
+            deepest,
+        )
 
 
 def refuse(conn: socket.socket) -> None:

@@ -340,3 +340,19 @@ def test_a_bad_proxy_list_is_one_line():
     result = CliRunner().invoke(cli, ["serve", "--forwarded-allow-ips", "10.0.0.300"])
     assert result.exit_code == 1 and "--forwarded-allow-ips" in result.output
     assert "Traceback" not in result.output
+
+
+def test_requests_waiting_for_a_thread_are_noted_once_a_minute_not_each(caplog):
+    from qa.server import QueueNote
+
+    note = QueueNote()
+    with caplog.at_level("WARNING", logger="qa.server"):
+        for depth in (1, 3, 2, 1):
+            note.warning("Task queue depth is %d", depth)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "1 time(s)" in lines[0] and "at most 1 waiting" in lines[0]
+    note.next = 0.0  # a minute later
+    with caplog.at_level("WARNING", logger="qa.server"):
+        note.warning("Task queue depth is %d", 1)
+    assert "4 time(s)" in caplog.records[-1].getMessage()
+    assert "at most 3 waiting" in caplog.records[-1].getMessage()
