@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -112,7 +111,7 @@ def create_server(
     adj.asyncore_loop_timeout = config.cleanup_interval / 2
     app = guard_app(app, proxies, clients)
     dispatcher = ThreadedTaskDispatcher()
-    dispatcher.queue_logger = QueueNote()
+    dispatcher.queue_logger = QueueNote(clients)
     dispatcher.set_thread_count(adj.threads)
     sockets: dict[int, Any] = {}
     servers = [
@@ -317,28 +316,20 @@ class GuardedServer(TcpWSGIServer):
 
 
 class QueueNote:
-    """Waitress's "Task queue depth is N" (a request waits for a thread: under a load of
-    more clients than threads, as the benchmark's 16 make, every few requests), said the
-    first time, then at most once a minute with how often and how deep, not a line each."""
+    """The dispatcher's ``queue_logger``: waitress says "Task queue depth is N" whenever a
+    request waits for a thread (under more clients at once than threads, as the
+    benchmark's 16 make, every few requests); it is noted as the server's other events are
+    (``Clients.note``: the first, then once a minute with a count), not a line each."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.waits, self.deepest, self.next = 0, 0, 0.0
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
 
-    def warning(self, message: str, depth: int, *args: Any) -> None:
-        with self.lock:
-            self.waits += 1
-            self.deepest = max(self.deepest, depth)
-            now = time.monotonic()
-            if now < self.next:
-                return
-            waits, deepest = self.waits, self.deepest
-            self.waits, self.deepest, self.next = 0, 0, now + 60.0
-        log.warning(
-            "requests waited for a free thread %d time(s) since the last note (at most %d "
-            "waiting): more clients than threads (QA_THREADS)",
-            waits,
-            deepest,
+    def warning(self, message: str, *args: Any) -> None:
+        self.clients.note(
+            "queue",
+            "a request waited for a free thread: more clients at once than QA_THREADS",
+            "requests waited for a free thread {n} time(s) in the last minute (QA_THREADS)",
+            logging.WARNING,
         )
 
 

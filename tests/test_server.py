@@ -343,16 +343,19 @@ def test_a_bad_proxy_list_is_one_line():
 
 
 def test_requests_waiting_for_a_thread_are_noted_once_a_minute_not_each(caplog):
+    import logging
+
+    from qa.clients import Clients
     from qa.server import QueueNote
 
-    note = QueueNote()
-    with caplog.at_level("WARNING", logger="qa.server"):
+    now = [0.0]
+    note = QueueNote(Clients(0, logging.getLogger("test.queue"), clock=lambda: now[0]))
+    with caplog.at_level("WARNING", logger="test.queue"):
         for depth in (1, 3, 2, 1):
             note.warning("Task queue depth is %d", depth)
-    lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 1 and "1 time(s)" in lines[0] and "at most 1 waiting" in lines[0]
-    note.next = 0.0  # a minute later
-    with caplog.at_level("WARNING", logger="qa.server"):
+        assert len(caplog.records) == 1
+        assert "a request waited for a free thread" in caplog.records[0].getMessage()
+        now[0] = 61.0  # a minute later
         note.warning("Task queue depth is %d", 1)
-    assert "4 time(s)" in caplog.records[-1].getMessage()
-    assert "at most 3 waiting" in caplog.records[-1].getMessage()
+    assert len(caplog.records) == 2
+    assert "4 time(s) in the last minute" in caplog.records[-1].getMessage()
