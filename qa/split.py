@@ -12,6 +12,7 @@ sentence whatever its cells hold.
 
 from __future__ import annotations
 
+import bisect
 import re
 
 # Titles that are always followed by a name: never the end of a sentence.
@@ -59,6 +60,8 @@ _CLOSERS = "\"'”’»)]"
 # backticks (a code span, or at a line's start a fence) or of tildes (a fence)
 _SCAN = re.compile(r"<!--|`+|~{3,}")
 _BLANK_LINE = re.compile(r"(?:\r\n|\n|\r)[ \t]*(?:\r\n|\n|\r)")  # a paragraph's end
+_LINE_BREAK = re.compile(r"[\r\n]")
+_BACKTICKS = re.compile(r"`+")
 
 
 def split_sentences(text: str, markdown: bool = False) -> list[tuple[int, int]]:
@@ -91,23 +94,30 @@ def _comments(text: str) -> list[tuple[int, int]]:
     long, or to the end) and a code span (closed by a run of backticks as long, inside its
     paragraph) show what they hold, and so does a table row (a line that opens with a bar:
     its cells stay one sentence, as written)."""
+    # found once, then looked up: a long document with many code spans stays linear
+    blanks = [m.start() for m in _BLANK_LINE.finditer(text)]
+    breaks = [m.start() for m in _LINE_BREAK.finditer(text)]
+    runs: dict[int, list[int]] = {}  # where each run of backticks starts, by its length
+    for run in _BACKTICKS.finditer(text):
+        runs.setdefault(len(run.group()), []).append(run.start())
     out: list[tuple[int, int]] = []
     i = 0
     while m := _SCAN.search(text, i):
         a, b = m.span()
-        line = max(text.rfind("\n", 0, a), text.rfind("\r", 0, a)) + 1
-        lead = text[line:a]
+        k = bisect.bisect_left(breaks, a)
+        lead = text[breaks[k - 1] + 1 if k else 0 : a]
         opens_line = len(lead) <= 3 and not lead.strip(" ")
         mark = m.group()
-        paragraph = _BLANK_LINE.search(text, b)
-        ends = paragraph.start() if paragraph else len(text)
+        k = bisect.bisect_left(blanks, b)
+        ends = blanks[k] if k < len(blanks) else len(text)  # the paragraph's end
         if mark[0] in "`~" and len(mark) >= 3 and opens_line:  # a fence
             closing = rf"^ {{0,3}}{re.escape(mark[0])}{{{len(mark)},}}[ \t]*$"
             after = re.compile(closing, re.MULTILINE).search(text, b)
             i = after.end() if after else len(text)
-        elif mark[0] == "`":  # a code span, or backticks that close none: text
-            after = re.compile(rf"(?<!`){mark}(?!`)").search(text, b, ends)
-            i = after.end() if after else b
+        elif mark[0] == "`":  # a code span, closed by the next run as long; else text
+            same = runs[len(mark)]
+            k = bisect.bisect_right(same, a)
+            i = same[k] + len(mark) if k < len(same) and same[k] < ends else b
         elif mark[0] == "~" or lead.lstrip().startswith("|"):  # tildes; a table row's
             i = b
         else:
