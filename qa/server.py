@@ -31,7 +31,13 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import MultiSocketServer, TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-from .clients import Clients, TrustedProxies, fit_descriptor_limit, problem_response
+from .clients import (
+    Clients,
+    TrustedProxies,
+    client_key,
+    fit_descriptor_limit,
+    problem_response,
+)
 from .config import Config
 
 log = logging.getLogger(__name__)
@@ -228,9 +234,7 @@ class GuardedChannel(HTTPChannel):
 
     def del_channel(self, map: dict[int, Any] | None = None) -> None:
         super().del_channel(map)
-        if self.slot is not None:
-            self.server.clients.give_back(self.slot)
-            self.slot = None
+        self.server.give_back(self)
 
 
 class GuardedServer(TcpWSGIServer):
@@ -243,7 +247,19 @@ class GuardedServer(TcpWSGIServer):
         self, *args: Any, config: Config, proxies: TrustedProxies, clients: Clients, **kw: Any
     ) -> None:
         self.config, self.proxies, self.clients = config, proxies, clients
+        # each client's connections, as ``Clients`` counts them (an IPv6 /64 is one)
+        self.holding: dict[str, set[GuardedChannel]] = {}
         super().__init__(*args, **kw)
+
+    def give_back(self, channel: GuardedChannel) -> None:
+        """``channel``'s slot, if it holds one: its address may open another."""
+        slot, channel.slot = channel.slot, None
+        if slot is not None:
+            held = self.holding.get(client_key(slot), set())
+            held.discard(channel)
+            if not held:
+                self.holding.pop(client_key(slot), None)
+            self.clients.give_back(slot)
 
     def readable(self) -> bool:
         ready: bool = super().readable()  # also runs maintenance() every cleanup interval
@@ -280,6 +296,8 @@ class GuardedServer(TcpWSGIServer):
                     self.clients.give_back(slot)
                 continue
             channel.slot = slot
+            if slot is not None:
+                self.holding.setdefault(client_key(slot), set()).add(channel)
 
     def release_closed(self, slot: str) -> int:
         """Give back the slots of the address ``slot``'s connections whose client has
@@ -287,9 +305,7 @@ class GuardedServer(TcpWSGIServer):
         is written), but the client's next connection may be accepted first and would be
         counted with its last. Nothing is closed here, so no answer is lost; how many."""
         released = 0
-        for channel in list(self._map.values()):
-            if getattr(channel, "slot", None) != slot:
-                continue
+        for channel in list(self.holding.get(client_key(slot), ())):
             try:
                 if channel.socket.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT):
                     continue  # a next request waits: open
@@ -297,8 +313,7 @@ class GuardedServer(TcpWSGIServer):
                 continue  # nothing to read: open
             except OSError:
                 pass  # reset: closed
-            channel.slot = None
-            self.clients.give_back(slot)
+            self.give_back(channel)
             released += 1
         return released
 
