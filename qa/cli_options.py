@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
@@ -71,8 +70,5 @@ def library_errors(f: Callable[P, R]) -> Callable[P, R]:
             ReaderError,
         ) as exc:
             raise click.ClickException(str(exc)) from exc
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
 
     return wrapper

@@ -512,7 +512,7 @@ def test_an_interrupted_command_says_so_and_exits_130(seeds_copy, tmp_path):
 
     args = ["index", "--seeds", str(seeds_copy), "--index", str(tmp_path / "fresh")]
     interrupted = 0
-    for wait in (0.15, 0.3, 0.6):  # importing qa, loading the model, embedding
+    for wait in (0.08, 0.15, 0.3, 0.6):  # importing qa, loading the model, embedding
         started = subprocess.Popen(
             [sys.executable, "-m", "qa", *args],
             stdout=subprocess.PIPE,
