@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Sequence, Sized
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .settings import TrainSettings
 
 
 class Encoded(Protocol):
@@ -76,23 +79,7 @@ def hardest(losses: dict[int, float], groups: Sequence[int], share: float) -> se
     return set(ranked[: max(1, round(share * len(ranked)))]) | (set(groups) - set(losses))
 
 
-class Dealt(Protocol):
-    """The settings that decide whether ``--hard`` changes anything (``TrainSettings``)."""
-
-    @property
-    def listwise(self) -> float: ...
-
-    @property
-    def epochs(self) -> int: ...
-
-    @property
-    def negatives(self) -> int: ...
-
-    @property
-    def erased(self) -> float: ...
-
-
-def why_hard_does_nothing(settings: Dealt) -> str:
+def why_hard_does_nothing(settings: TrainSettings) -> str:
     """Why ``--hard`` would train exactly as without it with these settings ("" when it
     would not): it ranks the questions by their listwise loss, over each question's rows,
     for the epochs after the first."""
