@@ -67,6 +67,24 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], list[Path]]:
     return sorted(found, key=order), sorted(links, key=order)
 
 
+class NotUTF8(ValueError):
+    """Bytes that are not UTF-8; ``at``: the offset of the first byte that is not."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__(f"not UTF-8 at byte offset {at}")
+        self.at = at
+
+
+def utf8_text(data: bytes) -> str:
+    """``data`` read as UTF-8, a leading byte-order mark not part of the text; NotUTF8
+    with the first bad byte's offset counted in ``data`` (the mark included)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        at = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+        raise NotUTF8(at) from None
+
+
 def read_document(path: Path, doc_id: str) -> Document:
     """Read one UTF-8 document; raise DocumentError naming the file when it is unusable."""
     try:
@@ -77,12 +95,10 @@ def read_document(path: Path, doc_id: str) -> Document:
         if data.startswith(mark):
             raise DocumentError(f"{doc_id}: {name} text, not UTF-8; save it as UTF-8")
     try:
-        # utf-8-sig: a byte-order mark is not part of the text
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        at = exc.start + (len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0)
+        text = utf8_text(data)
+    except NotUTF8 as exc:
         raise DocumentError(
-            f"{doc_id}: not valid UTF-8 (at byte offset {at}); save it as UTF-8"
+            f"{doc_id}: not valid UTF-8 (at byte offset {exc.at}); save it as UTF-8"
         ) from exc
     if "\x00" in text:  # no text has NUL: a binary file, or UTF-16 without its mark
         raise DocumentError(

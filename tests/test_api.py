@@ -169,6 +169,7 @@ def test_a_question_of_exactly_the_limit_is_accepted(client):
         (b'{"question": "a",}', "not valid JSON"),
         (b"\xff\xfe", "the body is not UTF-8 (at byte offset 0)"),
         (b'{"question": "caf\xe9?"}', "the body is not UTF-8 (at byte offset 17)"),
+        (b'\xef\xbb\xbf{"question": "caf\xe9?"}', "not UTF-8 (at byte offset 20)"),  # after a mark
         (b'{"question": "a?", "question": "b?"}', 'the body gives the field "question" twice'),
         (b'{"question": "a?", "history": [{"question": "b", "question": "c"}]}', "twice"),
     ],

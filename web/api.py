@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from qa.answer import QuestionError, check_question, check_text
+from qa.documents import NotUTF8, utf8_text
 from qa.records import Turn
 
 from .problems import APIProblem
@@ -51,14 +52,15 @@ def ask() -> Response:
         raise APIProblem(415, f"send the body uncompressed (Content-Encoding {coding} is not read)")
     if request.content_length is not None and request.content_length > config.max_body_bytes:
         raise APIProblem(413, f"the request body is over {config.max_body_bytes} bytes")
+    # get_data enforces MAX_CONTENT_LENGTH even when no Content-Length was sent; UTF-8 as
+    # the 415 check says (json.loads would take UTF-16 and UTF-32 bytes too), a byte order
+    # mark read, as before
     try:
-        # get_data enforces MAX_CONTENT_LENGTH even when no Content-Length was sent
-        # UTF-8 as the 415 check says (json.loads would take UTF-16 and UTF-32 bytes too);
-        # a byte order mark is read, as before
-        text = request.get_data(cache=False).decode("utf-8-sig")
+        text = utf8_text(request.get_data(cache=False))
+    except NotUTF8 as exc:
+        raise APIProblem(400, f"the body is not UTF-8 (at byte offset {exc.at})") from None
+    try:
         body = json.loads(text, object_pairs_hook=_once)
-    except UnicodeDecodeError as exc:
-        raise APIProblem(400, f"the body is not UTF-8 (at byte offset {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise APIProblem(400, f"the body is not valid JSON: {exc}") from None
     except TwiceGiven as exc:
