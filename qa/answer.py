@@ -29,7 +29,6 @@ margin.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 
@@ -39,13 +38,11 @@ from .embed import Embedder
 from .features import Candidate, Reading
 from .index import Index
 from .lexical import LexicalIndex
-from .markdown import is_delimiter_row, is_table_row, markdown_view, row_view, tidy_span
+from .markdown import header_row, markdown_view, row_view, tidy_span
 from .read import Reader
 from .records import Answer, Citation, Sentence, Turn
 from .retrieve import query_of, retrieve
 from .text import balanced_span
-
-_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 
 
 class QuestionError(ValueError):
@@ -113,21 +110,11 @@ def previous_text(index: Index, position: int) -> str:
 
 def table_header(index: Index, position: int) -> int | None:
     """The position of the header row of the Markdown table that the sentence at
-    ``position`` is a row of (below its ``| --- |`` line), or None: not such a row, or the
-    header itself. The rows between must follow one another line by line."""
+    ``position`` is a row of (``markdown.header_row``), or None."""
     sentence = index.sentences[position]
-    if not (is_markdown(sentence.doc) and is_table_row(sentence.text)):
+    if not is_markdown(sentence.doc):
         return None
-    text = index.documents[sentence.doc].text
-    at = position
-    while index.sentences[at].index > 0 and is_table_row(index.sentences[at - 1].text):
-        between = _LINE_BREAK.split(text[index.sentences[at - 1].end : index.sentences[at].start])
-        if len(between) == 3 and is_delimiter_row(between[1]):
-            return at - 1
-        if len(between) != 2:  # a blank line or anything else: not one table
-            return None
-        at -= 1
-    return None
+    return header_row(index.documents[sentence.doc].text, index.sentences, position)
 
 
 def candidate(

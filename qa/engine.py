@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .answer import answer_question
-from .build import build_index, build_warnings
+from .build import EMBEDDING, build_index, build_warnings, retrieval_texts
 from .config import Config
 from .embed import Embedder, load_embedder
 from .index import (
@@ -53,7 +53,9 @@ def open_index(
     """Load the index, rebuilding it first (with a one-line notice) when it is missing or
     stale, or always when ``rebuild``. A damaged index raises IndexProblem with a message
     that says how to rebuild."""
-    reason = None if rebuild else stale_reason(config.index_dir, config.seeds_dir, config.model)
+    reason = None
+    if not rebuild:
+        reason = stale_reason(config.index_dir, config.seeds_dir, config.model, EMBEDDING)
     if not rebuild and not reason:
         return load_index(config.index_dir)
     if reason:
@@ -77,12 +79,13 @@ class Snapshot:
 
     @classmethod
     def of(cls, index: Index) -> Snapshot:
+        texts = {doc: d.text for doc, d in index.documents.items()}
         grouped: dict[str, list[Sentence]] = {doc: [] for doc in index.documents}
         for s in index.sentences:
             grouped.setdefault(s.doc, []).append(s)
         return cls(
             index,
-            LexicalIndex(index.sentences),
+            LexicalIndex(index.sentences, retrieval_texts(index.sentences, texts)),
             {doc: tuple(sentences) for doc, sentences in grouped.items()},
         )
 

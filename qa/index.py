@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -231,8 +232,11 @@ def load_index(index_dir: Path) -> Index:
     return Index(index_dir, manifest, version, documents, tuple(sentences), vectors)
 
 
-def stale_reason(index_dir: Path, seeds_dir: Path, model: str) -> str | None:
-    """Why the index must be rebuilt (missing, documents changed, other model), or None.
+def stale_reason(
+    index_dir: Path, seeds_dir: Path, model: str, embedding: Mapping[str, Any]
+) -> str | None:
+    """Why the index must be rebuilt (missing, documents changed, other model, its vectors
+    made otherwise than ``embedding`` says, as the manifest records it), or None.
 
     Raises IndexProblem when the manifest exists but is unusable."""
     manifest = read_manifest(index_dir)
@@ -240,6 +244,8 @@ def stale_reason(index_dir: Path, seeds_dir: Path, model: str) -> str | None:
         return f"no index in {index_dir}"
     if manifest["model"].get("name") != model:
         return f"the index was built with model {manifest['model'].get('name')!r}, not {model!r}"
+    if manifest.get("embedding") != embedding:
+        return "the index's sentences were embedded otherwise than this qa embeds them"
     current = corpus_fingerprint(seeds_dir)
     if manifest["sources"] != current:
         old = manifest["sources"]

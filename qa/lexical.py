@@ -28,8 +28,11 @@ CONTEXT_WEIGHT = 0.3  # weight of the previous sentence's words
 
 
 class LexicalIndex:
-    def __init__(self, sentences: Sequence[Sentence]):
-        own = [Counter(map(sys.intern, content_stems(s.text))) for s in sentences]
+    def __init__(self, sentences: Sequence[Sentence], texts: Sequence[str] | None = None):
+        """BM25 over ``sentences``, each read as its ``texts`` entry when given (what
+        retrieval reads of it: ``build.retrieval_texts``), else as its text."""
+        read = [s.text for s in sentences] if texts is None else texts
+        own = [Counter(map(sys.intern, content_stems(t))) for t in read]
         # each sentence's distinct stems, kept so that answering never tokenises a sentence
         # again (interned: one string object per word, shared by every sentence using it)
         self._stems = [tuple(counts) for counts in own]
@@ -56,7 +59,8 @@ class LexicalIndex:
         }
 
     def stems(self, position: int) -> tuple[str, ...]:
-        """The distinct content stems of sentence ``position`` (``content_stems`` of it)."""
+        """The distinct content stems of sentence ``position`` (``content_stems`` of what
+        was read of it)."""
         return self._stems[position]
 
     def idf(self, word: str) -> float:

@@ -8,6 +8,8 @@ import itertools
 import re
 from collections.abc import Sequence
 
+from .records import Sentence
+
 # Markdown a span should not begin or end with: a table's cell bar, or a code or emphasis
 # mark whose partner it leaves out. The reader reads a .md document's code and emphasis
 # marks as blanks (``markdown_view``), and its table rows as written.
@@ -16,6 +18,7 @@ _CODE_SPAN = re.compile(r"(`+)(?!`)(.+?)(?<!`)\1(?!`)")
 _BACKTICKS = re.compile(r"`+")
 _STARS = re.compile(r"\*+")
 _UNDERSCORES = re.compile(r"_+")
+_LINE_BREAK = re.compile(r"\r\n|\n|\r")
 _LINK_TARGET = re.compile(r"\([^\s()]*\)")  # '(https://...)' after a link's '[text]'
 MARKDOWN_MARKS = "`*"
 _BLANKED = str.maketrans({m: " " for m in MARKDOWN_MARKS})
@@ -40,6 +43,23 @@ def is_table_row(text: str) -> bool:
     """Whether ``text`` is a row of a Markdown table as the splitter keeps it: one line,
     between cell bars."""
     return len(text) > 1 and text[0] == _CELL and text[-1] == _CELL
+
+
+def header_row(text: str, sentences: Sequence[Sentence], at: int) -> int | None:
+    """The position in ``sentences`` (a document's, or an index's, in order) of the header
+    row of the Markdown table that ``sentences[at]`` is a row of (below its ``| --- |``
+    line), or None: not such a row, or the header itself. ``text`` is its document's. The
+    rows between must follow one another line by line."""
+    if not is_table_row(sentences[at].text):
+        return None
+    while sentences[at].index > 0 and is_table_row(sentences[at - 1].text):
+        between = _LINE_BREAK.split(text[sentences[at - 1].end : sentences[at].start])
+        if len(between) == 3 and is_delimiter_row(between[1]):
+            return at - 1
+        if len(between) != 2:  # a blank line or anything else: not one table
+            return None
+        at -= 1
+    return None
 
 
 def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:

@@ -110,6 +110,7 @@ def test_a_file_that_cannot_be_read_is_skipped_by_the_build_and_the_staleness_ch
 
     from helpers import build
 
+    from qa.build import EMBEDDING
     from qa.index import stale_reason
 
     seeds = tmp_path / "seeds"
@@ -128,6 +129,6 @@ def test_a_file_that_cannot_be_read_is_skipped_by_the_build_and_the_staleness_ch
     assert [d for d in index.documents] == ["good.txt"]
     assert any("locked.txt" in m and "Permission denied" in m for m in index.manifest["skipped"])
     model = index.manifest["model"]["name"]
-    assert stale_reason(tmp_path / "index", seeds, model) is None
+    assert stale_reason(tmp_path / "index", seeds, model, EMBEDDING) is None
     monkeypatch.undo()
-    assert "locked.txt" in stale_reason(tmp_path / "index", seeds, model)
+    assert "locked.txt" in stale_reason(tmp_path / "index", seeds, model, EMBEDDING)

@@ -8,6 +8,7 @@ import pytest
 from helpers import build
 
 from qa import build as building
+from qa.build import EMBEDDING
 from qa.config import Config
 from qa.engine import open_index
 from qa.index import IndexProblem, load_index, stale_reason
@@ -143,11 +144,11 @@ def test_stale_index_is_rebuilt_with_a_notice(seeds_copy, tmp_path, embedder):
     assert open_index(config, embedder, notify=notices.append).version == first.version
     assert len(notices) == 1  # up to date: loaded, not rebuilt
     (seeds_copy / "extra.txt").write_text("Penguins live in Antarctica.", encoding="utf-8")
-    assert "extra.txt" in stale_reason(index_dir, seeds_copy, config.model)
+    assert "extra.txt" in stale_reason(index_dir, seeds_copy, config.model, EMBEDDING)
     second = open_index(config, embedder, notify=notices.append)
     assert len(notices) == 2 and second.version != first.version
     assert "extra.txt" in second.documents
-    assert "model" in stale_reason(index_dir, seeds_copy, "some-other-model")
+    assert "model" in stale_reason(index_dir, seeds_copy, "some-other-model", EMBEDDING)
 
 
 def test_interrupted_build_leaves_the_previous_index_intact(seeds_copy, tmp_path, embedder):

@@ -395,6 +395,20 @@ def test_an_index_of_another_model_is_stale_and_rebuilt(built, tmp_path):
     assert engine.index.manifest["model"]["dimension"] == 384
 
 
+def test_an_index_whose_sentences_were_embedded_otherwise_is_rebuilt(built, tmp_path):
+    """An index from before table rows were embedded with their column names records only
+    its context weight: this qa's vectors would not match it, so it is built again."""
+    path = tmp_path / "index" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["embedding"] = {"context_weight": 0.3}  # as qa wrote it until 2026-12-01
+    path.write_text(json.dumps(manifest))
+    notices = []
+    config = Config.load(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
+    engine = Engine(config, notify=notices.append)
+    assert "embedded otherwise than this qa embeds them" in notices[0]
+    assert engine.index.manifest["embedding"] == {"context_weight": 0.3, "table_rows": "named"}
+
+
 # --- documents -----------------------------------------------------------------------------
 
 

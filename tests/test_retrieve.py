@@ -91,3 +91,45 @@ def test_a_name_only_the_lexical_side_knows_is_still_found(engine):
     q = make_query("7,500")
     hits = retrieve(s.index, s.lexical, engine.embedder, q, 3)
     assert any("7,500" in h.sentence.text for h in hits)
+
+
+def _menu(name: str, column: str) -> str:
+    return (
+        f"# {name}\n\nThe café lists its drinks below.\n\n"
+        f"| Drink | {column} |\n| --- | --- |\n| Coffee | 4 |\n| Milk | 2 |\n| Tea | 3 |\n"
+    )
+
+
+def test_a_table_row_is_found_by_its_column_names(tmp_path, embedder):
+    """Two documents' rows read alike ('| Tea | 3 |', after alike rows), but their columns
+    differ: retrieval reads a Markdown row with its header's names ('Drink: Tea; Price:
+    3.'), so the question asking for the price finds the price list and the one asking for
+    calories the other, where bare rows would put the same one first for both."""
+    from helpers import build
+
+    from qa.build import retrieval_texts
+    from qa.engine import Snapshot
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "calories.md").write_text(_menu("Nutrition", "Calories"), encoding="utf-8")
+    (seeds / "prices.md").write_text(_menu("Price list", "Price"), encoding="utf-8")
+    (seeds / "plain.txt").write_text("| Drink | Price |\n| --- | --- |\n| Tea | 3 |\n")
+    snapshot = Snapshot.of(build(seeds, tmp_path / "index", embedder))
+    index = snapshot.index
+    texts = retrieval_texts(index.sentences, {d: doc.text for d, doc in index.documents.items()})
+    read = {(s.doc, s.text): t for s, t in zip(index.sentences, texts, strict=True)}
+    assert read["prices.md", "| Tea | 3 |"] == "Drink: Tea; Price: 3."
+    assert read["prices.md", "| Drink | Price |"] == "| Drink | Price |"  # the header
+    assert (
+        read["prices.md", "The café lists its drinks below."] == "The café lists its drinks below."
+    )
+    assert all(
+        t == s.text for s, t in zip(index.sentences, texts, strict=True) if s.doc == "plain.txt"
+    )
+    for question, doc in [
+        ("How many calories are in a tea?", "calories.md"),
+        ("What is the price of a tea?", "prices.md"),
+    ]:
+        (first, *_) = retrieve(index, snapshot.lexical, embedder, make_query(question), 3)
+        assert (first.sentence.doc, first.sentence.text) == (doc, "| Tea | 3 |"), question

@@ -140,10 +140,11 @@ def run_bench(
 
 def _scale_index_current(seeds: Path, index: Path, model: str) -> bool:
     from .. import vectors
+    from ..build import EMBEDDING
     from ..index import IndexProblem, read_manifest, stale_reason
 
     try:
-        if not seeds.is_dir() or stale_reason(index, seeds, model) is not None:
+        if not seeds.is_dir() or stale_reason(index, seeds, model, EMBEDDING) is not None:
             return False
         manifest = read_manifest(index)
         assert manifest is not None  # stale_reason found it

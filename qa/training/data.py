@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..answer import candidate, read_hits
-from ..build import sentences_of, with_context
+from ..build import retrieval_texts, sentences_of, with_context
 from ..corpus import Corpus, Example
 from ..embed import Embedder
 from ..engine import Engine
@@ -83,8 +83,8 @@ def document_indexes(corpus: Corpus, embedder: Embedder) -> dict[str, tuple[Inde
     documents it is given, and a question is about its own document."""
     docs = [Document(d, text, "") for d, text in sorted(corpus.documents.items())]
     sentences = {d.id: sentences_of(d) for d in docs}
-    texts = [s.text for d in docs for s in sentences[d.id]]
-    vectors = embedder.encode(texts)
+    read = {d.id: retrieval_texts(sentences[d.id], corpus.documents) for d in docs}
+    vectors = embedder.encode([t for d in docs for t in read[d.id]])
     import faiss
 
     out, row = {}, 0
@@ -95,7 +95,7 @@ def document_indexes(corpus: Corpus, embedder: Embedder) -> dict[str, tuple[Inde
         flat = faiss.IndexFlatIP(v.shape[1])
         flat.add(v)
         index = Index(corpus.root, {}, "", {d.id: d}, tuple(sents), flat)
-        out[d.id] = (index, LexicalIndex(sents))
+        out[d.id] = (index, LexicalIndex(sents, read[d.id]))
     return out
 
 
@@ -127,7 +127,8 @@ def pool_indexes(
         for index in parts:
             flat.add(index.vectors.reconstruct_n(0, index.vectors.ntotal))
         docs = {d: doc for index in parts for d, doc in index.documents.items()}
-        pooled = (Index(parts[0].path, {}, "", docs, sents, flat), LexicalIndex(list(sents)))
+        read = retrieval_texts(sents, {d: doc.text for d, doc in docs.items()})
+        pooled = (Index(parts[0].path, {}, "", docs, sents, flat), LexicalIndex(sents, read))
         out.update((d, pooled) for d in group)
     return out
 
