@@ -488,3 +488,91 @@ def test_after_a_rebuild_a_citation_opens_the_new_text(browser, tmp_path):
         page.close()
     finally:
         server.stop()
+
+
+def test_a_new_answer_is_shown_from_its_start(browser, server):
+    """On a small window the conversation scrolls to the new turn, so that the answer is in
+    view and not only its last citations (at once, with reduced motion asked for)."""
+    context = browser.new_context(viewport={"width": 320, "height": 640}, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(server.url + "/")
+    for question in ("Who is the spokeswoman?", "What has Sheinbaum been dubbed?"):
+        ask(page, question)
+        answer = page.locator(".turn.bot").last.locator(".answer")
+        assert answer.evaluate(
+            "el => { const r = el.getBoundingClientRect(), c = el.closest('.conversation')"
+            ".getBoundingClientRect(); return r.top >= c.top && r.bottom <= c.bottom; }"
+        ), question
+    # each question is its turn's heading, under the page's
+    assert page.get_by_role("heading", level=2, name="What has Sheinbaum been dubbed?").count()
+    context.close()
+
+
+def test_a_question_left_unanswered_can_be_stopped(page):
+    """An answer that never comes: the page says it is waiting, Enter says to wait, and
+    Escape or the button (reading "Stop" meanwhile) stops the wait with the question kept."""
+    held = []
+    page.route("**/api/ask", lambda route: held.append(route))  # taken, never answered
+    box = page.get_by_label("Your question")
+    box.fill("Who is the spokeswoman?")
+    box.press("Enter")
+    page.locator(".thinking").wait_for()
+    assert page.locator("#status").inner_text() == "Looking for the answer…"
+    stop = page.get_by_role("button", name="Stop waiting for the answer")
+    assert stop.inner_text() == "Stop" and stop.is_enabled()
+    box.fill("Who said that?")
+    box.press("Enter")
+    assert "Wait for the answer" in page.locator("#ask-hint").inner_text()
+    assert page.locator(".turn.user").count() == 1 and box.input_value() == "Who said that?"
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".thinking", state="detached")
+    assert "Stopped waiting" in page.locator(".turn.error").last.inner_text()
+    assert page.get_by_role("button", name="Ask").is_enabled()
+    assert page.locator("#status").inner_text() == ""
+    box.fill("")
+    box.fill("When was that?")
+    box.press("Enter")
+    page.locator(".thinking").wait_for()
+    page.get_by_role("button", name="Stop waiting for the answer").click()
+    page.wait_for_selector(".thinking", state="detached")
+    assert page.locator(".turn.error").count() == 2
+    assert box.input_value() == "When was that?"  # put back, to ask again
+    assert page.evaluate("document.activeElement.id") == "question"
+    page.console_errors.clear()  # the two requests stopped
+
+
+def test_the_keyboard_stays_where_the_user_is(page):
+    """An example pressed hides with the rest: the keyboard goes to the question box. With
+    the article open, Escape typed in the box closes it and leaves the box the keyboard; a
+    new conversation closes it too, and says it started."""
+    page.locator(".example").first.focus()
+    with page.expect_response("**/api/ask"):
+        page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "question"
+    page.wait_for_selector(".thinking", state="detached")
+    page.locator(".turn.bot").last.locator(".cite").first.click()
+    panel = page.locator("#article-panel")
+    page.locator(".sentence.highlight").wait_for()
+    box = page.get_by_label("Your question")
+    box.click()
+    box.press_sequentially("draft")
+    page.keyboard.press("Escape")
+    panel.wait_for(state="hidden")
+    assert page.evaluate("document.activeElement.id") == "question"
+    assert box.input_value() == "draft"
+    page.locator(".turn.bot").last.locator(".cite").first.click()
+    page.locator(".sentence.highlight").wait_for()
+    page.get_by_role("button", name="New conversation").click()
+    panel.wait_for(state="hidden")
+    assert page.locator(".turn").count() == 0
+    assert page.locator("#status").inner_text() == "New conversation started."
+
+
+def test_a_citation_that_cannot_be_fetched_says_why_in_words(page):
+    ask(page, "Who is the spokeswoman?")
+    page.route("**/api/documents/**", lambda route: route.abort())
+    page.locator(".turn.bot").last.locator(".cite").first.click()
+    error = page.locator("#article-text .error")
+    error.wait_for()
+    assert error.inner_text().startswith("Could not reach the service.")
+    page.console_errors.clear()  # the fetch refused on purpose

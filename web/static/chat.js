@@ -32,9 +32,15 @@
   const maxBody = limit(chat.maxBodyBytes, 65536);
   const hint = $("ask-hint");
   const HINT = hint.textContent;
+  const status = $("status"); // said to screen readers: waiting, stopped, cleared
+  const SEND = send.textContent;
+  // a question unanswered this long is given up (the service answers in milliseconds;
+  // a request held by a broken network would otherwise wait for ever)
+  const TIMEOUT_MS = 60_000;
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
   let history = []; // [{question, answer}], oldest first: the service is stateless
-  let pending = false;
+  let pending = null; // the AbortController of the question being answered
   let generation = 0; // bumped by "New conversation" so late answers are dropped
   let lastCitationButton = null;
   let opening = 0; // bumped by each citation opened, so that a slow fetch shows no stale text
@@ -51,9 +57,30 @@
     return node;
   }
 
-  // Only the conversation scrolls (scrollIntoView would scroll the page too)
-  function scrollToEnd() {
-    conversation.scrollTo({ top: conversation.scrollHeight, behavior: "smooth" });
+  // Only the conversation scrolls (scrollIntoView would scroll the page too); smoothly
+  // unless the reader asked for less motion
+  function scrollTo(top) {
+    conversation.scrollTo({ top, behavior: reducedMotion.matches ? "auto" : "smooth" });
+  }
+  const scrollToEnd = () => scrollTo(conversation.scrollHeight);
+
+  // A new answer is read from its start: its question at the top of the conversation when
+  // the two are taller than it, else the end
+  function scrollToTurn(turn) {
+    const top = conversation.scrollTop + turn.getBoundingClientRect().top -
+      conversation.getBoundingClientRect().top - 8;
+    scrollTo(Math.min(top, conversation.scrollHeight));
+  }
+
+  // Whether the keyboard is in the article panel (reading a citation): an answer that
+  // arrives meanwhile does not take it away
+  const readingArticle = () => !panel.hidden && panel.contains(document.activeElement);
+
+  function setPending(controller) {
+    pending = controller;
+    send.textContent = controller ? "Stop" : SEND;
+    send.setAttribute("aria-label", controller ? "Stop waiting for the answer" : SEND);
+    send.classList.toggle("stop", Boolean(controller));
   }
 
   // --- asking ---------------------------------------------------------------------
@@ -61,13 +88,18 @@
   async function ask(question) {
     if (pending || blank(question)) return;
     say("");
-    pending = true;
-    send.disabled = true;
+    const controller = new AbortController();
+    setPending(controller);
+    // an example pressed is hidden with the rest: the keyboard goes to the question box
+    if (examples.contains(document.activeElement)) input.focus();
     examples.hidden = true;
     const mine = generation;
+    const timer = setTimeout(() => controller.abort("timeout"), TIMEOUT_MS);
+    status.textContent = "Looking for the answer…";
 
     const turn = el("li", "turn user");
-    turn.append(el("span", "visually-hidden", "You asked: "), el("p", "text", question));
+    // the question is the turn's heading: heading navigation walks the conversation
+    turn.append(el("span", "visually-hidden", "You asked: "), el("h2", "text", question));
     conversation.append(turn);
     const thinking = el("li", "turn bot thinking");
     thinking.setAttribute("aria-label", "Thinking");
@@ -82,6 +114,7 @@
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json" },
         body: requestBody(question),
+        signal: controller.signal,
       });
       const data = await response.json().catch(() => null);
       if (!response.ok) {
@@ -92,15 +125,15 @@
       if (!data) throw new Error("The service sent an answer that could not be read.");
       reply = data;
     } catch (err) {
-      reply = { error: err instanceof TypeError
-        ? "Could not reach the service. Check that it is running, then try again."
-        : err.message };
+      reply = { error: failure(err, controller.signal.reason) };
+    } finally {
+      clearTimeout(timer);
     }
     if (mine !== generation) return; // the conversation was cleared meanwhile
     thinking.remove();
     conversation.removeAttribute("aria-busy");
-    pending = false;
-    send.disabled = false;
+    setPending(null);
+    status.textContent = "";
 
     if (reply.error) {
       conversation.append(renderError(reply.error));
@@ -109,9 +142,21 @@
       history.push({ question, answer: reply.answer });
       conversation.append(renderAnswer(reply));
     }
-    scrollToEnd();
-    input.focus();
+    scrollToTurn(turn);
+    if (!readingArticle()) input.focus();
   }
+
+  // What the user is told of a question that got no answer
+  function failure(err, reason) {
+    if (reason === "timeout") {
+      return `The service did not answer within ${TIMEOUT_MS / 1000} seconds. ` +
+        "Check that it is running, then try again.";
+    }
+    if (reason === "stopped") return "Stopped waiting for the answer. Ask again when ready.";
+    if (err instanceof TypeError) return UNREACHABLE;
+    return err.message;
+  }
+  const UNREACHABLE = "Could not reach the service. Check that it is running, then try again.";
 
   // The request: the question and the latest turns that fit the service's body limit
   // (long turns in a script of 3- or 4-byte UTF-8 characters can fill it before the turn
@@ -228,7 +273,12 @@
   // would show an old text as if it were current.
   async function fetchDocument(doc) {
     const path = doc.split("/").map(encodeURIComponent).join("/");
-    const r = await fetch(`/api/documents/${path}`);
+    let r;
+    try {
+      r = await fetch(`/api/documents/${path}`);
+    } catch {
+      throw new Error(UNREACHABLE); // the network's own words ("Failed to fetch") say less
+    }
     if (r.status === 404) {
       throw new Error(
         "This document is no longer in the index: it was removed or renamed since the " +
@@ -319,9 +369,12 @@
   }
 
   function closeArticle() {
+    const wasReading = panel.contains(document.activeElement) ||
+      document.activeElement === document.body;
     panel.hidden = true;
     coverChat();
     document.body.classList.remove("article-open");
+    if (!wasReading) return; // typing in the question box, say: the keyboard stays there
     if (lastCitationButton && document.contains(lastCitationButton)) lastCitationButton.focus();
     else input.focus();
   }
@@ -350,12 +403,19 @@
   function newConversation() {
     generation += 1;
     history = [];
-    pending = false;
-    send.disabled = false;
+    if (pending) pending.abort("cleared");
+    setPending(null);
     conversation.replaceChildren();
     conversation.removeAttribute("aria-busy");
+    if (!panel.hidden) {
+      panel.hidden = true; // its citation belonged to the conversation cleared
+      coverChat();
+      document.body.classList.remove("article-open");
+    }
     examples.hidden = !exampleList.children.length;
     input.value = "";
+    say("");
+    status.textContent = "New conversation started.";
     input.focus();
   }
 
@@ -370,7 +430,12 @@
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const question = input.value;
-    if (pending) return;
+    if (pending) {
+      // the button reads "Stop" while waiting; Enter in the box asks it to wait
+      if (event.submitter === send) pending.abort("stopped");
+      else say("Wait for the answer to the last question, or press Escape to stop waiting.");
+      return;
+    }
     if (blank(question)) {
       say("Type a question first.");
       input.focus();
@@ -403,7 +468,9 @@
   $("new-conversation").addEventListener("click", newConversation);
   $("close-article").addEventListener("click", closeArticle);
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && !panel.hidden) closeArticle();
+    if (event.key !== "Escape") return;
+    if (!panel.hidden) closeArticle();
+    else if (pending) pending.abort("stopped");
   });
 
   input.focus();
