@@ -60,6 +60,13 @@ _CLOSERS = "\"'”’»)]"
 # backticks (a code span, or at a line's start a fence) or of tildes (a fence)
 _SCAN = re.compile(r"<!--|`+|~{3,}")
 _BLANK_LINE = re.compile(r"(?:\r\n|\n|\r)[ \t]*(?:\r\n|\n|\r)")  # a paragraph's end
+# a line that ends the paragraph before it (CommonMark's blocks that interrupt one): an
+# HTML block such as a comment, a heading, a block quote, a fence, a list item, a rule
+_INTERRUPTING = re.compile(
+    r"^ {0,3}(?:<!--|#{1,6}(?:[ \t]|$)|>|`{3}|~{3}|[-+*][ \t]+\S|1[.)][ \t]+\S"
+    r"|(?:\*[ \t]*){3,}$|(?:-[ \t]*){3,}$|(?:_[ \t]*){3,}$)",
+    re.MULTILINE,
+)
 _LINE_BREAK = re.compile(r"[\r\n]")
 _BACKTICKS = re.compile(r"`+")
 
@@ -90,12 +97,16 @@ def _comments(text: str) -> list[tuple[int, int]]:
     start: a comment is hidden from ``<!--`` to the first ``-->`` (``<!-->`` and ``<!--->``
     are whole ones), inside a paragraph; one that opens a line (an HTML block) runs to its
     ``-->`` or, with none, to the document's end; one that closes nowhere inside its
-    paragraph is text. A fenced code block (to a closing fence of its mark, at least as
+    paragraph (to a blank line, or a line that opens a block, such as a comment or a heading)
+    is text. A fenced code block (to a closing fence of its mark, at least as
     long, or to the end) and a code span (closed by a run of backticks as long, inside its
     paragraph) show what they hold, and so does a table row (a line that opens with a bar:
     its cells stay one sentence, as written)."""
     # found once, then looked up: a long document with many code spans stays linear
-    blanks = [m.start() for m in _BLANK_LINE.finditer(text)]
+    blanks = sorted(
+        {m.start() for m in _BLANK_LINE.finditer(text)}
+        | {m.start() for m in _INTERRUPTING.finditer(text) if m.start()}
+    )
     breaks = [m.start() for m in _LINE_BREAK.finditer(text)]
     runs: dict[int, list[int]] = {}  # where each run of backticks starts, by its length
     for run in _BACKTICKS.finditer(text):
@@ -109,7 +120,7 @@ def _comments(text: str) -> list[tuple[int, int]]:
         opens_line = len(lead) <= 3 and not lead.strip(" ")
         mark = m.group()
         k = bisect.bisect_left(blanks, b)
-        ends = blanks[k] if k < len(blanks) else len(text)  # the paragraph's end
+        ends = blanks[k] if k < len(blanks) else len(text)  # the paragraph's end (or a block's)
         if mark[0] in "`~" and len(mark) >= 3 and opens_line:  # a fence
             closing = rf"^ {{0,3}}{re.escape(mark[0])}{{{len(mark)},}}[ \t]*$"
             after = re.compile(closing, re.MULTILINE).search(text, b)

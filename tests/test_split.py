@@ -232,6 +232,21 @@ def test_markdown_html_comments_are_never_a_sentence_nor_part_of_one():
         ),
         # a table row stays one sentence, as written, comments and all
         ("| a | <!-- c --> b |\n|---|---|\n| x | z |", ["| a | <!-- c --> b |", "| x | z |"]),
+        # a paragraph ends where a block opens: backticks do not pair across a comment that
+        # opens a line (it stays hidden), nor a comment close across a heading (it stays text)
+        (
+            "We keep `apples here.\n<!-- pantry password swordfish -->\nand pears` too.",
+            ["We keep `apples here.", "and pears` too."],
+        ),
+        (
+            "Uses ``ticks.\n# Head\n<!-- code 4471 -->\nAnd `` here.",
+            ["Uses ``ticks.", "Head", "And `` here."],
+        ),
+        (
+            "Intro <!-- hidden\n# Visible Heading Here\nstill --> after.",
+            ["Intro <!-- hidden", "Visible Heading Here", "still --> after."],
+        ),
+        ("Intro <!-- x\n> quoted\n--> after.", ["Intro <!-- x", "quoted", "--> after."]),
     ],
 )
 def test_markdown_comments_are_read_as_commonmark_reads_them(text, expected):
