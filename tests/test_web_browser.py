@@ -576,3 +576,27 @@ def test_a_citation_that_cannot_be_fetched_says_why_in_words(page):
     error.wait_for()
     assert error.inner_text().startswith("Could not reach the service.")
     page.console_errors.clear()  # the fetch refused on purpose
+
+
+def test_the_page_follows_a_dark_colour_preference(browser, server):
+    """Asked for dark colours, the page, its answers and its question box turn dark, their
+    text light (each pair checked at 4.5:1 or more, WCAG's bar for text)."""
+    pairs = (
+        "(() => { const rgb = s => s.match(/\\d+/g).slice(0, 3).map(Number);"
+        " const lum = c => { const [r, g, b] = c.map(v => { v /= 255;"
+        " return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });"
+        " return 0.2126 * r + 0.7152 * g + 0.0722 * b; };"
+        " const ratio = el => { const s = getComputedStyle(el), f = lum(rgb(s.color)),"
+        " b = lum(rgb(s.backgroundColor)); return [b, (Math.max(f, b) + 0.05) /"
+        " (Math.min(f, b) + 0.05)]; };"
+        " return [document.documentElement, document.querySelector('.turn.bot'),"
+        " document.getElementById('question')].map(ratio); })()"
+    )
+    for scheme, dark in (("dark", True), ("light", False)):
+        context = browser.new_context(color_scheme=scheme)
+        page = context.new_page()
+        page.goto(server.url + "/")
+        ask(page, "Who is the spokeswoman?")
+        for background, contrast in page.evaluate(pairs):
+            assert (background < 0.05) == dark and contrast >= 4.5, (scheme, background, contrast)
+        context.close()
