@@ -265,7 +265,7 @@ def test_health(client, spec, engine):
     assert data["documents"] == 1 and data["sentences"] == len(engine.index.sentences)
     assert data["reader"] == engine.reader.name
     assert data["questions"] == engine.embedder.questions_name
-    assert data["table_rows"] == engine.reader.settings.table_rows == "header"  # the card's
+    assert data["table_rows"] == engine.reader.settings.table_rows == "named"  # the card's
     assert data["skipped"] == engine.index.manifest["skipped"] == []
 
 
