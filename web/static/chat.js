@@ -207,7 +207,9 @@
           "Low confidence: this may be wrong, or the documents may not answer it. " +
           "Check the quoted sentence."), li.firstChild);
       }
-      li.append(el("p", "meta", `confidence ${shown}`));
+      const meta = el("p", "meta", `confidence ${shown}`);
+      meta.title = "The service's estimate, from 0 to 1, that this answer is right";
+      li.append(meta);
     }
     return li;
   }
@@ -257,7 +259,7 @@
     const button = el("button", className, `[${n}]`);
     button.type = "button";
     button.setAttribute("aria-label",
-      `Citation ${n}: show sentence ${citation.sentence + 1} in ${citation.doc}`);
+      `Citation ${n}: show sentence ${citation.sentence} in ${citation.doc}`); // as qa ask numbers it
     button.addEventListener("click", () => {
       lastCitationButton = button;
       openArticle(citation);
