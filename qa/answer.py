@@ -38,7 +38,7 @@ from .embed import Embedder
 from .features import Candidate, Reading
 from .index import Index
 from .lexical import LexicalIndex
-from .markdown import header_row, markdown_view, row_view, tidy_span
+from .markdown import markdown_view, row_view, tidy_span
 from .read import Reader
 from .records import Answer, Citation, Sentence, Turn
 from .retrieve import query_of, retrieve
@@ -111,10 +111,7 @@ def previous_text(index: Index, position: int) -> str:
 def table_header(index: Index, position: int) -> int | None:
     """The position of the header row of the Markdown table that the sentence at
     ``position`` is a row of (``markdown.header_row``), or None."""
-    sentence = index.sentences[position]
-    if not is_markdown(sentence.doc):
-        return None
-    return header_row(index.documents[sentence.doc].text, index.sentences, position)
+    return index.table_headers[position]
 
 
 def candidate(

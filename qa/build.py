@@ -37,7 +37,7 @@ from .index import (
     load_index,
     not_ours,
 )
-from .markdown import header_row, row_view
+from .markdown import row_view, table_headers
 from .records import Document, Sentence
 from .split import split_sentences
 from .vectors import to_bytes, vector_index
@@ -90,8 +90,7 @@ def retrieval_texts(sentences: Sequence[Sentence], texts: Mapping[str, str]) -> 
     so rose from 0.84 to 0.90 among the first 3 on train/tables, 0.77 to 0.89 on
     train/markdown: docs/quality.md.)"""
     out = []
-    for at, s in enumerate(sentences):
-        header = header_row(texts[s.doc], sentences, at) if is_markdown(s.doc) else None
+    for s, header in zip(sentences, table_headers(sentences, texts), strict=True):
         view = None if header is None else row_view(s.text, sentences[header].text)
         out.append(s.text if view is None else view[0])
     return out

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .documents import corpus_fingerprint
+from .markdown import table_headers
 from .records import Document, Sentence
 from .vectors import from_bytes
 
@@ -53,6 +54,13 @@ class Index:
     def document_sizes(self) -> dict[str, int]:
         """How many sentences each document has (counted once, when first asked)."""
         return dict(Counter(s.doc for s in self.sentences))
+
+    @cached_property
+    def table_headers(self) -> list[int | None]:
+        """For each sentence, the position of its Markdown table's header row, if it is a
+        row below one (``markdown.header_row``); found once, when first asked."""
+        texts = {doc: d.text for doc, d in self.documents.items()}
+        return table_headers(self.sentences, texts)
 
     @property
     def model(self) -> str:

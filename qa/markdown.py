@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from .documents import is_markdown
 from .records import Sentence
 
 # Markdown a span should not begin or end with: a table's cell bar, or a code or emphasis
@@ -45,11 +46,14 @@ def is_table_row(text: str) -> bool:
     return len(text) > 1 and text[0] == _CELL and text[-1] == _CELL
 
 
-def header_row(text: str, sentences: Sequence[Sentence], at: int) -> int | None:
+def header_row(
+    text: str, sentences: Sequence[Sentence], at: int, known: dict[int, int | None] | None = None
+) -> int | None:
     """The position in ``sentences`` (a document's, or an index's, in order) of the header
     row of the Markdown table that ``sentences[at]`` is a row of (below its ``| --- |``
     line), or None: not such a row, or the header itself. ``text`` is its document's. The
-    rows between must follow one another line by line."""
+    rows between must follow one another line by line. ``known``: the answers already found
+    for rows above, by position (a walk up stops at the first: a whole table stays linear)."""
     if not is_table_row(sentences[at].text):
         return None
     while sentences[at].index > 0 and is_table_row(sentences[at - 1].text):
@@ -59,7 +63,19 @@ def header_row(text: str, sentences: Sequence[Sentence], at: int) -> int | None:
         if len(between) != 2:  # a blank line or anything else: not one table
             return None
         at -= 1
+        if known is not None and at in known:
+            return known[at]
     return None
+
+
+def table_headers(sentences: Sequence[Sentence], texts: Mapping[str, str]) -> list[int | None]:
+    """``header_row`` of each of ``sentences`` (an index's, in order; their documents'
+    ``texts`` by name), each row's found from the row above's: linear in a long table."""
+    out: list[int | None] = []
+    for at, s in enumerate(sentences):
+        known = {at - 1: out[-1]} if out else None
+        out.append(header_row(texts[s.doc], sentences, at, known) if is_markdown(s.doc) else None)
+    return out
 
 
 def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
