@@ -132,9 +132,13 @@ def test_valid_questions_of_every_character_are_answered(client, body):
     response = client.post("/api/ask", data=encode(body), content_type="application/json")
     check(response)
     question = body["question"]
-    # something to read (not only spaces, controls or format characters such as U+200B)
+    # something to read: not only spaces, controls, format characters such as U+200B, marks
+    # on no letter, or the Hangul fillers and blank braille that show nothing
+    shows_nothing = ("Cc", "Cf", "Zs", "Zl", "Zp", "Mn", "Me")
     visible = any(
-        not c.isspace() and unicodedata.category(c) not in ("Cc", "Cf", "Zs", "Zl", "Zp")
+        not c.isspace()
+        and unicodedata.category(c) not in shows_nothing
+        and c not in "\u115f\u1160\u3164\uffa0\u2800"
         for c in question
     )
     if visible and all(not 0xD800 <= ord(c) <= 0xDFFF for c in question):
