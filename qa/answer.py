@@ -110,7 +110,7 @@ def previous_text(index: Index, position: int) -> str:
 
 def table_header(index: Index, position: int) -> int | None:
     """The position of the header row of the Markdown table that the sentence at
-    ``position`` is a row of (``markdown.header_row``), or None."""
+    ``position`` is a row of (``Index.table_headers``), or None."""
     if not is_markdown(index.sentences[position].doc):
         return None  # (a text document's needs no look at the index's table headers)
     return index.table_headers[position]

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -82,15 +82,15 @@ def with_context(vectors: np.ndarray, sentences: list[Sentence]) -> np.ndarray:
     return np.ascontiguousarray(mixed, dtype=np.float32)
 
 
-def retrieval_texts(sentences: Sequence[Sentence], texts: Mapping[str, str]) -> list[str]:
-    """What retrieval embeds and indexes of each of ``sentences`` (in document order; their
-    documents' ``texts`` by name): a row of a Markdown table as its cells each after its
-    column's name (``row_view``: 'Town: Keswick; Jobs created: 18.'), since a row of bare
-    cells says nothing of what they are; any other sentence as it is written. (Rows found
-    so rose from 0.84 to 0.90 among the first 3 on train/tables, 0.77 to 0.89 on
-    train/markdown: docs/quality.md.)"""
+def retrieval_texts(sentences: Sequence[Sentence], headers: Sequence[int | None]) -> list[str]:
+    """What retrieval embeds and indexes of each of ``sentences`` (in document order; the
+    position of each one's table header, ``markdown.table_headers``): a row of a Markdown
+    table as its cells each after its column's name (``row_view``: 'Town: Keswick; Jobs
+    created: 18.'), since a row of bare cells says nothing of what they are; any other
+    sentence as it is written. (Rows found so rose from 0.84 to 0.90 among the first 3 on
+    train/tables, 0.77 to 0.89 on train/markdown: docs/quality.md.)"""
     out = []
-    for s, header in zip(sentences, table_headers(sentences, texts), strict=True):
+    for s, header in zip(sentences, headers, strict=True):
         view = None if header is None else row_view(s.text, sentences[header].text)
         out.append(s.text if view is None else view[0])
     return out
@@ -99,13 +99,13 @@ def retrieval_texts(sentences: Sequence[Sentence], texts: Mapping[str, str]) -> 
 def embed_sentences(
     embedder: Embedder,
     sentences: list[Sentence],
-    texts: Mapping[str, str],
+    headers: Sequence[int | None],
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """The vectors of ``sentences`` as the index keeps them (``retrieval_texts``, with their
-    context), their documents' ``texts`` by name."""
+    context), given each one's table header (``markdown.table_headers``)."""
     return with_context(
-        embedder.encode(retrieval_texts(sentences, texts), progress=progress), sentences
+        embedder.encode(retrieval_texts(sentences, headers), progress=progress), sentences
     )
 
 
@@ -149,7 +149,8 @@ def build_index(
         )
     _check_not_foreign(index_dir / MANIFEST)
     step(0)  # the corpus is read: embedding starts
-    vectors = embed_sentences(embedder, sentences, {d.id: d.text for d in corpus.documents}, step)
+    headers = table_headers(sentences, {d.id: d.text for d in corpus.documents})
+    vectors = embed_sentences(embedder, sentences, headers, step)
     flat, faiss_info = vector_index(vectors, embedder.dimension, config.hnsw_min_sentences)
     positions = [
         {"doc": s.doc, "sentence": s.index, "start": s.start, "end": s.end} for s in sentences

@@ -79,13 +79,12 @@ class Snapshot:
 
     @classmethod
     def of(cls, index: Index) -> Snapshot:
-        texts = {doc: d.text for doc, d in index.documents.items()}
         grouped: dict[str, list[Sentence]] = {doc: [] for doc in index.documents}
         for s in index.sentences:
             grouped.setdefault(s.doc, []).append(s)
         return cls(
             index,
-            LexicalIndex(index.sentences, retrieval_texts(index.sentences, texts)),
+            LexicalIndex(index.sentences, retrieval_texts(index.sentences, index.table_headers)),
             {doc: tuple(sentences) for doc, sentences in grouped.items()},
         )
 

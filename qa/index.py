@@ -58,7 +58,7 @@ class Index:
     @cached_property
     def table_headers(self) -> list[int | None]:
         """For each sentence, the position of its Markdown table's header row, if it is a
-        row below one (``markdown.header_row``); found once, when first asked."""
+        row below one (``markdown.table_headers``); found once, when first asked."""
         texts = {doc: d.text for doc, d in self.documents.items()}
         return table_headers(self.sentences, texts)
 

@@ -46,35 +46,24 @@ def is_table_row(text: str) -> bool:
     return len(text) > 1 and text[0] == _CELL and text[-1] == _CELL
 
 
-def header_row(
-    text: str, sentences: Sequence[Sentence], at: int, known: dict[int, int | None] | None = None
-) -> int | None:
-    """The position in ``sentences`` (a document's, or an index's, in order) of the header
-    row of the Markdown table that ``sentences[at]`` is a row of (below its ``| --- |``
-    line), or None: not such a row, or the header itself. ``text`` is its document's. The
-    rows between must follow one another line by line. ``known``: the answers already found
-    for rows above, by position (a walk up stops at the first: a whole table stays linear)."""
-    if not is_table_row(sentences[at].text):
-        return None
-    while sentences[at].index > 0 and is_table_row(sentences[at - 1].text):
-        between = _LINE_BREAK.split(text[sentences[at - 1].end : sentences[at].start])
-        if len(between) == 3 and is_delimiter_row(between[1]):
-            return at - 1
-        if len(between) != 2:  # a blank line or anything else: not one table
-            return None
-        at -= 1
-        if known is not None and at in known:
-            return known[at]
-    return None
-
-
 def table_headers(sentences: Sequence[Sentence], texts: Mapping[str, str]) -> list[int | None]:
-    """``header_row`` of each of ``sentences`` (an index's, in order; their documents'
-    ``texts`` by name), each row's found from the row above's: linear in a long table."""
+    """For each of ``sentences`` (an index's or a document's, in order; their documents'
+    ``texts`` by name), the position of the header row of the Markdown table it is a row of
+    (below its ``| --- |`` line), or None: not such a row, or the header itself. The rows
+    between must follow one another line by line: a row's header is the row above's, found
+    once (linear in a long table)."""
     out: list[int | None] = []
     for at, s in enumerate(sentences):
-        known = {at - 1: out[-1]} if out else None
-        out.append(header_row(texts[s.doc], sentences, at, known) if is_markdown(s.doc) else None)
+        header = None
+        if is_markdown(s.doc) and s.index > 0 and is_table_row(s.text):
+            above = sentences[at - 1]
+            if is_table_row(above.text):
+                between = _LINE_BREAK.split(texts[s.doc][above.end : s.start])
+                if len(between) == 3 and is_delimiter_row(between[1]):
+                    header = at - 1
+                elif len(between) == 2:  # else a blank line or anything else: not one table
+                    header = out[at - 1]
+        out.append(header)
     return out
 
 

@@ -117,7 +117,7 @@ def test_a_table_row_is_found_by_its_column_names(tmp_path, embedder):
     (seeds / "plain.txt").write_text("| Drink | Price |\n| --- | --- |\n| Tea | 3 |\n")
     snapshot = Snapshot.of(build(seeds, tmp_path / "index", embedder))
     index = snapshot.index
-    texts = retrieval_texts(index.sentences, {d: doc.text for d, doc in index.documents.items()})
+    texts = retrieval_texts(index.sentences, index.table_headers)
     read = {(s.doc, s.text): t for s, t in zip(index.sentences, texts, strict=True)}
     assert read["prices.md", "| Tea | 3 |"] == "Drink: Tea; Price: 3."
     assert read["prices.md", "| Drink | Price |"] == "| Drink | Price |"  # the header
@@ -141,12 +141,13 @@ def test_a_long_table_is_read_in_linear_time():
     import time
 
     from qa.build import retrieval_texts, sentences_of
+    from qa.markdown import table_headers
     from qa.records import Document
 
     rows = "\n".join(f"| item {i} | {i} |" for i in range(20_000))
     text = f"# Prices\n\n| Item | Price |\n| --- | --- |\n{rows}\n"
     sentences = sentences_of(Document("big.md", text, ""))
     started = time.perf_counter()
-    read = retrieval_texts(sentences, {"big.md": text})
+    read = retrieval_texts(sentences, table_headers(sentences, {"big.md": text}))
     assert time.perf_counter() - started < 10.0  # about 0.3 s; 100 times that was the bug
     assert read[-1] == "Item: item 19999; Price: 19999." and read[1] == "| Item | Price |"

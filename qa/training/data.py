@@ -24,7 +24,7 @@ from ..evaluate import Item
 from ..features import Candidate
 from ..index import Index
 from ..lexical import LexicalIndex
-from ..markdown import read_span
+from ..markdown import read_span, table_headers
 from ..rank import Ranker
 from ..records import Document, Turn
 from ..retrieve import (
@@ -83,7 +83,10 @@ def document_indexes(corpus: Corpus, embedder: Embedder) -> dict[str, tuple[Inde
     documents it is given, and a question is about its own document."""
     docs = [Document(d, text, "") for d, text in sorted(corpus.documents.items())]
     sentences = {d.id: sentences_of(d) for d in docs}
-    read = {d.id: retrieval_texts(sentences[d.id], corpus.documents) for d in docs}
+    read = {
+        d.id: retrieval_texts(sentences[d.id], table_headers(sentences[d.id], corpus.documents))
+        for d in docs
+    }
     vectors = embedder.encode([t for d in docs for t in read[d.id]])
     import faiss
 
@@ -127,8 +130,8 @@ def pool_indexes(
         for index in parts:
             flat.add(index.vectors.reconstruct_n(0, index.vectors.ntotal))
         docs = {d: doc for index in parts for d, doc in index.documents.items()}
-        read = retrieval_texts(sents, {d: doc.text for d, doc in docs.items()})
-        pooled = (Index(parts[0].path, {}, "", docs, sents, flat), LexicalIndex(sents, read))
+        index = Index(parts[0].path, {}, "", docs, sents, flat)
+        pooled = (index, LexicalIndex(sents, retrieval_texts(sents, index.table_headers)))
         out.update((d, pooled) for d in group)
     return out
 

@@ -370,12 +370,16 @@
     articleText.dataset.key = key;
   }
 
-  function closeArticle() {
-    const wasReading = panel.contains(document.activeElement) ||
-      document.activeElement === document.body;
+  function hidePanel() {
     panel.hidden = true;
     coverChat();
     document.body.classList.remove("article-open");
+  }
+
+  function closeArticle() {
+    const wasReading = panel.contains(document.activeElement) ||
+      document.activeElement === document.body;
+    hidePanel();
     if (!wasReading) return; // typing in the question box, say: the keyboard stays there
     if (lastCitationButton && document.contains(lastCitationButton)) lastCitationButton.focus();
     else input.focus();
@@ -409,11 +413,7 @@
     setPending(null);
     conversation.replaceChildren();
     conversation.removeAttribute("aria-busy");
-    if (!panel.hidden) {
-      panel.hidden = true; // its citation belonged to the conversation cleared
-      coverChat();
-      document.body.classList.remove("article-open");
-    }
+    hidePanel(); // its citation belonged to the conversation cleared
     examples.hidden = !exampleList.children.length;
     input.value = "";
     say("");
