@@ -178,17 +178,24 @@ def load_items(path: str | Path) -> list[Item]:
     return items
 
 
+def _contains(text: str, wanted: tuple[str, ...]) -> bool:
+    """Whether ``text`` holds one of ``wanted``, case aside and any run of white space read
+    as one space (a line break inside a wrapped Markdown paragraph shows as a space)."""
+    seen = " ".join(text.lower().split())
+    return any(" ".join(w.lower().split()) in seen for w in wanted)
+
+
 def supports(citation: dict[str, Any], support: tuple[str, ...]) -> bool:
     text = citation.get("text") or ""
     if len(text) > MAX_CITATION_CHARS:
         return False
-    return any(s.lower() in text.lower() for s in support)
+    return _contains(text, support)
 
 
 def is_hit(answer: str | None, acceptable: tuple[str, ...]) -> bool:
     if answer is None or len(answer) > MAX_ANSWER_CHARS:
         return False
-    return any(a.lower() in answer.lower() for a in acceptable)
+    return _contains(answer, acceptable)
 
 
 def run_item(ask: AskFn, item: Item) -> Outcome:

@@ -449,6 +449,19 @@ def test_eval_scores_a_question_set_with_the_reliability_of_confidence(tmp_path)
         assert refused.exit_code == 2 and "the number must be finite" in refused.output
 
 
+def test_eval_reads_any_run_of_white_space_as_one_space():
+    """A line break inside a wrapped Markdown paragraph shows as a space: a support string or
+    an answer written with a space matches it, and case aside; nothing else is loosened."""
+    from qa.evaluate import is_hit, supports
+
+    cited = {"text": "It was started in\n2021 by  the collective."}
+    assert supports(cited, ("STARTED IN 2021",)) and supports(cited, ("2021 by the",))
+    assert not supports(cited, ("started in 2022",)) and not supports(cited, ("in2021",))
+    assert is_hit("the Lantern\r\n  collective", ("lantern collective",))
+    assert not is_hit("the Lantern\ncollective", ("lantern collectives",))
+    assert not is_hit(None, ("x",))
+
+
 @pytest.mark.parametrize(
     "url, message",
     [
