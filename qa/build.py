@@ -47,9 +47,11 @@ from .versions import package_versions
 # or "the group" is found by what the sentence before it names; the citation stays the
 # sentence itself.
 CONTEXT_WEIGHT = 0.3
-# How the sentences' vectors were made, recorded in the manifest: an index made otherwise is
-# rebuilt (``index.stale_reason``). Table rows: "named", as ``retrieval_texts`` gives them.
-EMBEDDING = {"context_weight": CONTEXT_WEIGHT, "table_rows": "named"}
+# How the sentences were split and their vectors made, recorded in the manifest: an index
+# made otherwise is rebuilt (``index.stale_reason``). Table rows: "named", as
+# ``retrieval_texts`` gives them; Markdown: "as shown", a wrapped paragraph one text
+# (``split._markdown_runs``; until 2026-12-01 every line break ended a sentence).
+EMBEDDING = {"context_weight": CONTEXT_WEIGHT, "table_rows": "named", "markdown": "as shown"}
 DATA_FILES = (("vectors", ".faiss"), ("sentences", ".jsonl"), ("documents", ".jsonl"))
 
 

@@ -151,7 +151,9 @@ def check_row(row: dict[str, Any], text: str, sentences: list[tuple[int, int]]) 
         return Example(str(where), row["doc"], turns, False, support, answer)
     missing = [k for k in ("span", *LABELS) if row.get(k) is None]
     if missing:
-        raise CorpusError(f"{where}: lacks {', '.join(missing)} (run `qa label` on its file)")
+        raise CorpusError(
+            f"{where}: lacks {', '.join(missing)} (run `python -m qa.corpus label` on its file)"
+        )
     i, ss, se, a, b = (row[k] for k in LABELS)
     if not (0 <= i < len(sentences)) or tuple(sentences[i]) != (ss, se):
         raise CorpusError(f"{where}: sentence {i} is not at {ss}-{se} in {row['doc']}")

@@ -253,7 +253,7 @@ def stale_reason(
     if manifest["model"].get("name") != model:
         return f"the index was built with model {manifest['model'].get('name')!r}, not {model!r}"
     if manifest.get("embedding") != embedding:
-        return "the index's sentences were embedded otherwise than this qa embeds them"
+        return "the index's sentences were split or embedded otherwise than this qa does"
     current = corpus_fingerprint(seeds_dir)
     if manifest["sources"] != current:
         old = manifest["sources"]

@@ -23,13 +23,19 @@ _LINE_BREAK = re.compile(r"\r\n|\n|\r")
 _LINK_TARGET = re.compile(r"\([^\s()]*\)")  # '(https://...)' after a link's '[text]'
 MARKDOWN_MARKS = "`*"
 _BLANKED = str.maketrans({m: " " for m in MARKDOWN_MARKS})
+_QUOTE_MARKS = re.compile(r"(?<=[\r\n])[ \t]*(?:>[ \t]?)+")
 
 
 def markdown_view(text: str) -> str:
     """``text`` as the reader reads a Markdown sentence: each code and emphasis mark
-    (``MARKDOWN_MARKS``) a space, so that 'rated **IP20** for' reads as prose does. The same
+    (``MARKDOWN_MARKS``) a space, so that 'rated **IP20** for' reads as prose does, and so
+    is a block quote's ``>`` opening a line inside it. The same
     length, so that every offset into it is an offset into ``text``."""
-    return text.translate(_BLANKED) if any(m in text for m in MARKDOWN_MARKS) else text
+    if any(m in text for m in MARKDOWN_MARKS):
+        text = text.translate(_BLANKED)
+    if "\n" in text or "\r" in text:  # a quote wrapped over lines: its '>' marks as blanks
+        text = _QUOTE_MARKS.sub(lambda m: " " * len(m.group()), text)
+    return text
 
 
 _DELIMITER_ROW = re.compile(r"\s*\|?(?:\s*:?-{3,}:?\s*\|)*\s*:?-{3,}:?\s*\|?\s*")

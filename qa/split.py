@@ -1,9 +1,11 @@
 """Splitting a document into sentences with exact character offsets.
 
 ``split_sentences(text)`` returns ``(start, end)`` pairs such that ``text[start:end]`` is a
-sentence, trimmed of surrounding white space. A line break always ends a sentence, so a
-heading without a final stop, a credit line or a list item stands on its own. Inside a
-line, a sentence ends at ``.``, ``!``, ``?`` or ``…`` (with any closing quotes or brackets)
+sentence, trimmed of surrounding white space. In plain text a line break always ends a
+sentence, so a heading without a final stop, a credit line or a list item stands on its
+own; in Markdown (``markdown=True``) a paragraph, list item or quote wrapped over several
+lines is read as one line, as Markdown shows it (``_markdown_runs``). Inside a line, a
+sentence ends at ``.``, ``!``, ``?`` or ``…`` (with any closing quotes or brackets)
 followed by white space and something that can start a sentence, except after an
 abbreviation or an initial, and not inside a quotation, so that a quotation and its
 attribution stay one sentence. A line between cell bars (a Markdown table row) is one
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterator
 
 # Titles that are always followed by a name: never the end of a sentence.
 TITLES = frozenset(
@@ -53,6 +56,7 @@ _WORD_BEFORE = re.compile(r"(?<!\w)([A-Za-z](?:[A-Za-z.]*[A-Za-z])?)\.$")
 _NEXT_WORD = re.compile(r"[\"'“‘«(\[]*([^\s\"'“‘«(\[]+)")
 _LIST_MARKER = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+•]\s+|\d{1,3}[.)]\s+)")
 _HAS_WORD = re.compile(r"\w")
+_SECTION_NUMBER = re.compile(r"\d{1,3}(?:\.\d{1,3})*")
 _CLOSERS = "\"'”’»)]"
 
 
@@ -68,6 +72,20 @@ _INTERRUPTING = re.compile(
     re.MULTILINE,
 )
 _LINE_BREAK = re.compile(r"[\r\n]")
+# Markdown blocks: a fence's opening (its mark), an ATX heading, blocks that do not
+# interrupt a paragraph in CommonMark but end a line here (a list item of any number, an
+# HTML tag opening a line, a setext heading's underline), and what Markdown never shows
+_FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(?!.*`.*$)")
+_HEADING = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
+_OTHER_BLOCK = re.compile(r" {0,3}(?:\d{1,9}[.)](?:[ \t]|$)|</?[A-Za-z]|=+[ \t]*$|\|)")
+_LINK_DEFINITION = re.compile(
+    r" {0,3}\[(?!\^)[^\]]+\]:[ \t]*(?:<[^>]*>|\S+)"
+    r"""(?:[ \t]+(?:"[^"]*"|'[^']*'|\([^)]*\)))?[ \t]*"""
+)
+_FOOTNOTE = re.compile(r"\[\^[^\]\s]+\]:[ \t]*")  # a footnote's label: '[^1]: '
+_HTML_TAGS = re.compile(r"(?:<[^<>]*>\s*)+")
+_IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
+_EMPTY_LINK = re.compile(r"\[\s*\]\([^)]*\)")
 _BACKTICKS = re.compile(r"`+")
 
 
@@ -76,13 +94,13 @@ def split_sentences(text: str, markdown: bool = False) -> list[tuple[int, int]]:
     ``markdown``, none holds any of an HTML comment (a sentence around one is cut in two)."""
     comments = _comments(text) if markdown and "<!--" in text else []
     if not comments:
-        return _split(text)
+        return _split(text, markdown)
     # the comments blanked (line breaks kept), so that the text around them splits as shown
     view = list(text)
     for a, b in comments:
         view[a:b] = [c if c in "\r\n" else " " for c in text[a:b]]
     spans = []
-    for s, e in _split("".join(view)):
+    for s, e in _split("".join(view), markdown=True):
         inside = [(a, b) for a, b in comments if s < b and a < e]
         for a, b in inside + [(e, e)]:
             end = _rstrip(text, s, min(a, e))
@@ -148,25 +166,126 @@ def _comments(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _split(text: str) -> list[tuple[int, int]]:
+def _split(text: str, markdown: bool = False) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
+    if markdown:
+        for start, end, verbatim in _markdown_runs(text):
+            spans.extend(_run_sentences(text, start, end, verbatim))
+        return spans
     pos = 0
     for line in text.splitlines(keepends=True):
         start, end = pos, pos + len(line.rstrip("\r\n"))
         pos += len(line)
         start = _skip_space(text, start, end)
-        last = _rstrip(text, start, end)
-        if last - start > 1 and text[start] == "|" and text[last - 1] == "|":
-            # a Markdown table row stays whole, whatever stops its cells hold
-            if _HAS_WORD.search(text, start, last):
-                spans.append((start, last))
-            continue
         marker = _LIST_MARKER.match(text, start, end)
         if marker and marker.end() < end:
             start = _skip_space(text, marker.end(), end)
-        for s, e in _split_line(text, start, end):
-            spans.extend(_pieces(text, s, e))
+        spans.extend(_run_sentences(text, start, end, verbatim=False))
     return spans
+
+
+def _run_sentences(text: str, start: int, end: int, verbatim: bool) -> list[tuple[int, int]]:
+    """The sentences of ``text[start:end]`` (a line, or a Markdown paragraph over several):
+    a table row whole, else split at its sentence ends and cut to MAX_SENTENCE; a
+    ``verbatim`` line (fenced code) split too, but never losing a leading mark."""
+    start = _skip_space(text, start, end)
+    last = _rstrip(text, start, end)
+    if not verbatim and last - start > 1 and text[start] == "|" and text[last - 1] == "|":
+        # a Markdown table row stays whole, whatever stops its cells hold
+        return [(start, last)] if _HAS_WORD.search(text, start, last) else []
+    out = []
+    for s, e in _split_line(text, start, end):
+        out.extend(_pieces(text, s if verbatim else _after_quote_marks(text, s, e), e))
+    return out
+
+
+def _markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
+    """The runs of a Markdown text that sentences are split from, as ``(start, end,
+    verbatim)``: a paragraph, list item or block quote whole however many lines it is
+    wrapped over (a soft line break shows as a space), from after its marker; a heading, a
+    table row, each line of fenced code (``verbatim``: its marks are its text) alone. A hard
+    line break (two spaces or a backslash at a line's end) and each block that interrupts a
+    paragraph end a run; what Markdown never shows is in none: a fence's opening line (its
+    info string), a link reference definition, a line of only HTML tags or images."""
+    run: list[int] = []  # the open run's [start, end]
+    fence: re.Pattern[str] | None = None  # the open fence's closing line
+    quoted = False  # whether the open run is a block quote's
+    pos = 0
+    for line in text.splitlines(keepends=True):
+        start, end = pos, pos + len(line.rstrip("\r\n"))
+        pos += len(line)
+        content = text[start:end]
+        hard_break = content.endswith(("  ", "\\"))
+        if fence is not None:  # a line of code, or the fence's end
+            if fence.fullmatch(content):
+                fence = None
+            else:
+                yield start, end, True
+            continue
+        opening = _FENCE.match(content)
+        blank = not content.strip()
+        block = (
+            blank
+            or opening is not None
+            or _INTERRUPTING.match(content) is not None
+            or _OTHER_BLOCK.match(content) is not None
+        )
+        continues = run and not block and not hidden_line(content)
+        if run and quoted and content.lstrip().startswith(">"):
+            inner = content.lstrip()[1:]
+            inner = inner[1:] if inner.startswith(" ") else inner
+            continues = inner.strip() != "" and _INTERRUPTING.match(inner) is None
+        if continues:
+            run[1] = end
+        else:
+            if run:
+                yield run[0], run[1], False
+            run = []
+            if opening is not None:
+                mark = opening.group(1)
+                fence = re.compile(rf" {{0,3}}{re.escape(mark[0])}{{{len(mark)},}}[ \t]*")
+            elif not blank and not hidden_line(content):
+                first = _skip_space(text, start, end)
+                marker = _LIST_MARKER.match(text, first, end) or _FOOTNOTE.match(text, first, end)
+                if marker and marker.end() < end:
+                    first = _skip_space(text, marker.end(), end)
+                run = [first, end]
+                quoted = text.startswith(">", _skip_space(text, start, end))
+                if _HEADING.match(content) or (content.lstrip().startswith("|")):
+                    yield run[0], run[1], False  # one line, whatever follows
+                    run = []
+        if run and hard_break:
+            yield run[0], run[1], False
+            run = []
+    if run:
+        yield run[0], run[1], False
+
+
+def hidden_line(line: str) -> bool:
+    """Whether a Markdown line (not inside a paragraph) shows nothing: a link reference
+    definition (``[3.2.0]: https://...``; a footnote's ``[^1]: ...`` shows), or only HTML
+    tags (``<div align="center">``) or images and badges (``[![build](...)](...)``)."""
+    if _LINK_DEFINITION.fullmatch(line):
+        return True
+    stripped = line.strip()
+    if stripped.startswith("<") and _HTML_TAGS.fullmatch(stripped):
+        return True
+    if "![" in stripped:
+        rest = _EMPTY_LINK.sub("", _IMAGE.sub("", stripped))
+        return not _HAS_WORD.search(rest)
+    return False
+
+
+def _after_quote_marks(text: str, start: int, end: int) -> int:
+    """``start`` moved past a block quote's ``>`` marks that open its line (a sentence of a
+    quote wrapped over several lines may begin on one)."""
+    i = start
+    while i < end and text[i] == ">" and (i == 0 or text[i - 1] in "\r\n \t>"):
+        line_start = max(text.rfind("\n", 0, i), text.rfind("\r", 0, i)) + 1
+        if text[line_start:i].strip(" \t>"):
+            break
+        i = _skip_space(text, i + 1, end)
+    return i if i < end else start
 
 
 def _pieces(text: str, start: int, end: int) -> list[tuple[int, int]]:
@@ -210,6 +329,8 @@ def _split_line(text: str, start: int, end: int) -> list[tuple[int, int]]:
             continue  # no white space after it, or the line's end (handled below)
         if _inside_quote(text, sent_start, m.end()) and m.end() - sent_start < MAX_QUOTED:
             continue  # a quotation stays whole, with its attribution
+        if _SECTION_NUMBER.fullmatch(text, sent_start, m.start()):
+            continue  # a section's number stays with its title ('1. Scope', '2.3. Limits')
         if _is_boundary(text, m, nxt, end):
             spans.append((sent_start, m.end()))
             sent_start = nxt

@@ -719,6 +719,9 @@ def test_the_reader_reads_markdown_marks_as_blanks_with_the_same_offsets(markdow
     view = markdown_view(text)
     assert view == "Run  widget init  and it is rated   IP20  , X|S."
     assert markdown_view("Nothing to blank | here.") == "Nothing to blank | here."
+    # a quote wrapped over lines: the marks opening its lines read as blanks, and only those
+    quote = "The sync is safe > sorry, and it\n> never deletes\n >> a note."
+    assert markdown_view(quote) == "The sync is safe > sorry, and it\n  never deletes\n    a note."
     index = markdown_engine.snapshot.index
     marked = [s for s in index.sentences if "`" in s.text or "**" in s.text]
     assert marked and all(read_text(s) == markdown_view(s.text) != s.text for s in marked)

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from helpers import build
 from jsonschema import Draft202012Validator
 
+from qa.build import EMBEDDING
 from qa.cli import cli
 from qa.config import Config
 from qa.engine import Engine, load_snapshot
@@ -405,8 +406,8 @@ def test_an_index_whose_sentences_were_embedded_otherwise_is_rebuilt(built, tmp_
     notices = []
     config = Config.load(seeds_dir=tmp_path / "seeds", index_dir=tmp_path / "index")
     engine = Engine(config, notify=notices.append)
-    assert "embedded otherwise than this qa embeds them" in notices[0]
-    assert engine.index.manifest["embedding"] == {"context_weight": 0.3, "table_rows": "named"}
+    assert "split or embedded otherwise than this qa does" in notices[0]
+    assert engine.index.manifest["embedding"] == EMBEDDING
 
 
 # --- documents -----------------------------------------------------------------------------

@@ -193,8 +193,7 @@ def test_markdown_html_comments_are_never_a_sentence_nor_part_of_one():
         "It starts at 7 pm.",
         "Before",
         "after the comment.",
-        "```html",
-        "<!-- shown in a code block -->",
+        "<!-- shown in a code block -->",  # (a fence's opening line shows nothing)
     ]
     assert all(text[s:e] == text[s:e].strip() for s, e in spans)
     # a plain text file shows its comments: there they are text like any other
@@ -217,13 +216,13 @@ def test_markdown_html_comments_are_never_a_sentence_nor_part_of_one():
         ("<!-- a block never closed\n\nNext paragraph.", []),
         ("Inline <!-- over\ntwo lines --> done.", ["Inline", "done."]),
         # <!--> and <!---> are whole comments
-        ("A <!--> B.\nC <!---> D.", ["A", "B.", "C", "D."]),
+        ("A <!--> B.\nC <!---> D.", ["A", "B.\nC", "D."]),  # one paragraph; 'B.' an initial
         # a fence's opening mark in a comment is no fence, and a fence's '<!--' takes no
         # '-->' of the comment after it
         ("<!--\n```\nold\n-->\nShown. <!-- hidden --> More.", ["Shown.", "More."]),
         (
             "```html\n<!-- start\n```\nText <!-- code 4512 --> more.",
-            ["```html", "<!-- start", "Text", "more."],
+            ["<!-- start", "Text", "more."],
         ),
         # a fence closes only on its own mark, at least as long
         (
@@ -246,7 +245,8 @@ def test_markdown_html_comments_are_never_a_sentence_nor_part_of_one():
             "Intro <!-- hidden\n# Visible Heading Here\nstill --> after.",
             ["Intro <!-- hidden", "Visible Heading Here", "still --> after."],
         ),
-        ("Intro <!-- x\n> quoted\n--> after.", ["Intro <!-- x", "quoted", "--> after."]),
+        # (and a line after a quote, opening no block, goes on with it)
+        ("Intro <!-- x\n> quoted\n--> after.", ["Intro <!-- x", "quoted\n--> after."]),
     ],
 )
 def test_markdown_comments_are_read_as_commonmark_reads_them(text, expected):
@@ -265,3 +265,87 @@ def test_a_long_markdown_document_with_a_comment_splits_in_linear_time():
     spans = split_sentences(text, markdown=True)
     assert len(spans) == 6000
     assert time.perf_counter() - started < 3.0  # about 0.15 s; 100 times that was the bug
+
+
+def md_sentences(text):
+    spans = split_sentences(text, markdown=True)
+    assert all(text[s:e] == text[s:e].strip() and text[s:e] for s, e in spans)
+    return [text[s:e] for s, e in spans]
+
+
+def test_a_wrapped_markdown_paragraph_is_split_as_markdown_shows_it():
+    text = (
+        "**quillsync** keeps a folder of notes in sync with a\n"
+        "remote server. It was started in\n2021 by the Lantern collective.\n"
+        "\n- Ignore rules use the same syntax as\n  `.gitignore` files.\n- Runs as a watcher\n"
+        "\n> The sync is safe, and it\n> never deletes a note. Ask us why.\n"
+    )
+    assert md_sentences(text) == [
+        "**quillsync** keeps a folder of notes in sync with a\nremote server.",
+        "It was started in\n2021 by the Lantern collective.",
+        "Ignore rules use the same syntax as\n  `.gitignore` files.",
+        "Runs as a watcher",
+        "The sync is safe, and it\n> never deletes a note.",
+        "Ask us why.",  # (its line's '> ' is no part of it)
+    ]
+    # the same text in a plain text file: every line break ends a sentence
+    assert "remote server." in sentences(text)
+
+
+def test_markdown_lines_that_stay_apart():
+    text = (
+        "**Date:** Tuesday, 9 April 2024  \n**Time:** 10:00\\\n**Room:** 4B\n"  # hard breaks
+        "# Title\nFirst line after the title\n"  # a heading is one line
+        "A paragraph line\n1. An item\n2. Another item\n"  # list items, of any number
+        "| a | b |\n| --- | --- |\n| x | y |\nTail line\n"  # table rows
+        "\nSetext title\n=====\n<p>Some html</p>\n"
+    )
+    assert md_sentences(text) == [
+        "**Date:** Tuesday, 9 April 2024",
+        "**Time:** 10:00\\",
+        "**Room:** 4B",
+        "Title",
+        "First line after the title\nA paragraph line",
+        "An item",
+        "Another item",
+        "| a | b |",
+        "| x | y |",
+        "Tail line",
+        "Setext title",
+        "<p>Some html</p>",
+    ]
+
+
+def test_fenced_code_is_read_line_by_line_as_written():
+    text = (
+        "Run this:\n\n```bash\n# a comment\n- not a list\n> not a quote\npip install x\n```\nDone"
+    )
+    assert md_sentences(text) == [
+        "Run this:",
+        "# a comment",  # its marks are its text; the fence's lines show nothing ('bash')
+        "- not a list",
+        "> not a quote",
+        "pip install x",
+        "Done",
+    ]
+
+
+def test_markdown_never_shown_is_never_a_sentence():
+    text = (
+        '<div align="center">\n\n[![build](https://ci.example/b.svg)](https://ci.example)\n'
+        "![logo](logo.png)\n</div>\n\nShown text here.\n\n[3.2.0]: https://example.org/3.2.0\n"
+        '[docs]: <https://example.org/docs> "The docs"\n[^1]: A footnote shows.\n'
+    )
+    assert md_sentences(text) == ["Shown text here.", "A footnote shows."]
+
+
+@pytest.mark.parametrize("markdown", [False, True])
+def test_a_section_number_stays_with_its_title(markdown):
+    text = "## 1. Scope\n### 2.3. Late fees\nIt rose by 2. Then it fell.\n"
+    got = split_sentences(text, markdown=markdown)
+    assert [text[s:e] for s, e in got] == [
+        "1. Scope",
+        "2.3. Late fees",
+        "It rose by 2.",
+        "Then it fell.",
+    ]
