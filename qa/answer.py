@@ -42,7 +42,7 @@ from .markdown import markdown_view, row_view, tidy_span
 from .read import Reader
 from .records import Answer, Citation, Sentence, Turn
 from .retrieve import query_of, retrieve
-from .text import balanced_span
+from .text import balanced_span, whole_names
 
 
 class QuestionError(ValueError):
@@ -219,7 +219,8 @@ def answer_question(
     if decision.answered:
         best = readings[decision.order[0]]
         sentence = hits[decision.order[0]].sentence
-        span = balanced_span(sentence.text, best.start, best.end)  # no quotation left open
+        span = whole_names(sentence.text, best.start, best.end)  # no 'TIDEPOOL' of a name
+        span = balanced_span(sentence.text, *span)  # no quotation left open
         if is_markdown(sentence.doc):
             span = tidy_span(sentence.text, *span)  # no Markdown left broken at its edges
             if not any(c.isalnum() for c in sentence.text[slice(*span)]):

@@ -188,3 +188,22 @@ def _widen(text: str, start: int, end: int) -> tuple[int, int]:
         if closed > opened and before == opening and opening != "‘":
             return start - 1, end
     return start, end
+
+
+# what joins two runs of letters or digits into one name or number, with no space: the
+# reader's words end at every punctuation mark, so a span may stop inside one
+_JOINED = re.compile(r"[^\W_]+(?:(?:_+|[./])[^\W_]+)+|\w*_\w*")
+
+
+def whole_names(text: str, start: int, end: int) -> tuple[int, int]:
+    """``text[start:end]`` widened to whole names and numbers where it cuts one that marks
+    join ('TIDEPOOL' of 'TIDEPOOL_LOG_LEVEL', '2.4' of '2.4.1', 'config' of 'config.toml');
+    a span ending at a word's own stop ('in the U.S.') or apostrophe ('Trump' of "Trump's")
+    is left as it is."""
+    for m in _JOINED.finditer(text, max(0, start - 200), min(len(text), end + 200)):
+        a, b = m.span()
+        if a < start < b:  # the span begins inside it
+            start = a
+        if a < end < b:  # it ends inside it
+            end = b
+    return start, end

@@ -36,7 +36,7 @@ from qa.markdown import (
 )
 from qa.read import Settings
 from qa.records import Sentence, Turn
-from qa.text import balanced_span
+from qa.text import balanced_span, whole_names
 from qa.training.data import Asked, ask_service, training_rows
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -414,6 +414,27 @@ def test_balanced_span_closes_nested_marks_and_leaves_apostrophes_and_inches():
     assert widened('a 12" pipe and "quoted" word', "12", ' "quoted') == '12" pipe and'
     assert widened("“open at the end", "“", " end") == "“open at the"
     assert widened("end”", "end", "”") == "end"  # nothing opened: nothing taken in
+
+
+def test_an_answer_never_cuts_a_name_or_number_that_marks_join():
+    """The reader's words end at every punctuation mark, so its span may stop inside a name
+    joined by underscores or dots: the answer takes the whole of it, and nothing more."""
+    text = "Set `TIDEPOOL_LOG_LEVEL` in config.toml; 2.4.1 fixed it (U.S. only), said Trump's aide."
+
+    def widened(part: str, start_at: int = 0) -> str:
+        start = text.index(part, start_at)
+        return text[slice(*whole_names(text, start, start + len(part)))]
+
+    assert widened("TIDEPOOL") == "TIDEPOOL_LOG_LEVEL"
+    assert widened("LEVEL") == "TIDEPOOL_LOG_LEVEL"
+    assert widened("config") == "config.toml"
+    assert widened("2.4") == "2.4.1" and widened("4.1") == "2.4.1"
+    assert widened("fixed it") == "fixed it"  # nothing cut: as it was
+    assert widened("Trump") == "Trump"  # an apostrophe is no join
+    assert widened("U.S.") == "U.S."  # nor a word's own final stop
+    assert widened("said") == "said"
+    assert whole_names(text, 0, len(text)) == (0, len(text))
+    assert whole_names("", 0, 0) == (0, 0)
 
 
 def test_tidy_span_leaves_no_markdown_at_an_answers_edges():
