@@ -20,6 +20,8 @@ _BACKTICKS = re.compile(r"`+")
 _STARS = re.compile(r"\*+")
 _UNDERSCORES = re.compile(r"_+")
 _LINE_BREAK = re.compile(r"\r\n|\n|\r")
+_FOOTNOTE_REF = re.compile(r"\[\^[^\]\s]+\]")  # '[^2]': a footnote's marker
+_FOOTNOTE_AT_END = re.compile(r"\[\^[^\]\s]+\]$")
 _LINK_TARGET = re.compile(r"\([^\s()]*\)")  # '(https://...)' after a link's '[text]'
 MARKDOWN_MARKS = "`*"
 _BLANKED = str.maketrans({m: " " for m in MARKDOWN_MARKS})
@@ -83,7 +85,8 @@ def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
     start inside a code span), and one without a partner stays only inside. A span across
     cells stays whole: cut to the cell it starts in, it lost more right answers than it
     tidied on the Markdown validation documents. A span ending with a link's text takes its
-    target in ('see [the form](https://x.example/f)'). Still the text's own characters: a
+    target in ('see [the form](https://x.example/f)'). A footnote's marker at an edge is
+    left out ('4,200 visitors[^2]' is '4,200 visitors'). Still the text's own characters: a
     span that would be left empty is returned as it is."""
     marks = markdown_marks(text)
     s, e = start, end
@@ -94,6 +97,10 @@ def tidy_span(text: str, start: int, end: int) -> tuple[int, int]:
             s += 1
         elif text[e - 1].isspace() or text[e - 1] == _CELL:
             e -= 1
+        elif (ref := _FOOTNOTE_AT_END.search(text, s, e)) and ref.start() > s:
+            e = ref.start()  # a footnote's marker (shown as a number) is no answer
+        elif (ref := _FOOTNOTE_REF.match(text, s, e)) and ref.end() < e:
+            s = ref.end()
         elif (moved := _mark_step(marks, s, e) or _wrapping(marks, s, e)) is not None:
             s, e = moved  # a broken mark left out; or a pair around it all ('**Widget**')
         else:

@@ -82,6 +82,7 @@ _LINK_DEFINITION = re.compile(
     r" {0,3}\[(?!\^)[^\]]+\]:[ \t]*(?:<[^>]*>|\S+)"
     r"""(?:[ \t]+(?:"[^"]*"|'[^']*'|\([^)]*\)))?[ \t]*"""
 )
+_TASK_BOX = re.compile(r"\[[ xX]\][ \t]+")
 _FOOTNOTE = re.compile(r"\[\^[^\]\s]+\]:[ \t]*")  # a footnote's label: '[^1]: '
 _HTML_TAGS = re.compile(r"(?:<[^<>]*>\s*)+")
 _IMAGE = re.compile(r"!\[[^\]]*\]\([^)]*\)")
@@ -249,6 +250,8 @@ def _markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
                 marker = _LIST_MARKER.match(text, first, end) or _FOOTNOTE.match(text, first, end)
                 if marker and marker.end() < end:
                     first = _skip_space(text, marker.end(), end)
+                    box = _TASK_BOX.match(text, first, end)  # '- [x] ': a task list's box
+                    first = box.end() if box and box.end() < end else first
                 run = [first, end]
                 quoted = text.startswith(">", _skip_space(text, start, end))
                 if _HEADING.match(content) or (content.lstrip().startswith("|")):

@@ -482,6 +482,12 @@ def test_tidy_span_leaves_no_markdown_at_an_answers_edges():
     assert tidied("Use 2 * 3 or *bold*", "3 or", "*bold") == "3 or *bold*"
     assert tidied("Use `x**2` for **square**", "**square", "square**") == "square"
     assert tidied("`ls *.md` then *save*", "*save", "save*") == "save"
+    # a footnote's marker (shown as a number) at an edge is left out, and what it wrapped
+    note = "About **4,200 visitors**[^2] came [^a] in May.[^3]"
+    assert tidied(note, "About", "[^2]") == "About **4,200 visitors**"
+    assert tidied(note, "**4,200", "[^2]") == "4,200 visitors"
+    assert tidied(note, "[^a]", "May.[^3]") == "in May."
+    assert tidied(note, "[^2]", "[^2]") == "[^2]"  # a marker alone: as it was
     assert tidy_span(row, 0, 1) == (0, 1)  # nothing left: the span as it was
     plain = "Support ends on 31 March 2027."
     assert tidy_span(plain, 16, 29) == (16, 29)  # no Markdown: unchanged

@@ -337,6 +337,8 @@ def test_markdown_never_shown_is_never_a_sentence():
         '[docs]: <https://example.org/docs> "The docs"\n[^1]: A footnote shows.\n'
     )
     assert md_sentences(text) == ["Shown text here.", "A footnote shows."]
+    tasks = "- [x] Ship the release\n- [ ] Write the notes\n* [link] stays\n- [X]"
+    assert md_sentences(tasks) == ["Ship the release", "Write the notes", "[link] stays", "[X]"]
 
 
 @pytest.mark.parametrize("markdown", [False, True])
