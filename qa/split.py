@@ -330,7 +330,7 @@ def _split_line(text: str, start: int, end: int) -> list[tuple[int, int]]:
         nxt = _skip_space(text, m.end(), end)
         if nxt == m.end() or nxt >= end:
             continue  # no white space after it, or the line's end (handled below)
-        if _inside_quote(text, sent_start, m.end()) and m.end() - sent_start < MAX_QUOTED:
+        if m.end() - sent_start < MAX_QUOTED and _inside_quote(text, sent_start, m.end()):
             continue  # a quotation stays whole, with its attribution
         if _SECTION_NUMBER.fullmatch(text, sent_start, m.start()):
             continue  # a section's number stays with its title ('1. Scope', '2.3. Limits')
