@@ -173,10 +173,13 @@
     return body;
   }
 
+  // An error is said once, as the conversation (a polite live list) says each new turn: an
+  // alert inside it was said twice. A hidden "Error:" tells it from an answer.
   function renderError(message) {
     const li = el("li", "turn bot error");
-    li.setAttribute("role", "alert");
-    li.append(el("p", "text", message));
+    const text = el("p", "text");
+    text.append(el("span", "visually-hidden", "Error: "), message);
+    li.append(text);
     return li;
   }
 
