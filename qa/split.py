@@ -73,11 +73,15 @@ _INTERRUPTING = re.compile(
 )
 _LINE_BREAK = re.compile(r"[\r\n]")
 # Markdown blocks: a fence's opening (its mark), an ATX heading, blocks that do not
-# interrupt a paragraph in CommonMark but end a line here (a list item of any number, an
-# HTML tag opening a line, a setext heading's underline), and what Markdown never shows
+# interrupt a paragraph in CommonMark but end a line here (an HTML tag opening a line, a
+# setext heading's underline, a table row), and what Markdown never shows
 _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(?!.*`.*$)")
 _HEADING = re.compile(r" {0,3}#{1,6}(?:[ \t]|$)")
-_OTHER_BLOCK = re.compile(r" {0,3}(?:\d{1,9}[.)](?:[ \t]|$)|</?[A-Za-z]|=+[ \t]*$|\|)")
+_OTHER_BLOCK = re.compile(r" {0,3}(?:</?[A-Za-z]|=+[ \t]*$|\|)")
+# an ordered list item: numbered other than 1, it ends an ordered list item's run (the
+# list's next item) but continues a paragraph or a bullet's item, as in CommonMark ('... on
+# port\n7310. When ...')
+_ORDERED = re.compile(r" {0,3}\d{1,9}[.)](?:[ \t]|$)")
 _LINK_DEFINITION = re.compile(
     r" {0,3}\[(?!\^)[^\]]+\]:[ \t]*(?:<[^>]*>|\S+)"
     r"""(?:[ \t]+(?:"[^"]*"|'[^']*'|\([^)]*\)))?[ \t]*"""
@@ -211,6 +215,7 @@ def _markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
     run: list[int] = []  # the open run's [start, end]
     fence: re.Pattern[str] | None = None  # the open fence's closing line
     quoted = False  # whether the open run is a block quote's
+    ordered = False  # whether the open run is an ordered list item's
     pos = 0
     for line in text.splitlines(keepends=True):
         start, end = pos, pos + len(line.rstrip("\r\n"))
@@ -230,6 +235,7 @@ def _markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
             or opening is not None
             or _INTERRUPTING.match(content) is not None
             or _OTHER_BLOCK.match(content) is not None
+            or (ordered and _ORDERED.match(content) is not None)
         )
         continues = run and not block and not hidden_line(content)
         if run and quoted and content.lstrip().startswith(">"):
@@ -248,6 +254,7 @@ def _markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
             elif not blank and not hidden_line(content):
                 first = _skip_space(text, start, end)
                 marker = _LIST_MARKER.match(text, first, end) or _FOOTNOTE.match(text, first, end)
+                ordered = marker is not None and text[first].isdigit()
                 if marker and marker.end() < end:
                     first = _skip_space(text, marker.end(), end)
                     box = _TASK_BOX.match(text, first, end)  # '- [x] ': a task list's box

@@ -329,6 +329,26 @@ def test_markdown_lines_that_stay_apart():
     ]
 
 
+def test_a_number_that_wraps_to_a_line_start_continues_its_paragraph():
+    """As in CommonMark, only '1.' starts a list inside a paragraph; another number opening
+    a line continues the paragraph, or a bullet's item, unless it follows an item of an
+    ordered list (the list's next item)."""
+    text = (
+        "The preview opens in your browser on port\n7310. When you are happy, send it.\n"
+        "\n1. Drain the node\n2. Restart it, then wait\n14) Check the logs\n"
+        "\n- A bullet that wraps to\n2024. Then another sentence\n"
+    )
+    assert md_sentences(text) == [
+        "The preview opens in your browser on port\n7310.",
+        "When you are happy, send it.",
+        "Drain the node",
+        "Restart it, then wait",
+        "Check the logs",
+        "A bullet that wraps to\n2024.",
+        "Then another sentence",
+    ]
+
+
 def test_fenced_code_is_read_line_by_line_as_written():
     text = (
         "Run this:\n\n```bash\n# a comment\n- not a list\n> not a quote\npip install x\n```\nDone"
