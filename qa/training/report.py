@@ -32,9 +32,10 @@ DEFAULT_SETS = (
     ("heldout", "tests/data/independent/heldout.jsonl", "tests/data/independent/heldout"),
     ("heldout2", "tests/data/independent/heldout2.jsonl", "tests/data/independent/heldout2"),
     ("markdown", "tests/data/independent/markdown.jsonl", "tests/data/independent/markdown"),
+    ("wrapped", "tests/data/independent/wrapped.jsonl", "tests/data/independent/wrapped"),
 )
 TEST_SETS = frozenset(
-    {"article", "flood", "hospital", "football", "heldout", "heldout2", "markdown"}
+    {"article", "flood", "hospital", "football", "heldout", "heldout2", "markdown", "wrapped"}
 )
 
 
