@@ -349,6 +349,57 @@ def test_a_number_that_wraps_to_a_line_start_continues_its_paragraph():
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # an autolink shows: it is text, and an inline tag cannot interrupt a paragraph
+        (
+            "Write to\n<help@example.org>\nor see\n<https://example.org/faq>.\n",
+            ["Write to\n<help@example.org>\nor see\n<https://example.org/faq>."],
+        ),
+        (
+            "Press\n<kbd>Ctrl</kbd>+<kbd>C</kbd> to stop.\n",
+            ["Press\n<kbd>Ctrl</kbd>+<kbd>C</kbd> to stop."],
+        ),
+        # a nested item, indented four spaces or a tab, is an item of its own
+        (
+            "- Install it\n    - needs Python 3.11\n\t- and pip\n",
+            ["Install it", "needs Python 3.11", "and pip"],
+        ),
+        # code indented in a list item, or indented after a paragraph, is read as written
+        (
+            "10. Install:\n\n    ```bash\n    pip install x\n    ```\n",
+            ["Install:", "pip install x"],
+        ),
+        ("Run:\n\n    - x\n    qa serve\n", ["Run:", "- x", "qa serve"]),
+        # inside a block quote, blocks are blocks: a heading, table rows, items, a fence
+        ("> ## Warning\n> Do not unplug it.\n", ["Warning", "Do not unplug it."]),
+        (
+            "> | Port | Use |\n> | --- | --- |\n> | 8080 | web |\n",
+            ["| Port | Use |", "| 8080 | web |"],
+        ),
+        ("> 1. Stop the pump.\n> 2. Close the valve.\n", ["Stop the pump.", "Close the valve."]),
+        ("> ```\n> > make all\n> ```\nDone.\n", ["> make all", "Done."]),
+        # a line without a word (a rule, front matter's fence, an underline) starts no run
+        (
+            "---\ntitle: Guide\n---\nThe harbour opens at 6 am.\n",
+            ["title: Guide", "The harbour opens at 6 am."],
+        ),
+        (
+            "Fees\n====\nA berth costs 5 euros.\n* * *\nThe office shuts at 5.\n",
+            ["Fees", "A berth costs 5 euros.", "The office shuts at 5."],
+        ),
+        # a table without outer bars: a row a sentence
+        (
+            "Name | Port\n--- | ---\nweb | 8080\ndb | 5432\n",
+            ["Name | Port", "web | 8080", "db | 5432"],
+        ),
+    ],
+)
+def test_markdown_blocks_are_read_as_commonmark_reads_them(text, expected):
+    assert md_sentences(text) == expected
+
+
 def test_fenced_code_is_read_line_by_line_as_written():
     text = (
         "Run this:\n\n```bash\n# a comment\n- not a list\n> not a quote\npip install x\n```\nDone"
