@@ -316,8 +316,8 @@ def _markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
             if line.depth >= fence_depth:  # a line of code, or the fence's end
                 code = line.start  # after the fence's own quote marks: the rest is code
                 for _ in range(fence_depth):
-                    mark = _QUOTE_MARK.match(text, code, line.end)
-                    code = mark.end() if mark else code
+                    quote = _QUOTE_MARK.match(text, code, line.end)
+                    code = quote.end() if quote else code
                 if fence.fullmatch(text, code, line.end):
                     fence = None
                 elif text[code : line.end].strip():
