@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from .decide import Evidence, decide
 from .documents import is_markdown
 from .embed import Embedder
+from .errors import QAError
 from .features import Candidate, Reading
 from .index import Index
 from .lexical import LexicalIndex
@@ -45,7 +46,7 @@ from .retrieve import query_of, retrieve
 from .text import balanced_span, whole_names
 
 
-class QuestionError(ValueError):
+class QuestionError(QAError, ValueError):
     """The question cannot be asked (empty, too long, not text)."""
 
 
