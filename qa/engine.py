@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .answer import answer_question
+from .answer import answer_question, check_ask
 from .build import EMBEDDING, build_index, build_warnings, retrieval_texts
 from .config import Config
 from .embed import Embedder, load_embedder
@@ -223,6 +223,12 @@ class Engine:
         return self._snapshot.lexical
 
     def ask(self, question: str, history: Sequence[Turn] = (), top_k: int | None = None) -> Answer:
+        """The answer to ``question`` (a follow-up of ``history``, the conversation so far),
+        with ``top_k`` citations (None: ``config.top_k``). QuestionError says why when the
+        API would refuse them too: a question empty or over ``config.max_question_chars``,
+        a history over ``config.max_history`` turns, a top_k not from 1 to
+        ``config.max_top_k``."""
+        top_k = check_ask(question, history, top_k, self.config)
         snapshot = self._snapshot  # read once: the whole answer comes from one index
         return answer_question(
             snapshot.index,
@@ -231,7 +237,7 @@ class Engine:
             self.reader,
             question,
             history,
-            top_k or self.config.top_k,
+            top_k,
             named_rows=self.named_rows,
         )
 

@@ -4,10 +4,16 @@ from one snapshot of the index."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
+from qa.answer import QuestionError
 from qa.config import Config
 from qa.engine import Engine, Snapshot
+from qa.errors import QAError
+from qa.records import Turn
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
@@ -71,3 +77,54 @@ def test_a_swap_in_the_middle_of_a_question_does_not_mix_indexes(engine, embedde
         engine._snapshot = before
     assert answer.index_version == before.index.version != other.index.version
     assert all(c.doc in before.index.documents for c in answer.citations)
+
+
+# --- what ask refuses, as the API does --------------------------------------------------
+
+MANY_TURNS = [Turn("Who spoke?", None)] * 21
+
+
+@pytest.mark.parametrize(
+    ("question", "kwargs", "says"),
+    [
+        ("", {}, "the question is empty"),
+        ("\u200b \ufeff", {}, "the question is empty"),  # nothing to read
+        ("why " * 251, {}, "the question is over 1000 characters"),
+        ("Who?", {"history": MANY_TURNS}, "history holds at most 20 turns"),
+        ("Who?", {"history": [Turn(" ")]}, "history[0].question is empty"),
+        ("Who?", {"history": [{"question": "Who?"}]}, "history[0] must be a Turn, not dict"),
+        ("Who?", {"top_k": 0}, "top_k must be between 1 and 10, not 0"),
+        ("Who?", {"top_k": -2}, "top_k must be between 1 and 10, not -2"),
+        ("Who?", {"top_k": 11}, "top_k must be between 1 and 10, not 11"),
+        ("Who?", {"top_k": True}, "top_k must be an integer"),
+        ("Who?", {"top_k": 2.0}, "top_k must be an integer"),
+    ],
+)
+def test_ask_refuses_what_the_api_refuses(engine, question, kwargs, says):
+    with pytest.raises(QuestionError) as refused:
+        engine.ask(question, **kwargs)
+    assert str(refused.value) == says
+    assert isinstance(refused.value, QAError) and isinstance(refused.value, ValueError)
+
+
+def test_ask_gives_the_default_top_k_for_none_and_takes_each_allowed_one(engine):
+    question = "Who was instructed to use military force?"
+    assert len(engine.ask(question).citations) == engine.config.top_k == 3
+    assert len(engine.ask(question, top_k=None).citations) == 3
+    assert len(engine.ask(question, top_k=1).citations) == 1
+    assert len(engine.ask(question, top_k=10).citations) == 10
+    assert engine.ask("why " * 250, history=[Turn("Who spoke?")] * 20).question  # at the limits
+
+
+def test_ask_refuses_by_the_engines_own_limits(engine, monkeypatch):
+    tight = replace(engine.config, max_question_chars=8, max_history=1, max_top_k=2, top_k=2)
+    monkeypatch.setattr(engine, "config", tight)
+    with pytest.raises(QuestionError, match="over 8 characters"):
+        engine.ask("Who spoke then?")
+    with pytest.raises(QuestionError, match="at most 1 turns"):
+        engine.ask("Who?", history=[Turn("Who?"), Turn("Why?")])
+    with pytest.raises(QuestionError, match="between 1 and 2, not 3"):
+        engine.ask("Who?", top_k=3)
+    with pytest.raises(QuestionError, match=r"history\[0\].question is over 8 characters"):
+        engine.ask("Who?", history=[Turn("Who spoke then?")])
+    assert len(engine.ask("Who?").citations) == 2  # the tight configuration's own top_k
