@@ -43,28 +43,38 @@ log = logging.getLogger(__name__)
 RETRY_DELAY = 0.2
 
 
+def _log_info(line: str) -> None:
+    log.info("%s", line)
+
+
+def _log_warning(line: str) -> None:
+    log.warning("%s", line)
+
+
 def open_index(
     config: Config,
     embedder: Embedder,
-    notify: Callable[[str], None] = print,
+    notify: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     rebuild: bool = False,
 ) -> Index:
     """Load the index, rebuilding it first (with a one-line notice) when it is missing or
     stale, or always when ``rebuild``. A damaged index raises IndexProblem with a message
-    that says how to rebuild."""
+    that says how to rebuild. Each notice goes to ``notify``; by default (a library prints
+    nothing) to this module's logger: a build as info, a file left out as a warning."""
+    say, warn = (notify, notify) if notify else (_log_info, _log_warning)
     reason = None
     if not rebuild:
         reason = stale_reason(config.index_dir, config.seeds_dir, config.model, EMBEDDING)
     if not rebuild and not reason:
         return load_index(config.index_dir)
     if reason:
-        notify(f"{reason}: building the index in {config.index_dir} ...")
+        say(f"{reason}: building the index in {config.index_dir} ...")
     else:
-        notify(f"rebuilding the index in {config.index_dir} ...")
-    index = build_index(config, embedder, progress=progress, notify=notify)
+        say(f"rebuilding the index in {config.index_dir} ...")
+    index = build_index(config, embedder, progress=progress, notify=say)
     for line in build_warnings(index.manifest):  # as ``qa index`` says them
-        notify(line)
+        warn(line)
     return index
 
 
@@ -183,12 +193,14 @@ class IndexFolder:
 
 class Engine:
     """Answers questions from the index in ``config.index_dir`` with the reader of
-    ``config.reader``. An embedder or a reader given here is used instead of loading one."""
+    ``config.reader``. An embedder or a reader given here is used instead of loading one.
+    A missing or stale index is built first, said to ``notify`` (by default logged:
+    ``open_index``)."""
 
     def __init__(
         self,
         config: Config,
-        notify: Callable[[str], None] = print,
+        notify: Callable[[str], None] | None = None,
         rebuild: bool = False,
         *,
         embedder: Embedder | None = None,

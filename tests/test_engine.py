@@ -3,6 +3,7 @@ from one snapshot of the index."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -128,3 +129,27 @@ def test_ask_refuses_by_the_engines_own_limits(engine, monkeypatch):
     with pytest.raises(QuestionError, match=r"history\[0\].question is over 8 characters"):
         engine.ask("Who?", history=[Turn("Who spoke then?")])
     assert len(engine.ask("Who?").citations) == 2  # the tight configuration's own top_k
+
+
+def test_by_default_the_engine_logs_its_notices_and_prints_nothing(
+    tmp_path, embedder, capsys, caplog
+):
+    """A library does not write to stdout: building a missing index is logged (info), a
+    file left out of it too (a warning), on this module's logger."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "one.txt").write_text("The only document holds one sentence.\n")
+    (seeds / "empty.md").write_text("")
+    caplog.set_level(logging.INFO, logger="qa.engine")
+    engine = Engine(Config(seeds_dir=seeds, index_dir=tmp_path / "index"), embedder=embedder)
+    assert capsys.readouterr().out == ""
+    said = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
+    assert said == [
+        (
+            "qa.engine",
+            logging.INFO,
+            f"no index in {tmp_path / 'index'}: building the index in {tmp_path / 'index'} ...",
+        ),
+        ("qa.engine", logging.WARNING, "warning: skipped empty.md: the document is empty"),
+    ]
+    assert list(engine.index.documents) == ["one.txt"]
