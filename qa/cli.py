@@ -293,6 +293,7 @@ def serve_cmd(config: Config, rebuild: bool, **flags: Any) -> None:
         pass
     finally:
         server.close()
+        engine.close()
     click.echo("stopped")
 
 

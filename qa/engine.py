@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from .answer import answer_question, check_ask
 from .build import EMBEDDING, build_index, build_warnings, retrieval_texts
@@ -195,7 +196,7 @@ class Engine:
     """Answers questions from the index in ``config.index_dir`` with the reader of
     ``config.reader``. An embedder or a reader given here is used instead of loading one.
     A missing or stale index is built first, said to ``notify`` (by default logged:
-    ``open_index``)."""
+    ``open_index``). ``with Engine(config) as engine:`` closes it (``close``) at the end."""
 
     def __init__(
         self,
@@ -335,9 +336,23 @@ class Engine:
         self._watcher = threading.Thread(target=run, name="qa-index-watcher", daemon=True)
         self._watcher.start()
 
-    def stop_watching(self) -> None:
+    def close(self) -> None:
+        """Stop watching the index folder (``watch``); safe to call again. The engine still
+        answers from the index it holds (its models are the process's, shared by every
+        engine that loads the same: nothing else is held for it alone)."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
             self._watcher = None
         self._stop = threading.Event()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -153,3 +154,40 @@ def test_by_default_the_engine_logs_its_notices_and_prints_nothing(
         ("qa.engine", logging.WARNING, "warning: skipped empty.md: the document is empty"),
     ]
     assert list(engine.index.documents) == ["one.txt"]
+
+
+# --- closing ------------------------------------------------------------------------------
+
+
+def test_an_engine_is_a_context_manager_that_stops_watching(tmp_path, embedder):
+    """``with Engine(...) as engine`` closes it at the end: its watcher stops, so a rebuilt
+    index is no longer picked up, and the engine still answers from the one it holds."""
+    from helpers import build
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "one.txt").write_text("Ivy Holt founded the society in 1921.\n")
+    config = Config(seeds_dir=seeds, index_dir=tmp_path / "index")
+    with Engine(config, embedder=embedder) as engine:
+        engine.watch(interval=0.02)
+        watcher = engine._watcher
+        assert watcher is not None and watcher.is_alive()
+        version = engine.index.version
+    assert not watcher.is_alive()
+    (seeds / "one.txt").write_text("Tom Reed founded the society in 1930.\n")
+    assert build(seeds, tmp_path / "index", embedder).version != version
+    time.sleep(0.3)  # many times the interval it watched at
+    assert engine.index.version == version
+    assert engine.ask("Who founded the society?").index_version == version
+    engine.close()  # again: nothing to stop, no error
+
+
+def test_closing_on_an_error_lets_the_error_through(engine):
+    with pytest.raises(RuntimeError, match="in the block"):
+        with engine as same:
+            assert same is engine
+            engine.watch(interval=0.02)
+            watcher = engine._watcher
+            raise RuntimeError("in the block")
+    assert watcher is not None and not watcher.is_alive()
+    assert engine._watcher is None
