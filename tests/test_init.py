@@ -1,9 +1,11 @@
 """The package's public face (qa/__init__.py): every exported name resolves, type checkers
-see the same names as the lazy imports give, and ``import qa`` imports nothing heavy."""
+see the same names as the lazy imports give, ``import qa`` imports nothing heavy, and the
+README's example of the Python API runs as written."""
 
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +105,39 @@ def test_import_qa_imports_nothing_heavy():
 def test_the_base_error_imports_nothing_heavy():
     """``except qa.QAError`` costs no model library."""
     assert imported_after("import qa\nqa.QAError") == ["qa", "qa.errors"]
+
+
+# --- the README's example ----------------------------------------------------------------
+
+
+def readme_example() -> tuple[str, str]:
+    """The code of the README's section "The Python API", and the output it shows."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## The Python API\n")[1].split("\n## ")[0]
+    code = section.split("```python\n")[1].split("```")[0]
+    shown = section.split("prints\n\n```\n")[1].split("```")[0]
+    return code, shown
+
+
+def run_readme_example() -> None:
+    code, _ = readme_example()
+    exec(compile(code, "README.md: The Python API", "exec"), {"__name__": "__main__"})
+
+
+def test_the_readmes_example_prints_what_the_readme_shows(
+    article_index, tmp_path, monkeypatch, capsys
+):
+    """Run as written, from a folder that holds the seeds and their index, as the clone's
+    does (the session's index of the article, copied: not built again)."""
+    shutil.copytree(article_index.path.parent / "seeds", tmp_path / "seeds")
+    shutil.copytree(article_index.path, tmp_path / "index")
+    monkeypatch.chdir(tmp_path)
+    run_readme_example()
+    assert capsys.readouterr().out == readme_example()[1]
+
+
+def test_the_readmes_example_says_a_qa_error_in_one_line(tmp_path, monkeypatch):
+    """Its ``except qa.QAError`` at work: a folder with no documents."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit, match="^no answer: seeds folder seeds does not exist$"):
+        run_readme_example()
