@@ -32,9 +32,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
+from .config import Config
 from .decide import Evidence, decide
 from .documents import is_markdown
 from .embed import Embedder
+from .errors import QAError
 from .features import Candidate, Reading
 from .index import Index
 from .lexical import LexicalIndex
@@ -45,8 +47,51 @@ from .retrieve import query_of, retrieve
 from .text import balanced_span, whole_names
 
 
-class QuestionError(ValueError):
-    """The question cannot be asked (empty, too long, not text)."""
+class QuestionError(QAError, ValueError):
+    """The question cannot be asked as given: it is empty, too long or not text, or its
+    history or ``top_k`` is out of bounds."""
+
+
+def check_ask(
+    question: object,
+    history: Sequence[Turn],
+    top_k: object,
+    config: Config,
+    name: str = "the question",
+) -> int:
+    """The number of citations to give (``top_k``; None: ``config.top_k``) if ``question``
+    (called ``name`` in a message), ``history`` and ``top_k`` are within ``config``'s limits
+    (max_question_chars, max_history, max_top_k), else QuestionError saying why: the one
+    check of Engine.ask and the API."""
+    check_question(question, config.max_question_chars, name)
+    check_history(history, config.max_history, config.max_question_chars)
+    return config.top_k if top_k is None else check_top_k(top_k, config.max_top_k)
+
+
+def check_history(history: Sequence[Turn], limit: int, question_chars: int) -> None:
+    """QuestionError unless ``history`` holds at most ``limit`` turns, each a Turn whose
+    question could be asked (``check_question``) and whose answer is text or None."""
+    if len(history) > limit:
+        raise QuestionError(f"history holds at most {limit} turns")
+    for i, turn in enumerate(history):
+        where = f"history[{i}]"
+        if not isinstance(turn, Turn):
+            raise QuestionError(f"{where} must be a Turn, not {type(turn).__name__}")
+        check_question(turn.question, question_chars, f"{where}.question")
+        if turn.answer is not None:
+            if not isinstance(turn.answer, str):
+                raise QuestionError(f"{where}.answer must be a string or None")
+            check_text(turn.answer, f"{where}.answer")
+
+
+def check_top_k(top_k: object, limit: int) -> int:
+    """``top_k`` if it is a whole number from 1 to ``limit``, else QuestionError."""
+    # bool is an int in Python, but True is not a number of citations
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise QuestionError("top_k must be an integer")
+    if not 1 <= top_k <= limit:
+        raise QuestionError(f"top_k must be between 1 and {limit}, not {top_k}")
+    return top_k
 
 
 def check_question(text: object, limit: int, name: str = "the question") -> str:

@@ -150,7 +150,7 @@ def ask_cmd(config: Config, question: str, top_k: int | None, as_json: bool) -> 
     from .answer import check_question
     from .engine import Engine
 
-    check_question(question, config.max_question_chars)
+    check_question(question, config.max_question_chars)  # refused before the models load
     engine = Engine(config, notify=lambda m: click.echo(m, err=True))
     answer = engine.ask(question, top_k=top_k)
     if as_json:
@@ -293,6 +293,7 @@ def serve_cmd(config: Config, rebuild: bool, **flags: Any) -> None:
         pass
     finally:
         server.close()
+        engine.close()
     click.echo("stopped")
 
 

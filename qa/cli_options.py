@@ -9,6 +9,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from .config import Config
+from .errors import QAError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -48,27 +49,14 @@ def corpus_options(f: Callable[..., R]) -> Callable[..., R]:
 
 
 def library_errors(f: Callable[P, R]) -> Callable[P, R]:
-    """Turn the library's errors into one clear line and a non-zero exit, no traceback."""
+    """Turn the library's errors (``QAError``) into one clear line and a non-zero exit, no
+    traceback."""
 
     @functools.wraps(f)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from .answer import QuestionError
-        from .corpus import CorpusError
-        from .documents import DocumentError
-        from .index import IndexProblem
-        from .read import ReaderError
-        from .runner import ModelError
-
         try:
             return f(*args, **kwargs)
-        except (
-            CorpusError,
-            DocumentError,
-            IndexProblem,
-            ModelError,
-            QuestionError,
-            ReaderError,
-        ) as exc:
+        except QAError as exc:
             raise click.ClickException(str(exc)) from exc
 
     return wrapper

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .documents import corpus_files, is_markdown
+from .errors import QAError
 from .split import split_sentences
 
 LABELS = ("sentence", "sentence_start", "sentence_end", "answer_start", "answer_end")
@@ -36,7 +37,7 @@ VALIDATION_SHARE = 0.25  # of each kind's documents, chosen by a hash of their i
 SPLIT = "split.json"
 
 
-class CorpusError(ValueError):
+class CorpusError(QAError, ValueError):
     """A document or a question of the corpus is not usable; the message names it."""
 
 

@@ -8,6 +8,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import QAError
 from .records import Document
 
 # the byte-order marks of other encodings than UTF-8 (UTF-32's before UTF-16's: it begins so)
@@ -29,7 +30,7 @@ def is_markdown(doc: str) -> bool:
     return doc.lower().endswith(MARKDOWN)
 
 
-class DocumentError(Exception):
+class DocumentError(QAError):
     """A document, or the corpus as a whole, cannot be used."""
 
 
@@ -67,7 +68,7 @@ def _walk(seeds_dir: Path) -> tuple[list[Path], list[Path]]:
     return sorted(found, key=order), sorted(links, key=order)
 
 
-class NotUTF8(ValueError):
+class NotUTF8(QAError, ValueError):
     """Bytes that are not UTF-8; ``at``: the offset of the first byte that is not."""
 
     def __init__(self, at: int) -> None:

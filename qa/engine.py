@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
-from .answer import answer_question
+from .answer import answer_question, check_ask
 from .build import EMBEDDING, build_index, build_warnings, retrieval_texts
 from .config import Config
 from .embed import Embedder, load_embedder
@@ -43,28 +44,38 @@ log = logging.getLogger(__name__)
 RETRY_DELAY = 0.2
 
 
+def _log_info(line: str) -> None:
+    log.info("%s", line)
+
+
+def _log_warning(line: str) -> None:
+    log.warning("%s", line)
+
+
 def open_index(
     config: Config,
     embedder: Embedder,
-    notify: Callable[[str], None] = print,
+    notify: Callable[[str], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     rebuild: bool = False,
 ) -> Index:
     """Load the index, rebuilding it first (with a one-line notice) when it is missing or
     stale, or always when ``rebuild``. A damaged index raises IndexProblem with a message
-    that says how to rebuild."""
+    that says how to rebuild. Each notice goes to ``notify``; by default (a library prints
+    nothing) to this module's logger: a build as info, a file left out as a warning."""
+    say, warn = (notify, notify) if notify else (_log_info, _log_warning)
     reason = None
     if not rebuild:
         reason = stale_reason(config.index_dir, config.seeds_dir, config.model, EMBEDDING)
     if not rebuild and not reason:
         return load_index(config.index_dir)
     if reason:
-        notify(f"{reason}: building the index in {config.index_dir} ...")
+        say(f"{reason}: building the index in {config.index_dir} ...")
     else:
-        notify(f"rebuilding the index in {config.index_dir} ...")
-    index = build_index(config, embedder, progress=progress, notify=notify)
+        say(f"rebuilding the index in {config.index_dir} ...")
+    index = build_index(config, embedder, progress=progress, notify=say)
     for line in build_warnings(index.manifest):  # as ``qa index`` says them
-        notify(line)
+        warn(line)
     return index
 
 
@@ -183,12 +194,14 @@ class IndexFolder:
 
 class Engine:
     """Answers questions from the index in ``config.index_dir`` with the reader of
-    ``config.reader``. An embedder or a reader given here is used instead of loading one."""
+    ``config.reader``. An embedder or a reader given here is used instead of loading one.
+    A missing or stale index is built first, said to ``notify`` (by default logged:
+    ``open_index``). ``with Engine(config) as engine:`` closes it (``close``) at the end."""
 
     def __init__(
         self,
         config: Config,
-        notify: Callable[[str], None] = print,
+        notify: Callable[[str], None] | None = None,
         rebuild: bool = False,
         *,
         embedder: Embedder | None = None,
@@ -223,6 +236,12 @@ class Engine:
         return self._snapshot.lexical
 
     def ask(self, question: str, history: Sequence[Turn] = (), top_k: int | None = None) -> Answer:
+        """The answer to ``question`` (a follow-up of ``history``, the conversation so far),
+        with ``top_k`` citations (None: ``config.top_k``). QuestionError says why when the
+        API would refuse them too: a question empty or over ``config.max_question_chars``,
+        a history over ``config.max_history`` turns, a top_k not from 1 to
+        ``config.max_top_k``."""
+        top_k = check_ask(question, history, top_k, self.config)
         snapshot = self._snapshot  # read once: the whole answer comes from one index
         return answer_question(
             snapshot.index,
@@ -231,7 +250,7 @@ class Engine:
             self.reader,
             question,
             history,
-            top_k or self.config.top_k,
+            top_k,
             named_rows=self.named_rows,
         )
 
@@ -317,9 +336,23 @@ class Engine:
         self._watcher = threading.Thread(target=run, name="qa-index-watcher", daemon=True)
         self._watcher.start()
 
-    def stop_watching(self) -> None:
+    def close(self) -> None:
+        """Stop watching the index folder (``watch``); safe to call again. The engine still
+        answers from the index it holds (its models are the process's, shared by every
+        engine that loads the same: nothing else is held for it alone)."""
         self._stop.set()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
             self._watcher = None
         self._stop = threading.Event()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()

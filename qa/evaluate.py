@@ -257,21 +257,16 @@ class AskError(ConnectionError):
 
 def library_asker(engine: Engine) -> AskFn:
     """Ask the library as the service is asked: a question or a history over the service's
-    limits is refused as the API refuses it (``AskError``)."""
-    from .answer import QuestionError, check_question
+    limits is refused (``Engine.ask`` checks them as the API does: ``AskError``)."""
+    from .answer import QuestionError
     from .records import Turn
 
-    limits = engine.config
-
     def ask(question: str, history: list[dict[str, Any]]) -> dict[str, Any]:
+        turns = [Turn(h["question"], h.get("answer")) for h in history]
         try:
-            check_question(question, limits.max_question_chars)
+            return engine.ask(question, history=turns).to_dict()
         except QuestionError as exc:
             raise AskError(f"refused: {exc}") from exc
-        if len(history) > limits.max_history:
-            raise AskError(f"refused: history holds at most {limits.max_history} turns")
-        turns = [Turn(h["question"], h.get("answer")) for h in history]
-        return engine.ask(question, history=turns).to_dict()
 
     return ask
 

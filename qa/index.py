@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .documents import corpus_fingerprint
+from .errors import QAError
 from .markdown import table_headers
 from .records import Document, Sentence
 from .vectors import from_bytes
@@ -35,7 +36,7 @@ REBUILD_HINT = "rebuild it with `qa index`"
 REQUIRED_KEYS = ("format_version", "model", "documents", "sources", "counts", "files")
 
 
-class IndexProblem(Exception):
+class IndexProblem(QAError):
     """The index is missing, unreadable or inconsistent; the message says how to fix it."""
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from .cards import load_card, verify_files
 from .config import DEFAULT_READER, TABLE_ROWS, Config, table_reading
 from .decide import RIGHT_INPUTS, Decider
+from .errors import QAError
 from .features import Batch, Candidate, Featurizer, Limits, Reading, read_spans
 from .rank import Ranker
 from .runner import CORES, ort_session, serve_signed
@@ -45,7 +46,7 @@ CHECK = (
 )
 
 
-class ReaderError(Exception):
+class ReaderError(QAError):
     """The reader cannot be loaded; the message names the file and what to do."""
 
 

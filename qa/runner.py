@@ -20,6 +20,7 @@ import numpy as np
 
 from .cards import sha256_of
 from .config import DEFAULT_MODEL
+from .errors import QAError
 from .files import write_atomic
 from .onnxgraph import exact_signed_products, signed_weights
 
@@ -113,7 +114,7 @@ def _signed(path: Path, mtime_ns: int, size: int) -> bytes | None:
     return signed_weights(path)
 
 
-class ModelError(Exception):
+class ModelError(QAError):
     """The embedding model cannot be loaded."""
 
 

@@ -282,16 +282,32 @@ def test_an_empty_question_is_refused(engine):
 
 
 @pytest.mark.parametrize(
-    ("question", "history", "named"),
+    ("question", "history", "named", "engine_named"),
     [
-        ("caf\udce9?", (), "the question"),  # bytes b"caf\xe9?" read as UTF-8 text
-        ("And then?", (Turn("Who\ud800?", None),), "the last turn's question"),
-        ("And then?", (Turn("Who?", "Ivy\udfff"),), "the last turn's answer"),
+        # bytes b"caf\xe9?" read as UTF-8 text
+        ("caf\udce9?", (), "the question", "the question"),
+        (
+            "And then?",
+            (Turn("Who\ud800?", None),),
+            "the last turn's question",
+            r"history\[0\].question",
+        ),
+        (
+            "And then?",
+            (Turn("Who?", "Ivy\udfff"),),
+            "the last turn's answer",
+            r"history\[0\].answer",
+        ),
     ],
 )
-def test_text_that_is_not_unicode_is_refused_saying_where(engine, question, history, named):
-    """The tokenizer would raise a TypeError on a lone surrogate: the library says which text."""
+def test_text_that_is_not_unicode_is_refused_saying_where(
+    engine, question, history, named, engine_named
+):
+    """The tokenizer would raise a TypeError on a lone surrogate: the library says which text
+    (Engine.ask names a turn as the API does, having checked every turn as it does)."""
     with pytest.raises(QuestionError, match=f"{named} holds an unpaired surrogate"):
+        ask(engine, engine.reader, question, history)
+    with pytest.raises(QuestionError, match=f"{engine_named} holds an unpaired surrogate"):
         engine.ask(question, history=history)
 
 

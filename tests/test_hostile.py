@@ -283,4 +283,4 @@ def test_qa_serve_never_runs_in_debug_mode(engine, monkeypatch):
     assert "not listening" in result.output, result.output
     (app,) = apps
     assert app.debug is False
-    apps[0].extensions["qa"]["engine"].stop_watching()
+    apps[0].extensions["qa"]["engine"].close()

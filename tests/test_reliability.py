@@ -110,7 +110,7 @@ def served(tmp_path, embedder):
     config = Config.load(seeds_dir=seeds, index_dir=tmp_path / "index")
     engine = Engine(config, notify=lambda m: None)
     yield engine, create_app(engine=engine).test_client()
-    engine.stop_watching()
+    engine.close()
 
 
 @pytest.fixture(scope="module")
@@ -379,7 +379,7 @@ def test_serve_rebuild_repairs_a_damaged_index(built, tmp_path, no_listening):
     result = CliRunner().invoke(cli, ["serve", "--rebuild", *built])
     assert "rebuilding the index" in result.output and "not listening" in result.output
     (app,) = no_listening
-    app.extensions["qa"]["engine"].stop_watching()
+    app.extensions["qa"]["engine"].close()
     assert app.debug is False
     load_index(tmp_path / "index")  # whole again
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from qa.answer import QuestionError, check_question, check_text
+from qa.answer import QuestionError, check_ask
 from qa.documents import NotUTF8, utf8_text
 from qa.records import Turn
 
@@ -92,7 +92,9 @@ def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def parse_ask(body: Any, config: Config) -> tuple[str, list[Turn], int]:
-    """Check an ask request against the limits of ``config``; APIProblem(400) says why not."""
+    """Check an ask request against the limits of ``config``; APIProblem(400) says why not.
+    Here the body's shape as JSON; the limits are ``check_ask``'s, which Engine.ask applies
+    to library calls too."""
     if not isinstance(body, dict):
         raise APIProblem(400, "the body must be a JSON object")
     unknown = sorted(set(body) - ASK_FIELDS)
@@ -102,15 +104,12 @@ def parse_ask(body: Any, config: Config) -> tuple[str, list[Turn], int]:
     question = body.get("question")
     if question is None:
         raise APIProblem(400, "the question is missing")
-    question = _question(question, "question", config.max_question_chars)
 
     history = body.get("history")
     if history is None:
         history = []
     if not isinstance(history, list):
         raise APIProblem(400, "history must be a list of {question, answer} turns")
-    if len(history) > config.max_history:
-        raise APIProblem(400, f"history holds at most {config.max_history} turns")
     turns = []
     for i, turn in enumerate(history):
         where = f"history[{i}]"
@@ -124,36 +123,14 @@ def parse_ask(body: Any, config: Config) -> tuple[str, list[Turn], int]:
         answer = turn.get("answer")
         if answer is not None and not isinstance(answer, str):
             raise APIProblem(400, f"{where}.answer must be a string or null")
-        if answer is not None:
-            _check_unicode(answer, f"{where}.answer")
-        q = _question(turn.get("question"), f"{where}.question", config.max_question_chars)
-        turns.append(Turn(q, answer))
+        turns.append(Turn(turn.get("question"), answer))  # its question checked below
 
     top_k = body.get("top_k")
-    if top_k is None:
-        top_k = config.top_k
     if isinstance(top_k, float) and top_k.is_integer():
         top_k = int(top_k)  # JSON has one kind of number: 3.0 is the integer 3, as the spec says
-    # bool is an int in Python, but true is not a number of citations
-    if isinstance(top_k, bool) or not isinstance(top_k, int):
-        raise APIProblem(400, "top_k must be an integer")
-    if not 1 <= top_k <= config.max_top_k:
-        raise APIProblem(400, f"top_k must be between 1 and {config.max_top_k}")
-    return question, turns, top_k
-
-
-def _question(value: object, name: str, limit: int) -> str:
     try:
-        question = check_question(value, limit, name)
-    except QuestionError as exc:
-        raise APIProblem(400, str(exc)) from None
-    return question
-
-
-def _check_unicode(value: str, name: str) -> None:
-    """APIProblem(400) when ``value`` holds half of a surrogate pair ("\\ud800" in JSON)."""
-    try:
-        check_text(value, name)
+        # the question named as the body's field, as history[i].question and top_k are
+        return question, turns, check_ask(question, turns, top_k, config, "question")
     except QuestionError as exc:
         raise APIProblem(400, str(exc)) from None
 
