@@ -50,7 +50,7 @@ CONTEXT_WEIGHT = 0.3
 # How the sentences were split and their vectors made, recorded in the manifest: an index
 # made otherwise is rebuilt (``index.stale_reason``). Table rows: "named", as
 # ``retrieval_texts`` gives them; Markdown: "as shown", a wrapped paragraph one text
-# (``split._markdown_runs``; until 2026-12-01 every line break ended a sentence).
+# (``blocks.markdown_runs``; until 2026-12-01 every line break ended a sentence).
 EMBEDDING = {"context_weight": CONTEXT_WEIGHT, "table_rows": "named", "markdown": "as shown"}
 DATA_FILES = (("vectors", ".faiss"), ("sentences", ".jsonl"), ("documents", ".jsonl"))
 

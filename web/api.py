@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -123,7 +123,8 @@ def parse_ask(body: Any, config: Config) -> tuple[str, list[Turn], int]:
         answer = turn.get("answer")
         if answer is not None and not isinstance(answer, str):
             raise APIProblem(400, f"{where}.answer must be a string or null")
-        turns.append(Turn(turn.get("question"), answer))  # its question checked below
+        # its question, any JSON value here, is checked by check_ask below
+        turns.append(Turn(cast(str, turn.get("question")), answer))
 
     top_k = body.get("top_k")
     if isinstance(top_k, float) and top_k.is_integer():
