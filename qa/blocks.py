@@ -158,22 +158,22 @@ def markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
                 continue
             fence = None  # the block quote holding the fence ended, and the fence with it
         kind = _kind(line, n in rows)
+        lazy = kind == "text" or (kind == "numbered" and item != "numbered")
+        if run and (
+            (lazy and line.depth <= depth)  # a lazy line continues its paragraph
+            or (not item and line.indent >= 4 and kind != "blank" and line.depth == depth)
+        ):  # (indented code cannot interrupt a paragraph)
+            run[1] = line.end
+            if line.body.endswith(("  ", "\\")):  # a hard line break
+                yield run[0], run[1], False
+                run = []
+            continue
         if run:
-            lazy = kind == "text" or (kind == "numbered" and item != "numbered")
-            continues = (lazy and line.depth <= depth) or (  # a lazy line continues
-                not item and line.indent >= 4 and kind != "blank" and line.depth == depth
-            )  # (indented code cannot interrupt a paragraph)
-            if continues:
-                run[1] = line.end
-                if line.body.endswith(("  ", "\\")):  # a hard line break
-                    yield run[0], run[1], False
-                    run = []
-                continue
             yield run[0], run[1], False
             run = []
         if kind == "blank":
             continue
-        opening = _FENCE.match(line.body)
+        opening = _FENCE.match(line.body) if kind == "fence" else None
         if opening is not None:
             mark = opening.group(1)
             fence = re.compile(rf"[ \t]*{re.escape(mark[0])}{{{len(mark)},}}[ \t]*")
@@ -200,7 +200,7 @@ def markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
             in_list = in_list and kind == "row"
             yield first, line.end, False  # one line, whatever follows
             continue
-        item = {"bullet": "bullet", "first": "numbered", "numbered": "numbered"}.get(kind, "")
+        item = "bullet" if kind == "bullet" else "numbered" if kind in ("first", "numbered") else ""
         in_list = bool(item) or (in_list and line.indent >= 2)
         run, depth = [first, line.end], line.depth
         if line.body.endswith(("  ", "\\")):
