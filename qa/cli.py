@@ -267,7 +267,6 @@ def serve_cmd(config: Config, rebuild: bool, **flags: Any) -> None:
     except IndexProblem as exc:
         raise click.ClickException(f"{exc}, or start with `qa serve --rebuild`") from exc
     app = create_app(config, engine=engine)
-    engine.watch()
     try:
         server = create_server(app, config)
     except ValueError as exc:
@@ -276,6 +275,7 @@ def serve_cmd(config: Config, rebuild: bool, **flags: Any) -> None:
         raise click.ClickException(
             f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
         ) from exc
+    engine.watch()  # once it can serve: a port refused leaves no thread behind
 
     def stop(signum: int, frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt
