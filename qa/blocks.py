@@ -28,6 +28,9 @@ _HTML_BLOCK = re.compile(
     r"|table|tbody|td|textarea|tfoot|th|thead|title|tr|track|ul)(?:[ \t/>]|$))",
     re.IGNORECASE,
 )
+# a thematic break, a setext heading's underline, a table's delimiter row (or any line of
+# only these marks): a line that ends a paragraph and shows no text
+_RULE = re.compile(r"[-*_=|:+ \t]+")
 _DELIMITER_ROW = re.compile(r"\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*")
 _LINK_DEFINITION = re.compile(
     r" {0,3}\[(?!\^)[^\]]+\]:[ \t]*(?:<[^>]*>|\S+)"
@@ -112,8 +115,10 @@ def _kind(line: _Line, row: bool) -> str:
         return "heading"
     if row or body.startswith("|"):
         return "row"
-    if hidden_line(body) or not _HAS_WORD.search(body):
+    if hidden_line(body) or _RULE.fullmatch(body):
         return "hidden"  # also a rule, a setext heading's underline, a delimiter row
+    if not _HAS_WORD.search(body):
+        return "marks"  # ('...', '—'): inside a paragraph, part of it; alone, nothing
     if _BULLET.match(body):
         return "bullet"
     numbered = _NUMBERED.match(body)
@@ -134,8 +139,9 @@ def markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
     opening a line ends one only after an ordered list's item (``... on port\\n7310. When``
     continues its paragraph); a line in a deeper block quote, or a list item, ends one too.
     What Markdown never shows is in none: a fence's opening line (its info string), a link
-    reference definition, a line of only HTML tags or images, a line without a word (a
-    rule, a setext heading's underline)."""
+    reference definition, a line of only HTML tags or images, a rule or a setext heading's
+    underline (a line of other marks without a word, '...', continues a paragraph, and
+    alone is nothing)."""
     lines = _lines(text)
     rows = _table_rows(lines)
     run: list[int] = []  # the open run's [start, end]
@@ -158,7 +164,7 @@ def markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
                 continue
             fence = None  # the block quote holding the fence ended, and the fence with it
         kind = _kind(line, n in rows)
-        lazy = kind == "text" or (kind == "numbered" and item != "numbered")
+        lazy = kind in ("text", "marks") or (kind == "numbered" and item != "numbered")
         if run and (
             (lazy and line.depth <= depth)  # a lazy line continues its paragraph
             or (not item and line.indent >= 4 and kind != "blank" and line.depth == depth)
@@ -179,7 +185,7 @@ def markdown_runs(text: str) -> Iterator[tuple[int, int, bool]]:
             fence = re.compile(rf"[ \t]*{re.escape(mark[0])}{{{len(mark)},}}[ \t]*")
             fence_depth = line.depth
             continue
-        if kind == "hidden":
+        if kind in ("hidden", "marks"):
             continue
         if line.indent >= 4 and not in_list and kind != "row":
             yield line.body_start, line.end, True  # indented code, as written

@@ -389,6 +389,8 @@ def test_a_number_that_wraps_to_a_line_start_continues_its_paragraph():
             "Fees\n====\nA berth costs 5 euros.\n* * *\nThe office shuts at 5.\n",
             ["Fees", "A berth costs 5 euros.", "The office shuts at 5."],
         ),
+        # marks without a word are part of a paragraph, and alone nothing
+        ("He paused\n...\nthen left.\n\n…\nThe end.\n", ["He paused\n...\nthen left.", "The end."]),
         # a table without outer bars: a row a sentence
         (
             "Name | Port\n--- | ---\nweb | 8080\ndb | 5432\n",
