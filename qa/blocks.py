@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-_HAS_WORD = re.compile(r"\w")
+HAS_WORD = re.compile(r"\w")  # a word character: text that shows, not only marks
 # Markdown blocks, read on a line's body (after its block quote marks and indentation): a
 # fence's opening (its mark), an ATX heading, a list item (a bullet, a number), a block
 # that HTML opens (CommonMark's block-level tags; an inline tag or an autolink is text),
@@ -117,7 +117,7 @@ def _kind(line: _Line, row: bool) -> str:
         return "row"
     if hidden_line(body) or _RULE.fullmatch(body):
         return "hidden"  # also a rule, a setext heading's underline, a delimiter row
-    if not _HAS_WORD.search(body):
+    if not HAS_WORD.search(body):
         return "marks"  # ('...', '—'): inside a paragraph, part of it; alone, nothing
     if _BULLET.match(body):
         return "bullet"
@@ -228,5 +228,5 @@ def hidden_line(line: str) -> bool:
         return True
     if "![" in stripped and len(stripped) < _BADGE_LINE:
         rest = _EMPTY_LINK.sub("", _IMAGE.sub("", stripped))
-        return not _HAS_WORD.search(rest)
+        return not HAS_WORD.search(rest)
     return False

@@ -17,6 +17,7 @@ from __future__ import annotations
 import bisect
 import re
 
+from .blocks import HAS_WORD as _HAS_WORD
 from .blocks import markdown_runs
 from .blocks import skip_space as _skip_space
 
@@ -57,7 +58,6 @@ _TERMINAL = re.compile(r"[.!?…]+[\"'”’»)\]]*")
 _WORD_BEFORE = re.compile(r"(?<!\w)([A-Za-z](?:[A-Za-z.]*[A-Za-z])?)\.$")
 _NEXT_WORD = re.compile(r"[\"'“‘«(\[]*([^\s\"'“‘«(\[]+)")
 _LIST_MARKER = re.compile(r"(?:#{1,6}\s+|>\s*|[-*+•]\s+|\d{1,3}[.)]\s+)")
-_HAS_WORD = re.compile(r"\w")
 _SECTION_NUMBER = re.compile(r"\d{1,3}(?:\.\d{1,3})*")
 _CLOSERS = "\"'”’»)]"
 
