@@ -603,3 +603,148 @@ def test_the_page_follows_a_dark_colour_preference(browser, server):
         for background, contrast in page.evaluate(pairs):
             assert (background < 0.05) == dark and contrast >= 4.5, (scheme, background, contrast)
         context.close()
+
+
+def markdown_answer(text: str, answer: str, doc: str = "guide.md") -> dict:
+    """An answer ``answer`` (its first occurrence) in the sentence ``text`` of ``doc``."""
+    at = text.index(answer)
+    cited = {"doc": doc, "sentence": 0, "start": 50, "end": 50 + len(text), "text": text}
+    return {
+        "question": "q",
+        "answer": answer,
+        "answer_start": 50 + at,
+        "answer_end": 50 + at + len(answer),
+        "confidence": 0.9,
+        "index_version": "x",
+        "citations": [{**cited, "score": 0.9}],
+    }
+
+
+def test_a_markdown_answer_shows_as_its_document_shows_it(page):
+    text = (
+        "The 🎉 server is run by the [Platform team](https://example.org/platform) "
+        "&amp; **Ingrid** on port `8080`; see [the guide](docs/guide.md) "
+        "or [x](javascript:alert(1))."
+    )
+    reply_with(page, markdown_answer(text, "[Platform team](https://example.org/platform)"))
+    ask(page, "Who runs the server?")
+    bubble = page.locator(".turn.bot").last
+    answer = bubble.locator(".answer")
+    assert answer.inner_text() == "Platform team"
+    assert answer.locator("a").get_attribute("href") == "https://example.org/platform"
+    quote = bubble.locator(".quote")
+    shown = "The 🎉 server is run by the Platform team & Ingrid on port 8080; see the guide or x."
+    assert quote.inner_text().startswith(shown)
+    assert quote.locator("mark.answer-span").inner_text() == "Platform team"
+    link = quote.locator("a")
+    assert link.count() == 1  # a relative link or a script is shown as text, never opened
+    assert link.inner_text() == "Platform team"
+    assert link.get_attribute("target") == "_blank"
+    assert link.get_attribute("rel") == "noopener noreferrer"
+    assert quote.locator("strong").inner_text() == "Ingrid"
+    assert quote.locator("code").inner_text() == "8080"
+    assert bubble.locator(".cite-text").inner_text() == shown
+
+    # the article panel shows the source, where the citation is checked
+    page.route(
+        "**/api/documents/**",
+        lambda route: route.fulfill(
+            content_type="application/json",
+            body=json.dumps(
+                {
+                    "id": "guide.md",
+                    "index_version": "x",
+                    "text": " " * 50 + text,
+                    "sentences": [{"sentence": 0, "start": 50, "end": 50 + len(text)}],
+                }
+            ),
+        ),
+    )
+    bubble.locator(".cite").first.click()
+    highlighted = page.locator("#article-panel .sentence.highlight")
+    highlighted.wait_for()
+    assert highlighted.inner_text() == text
+
+
+def test_the_same_marks_in_a_text_document_are_shown_as_written(page):
+    text = "Run `make` with **care** &amp; see [the guide](https://example.org)."
+    reply_with(page, markdown_answer(text, "**care**", doc="notes.txt"))
+    ask(page, "How should it be run?")
+    bubble = page.locator(".turn.bot").last
+    assert bubble.locator(".answer").inner_text() == "**care**"
+    assert bubble.locator(".quote").inner_text().startswith(text)
+    assert bubble.locator(".quote a, .quote code, .quote strong").count() == 0
+
+
+MARKDOWN_CASES = [
+    # (source, mark [from, to) in code points or None, innerHTML shown)
+    ("a `*b*` c", None, "a <code>*b*</code> c"),
+    ("`` x ` y ``", None, "<code>x ` y</code>"),
+    ("unclosed `tick and **stars and [link](", None, "unclosed `tick and **stars and [link]("),
+    ("snake_case_name", None, "snake_case_name"),
+    (
+        "__strong__ and _em_ and ***both*** and ~~gone~~",
+        None,
+        "<strong>strong</strong> and <em>em</em> and <strong><em>both</em></strong> and "
+        "<del>gone</del>",
+    ),
+    (r"\*not em\* \[not a link\](x)", None, "*not em* [not a link](x)"),
+    (
+        "&lt;b&gt; &#8212; &#x1F600; &nosuchname; a & b",
+        None,
+        "&lt;b&gt; — 😀 &amp;nosuchname; a &amp; b",
+    ),
+    (
+        "<https://a.example/x?y=1> and <me@a.example> and <br>",
+        None,
+        '<a href="https://a.example/x?y=1">https://a.example/x?y=1</a> and '
+        '<a href="mailto:me@a.example">me@a.example</a> and &lt;br&gt;',
+    ),
+    (
+        "[![build](https://img.example/b.svg)](https://ci.example)",
+        None,
+        '<a href="https://ci.example"><span class="md-image">build</span></a>',
+    ),
+    ('[t](https://x.example/(p) "A title")', None, '<a href="https://x.example/(p)">t</a>'),
+    ("[t](data:text/html,hi) [u](<javascript:x>)", None, "t u"),
+    (
+        "wrapped\nover [two\nlines](https://x.example)",
+        None,
+        'wrapped over <a href="https://x.example">two lines</a>',
+    ),
+    # the mark is a range of the source, shown across marks and links
+    (
+        "😀 a **bold 😀 b** c",
+        (2, 12),
+        "😀 <mark>a </mark><strong><mark>bold 😀</mark> b</strong> c",
+    ),
+    (
+        "go to [the dock](https://d.example) now",
+        (11, 15),
+        'go to <a href="https://d.example">the <mark>dock</mark></a> now',
+    ),
+    ("x &amp; y", (2, 7), "x <mark>&amp;</mark> y"),
+    # a text too long to parse in time (a table row is kept whole) is shown as written
+    ("**a** " + "[a](" * 500, None, "**a** " + "[a](" * 500),
+]
+
+
+def test_inline_markdown_is_read_as_commonmark_reads_it(page):
+    # tags as shown, without the attributes that every link or mark carries alike
+    shown = page.evaluate(
+        """cases => cases.map(([text, mark]) => {
+            const box = document.createElement("div");
+            box.append(...QAMarkdown.render(text, ...(mark || [-1, -1])));
+            for (const a of box.querySelectorAll("a")) {
+              if (a.target !== "_blank" || a.rel !== "noopener noreferrer") return "unsafe";
+              for (const name of ["target", "rel", "title"]) a.removeAttribute(name);
+            }
+            for (const m of box.querySelectorAll("mark")) {
+              if (m.className !== "answer-span") return "unmarked";
+              m.removeAttribute("class");
+            }
+            return box.innerHTML;
+        })""",
+        [[text, mark] for text, mark, _ in MARKDOWN_CASES],
+    )
+    assert shown == [html for _, _, html in MARKDOWN_CASES]

@@ -1,5 +1,5 @@
 // The chat page. Every piece of text from the user or a document goes in through
-// textContent or createTextNode, never as HTML.
+// textContent or createTextNode (here or in markdown.js), never as HTML.
 "use strict";
 
 (function () {
@@ -195,7 +195,10 @@
       }
       return li;
     }
-    li.append(el("span", "visually-hidden", "Answer: "), el("p", "answer", data.answer));
+    const answer = el("p", "answer");
+    if (shownAsMarkdown(citations[0])) answer.append(...QAMarkdown.render(data.answer));
+    else answer.textContent = data.answer;
+    li.append(el("span", "visually-hidden", "Answer: "), answer);
     if (citations.length) {
       li.append(renderQuote(data, citations[0]));
       li.append(el("h3", "sources-title", "Sources"));
@@ -217,6 +220,12 @@
     return li;
   }
 
+  // A Markdown document's answer and sentences show as the document shows them (links,
+  // code, emphasis: markdown.js); the article panel shows its source, where each citation
+  // is checked.
+  const shownAsMarkdown = (citation) =>
+    Boolean(citation) && window.QAMarkdown !== undefined && QAMarkdown.isMarkdown(citation.doc);
+
   // The first citation's sentence with the answer marked inside it. answer_start and
   // answer_end are document offsets; the answer may be a short span or the whole sentence.
   function renderQuote(data, citation) {
@@ -233,7 +242,9 @@
       from = at < 0 ? -1 : codePoints(citation.text.slice(0, at)).length;
       to = from < 0 ? -1 : from + codePoints(data.answer).length;
     }
-    if (from >= 0 && to > from) {
+    if (shownAsMarkdown(citation)) {
+      quote.append(...QAMarkdown.render(citation.text, from, to));
+    } else if (from >= 0 && to > from) {
       quote.append(cut(text, 0, from), el("mark", "answer-span", cut(text, from, to)),
         cut(text, to));
     } else {
@@ -252,7 +263,10 @@
       const item = el("li", "citation");
       item.append(citationButton(c, i + 1, "cite"));
       if (several) item.append(el("span", "cite-doc", c.doc), " ");
-      item.append(el("span", "cite-text", c.text));
+      const sentence = el("span", "cite-text");
+      if (shownAsMarkdown(c)) sentence.append(...QAMarkdown.render(c.text));
+      else sentence.textContent = c.text;
+      item.append(sentence);
       list.append(item);
     });
     return list;
