@@ -196,8 +196,12 @@
       return li;
     }
     const answer = el("p", "answer");
-    if (shownAsMarkdown(citations[0])) answer.append(...QAMarkdown.render(data.answer));
-    else answer.textContent = data.answer;
+    const [from, to] = citations.length ? answerIn(data, citations[0]) : [-1, -1];
+    if (shownAsMarkdown(citations[0]) && to > from) {
+      answer.append(...QAMarkdown.render(citations[0].text, from, to, true)); // as its sentence shows it
+    } else {
+      answer.textContent = data.answer;
+    }
     li.append(el("span", "visually-hidden", "Answer: "), answer);
     if (citations.length) {
       li.append(renderQuote(data, citations[0]));
@@ -226,22 +230,25 @@
   const shownAsMarkdown = (citation) =>
     Boolean(citation) && window.QAMarkdown !== undefined && QAMarkdown.isMarkdown(citation.doc);
 
-  // The first citation's sentence with the answer marked inside it. answer_start and
-  // answer_end are document offsets; the answer may be a short span or the whole sentence.
+  // Where the answer lies in the citation's text, [from, to) in code points, or [-1, -1].
+  // answer_start and answer_end are document offsets; the answer may be a short span or the
+  // whole sentence.
+  function answerIn(data, citation) {
+    if (Number.isInteger(data.answer_start) && Number.isInteger(data.answer_end) &&
+        data.answer_start >= citation.start && data.answer_end <= citation.end) {
+      return [data.answer_start - citation.start, data.answer_end - citation.start];
+    }
+    const at = citation.text.indexOf(data.answer);
+    if (at < 0) return [-1, -1];
+    const from = codePoints(citation.text.slice(0, at)).length;
+    return [from, from + codePoints(data.answer).length];
+  }
+
+  // The first citation's sentence with the answer marked inside it.
   function renderQuote(data, citation) {
     const quote = el("blockquote", "quote");
     const text = codePoints(citation.text);
-    let from = -1;
-    let to = -1;
-    if (Number.isInteger(data.answer_start) && Number.isInteger(data.answer_end) &&
-        data.answer_start >= citation.start && data.answer_end <= citation.end) {
-      from = data.answer_start - citation.start;
-      to = data.answer_end - citation.start;
-    } else {
-      const at = citation.text.indexOf(data.answer);
-      from = at < 0 ? -1 : codePoints(citation.text.slice(0, at)).length;
-      to = from < 0 ? -1 : from + codePoints(data.answer).length;
-    }
+    const [from, to] = answerIn(data, citation);
     if (shownAsMarkdown(citation)) {
       quote.append(...QAMarkdown.render(citation.text, from, to));
     } else if (from >= 0 && to > from) {

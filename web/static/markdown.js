@@ -31,7 +31,9 @@ window.QAMarkdown = (function () {
       return ok ? String.fromCodePoint(n) : "\ufffd";
     }
     decoder.innerHTML = raw;
-    return decoder.value === raw ? null : decoder.value;
+    const value = decoder.value;
+    // '&copyright;' is no reference, though HTML reads its '&copy' (and shows '©right;')
+    return value === raw || (value.endsWith(";") && raw !== "&semi;") ? null : value;
   }
 
   // --- parsing: tokens with their source ranges (code point offsets) ----------------
@@ -55,6 +57,8 @@ window.QAMarkdown = (function () {
       if (c === "\\" && i + 1 < to && ASCII_PUNCTUATION.test(cp[i + 1])) {
         token = { t: "lit", text: cp[i + 1], from: i, to: i + 2 };
         next = i + 2;
+      } else if (c === "\\" && (cp[i + 1] === "\n" || cp[i + 1] === "\r")) {
+        token = { t: "lit", text: "", from: i, to: i + 1 }; // a hard line break: a space here
       } else if (c === "`") {
         const found = codeSpan(cp, i, to);
         if (found) [token, next] = found;
@@ -130,7 +134,13 @@ window.QAMarkdown = (function () {
   }
 
   // [text](destination "title") or ![description](source)
+  let memo = new Map(); // [i, to, image] -> link()'s answer, for one render
   function link(cp, i, to, image) {
+    const key = `${i} ${to} ${image}`;
+    if (!memo.has(key)) memo.set(key, readLink(cp, i, to, image));
+    return memo.get(key);
+  }
+  function readLink(cp, i, to, image) {
     const open = image ? i + 1 : i;
     let depth = 0;
     let j = open;
@@ -138,8 +148,11 @@ window.QAMarkdown = (function () {
       if (cp[j] === "\\") { j += 1; continue; }
       if (cp[j] === "`") { // a code span inside the text is read whole
         const found = codeSpan(cp, j, to);
-        if (found) { j = found[1] - 1; continue; }
+        j = (found ? found[1] : runEnd(cp, j, to, "`")) - 1; // an unclosed run is text, all of it
+        continue;
       }
+      // a link may not contain a link: when one starts inside, the outer brackets are text
+      if (cp[j] === "[" && j > open && !image && cp[j - 1] !== "!" && link(cp, j, to, false)) return null;
       if (cp[j] === "[") depth += 1;
       else if (cp[j] === "]" && --depth === 0) break;
     }
@@ -154,6 +167,13 @@ window.QAMarkdown = (function () {
   }
 
   // After '](': the destination, an optional title, then ')'; [dest, title, end] or null.
+  // A reference at k ('&amp;'): [its text, the index after it], or null
+  function reference(cp, k, to) {
+    const m = ENTITY.exec(cp.slice(k, Math.min(to, k + 40)).join(""));
+    const text = m && decodeEntity(m[0]);
+    return text === null || !m ? null : [text, k + m[0].length];
+  }
+
   function destination(cp, k, to) {
     const skip = () => { while (k < to && (cp[k] === " " || cp[k] === "\t" || cp[k] === "\n")) k += 1; };
     skip();
@@ -161,6 +181,8 @@ window.QAMarkdown = (function () {
     if (cp[k] === "<") {
       k += 1;
       while (k < to && cp[k] !== ">" && cp[k] !== "<" && cp[k] !== "\n") {
+        const ref = cp[k] === "&" && reference(cp, k, to);
+        if (ref) { dest += ref[0]; k = ref[1]; continue; }
         if (cp[k] === "\\" && k + 1 < to && ASCII_PUNCTUATION.test(cp[k + 1])) k += 1;
         dest += cp[k];
         k += 1;
@@ -170,6 +192,8 @@ window.QAMarkdown = (function () {
     } else {
       let parens = 0;
       while (k < to && !SPACE.test(cp[k]) && !/\p{Cc}/u.test(cp[k])) {
+        const ref = cp[k] === "&" && reference(cp, k, to);
+        if (ref) { dest += ref[0]; k = ref[1]; continue; }
         if (cp[k] === "\\" && k + 1 < to && ASCII_PUNCTUATION.test(cp[k + 1])) k += 1;
         else if (cp[k] === "(") parens += 1;
         else if (cp[k] === ")" && --parens < 0) break;
@@ -184,6 +208,8 @@ window.QAMarkdown = (function () {
     if (close && (k > afterDest || dest === "")) { // a title is set apart by white space
       k += 1;
       while (k < to && cp[k] !== close) {
+        const ref = cp[k] === "&" && reference(cp, k, to);
+        if (ref) { title += ref[0]; k = ref[1]; continue; }
         if (cp[k] === "\\" && k + 1 < to && ASCII_PUNCTUATION.test(cp[k + 1])) k += 1;
         title += cp[k];
         k += 1;
@@ -212,7 +238,7 @@ window.QAMarkdown = (function () {
       close = right && (!left || PUNCTUATION.test(after));
     }
     if (ch === "~" && end - i !== 2) { open = false; close = false; }
-    return { t: "delim", ch, lo: i, hi: end, open, close, styles: [] };
+    return { t: "delim", ch, lo: i, hi: end, start: i, end, open, close, styles: [] };
   }
 
   // Pairs of runs become styles on the tokens between them (innermost pairs first);
@@ -224,8 +250,11 @@ window.QAMarkdown = (function () {
       if (closer.t !== "delim" || !closer.close) continue;
       while (closer.hi > closer.lo) {
         let o = c - 1;
+        const len = (d) => d.end - d.start; // the whole run, as first read
+        const fits = (d) => !((d.close || closer.open) && (len(d) + len(closer)) % 3 === 0 &&
+          !(len(d) % 3 === 0 && len(closer) % 3 === 0)); // CommonMark's rule of three
         while (o >= 0 && !(tokens[o].t === "delim" && tokens[o].open &&
-          tokens[o].ch === closer.ch && tokens[o].hi > tokens[o].lo)) o -= 1;
+          tokens[o].ch === closer.ch && tokens[o].hi > tokens[o].lo && fits(tokens[o]))) o -= 1;
         if (o < 0) break;
         const opener = tokens[o];
         const n = closer.ch === "~" ? 2 :
@@ -315,9 +344,12 @@ window.QAMarkdown = (function () {
   }
 
   // The nodes that show ``text`` (a .md document's sentence, or a span of one), the source
-  // range [markFrom, markTo) (code points) marked as the answer.
-  function render(text, markFrom = -1, markTo = -1) {
+  // range [markFrom, markTo) (code points) marked as the answer; with ``only``, the nodes
+  // that show that range alone, unmarked (the answer, as its sentence shows it: a span
+  // inside a link's text is still a link).
+  function render(text, markFrom = -1, markTo = -1, only = false) {
     const cp = Array.from(text);
+    memo = new Map();
     // parsing is quadratic at worst ('[a](' over and over): a sentence is at most a few
     // hundred characters, but a table row is kept whole, so a longer text shows as written
     const tokens = cp.length <= LONGEST ? parse(cp, 0, cp.length, false) : [{ t: "text", from: 0, to: cp.length }];
@@ -327,6 +359,7 @@ window.QAMarkdown = (function () {
       const cuts = [p.from, p.to];
       if (p.exact) {
         for (const at of [markFrom, markTo]) if (at > p.from && at < p.to) cuts.splice(-1, 0, at);
+        cuts.sort((x, y) => x - y);
       }
       for (let k = 0; k + 1 < cuts.length; k += 1) {
         const [a, b] = [cuts[k], cuts[k + 1]];
@@ -335,7 +368,8 @@ window.QAMarkdown = (function () {
         shown.push({ ...p, text: piece, marked: a < markTo && b > markFrom });
       }
     }
-    return build(shown, 0);
+    if (!only) return build(shown, 0);
+    return build(shown.filter((p) => p.marked).map((p) => ({ ...p, marked: false })), 0);
   }
 
   return { isMarkdown, render };
