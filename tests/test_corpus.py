@@ -39,11 +39,11 @@ def test_the_split_is_by_document_and_keeps_a_fifth_for_validation():
 
 
 def test_no_test_question_or_document_is_in_the_corpus():
-    """Neither in the training and validation documents nor in the validation sets beside
-    them (train/independent/, train/markdown/)."""
+    """Neither in the training and validation documents nor in the sets beside them
+    (train/independent/, train/markdown/, train/tables/, train/technical/)."""
     corpus = load_corpus(TRAIN)
     asked = {t.strip().lower() for e in corpus.examples for t in e.turns}
-    own = (TRAIN / "independent", TRAIN / "markdown", TRAIN / "tables")
+    own = (TRAIN / "independent", TRAIN / "markdown", TRAIN / "tables", TRAIN / "technical")
     for path in (p for folder in own for p in folder.rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             asked.update(t.strip().lower() for t in json.loads(line)["turns"])
@@ -160,6 +160,22 @@ def test_the_table_documents_are_a_labelled_corpus_apart():
             if e.doc == doc and e.answerable and text[slice(*spans[e.gold()[0]])].startswith("|")
         ]
         assert len(rows) >= 12, doc
+
+
+def test_the_technical_documents_are_a_labelled_corpus_apart():
+    """train/technical/: Markdown documents of 8 kinds the corpus lacks (READMEs, release
+    notes, runbooks, ...), loaded as a corpus of their own (every label checked), with as
+    many unanswerable questions and follow-ups as the corpus asks for; not in train/."""
+    technical = load_corpus(TRAIN / "technical")
+    assert len(technical.documents) >= 32
+    assert len(technical.examples) == 34 * len(technical.documents)
+    assert all(d.endswith(".md") for d in technical.documents)
+    assert len(set(technical.kinds.values())) == 8
+    assert not set(technical.kinds.values()) & set(load_corpus(TRAIN).kinds.values())
+    assert not set(technical.documents) & set(load_corpus(TRAIN).documents)
+    examples = technical.examples
+    assert sum(not e.answerable for e in examples) >= 0.25 * len(examples)
+    assert sum(e.followup for e in examples) >= 0.05 * len(examples)
 
 
 def test_a_question_line_holding_a_line_separator_reads_as_one_line(tmp_path):
