@@ -537,6 +537,10 @@ def test_an_interrupted_command_says_so_and_exits_130(seeds_copy, tmp_path):
         out, err = started.communicate(timeout=60)
         if started.returncode == 0:
             continue  # done before the signal came: nothing to say
+        if "init_import_site" in err:
+            # it came while Python itself was starting (seen on a loaded machine), before
+            # any of qa ran: the interpreter's own fatal error, nothing of qa's to test
+            continue
         assert started.returncode == 130, (wait, err)
         assert "Traceback" not in err and err.strip().endswith("interrupted"), err
         interrupted += 1
