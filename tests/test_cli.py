@@ -544,4 +544,4 @@ def test_an_interrupted_command_says_so_and_exits_130(seeds_copy, tmp_path):
         assert started.returncode == 130, (wait, err)
         assert "Traceback" not in err and err.strip().endswith("interrupted"), err
         interrupted += 1
-    assert interrupted, "every build ended before its signal: nothing was tested"
+    assert interrupted, "every signal came before Python started or after the build: untested"

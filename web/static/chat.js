@@ -1,5 +1,6 @@
 // The chat page. Every piece of text from the user or a document goes in through
-// textContent or createTextNode (here or in markdown.js), never as HTML.
+// textContent or createTextNode (here or in markdown.js), never as HTML (markdown.js reads
+// a character reference such as '&amp;' through a detached textarea, whose content is text).
 "use strict";
 
 (function () {
@@ -199,9 +200,8 @@
     const [from, to] = citations.length ? answerIn(data, citations[0]) : [-1, -1];
     if (shownAsMarkdown(citations[0]) && to > from) {
       answer.append(...QAMarkdown.render(citations[0].text, from, to, true)); // as its sentence shows it
-    } else {
-      answer.textContent = data.answer;
     }
+    if (!answer.textContent.trim()) answer.textContent = data.answer; // (nothing shown: as written)
     li.append(el("span", "visually-hidden", "Answer: "), answer);
     if (citations.length) {
       li.append(renderQuote(data, citations[0]));

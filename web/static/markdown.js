@@ -19,6 +19,8 @@ window.QAMarkdown = (function () {
   const EMAIL = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
   const OPENS = /^(?:https?:|mailto:)/i;
   const LONGEST = 2000; // code points: a longer text is shown as written (render)
+  // the page's hidden note that describes every link (chat.html)
+  const NEW_TAB = "new-tab-note";
 
   // A named reference decoded by the browser itself (a textarea's content is text, and the
   // string is only '&name;'), or null when it names nothing.
@@ -130,7 +132,7 @@ window.QAMarkdown = (function () {
     else if (EMAIL.test(inner)) href = `mailto:${inner}`;
     else return null;
     const kids = [{ t: "text", from: i + 1, to: j }];
-    return [{ t: "link", href, title: inner, kids, from: i, to: j + 1 }, j + 1];
+    return [{ t: "link", href, title: "", kids, from: i, to: j + 1 }, j + 1];
   }
 
   // [text](destination "title") or ![description](source)
@@ -286,7 +288,7 @@ window.QAMarkdown = (function () {
           out.push({ from: tk.lo, to: tk.hi, exact: true, styles: s, link });
         }
       } else if (tk.t === "link") {
-        const safe = OPENS.test(tk.href) ? { href: tk.href, title: tk.title || tk.href } : null;
+        const safe = OPENS.test(tk.href) ? { href: tk.href, title: tk.title } : null;
         pieces(cp, tk.kids, s, link || safe, out);
       } else if (tk.t === "image") {
         pieces(cp, tk.kids, s.concat(["image"]), link, out);
@@ -301,9 +303,10 @@ window.QAMarkdown = (function () {
     [(p) => p.link, (link) => {
       const a = document.createElement("a");
       a.href = link.href;
-      a.title = link.title;
+      if (link.title) a.title = link.title; // the document's own title, if it gave one
       a.target = "_blank";
       a.rel = "noopener noreferrer";
+      a.setAttribute("aria-describedby", NEW_TAB); // "opens in a new tab", said once
       return a;
     }],
     ...["strong", "em", "del", "image", "code"].map((name) => [
@@ -349,13 +352,24 @@ window.QAMarkdown = (function () {
   // inside a link's text is still a link).
   function render(text, markFrom = -1, markTo = -1, only = false) {
     const cp = Array.from(text);
-    memo = new Map();
     // parsing is quadratic at worst ('[a](' over and over): a sentence is at most a few
     // hundred characters, but a table row is kept whole, so a longer text shows as written
-    const tokens = cp.length <= LONGEST ? parse(cp, 0, cp.length, false) : [{ t: "text", from: 0, to: cp.length }];
+    const asWritten = [{ t: "text", from: 0, to: cp.length }];
+    memo = new Map();
+    let shown = cut(cp, cp.length <= LONGEST ? parse(cp, 0, cp.length, false) : asWritten, markFrom, markTo);
+    if (markFrom < markTo && !shown.some((p) => p.marked && p.text)) {
+      // the range lies where nothing shows (a link's address): the text as written, marked
+      shown = cut(cp, asWritten, markFrom, markTo);
+    }
+    if (!only) return build(shown, 0);
+    return build(shown.filter((p) => p.marked).map((p) => ({ ...p, marked: false })), 0);
+  }
+
+  // The pieces that show ``tokens``, each marked when in [markFrom, markTo): an exact piece
+  // is cut where the mark begins and ends; another is marked whole.
+  function cut(cp, tokens, markFrom, markTo) {
     const shown = [];
     for (const p of pieces(cp, tokens, [], null, [])) {
-      // an exact piece is cut where the mark begins and ends; another is marked whole
       const cuts = [p.from, p.to];
       if (p.exact) {
         for (const at of [markFrom, markTo]) if (at > p.from && at < p.to) cuts.splice(-1, 0, at);
@@ -368,8 +382,7 @@ window.QAMarkdown = (function () {
         shown.push({ ...p, text: piece, marked: a < markTo && b > markFrom });
       }
     }
-    if (!only) return build(shown, 0);
-    return build(shown.filter((p) => p.marked).map((p) => ({ ...p, marked: false })), 0);
+    return shown;
   }
 
   return { isMarkdown, render };
