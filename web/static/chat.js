@@ -204,7 +204,7 @@
     if (!answer.textContent.trim()) answer.textContent = data.answer; // (nothing shown: as written)
     li.append(el("span", "visually-hidden", "Answer: "), answer);
     if (citations.length) {
-      li.append(renderQuote(data, citations[0]));
+      li.append(renderQuote(citations[0], from, to));
       li.append(el("h3", "sources-title", "Sources"));
       li.append(renderCitations(citations, "sources"));
     }
@@ -244,11 +244,10 @@
     return [from, from + codePoints(data.answer).length];
   }
 
-  // The first citation's sentence with the answer marked inside it.
-  function renderQuote(data, citation) {
+  // The first citation's sentence with the answer, [from, to) of it, marked inside it.
+  function renderQuote(citation, from, to) {
     const quote = el("blockquote", "quote");
     const text = codePoints(citation.text);
-    const [from, to] = answerIn(data, citation);
     if (shownAsMarkdown(citation)) {
       quote.append(...QAMarkdown.render(citation.text, from, to));
     } else if (from >= 0 && to > from) {

@@ -66,11 +66,10 @@ window.QAMarkdown = (function () {
         if (found) [token, next] = found;
         else next = runEnd(cp, i, to, "`"); // an unclosed run is text, all of it
       } else if (c === "&") {
-        const m = ENTITY.exec(cp.slice(i, Math.min(to, i + 40)).join(""));
-        const text = m && decodeEntity(m[0]);
-        if (text !== null && m) {
-          next = i + Array.from(m[0]).length;
-          token = { t: "lit", text, from: i, to: next };
+        const ref = reference(cp, i, to);
+        if (ref) {
+          next = ref[1];
+          token = { t: "lit", text: ref[0], from: i, to: next };
         }
       } else if (c === "<") {
         const found = autolink(cp, i, to);
@@ -168,14 +167,14 @@ window.QAMarkdown = (function () {
     return [{ t: "link", href: dest, title, kids, from: i, to: end }, end];
   }
 
-  // After '](': the destination, an optional title, then ')'; [dest, title, end] or null.
   // A reference at k ('&amp;'): [its text, the index after it], or null
   function reference(cp, k, to) {
     const m = ENTITY.exec(cp.slice(k, Math.min(to, k + 40)).join(""));
     const text = m && decodeEntity(m[0]);
-    return text === null || !m ? null : [text, k + m[0].length];
+    return text === null || !m ? null : [text, k + m[0].length]; // (ASCII: units are points)
   }
 
+  // After '](': the destination, an optional title, then ')'; [dest, title, end] or null.
   function destination(cp, k, to) {
     const skip = () => { while (k < to && (cp[k] === " " || cp[k] === "\t" || cp[k] === "\n")) k += 1; };
     skip();
@@ -275,7 +274,7 @@ window.QAMarkdown = (function () {
 
   // The pieces shown, in order: {from, to, exact, text, styles, link}: an exact piece
   // shows its source range character for character; another shows ``text``.
-  function pieces(cp, tokens, styles, link, out) {
+  function pieces(tokens, styles, link, out) {
     for (const tk of tokens) {
       const s = tk.styles ? styles.concat(tk.styles) : styles;
       if (tk.t === "text" || tk.t === "code") {
@@ -289,9 +288,9 @@ window.QAMarkdown = (function () {
         }
       } else if (tk.t === "link") {
         const safe = OPENS.test(tk.href) ? { href: tk.href, title: tk.title } : null;
-        pieces(cp, tk.kids, s, link || safe, out);
+        pieces(tk.kids, s, link || safe, out);
       } else if (tk.t === "image") {
-        pieces(cp, tk.kids, s.concat(["image"]), link, out);
+        pieces(tk.kids, s.concat(["image"]), link, out);
       }
     }
     return out;
@@ -369,7 +368,7 @@ window.QAMarkdown = (function () {
   // is cut where the mark begins and ends; another is marked whole.
   function cut(cp, tokens, markFrom, markTo) {
     const shown = [];
-    for (const p of pieces(cp, tokens, [], null, [])) {
+    for (const p of pieces(tokens, [], null, [])) {
       const cuts = [p.from, p.to];
       if (p.exact) {
         for (const at of [markFrom, markTo]) if (at > p.from && at < p.to) cuts.splice(-1, 0, at);
