@@ -56,7 +56,7 @@ window.QAMarkdown = (function () {
       const c = cp[i];
       let token = null;
       let next = i + 1;
-      if (c === "\\" && i + 1 < to && ASCII_PUNCTUATION.test(cp[i + 1])) {
+      if (escapes(cp, i, to)) {
         token = { t: "lit", text: cp[i + 1], from: i, to: i + 2 };
         next = i + 2;
       } else if (c === "\\" && (cp[i + 1] === "\n" || cp[i + 1] === "\r")) {
@@ -146,7 +146,7 @@ window.QAMarkdown = (function () {
     let depth = 0;
     let j = open;
     for (; j < to; j += 1) {
-      if (cp[j] === "\\") { j += 1; continue; }
+      if (escapes(cp, j, to)) { j += 1; continue; }
       if (cp[j] === "`") { // a code span inside the text is read whole
         const found = codeSpan(cp, j, to);
         j = (found ? found[1] : runEnd(cp, j, to, "`")) - 1; // an unclosed run is text, all of it
@@ -174,6 +174,20 @@ window.QAMarkdown = (function () {
     return text === null || !m ? null : [text, k + m[0].length]; // (ASCII: units are points)
   }
 
+  // A backslash that escapes the ASCII mark after it ('\\*'): the mark is text
+  function escapes(cp, k, to) {
+    return cp[k] === "\\" && k + 1 < to && ASCII_PUNCTUATION.test(cp[k + 1]);
+  }
+
+  // What position k of a destination or a title reads as: a reference ('&amp;'), an escaped
+  // mark, or the character itself; [its text, the index after it, whether it is itself].
+  function literal(cp, k, to) {
+    const ref = cp[k] === "&" && reference(cp, k, to);
+    if (ref) return [ref[0], ref[1], false];
+    if (escapes(cp, k, to)) return [cp[k + 1], k + 2, false];
+    return [cp[k], k + 1, true];
+  }
+
   // After '](': the destination, an optional title, then ')'; [dest, title, end] or null.
   function destination(cp, k, to) {
     const skip = () => { while (k < to && (cp[k] === " " || cp[k] === "\t" || cp[k] === "\n")) k += 1; };
@@ -182,24 +196,20 @@ window.QAMarkdown = (function () {
     if (cp[k] === "<") {
       k += 1;
       while (k < to && cp[k] !== ">" && cp[k] !== "<" && cp[k] !== "\n") {
-        const ref = cp[k] === "&" && reference(cp, k, to);
-        if (ref) { dest += ref[0]; k = ref[1]; continue; }
-        if (cp[k] === "\\" && k + 1 < to && ASCII_PUNCTUATION.test(cp[k + 1])) k += 1;
-        dest += cp[k];
-        k += 1;
+        const [text, next] = literal(cp, k, to);
+        dest += text;
+        k = next;
       }
       if (cp[k] !== ">") return null;
       k += 1;
     } else {
       let parens = 0;
       while (k < to && !SPACE.test(cp[k]) && !/\p{Cc}/u.test(cp[k])) {
-        const ref = cp[k] === "&" && reference(cp, k, to);
-        if (ref) { dest += ref[0]; k = ref[1]; continue; }
-        if (cp[k] === "\\" && k + 1 < to && ASCII_PUNCTUATION.test(cp[k + 1])) k += 1;
-        else if (cp[k] === "(") parens += 1;
-        else if (cp[k] === ")" && --parens < 0) break;
-        dest += cp[k];
-        k += 1;
+        const [text, next, plain] = literal(cp, k, to);
+        if (plain && cp[k] === "(") parens += 1;
+        else if (plain && cp[k] === ")" && --parens < 0) break;
+        dest += text;
+        k = next;
       }
     }
     const afterDest = k;
@@ -209,11 +219,9 @@ window.QAMarkdown = (function () {
     if (close && (k > afterDest || dest === "")) { // a title is set apart by white space
       k += 1;
       while (k < to && cp[k] !== close) {
-        const ref = cp[k] === "&" && reference(cp, k, to);
-        if (ref) { title += ref[0]; k = ref[1]; continue; }
-        if (cp[k] === "\\" && k + 1 < to && ASCII_PUNCTUATION.test(cp[k + 1])) k += 1;
-        title += cp[k];
-        k += 1;
+        const [text, next] = literal(cp, k, to);
+        title += text;
+        k = next;
       }
       if (k >= to) return null;
       k += 1;
