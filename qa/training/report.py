@@ -33,9 +33,20 @@ DEFAULT_SETS = (
     ("heldout2", "tests/data/independent/heldout2.jsonl", "tests/data/independent/heldout2"),
     ("markdown", "tests/data/independent/markdown.jsonl", "tests/data/independent/markdown"),
     ("wrapped", "tests/data/independent/wrapped.jsonl", "tests/data/independent/wrapped"),
+    ("devdocs", "tests/data/independent/devdocs.jsonl", "tests/data/independent/devdocs"),
 )
 TEST_SETS = frozenset(
-    {"article", "flood", "hospital", "football", "heldout", "heldout2", "markdown", "wrapped"}
+    {
+        "article",
+        "flood",
+        "hospital",
+        "football",
+        "heldout",
+        "heldout2",
+        "markdown",
+        "wrapped",
+        "devdocs",
+    }
 )
 
 
