@@ -33,7 +33,7 @@ def _parse_bounds(values: tuple[str, ...], option: str) -> dict[str, float]:
 
 
 @click.command("eval")
-@click.argument("questions", type=click.Path(exists=True, dir_okay=False))
+@click.argument("questions", type=click.Path(exists=True))
 @click.option(
     "--url", help="Score a running server (e.g. http://127.0.0.1:8000) instead of the library."
 )
@@ -64,7 +64,8 @@ def eval_cmd(
     minimums: tuple[str, ...],
     maximums: tuple[str, ...],
 ) -> None:
-    """Score a question set (JSON lines) with the metrics of the eval README."""
+    """Score a question set (JSON lines: a file, or a folder of them such as a labelled
+    corpus's questions/) with the metrics of the eval README."""
     from .evaluate import (
         check_thresholds,
         evaluate,

@@ -186,6 +186,15 @@ QUESTION_OPTIONS = (
     "were trained with one).",
 )
 @click.option(
+    "--validation-set",
+    "validation_sets",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="A further validation set to choose the settings on (repeatable): a folder with "
+    "validation.jsonl and its documents in validation/, or a labelled corpus's questions/ "
+    "and documents/ (none of them trained on).",
+)
+@click.option(
     "--rechoose",
     is_flag=True,
     help="Do not train: keep the weights of the reader in --out and choose its settings "
@@ -225,6 +234,7 @@ def train_cmd(
     float_model: bool,
     further: bool,
     ranker: bool,
+    validation_sets: tuple[str, ...],
     rechoose: bool,
     questions: bool,
 ) -> None:
@@ -308,6 +318,7 @@ def train_cmd(
         further=further,
         ranker=ranker,
         teachers=tuple(Path(t) for t in teachers),
+        validation_sets=tuple(Path(v) for v in validation_sets),
         **{k: v for k, v in given.items() if v is not None},
     )
     if settings.hard < 1 and (why := why_hard_does_nothing(settings)):

@@ -134,8 +134,27 @@ def _strings(row: dict[str, Any], key: str, required: bool) -> tuple[str, ...]:
 
 
 def load_items(path: str | Path) -> list[Item]:
-    """The questions of a ``shared/eval`` set; ValueError naming the file, the line and
-    what is wrong with it. (A byte-order mark before the first line is allowed.)"""
+    """The questions of a ``shared/eval`` set: a ``.jsonl`` file, or a folder of them (a
+    labelled corpus's ``questions/``, read in path order, each id once in all); ValueError
+    naming the file, the line and what is wrong with it. (A byte-order mark before the
+    first line is allowed.)"""
+    if Path(path).is_dir():
+        files = sorted(Path(path).rglob("*.jsonl"))  # as a corpus's questions/ are read
+        if not files:
+            raise ValueError(f"{path}: a folder of questions needs .jsonl files")
+        items: list[Item] = []
+        where: dict[str, Path] = {}
+        for file in files:
+            for item in _load_file(file):
+                if item.id in where:
+                    raise ValueError(f"{file}: id {item.id!r} is already an id in {where[item.id]}")
+                where[item.id] = file
+                items.append(item)
+        return items
+    return _load_file(path)
+
+
+def _load_file(path: str | Path) -> list[Item]:
     items = []
     seen: dict[str, int] = {}
     with open(path, "rb") as f:

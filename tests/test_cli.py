@@ -261,6 +261,36 @@ def test_eval_of_an_empty_set_is_an_error(dirs, tmp_path):
     assert result.exit_code == 1 and "holds no questions" in result.output
 
 
+def test_eval_scores_a_folder_of_question_files_as_one_set(dirs, tmp_path):
+    """A labelled corpus's questions/ (a .jsonl file a document, in folders of kinds) is
+    scored as the set its files make together; an id twice in them is refused, naming
+    both files."""
+    lines = [
+        {"id": "q1", "turns": ["How many members?"], "answerable": True},
+        {"id": "q2", "turns": ["What colour is the moon's hat?"], "answerable": False},
+    ]
+    lines[0] |= {"support": ["members"], "answer": ["members"]}
+    whole = tmp_path / "set.jsonl"
+    whole.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    folder = tmp_path / "questions"
+    for n, line in enumerate(lines):
+        (folder / "kind").mkdir(parents=True, exist_ok=True)
+        (folder / "kind" / f"doc{n}.jsonl").write_text(json.dumps(line) + "\n")
+    scored = [CliRunner().invoke(cli, ["eval", str(p), *dirs, "--json"]) for p in (whole, folder)]
+    assert all(r.exit_code == 0 for r in scored), scored[1].output
+    reports = [json.loads(r.output[r.output.index("{") :]) for r in scored]
+    assert reports[1]["counts"] == reports[0]["counts"] and reports[1]["counts"]["questions"] == 2
+    assert reports[1]["metrics"] == reports[0]["metrics"]
+    (folder / "doc2.jsonl").write_text(json.dumps(lines[1]) + "\n")
+    result = CliRunner().invoke(cli, ["eval", str(folder), *dirs])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{folder / 'kind' / 'doc1.jsonl'}: id 'q2' is already an id in" in result.output
+    empty = tmp_path / "none"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["eval", str(empty), *dirs])
+    assert result.exit_code == 1 and "a folder of questions needs .jsonl files" in result.output
+
+
 @pytest.mark.parametrize(
     "line, message",
     [

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import TRAIN
 from helpers import TINY_KIND as KIND
 from helpers import refuses_damaged_files
 
@@ -433,6 +434,53 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "validation.jsonl:13" in result.output
     assert json.loads((reader / CARD).read_text()) == card
+
+
+def test_rechoose_chooses_on_a_further_set_given_by_its_folder(trained, tiny_corpus, tmp_path):
+    """``--validation-set``: a labelled corpus's documents/ and questions/ (as train/technical/)
+    is a validation set of its own, named after its folder and recorded by its bytes; a
+    folder that is no set, or one holding a document the reader trained on, is refused in
+    one line before anything is chosen."""
+    extra = tmp_path / "technical"
+    for part, suffix in (("documents", ".txt"), ("questions", ".jsonl")):
+        path = sorted((TRAIN / part / KIND).glob(f"*{suffix}"))[2]  # in neither split
+        (extra / part / KIND).mkdir(parents=True)
+        shutil.copy(path, extra / part / KIND / path.name)
+    reader = tmp_path / "reader"
+    shutil.copytree(trained, reader)
+    args = ["train", "--corpus", str(tiny_corpus), "--out", str(reader), "--rechoose", "--no-sets"]
+    result = CliRunner().invoke(cli, [*args, "--validation-set", str(extra)])
+    assert result.exit_code == 0, result.output
+    assert "technical (" in result.output  # it was asked through the service
+    card = json.loads((reader / CARD).read_text())
+    figures = card["figures"]["validation"]
+    assert set(figures["chosen"]) == {"validation", "technical"}
+    assert "technical" in figures["crossfitted"]["margin"]["sets"]  # judged out of sample too
+    today = card["rechosen"]["data"]
+    assert today["validation_sets"] == [os.path.relpath(extra / "questions", tiny_corpus.parent)]
+    asked = hashlib.sha256()
+    for path in sorted((extra / "questions").rglob("*.jsonl")):
+        asked.update(path.relative_to(extra / "questions").as_posix().encode() + b"\0")
+        asked.update(path.read_bytes())
+    assert today["validation_sets_sha256"]["technical"]["questions"] == asked.hexdigest()
+
+    chosen = (reader / CARD).read_bytes()
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    trained_on = tmp_path / "trained-on"
+    corpus = load_corpus(tiny_corpus)
+    doc = next(d for d in sorted(corpus.documents) if d not in corpus.validation)
+    shutil.copytree(tiny_corpus / "questions", trained_on / "questions")
+    (trained_on / "documents").mkdir(parents=True)
+    shutil.copy(tiny_corpus / "documents" / doc, trained_on / "documents" / "renamed.txt")
+    for folder, message in (
+        (nothing, "a validation set needs validation.jsonl with .txt or .md documents"),
+        (trained_on, "is the training document " + doc),
+    ):
+        result = CliRunner().invoke(cli, [*args, "--validation-set", str(folder)])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        assert message in result.output, result.output
+        assert (reader / CARD).read_bytes() == chosen
 
 
 def test_rechoose_refuses_training_options_and_a_corpus_changed_since_training(

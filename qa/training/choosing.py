@@ -111,7 +111,8 @@ def rechoose_reader(
             "was trained, so its validation documents may have been trained on: retrain it "
             "with `qa train`"
         )
-    sets = validation_sets(settings.corpus)
+    sets = validation_sets(settings.corpus, settings.validation_sets)
+    check_apart(corpus, sets)
     check_sources(corpus, [], config, log)  # the question encoder the choice asks with
     val_ex = corpus.split("validation")
     # its table rows read as its card says it was trained to, unless QA_TABLE_ROWS says else
@@ -240,11 +241,12 @@ INDEPENDENT = (
 )
 
 
-def validation_sets(corpus: Path) -> list[ValidationSet]:
+def validation_sets(corpus: Path, further: Sequence[Path] = ()) -> list[ValidationSet]:
     """The validation sets asked through the service: the development set when it is
-    beside the project, and the corpus's independent validation set when it has one.
-    CorpusError when that set is half there, or a set has no questions or a line that is
-    not one (before any training, not after it)."""
+    beside the project, the corpus's independent validation set when it has one, and the
+    ``further`` folders given (``further_set``). CorpusError when a set is half there, two
+    share a name, or a set has no questions or a line that is not one (before any training,
+    not after it)."""
     sets = [s for s in available_sets(Path(corpus).resolve().parent) if s[0] == "dev"]
     name, questions, documents = INDEPENDENT
     q, d = Path(corpus) / questions, Path(corpus) / documents
@@ -255,6 +257,12 @@ def validation_sets(corpus: Path) -> list[ValidationSet]:
                 f"both {questions} and .txt or .md documents in {documents}/"
             )
         sets.append((name, q, d))
+    for folder in further:
+        added = further_set(folder)
+        taken = {"validation", *(n for n, _, _ in sets)}  # "validation": its own documents
+        if added[0] in taken:
+            raise CorpusError(f"{folder}: a validation set named {added[0]!r} is already chosen on")
+        sets.append(added)
     for _, path, _ in sets:
         try:
             items = load_items(path)
@@ -263,6 +271,40 @@ def validation_sets(corpus: Path) -> list[ValidationSet]:
         if not items:
             raise CorpusError(f"{path} has no questions: a validation set needs some")
     return sets
+
+
+# the layouts of a validation set's folder: (questions, documents)
+SET_LAYOUTS = (("validation.jsonl", "validation"), ("questions", "documents"))
+
+
+def further_set(folder: Path) -> ValidationSet:
+    """A validation set given by its folder, named after it: its ``validation.jsonl`` with
+    the documents of ``validation/`` (as the corpus's independent set), or a labelled
+    corpus's ``questions/`` with ``documents/`` (as ``train/technical/``); CorpusError
+    saying what a folder in neither layout lacks."""
+    folder = Path(folder)
+    for questions, documents in SET_LAYOUTS:
+        q, d = folder / questions, folder / documents
+        if q.exists() and files_in(d):
+            return (folder.resolve().name, q, d)
+    raise CorpusError(
+        f"{folder}: a validation set needs validation.jsonl with .txt or .md documents in "
+        "validation/, or questions/ (.jsonl files) with the documents in documents/"
+    )
+
+
+def check_apart(corpus: Corpus, sets: Sequence[ValidationSet]) -> None:
+    """CorpusError when a validation set holds a document the reader is trained on (the
+    same text as one of the corpus's training documents): it would not be validation."""
+    trained = {text: doc for doc, text in corpus.documents.items() if doc not in corpus.validation}
+    for name, _, documents in sets:
+        for path in files_in(documents):
+            doc = trained.get(path.read_text(encoding="utf-8", errors="replace"))
+            if doc is not None:
+                raise CorpusError(
+                    f"{path} of validation set {name!r} is the training document {doc}: "
+                    "a document is either trained on or validated on"
+                )
 
 
 def choose_on_validation(

@@ -73,14 +73,22 @@ def training_documents(corpus: Corpus) -> list[str]:
 
 def set_hashes(sets: Sequence[tuple[str, Path, Path]]) -> dict[str, dict[str, str]]:
     """For each validation set (name, questions, documents), the sha256 of its question
-    file and of its documents (as the index's staleness check fingerprints them)."""
+    file (of a folder of them: each one's path and bytes, in order) and of its documents
+    (as the index's staleness check fingerprints them)."""
     out = {}
     for name, questions, seeds in sets:
         documents = hashlib.sha256()
         for doc, digest in sorted(corpus_fingerprint(seeds).items()):
             documents.update(f"{doc}\0{digest}\n".encode())
+        if Path(questions).is_dir():
+            asked = hashlib.sha256()
+            for path in sorted(Path(questions).rglob("*.jsonl")):
+                asked.update(path.relative_to(questions).as_posix().encode() + b"\0")
+                asked.update(path.read_bytes())
+        else:
+            asked = hashlib.sha256(Path(questions).read_bytes())
         out[name] = {
-            "questions": hashlib.sha256(Path(questions).read_bytes()).hexdigest(),
+            "questions": asked.hexdigest(),
             "documents": documents.hexdigest(),
         }
     return out

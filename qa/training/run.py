@@ -37,6 +37,7 @@ from ..versions import package_versions
 from .card import write_card
 from .choosing import (
     card_settings,
+    check_apart,
     choose_on_validation,
     draft_reader,
     score_into_card,
@@ -112,7 +113,9 @@ def train_reader(
     np.random.seed(settings.seed)
     torch.manual_seed(settings.seed)  # before the model: its new layer starts at random
     corpus = load_corpus(settings.corpus)
-    sets = validation_sets(settings.corpus)  # a broken one stops the run before fitting
+    # a broken one stops the run before fitting, and so does one holding a training document
+    sets = validation_sets(settings.corpus, settings.validation_sets)
+    check_apart(corpus, sets)
     teachers = load_teachers(settings, Path(model_path))  # ... and so does a broken teacher
     check_sources(corpus, teachers, config, log)  # ... and one trained on validation documents
     train_ex = subset(corpus.split("train"), settings.limit_questions, rng)

@@ -31,6 +31,9 @@ class TrainSettings:
     frozen: int = 0
     previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
     retrieve: int = 10  # sentences retrieved for each validation question
+    # folders of further validation sets to choose on (``choosing.further_set``), beside
+    # the development set and the corpus's independent set
+    validation_sets: tuple[Path, ...] = ()
     # how many sentences to read, chosen on validation among counts the latency target allows:
     # each sentence read adds about 1.4 ms to every answer, and reading 3 already takes the
     # /api/ask p50 to about 1.2 to 1.35 of the 1.5 times the bare encode the issue allows
