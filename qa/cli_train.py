@@ -23,6 +23,7 @@ TRAINING_ONLY = (
     "negatives",
     "pool",
     "erased",
+    "contrast",
     "max_steps",
     "limit_questions",
     "threads",
@@ -113,6 +114,14 @@ QUESTION_OPTIONS = (
     default=None,
     help="Share of answerable questions also taught, with no answer, on their sentence "
     "with the answer cut out.",
+)
+@click.option(
+    "--contrast",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Share of answerable one-turn questions also taught, with no answer on their "
+    "sentence, a contrast question: one detail the sentence states changed (a number, a "
+    "unit of time, a name) [0].",
 )
 @click.option(
     "--max-steps",
@@ -222,6 +231,7 @@ def train_cmd(
     negatives: int | None,
     pool: int | None,
     erased: float | None,
+    contrast: float | None,
     max_steps: int,
     limit_questions: int,
     sets: bool,
@@ -303,6 +313,7 @@ def train_cmd(
         "negatives": negatives,
         "pool": pool,
         "erased": erased,
+        "contrast": contrast,
         "threads": threads,
         "freeze_embeddings": freeze_embeddings,
         "distill": distill,

@@ -557,11 +557,14 @@ def test_a_student_learns_from_teachers_that_read_as_it_does_and_names_them(
     args = ["train", "--corpus", str(tiny_corpus), "--epochs", "1", "--max-steps", "2"]
     args += ["--limit-questions", "8", "--no-sets", "--teacher", str(trained)]
     student = tmp_path / "student"
-    result = CliRunner().invoke(cli, [*args, "--out", str(student), "--distill", "0.7"])
+    taught = [*args, "--out", str(student), "--distill", "0.7", "--contrast", "1"]
+    result = CliRunner().invoke(cli, taught)
     assert result.exit_code == 0, result.output
     assert "teachers read every row" in result.output
+    # contrast questions, learnt from their label only, beside the teachers' rows
+    assert re.search(r"contrast questions: \d+, each on its sentence with no answer", result.output)
     t = json.loads((student / CARD).read_text())["training"]
-    assert t["distill"] == 0.7 and t["temperature"] == 2.0
+    assert t["distill"] == 0.7 and t["temperature"] == 2.0 and t["contrast"] == 1.0
     assert [x["name"] for x in t["teachers"]] == [card_hash(trained)]
     own = json.loads((trained / CARD).read_text())
     assert t["teachers"][0]["model_sha256"] == own["files"]["model.onnx"]["sha256"]

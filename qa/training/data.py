@@ -50,6 +50,9 @@ class Row:
     candidate: Candidate
     span: tuple[int, int] | None  # character offsets in the sentence
     group: int = -1  # the question it is read for (its rows share it; --listwise)
+    # whether it learns the teachers' logits too; False: its label only, where a teacher is
+    # known to be wrong (a contrast question's sentence, ``contrast.py``)
+    distilled: bool = True
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ class Encoded:
         self.teacher: list[np.ndarray] | None = None  # (2, tokens): start and end logits
         self.groups: list[int] = []  # each row's question (Row.group)
         self.broken: set[int] = set()  # questions whose answering row is not here
+        self.own: set[int] = set()  # rows that learn their label only (Row.distilled False)
         for r in rows:
             b = featurizer.encode(r.question, [r.candidate], r.last_question, r.last_answer)
             label = (0, 0)
@@ -86,6 +87,8 @@ class Encoded:
                     self.broken.add(r.group)
                     continue  # the span lies beyond the sentence's token budget
                 label = found
+            if not r.distilled:
+                self.own.add(len(self.ids))
             self.groups.append(r.group)
             self.ids.append(b.ids[0])
             self.types.append(b.types[0])
@@ -126,20 +129,31 @@ class Encoded:
 
 Run = Callable[[Batch], tuple[np.ndarray, np.ndarray]]
 
+# a row's own label as a teacher's logit, against 0 elsewhere: at the distillation's
+# temperature (2) all but e^-10 of the distribution is on it
+LABEL_LOGIT = 20.0
+
 
 def add_teacher_logits(data: Encoded, teachers: Sequence[Run], size: int = 8) -> None:
     """The teachers' mean start and end logits for every row, kept on ``data`` (in small
-    batches: a dynamic int8 teacher scales its activations by the whole batch)."""
-    taught: list[np.ndarray] = []
+    batches: a dynamic int8 teacher scales its activations by the whole batch); for a row
+    that learns its label only (``Encoded.own``), logits that put all but nothing on it, so
+    that distilling teaches what the label does."""
+    taught: list[np.ndarray] = [np.zeros((2, 0), dtype=np.float32)] * len(data)
+    for i in data.own:
+        taught[i] = np.zeros((2, len(data.ids[i])), dtype=np.float32)
+        taught[i][0, data.labels[i][0]] = taught[i][1, data.labels[i][1]] = LABEL_LOGIT
     for c in range(0, len(data), size):
-        idx = list(range(c, min(c + size, len(data))))
+        idx = [i for i in range(c, min(c + size, len(data))) if i not in data.own]
+        if not idx:
+            continue
         batch = data.inputs(idx)
         runs = [run(batch) for run in teachers]
         start = np.mean([r[0] for r in runs], axis=0)
         end = np.mean([r[1] for r in runs], axis=0)
         for r, i in enumerate(idx):
             n = len(data.ids[i])
-            taught.append(np.stack([start[r, :n], end[r, :n]]).astype(np.float32))
+            taught[i] = np.stack([start[r, :n], end[r, :n]]).astype(np.float32)
     data.teacher = taught
 
 

@@ -45,6 +45,7 @@ from .choosing import (
     validation_figures,
     validation_sets,
 )
+from .contrast import contrast_rows
 from .data import (
     ask_all,
     ask_others,
@@ -176,6 +177,18 @@ def train_reader(
         named_rows=named,
         others=others,
     )
+    if settings.contrast:
+        contrasted = contrast_rows(
+            train_asked,
+            corpus.documents,
+            indexes,
+            settings.contrast,
+            random.Random(settings.seed),  # apart: without it, the runs are as before
+            first_group=len(train_asked),
+            named_rows=named,
+        )
+        log(f"contrast questions: {len(contrasted)}, each on its sentence with no answer")
+        rows += contrasted
     data = Encoded(rows, featurizer)
     log(f"training rows: {len(data)} ({sum(r.span is not None for r in rows)} with an answer)")
     if teachers:
@@ -270,7 +283,7 @@ def train_reader(
             "table_rows": config.table_rows,
             "training": {
                 **{
-                    k: (str(v) if isinstance(v, Path) else v)
+                    k: _plain(v)
                     for k, v in asdict(settings).items()
                     if k not in ("out", "teachers")
                 },
@@ -313,3 +326,12 @@ def train_reader(
         replace_folder(work, out)
     log(f"wrote the reader to {out}")
     return score_into_card(out, sets, settings, config, embedder, log, score)
+
+
+def _plain(value: Any) -> Any:
+    """A setting as JSON holds it: a path as its string, a tuple of them as a list."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -25,6 +25,9 @@ class TrainSettings:
     # asks a folder of documents; 0: each question meets its own document only (as shipped)
     pool: int = 0
     erased: float = 0.0  # share of answerable questions also taught on their sentence, cut
+    # share of answerable one-turn questions also taught a contrast question (one detail of
+    # their sentence changed: ``contrast.py``) on their sentence, with no answer
+    contrast: float = 0.0
     layers: int = 4  # of the transformer's six layers kept
     # of those, how many lowest are not trained (with the embeddings): their outputs are
     # computed once and each step runs only the layers above (0: all trained, as shipped)

@@ -1,0 +1,139 @@
+"""Contrast questions: an answerable question changed in one detail its sentence states, so
+that the sentence no longer answers it.
+
+The reader's commonest wrong answer to a question the documents do not answer comes from a
+sentence that states a detail of the asked kind about a neighbouring thing: "How many uploads
+per day?" of "12 uploads per minute", "... for ten years of data?" of "about two seconds for
+one year of data" (docs/reader.md). The corpus's writers wrote such questions, but a few
+hundred. A contrast question is made from an answerable one by changing one word that the
+question shares with its answering sentence into another of its kind that the sentence does
+not hold: a number into another number, a unit of time or a weekday or a month into
+another, a name into another name of the same document. Asked of that sentence, it has no
+answer there. Nothing here names a document: the kinds of word are general.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Mapping, Sequence
+
+from ..answer import candidate
+from ..index import Index
+from ..lexical import LexicalIndex
+from .data import Asked, Row
+
+NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty "
+    "forty fifty hundred"
+).split()
+# words of one kind: one is changed into another of its group, plural kept
+GROUPS = (
+    ("minute", "hour", "day", "week", "month", "year"),
+    ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
+    ("january february march april june july august september october november december").split(),
+    ("morning", "afternoon", "evening", "night"),
+    ("daily", "weekly", "monthly", "yearly"),
+    ("first", "third", "fourth", "fifth", "last"),
+    ("north", "south", "east", "west"),
+    ("minimum", "maximum"),
+    ("before", "after"),
+    ("adults", "children"),
+    ("men", "women"),
+)
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d[\d,.]*\d|\d")
+# a name: a capitalised word; the document's names are those it writes after a small letter
+_NAME = re.compile(r"[A-Z][a-z]+(?:[A-Z][a-z]+)*")
+_NAME_IN_TEXT = re.compile(r"(?<=[a-z,] )[A-Z][a-z]+(?:[A-Z][a-z]+)*")
+# words that are capitalised without being names
+_NOT_NAMES = frozenset(
+    "I What Which Who Whom Whose When Where Why How Is Are Was Were Do Does Did Can Could "
+    "Will Would Should Has Have Had The A An In On At Of For By To And Or But If".split()
+)
+
+
+def _case_like(word: str, like: str) -> str:
+    return word.capitalize() if like[:1].isupper() else word
+
+
+def _other_number(token: str, rng: random.Random) -> str:
+    """Another number written as ``token`` is: digits for digits, a word for a word."""
+    if token.lower() in NUMBER_WORDS:
+        choices = [w for w in NUMBER_WORDS if w != token.lower()]
+        return _case_like(rng.choice(choices), token)
+    digits = token.replace(",", "")
+    if "." in digits:
+        whole, _, frac = digits.partition(".")
+        value = int(whole or "0") + rng.choice((1, 2, 3, 5))
+        return f"{value}.{frac}"
+    value = int(digits)
+    other = value + rng.choice((1, 2, 3, 5, 10)) if value < 100 else value * 2
+    return f"{other:,}" if "," in token else str(other)
+
+
+def _other_of_group(token: str, rng: random.Random) -> str | None:
+    low = token.lower()
+    plural = low.endswith("s") and low[:-1] in {w for g in GROUPS for w in g}
+    stem = low[:-1] if plural else low
+    for group in GROUPS:
+        if stem in group:
+            choices = [w for w in group if w != stem]
+            word = rng.choice(choices) + ("s" if plural else "")
+            return _case_like(word, token)
+    return None
+
+
+def contrast(question: str, sentence: str, document: str, rng: random.Random) -> str | None:
+    """``question`` with one word it shares with ``sentence`` (its answering sentence in
+    ``document``) changed into another of its kind that ``sentence`` does not hold; None
+    when it shares no such word. The word is drawn at random among those it could change."""
+    said = {w.lower() for w in _WORD.findall(sentence)}
+    options: list[tuple[int, int, str]] = []  # start, end, replacement
+    kinds = {w for group in GROUPS for w in group}
+    names = sorted({n for n in _NAME_IN_TEXT.findall(document) if n.lower() not in kinds})
+    for m in _WORD.finditer(question):
+        token = m.group()
+        if token.lower() not in said:
+            continue
+        other: str | None
+        if token[0].isdigit() or token.lower() in NUMBER_WORDS:
+            other = _other_number(token, rng)
+        elif (other := _other_of_group(token, rng)) is None and m.start() > 0:
+            if _NAME.fullmatch(token) and token not in _NOT_NAMES:
+                others = [n for n in names if n.lower() not in said and n != token]
+                other = rng.choice(others) if others else None
+        if other is not None and other.lower() not in said:
+            options.append((m.start(), m.end(), other))
+    if not options:
+        return None
+    start, end, other = rng.choice(options)
+    return question[:start] + other + question[end:]
+
+
+def contrast_rows(
+    asked: Sequence[Asked],
+    documents: Mapping[str, str],
+    indexes: Mapping[str, tuple[Index, LexicalIndex]],
+    share: float,
+    rng: random.Random,
+    first_group: int,
+    named_rows: bool = False,
+) -> list[Row]:
+    """For ``share`` of the answerable one-turn questions ``asked`` (drawn by ``rng``), a
+    contrast question (``contrast``) with their answering sentence, read as the service reads
+    it, taught as holding no answer: each a question of its own (groups from
+    ``first_group``), learnt from its label only, since a teacher answers it as the reader
+    it taught would."""
+    rows: list[Row] = []
+    for a in asked:
+        e = a.example
+        if not e.answerable or e.followup or rng.random() >= share:
+            continue
+        text = documents[e.doc]
+        question = contrast(e.question, text[e.sentence_start : e.sentence_end], text, rng)
+        if question is None:
+            continue
+        index, _ = indexes[e.doc]
+        sentence = candidate(index, e.gold()[0], named_rows)
+        rows.append(Row(question, "", "", sentence, None, first_group + len(rows), False))
+    return rows
