@@ -30,6 +30,7 @@ from typing import Any
 
 from .documents import corpus_files, is_markdown
 from .errors import QAError
+from .files import jsonl_files
 from .split import split_sentences
 
 LABELS = ("sentence", "sentence_start", "sentence_end", "answer_start", "answer_end")
@@ -193,7 +194,8 @@ def document_files(root: Path) -> list[Path]:
 
 
 def question_files(root: Path) -> list[Path]:
-    return sorted((Path(root) / "questions").rglob("*.jsonl"))
+    """The corpus's question files: the ``.jsonl`` files under ``questions/``."""
+    return jsonl_files(Path(root) / "questions")
 
 
 def _document(root: Path, doc: str, cache: dict[str, str]) -> str:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .files import jsonl_files
+
 if TYPE_CHECKING:
     from .engine import Engine
 
@@ -134,12 +136,13 @@ def _strings(row: dict[str, Any], key: str, required: bool) -> tuple[str, ...]:
 
 
 def load_items(path: str | Path) -> list[Item]:
-    """The questions of a ``shared/eval`` set: a ``.jsonl`` file, or a folder of them (a
-    labelled corpus's ``questions/``, read in path order, each id once in all); ValueError
+    """The questions of a ``shared/eval`` set: a ``.jsonl`` file, or a folder of them at any
+    depth (a labelled corpus's ``questions/``, read in path order, hidden ones left out,
+    each id once in all); ValueError
     naming the file, the line and what is wrong with it. (A byte-order mark before the
     first line is allowed.)"""
     if Path(path).is_dir():
-        files = sorted(Path(path).rglob("*.jsonl"))  # as a corpus's questions/ are read
+        files = jsonl_files(Path(path))  # as a corpus's questions/ are read
         if not files:
             raise ValueError(f"{path}: a folder of questions needs .jsonl files")
         items: list[Item] = []

@@ -49,7 +49,7 @@ from .fit import TARGETS
 from .folders import replace_folder, work_folder
 from .provenance import INDEPENDENT_FOLDER, check_sources, corpus_hashes, set_hashes
 from .ranking import ask_followups_again, ask_ranked
-from .report import available_sets, score_sets, service
+from .report import TEST_SETS, available_sets, score_sets, service
 from .settings import TrainSettings
 
 ValidationSet = tuple[str, Path, Path]  # name, questions, documents
@@ -259,9 +259,14 @@ def validation_sets(corpus: Path, further: Sequence[Path] = ()) -> list[Validati
         sets.append((name, q, d))
     for folder in further:
         added = further_set(folder)
-        taken = {"validation", *(n for n, _, _ in sets)}  # "validation": its own documents
+        # "validation": the corpus's own documents; a test set's name: its figures in the card
+        taken = {"validation", *TEST_SETS, *(n for n, _, _ in sets)}
         if added[0] in taken:
-            raise CorpusError(f"{folder}: a validation set named {added[0]!r} is already chosen on")
+            raise CorpusError(
+                f"{folder}: a validation set cannot be named {added[0]!r}, the name of "
+                f"{'a test set' if added[0] in TEST_SETS else 'a set already chosen on'}: "
+                "rename its folder"
+            )
         sets.append(added)
     for _, path, _ in sets:
         try:
@@ -295,11 +300,18 @@ def further_set(folder: Path) -> ValidationSet:
 
 def check_apart(corpus: Corpus, sets: Sequence[ValidationSet]) -> None:
     """CorpusError when a validation set holds a document the reader is trained on (the
-    same text as one of the corpus's training documents): it would not be validation."""
-    trained = {text: doc for doc, text in corpus.documents.items() if doc not in corpus.validation}
+    same words as one of the corpus's training documents, however spaced): it would not be
+    validation."""
+
+    def words(text: str) -> str:
+        return " ".join(text.removeprefix("\ufeff").split())
+
+    trained = {
+        words(text): doc for doc, text in corpus.documents.items() if doc not in corpus.validation
+    }
     for name, _, documents in sets:
         for path in files_in(documents):
-            doc = trained.get(path.read_text(encoding="utf-8", errors="replace"))
+            doc = trained.get(words(path.read_text(encoding="utf-8", errors="replace")))
             if doc is not None:
                 raise CorpusError(
                     f"{path} of validation set {name!r} is the training document {doc}: "

@@ -24,7 +24,8 @@ from ..lexical import LexicalIndex
 from .data import Asked, Row
 
 NUMBER_WORDS = (
-    "one two three four five six seven eight nine ten eleven twelve fifteen twenty thirty "
+    # not "one": a pronoun as often as a number ("Which one of ...")
+    "two three four five six seven eight nine ten eleven twelve fifteen twenty thirty "
     "forty fifty hundred"
 ).split()
 # words of one kind: one is changed into another of its group, plural kept
@@ -34,7 +35,7 @@ GROUPS = (
     ("january february march april june july august september october november december").split(),
     ("morning", "afternoon", "evening", "night"),
     ("daily", "weekly", "monthly", "yearly"),
-    ("first", "third", "fourth", "fifth", "last"),
+    ("third", "fourth", "fifth"),  # not "first", "second" or "last": other words too
     ("north", "south", "east", "west"),
     ("minimum", "maximum"),
     ("before", "after"),
@@ -45,10 +46,20 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d[\d,.]*\d|\d")
 # a name: a capitalised word; the document's names are those it writes after a small letter
 _NAME = re.compile(r"[A-Z][a-z]+(?:[A-Z][a-z]+)*")
 _NAME_IN_TEXT = re.compile(r"(?<=[a-z,] )[A-Z][a-z]+(?:[A-Z][a-z]+)*")
+# a name of several words: another of its words is no other name ("Orla" of "Orla Penhallow")
+_NAMES = re.compile(r"[A-Z][a-z]+(?:[ -][A-Z][a-z]+)+")
+# a range or a bound: a number inside it may still be answered ("groups of 10 to 20")
+_RANGE = re.compile(
+    r"\b(?:between|over|under|above|below|up to|at least|at most|more than|less than|"
+    r"fewer than|or more|or less|or fewer|minimum|maximum)\b|\d\s*(?:to|-|–|—)\s*\d",
+    re.IGNORECASE,
+)
 # words that are capitalised without being names
 _NOT_NAMES = frozenset(
     "I What Which Who Whom Whose When Where Why How Is Are Was Were Do Does Did Can Could "
-    "Will Would Should Has Have Had The A An In On At Of For By To And Or But If".split()
+    "Will Would Should Has Have Had The A An In On At Of For By To And Or But If "
+    # a title: "Ms Brackwell" may be "Helen Brackwell"
+    "Mr Mrs Ms Miss Mx Dr Sir Dame Lord Lady Prof Professor Rev Judge Councillor Captain".split()
 )
 
 
@@ -83,26 +94,43 @@ def _other_of_group(token: str, rng: random.Random) -> str | None:
     return None
 
 
+def _stem(word: str) -> str:
+    """A word without case and a plural's "s": "Hours" and "hour" are one word here."""
+    low = word.lower()
+    return low[:-1] if len(low) > 3 and low.endswith("s") and not low.endswith("ss") else low
+
+
 def contrast(question: str, sentence: str, document: str, rng: random.Random) -> str | None:
     """``question`` with one word it shares with ``sentence`` (its answering sentence in
     ``document``) changed into another of its kind that ``sentence`` does not hold; None
-    when it shares no such word. The word is drawn at random among those it could change."""
-    said = {w.lower() for w in _WORD.findall(sentence)}
+    when it shares no such word. The word is drawn at random among those it could change.
+    A number is not changed when the sentence states a range or a bound (the new number
+    may lie inside it), nor a name into another word of a longer name it is part of."""
+    said = {_stem(w) for w in _WORD.findall(sentence)}
+    bounded = _RANGE.search(sentence) is not None
     options: list[tuple[int, int, str]] = []  # start, end, replacement
     kinds = {w for group in GROUPS for w in group}
-    names = sorted({n for n in _NAME_IN_TEXT.findall(document) if n.lower() not in kinds})
+    names = sorted(
+        {
+            n
+            for n in _NAME_IN_TEXT.findall(document)
+            if n.lower() not in kinds and n not in _NOT_NAMES
+        }
+    )
     for m in _WORD.finditer(question):
         token = m.group()
-        if token.lower() not in said:
+        if _stem(token) not in said:
             continue
-        other: str | None
+        other: str | None = None
         if token[0].isdigit() or token.lower() in NUMBER_WORDS:
-            other = _other_number(token, rng)
+            other = None if bounded else _other_number(token, rng)
         elif (other := _other_of_group(token, rng)) is None and m.start() > 0:
             if _NAME.fullmatch(token) and token not in _NOT_NAMES:
-                others = [n for n in names if n.lower() not in said and n != token]
+                longer = (re.split(r"[ -]", n) for n in _NAMES.findall(document))
+                partners = {w for words in longer if token in words for w in words}
+                others = [n for n in names if _stem(n) not in said and n not in partners]
                 other = rng.choice(others) if others else None
-        if other is not None and other.lower() not in said:
+        if other is not None and _stem(other) not in said:
             options.append((m.start(), m.end(), other))
     if not options:
         return None

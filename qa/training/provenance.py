@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..corpus import Corpus, document_files, files_in
+from ..corpus import Corpus, document_files, files_in, question_files
 from ..documents import corpus_fingerprint
+from ..files import jsonl_files
 from ..questions import question_folder, read_card
 from ..read import OnnxReader, ReaderError
 
@@ -82,7 +83,7 @@ def set_hashes(sets: Sequence[tuple[str, Path, Path]]) -> dict[str, dict[str, st
             documents.update(f"{doc}\0{digest}\n".encode())
         if Path(questions).is_dir():
             asked = hashlib.sha256()
-            for path in sorted(Path(questions).rglob("*.jsonl")):
+            for path in jsonl_files(Path(questions)):
                 asked.update(path.relative_to(questions).as_posix().encode() + b"\0")
                 asked.update(path.read_bytes())
         else:
@@ -102,7 +103,7 @@ def corpus_hashes(root: Path) -> dict[str, str]:
     there is one (paths and bytes, in order)."""
     parts = {
         "documents": document_files(root),
-        "questions": sorted((Path(root) / "questions").rglob("*.jsonl")),
+        "questions": question_files(root),
         INDEPENDENT_FOLDER: sorted((Path(root) / INDEPENDENT_FOLDER).glob("validation.jsonl"))
         + files_in(Path(root) / INDEPENDENT_FOLDER / "validation"),
     }
