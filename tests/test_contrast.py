@@ -56,6 +56,35 @@ def test_one_word_the_sentence_states_becomes_another_of_its_kind(question, kind
     )
 
 
+def test_what_the_sentence_may_still_answer_is_not_changed():
+    """A number inside a stated range or bound, another word of a longer name, a title
+    (which may name the same person): each changed, the sentence could still answer."""
+    ranged = "Groups of 10 to 20 people get a discount of 15 per cent."
+    bound = "Groups of at least 10 people get a discount."
+    for sentence in (ranged, bound):
+        question = "What discount do groups of 10 people get?"
+        made = {contrast(question, sentence, sentence, random.Random(s)) for s in range(10)}
+        assert made == {None}
+    document = (
+        "The team is led by Orla Penhallow. Ms Penhallow joined in 2019, with Idris Vane; "
+        "the plan was drawn up by Penhallow."  # "Penhallow" alone: still Orla
+    )
+    sentence = "Orla starts on Monday."
+    for seed in range(30):
+        made = contrast(
+            "When does Orla start?", sentence, document + " " + sentence, random.Random(seed)
+        )
+        assert made is not None
+        [(old, new)] = _changed("When does Orla start?", made)
+        # "Monday" is not in the question; of the names only "Idris" and "Vane" are others
+        assert old == "Orla" and new in {"Idris", "Vane"}
+    # a unit in the plural is the same word as in the singular, and stays in the plural
+    made = contrast("How many hours a week?", "It is open ten hour a week.", "", random.Random(2))
+    assert made is not None
+    [(old, new)] = _changed("How many hours a week?", made)
+    assert (old == "hours" and new.endswith("s")) or old in {"week"}
+
+
 def test_a_question_that_shares_no_such_word_with_its_sentence_has_no_contrast():
     rng = random.Random(1)
     assert contrast("What is the allowance for write keys?", SENTENCE, DOCUMENT, rng) is None

@@ -436,16 +436,22 @@ def test_rechoose_keeps_the_weights_and_chooses_again_on_an_independent_set(
     assert json.loads((reader / CARD).read_text()) == card
 
 
+def further_set_folder(extra: Path) -> Path:
+    """A labelled corpus's layout (documents/ and questions/, a folder a kind) holding a
+    document of the tiny corpus's kind that is in neither of its splits."""
+    for part, suffix in (("documents", ".txt"), ("questions", ".jsonl")):
+        path = sorted((TRAIN / part / KIND).glob(f"*{suffix}"))[2]
+        (extra / part / KIND).mkdir(parents=True)
+        shutil.copy(path, extra / part / KIND / path.name)
+    return extra
+
+
 def test_rechoose_chooses_on_a_further_set_given_by_its_folder(trained, tiny_corpus, tmp_path):
     """``--validation-set``: a labelled corpus's documents/ and questions/ (as train/technical/)
     is a validation set of its own, named after its folder and recorded by its bytes; a
     folder that is no set, or one holding a document the reader trained on, is refused in
     one line before anything is chosen."""
-    extra = tmp_path / "technical"
-    for part, suffix in (("documents", ".txt"), ("questions", ".jsonl")):
-        path = sorted((TRAIN / part / KIND).glob(f"*{suffix}"))[2]  # in neither split
-        (extra / part / KIND).mkdir(parents=True)
-        shutil.copy(path, extra / part / KIND / path.name)
+    extra = further_set_folder(tmp_path / "technical")
     reader = tmp_path / "reader"
     shutil.copytree(trained, reader)
     args = ["train", "--corpus", str(tiny_corpus), "--out", str(reader), "--rechoose", "--no-sets"]
@@ -473,9 +479,15 @@ def test_rechoose_chooses_on_a_further_set_given_by_its_folder(trained, tiny_cor
     shutil.copytree(tiny_corpus / "questions", trained_on / "questions")
     (trained_on / "documents").mkdir(parents=True)
     shutil.copy(tiny_corpus / "documents" / doc, trained_on / "documents" / "renamed.txt")
+    no_questions = tmp_path / "no-questions"
+    shutil.copytree(extra / "documents", no_questions / "documents")
+    (no_questions / "questions").mkdir()
+    heldout = further_set_folder(tmp_path / "heldout")  # a test set's name
     for folder, message in (
         (nothing, "a validation set needs validation.jsonl with .txt or .md documents"),
+        (no_questions, "a folder of questions needs .jsonl files"),
         (trained_on, "is the training document " + doc),
+        (heldout, "cannot be named 'heldout', the name of a test set: rename its folder"),
     ):
         result = CliRunner().invoke(cli, [*args, "--validation-set", str(folder)])
         assert result.exit_code == 1 and "Traceback" not in result.output
@@ -555,16 +567,22 @@ def test_a_student_learns_from_teachers_that_read_as_it_does_and_names_them(
     trained, tiny_corpus, tmp_path
 ):
     args = ["train", "--corpus", str(tiny_corpus), "--epochs", "1", "--max-steps", "2"]
-    args += ["--limit-questions", "8", "--no-sets", "--teacher", str(trained)]
+    args += ["--no-sets", "--teacher", str(trained)]
     student = tmp_path / "student"
+    extra = further_set_folder(tmp_path / "extra")
     taught = [*args, "--out", str(student), "--distill", "0.7", "--contrast", "1"]
-    result = CliRunner().invoke(cli, taught)
+    result = CliRunner().invoke(cli, [*taught, "--validation-set", str(extra)])
     assert result.exit_code == 0, result.output
     assert "teachers read every row" in result.output
     # contrast questions, learnt from their label only, beside the teachers' rows
-    assert re.search(r"contrast questions: \d+, each on its sentence with no answer", result.output)
-    t = json.loads((student / CARD).read_text())["training"]
+    made = re.search(r"contrast questions: (\d+), each on its sentence", result.output)
+    assert made and int(made.group(1)) >= 1
+    card = json.loads((student / CARD).read_text())
+    t = card["training"]
     assert t["distill"] == 0.7 and t["temperature"] == 2.0 and t["contrast"] == 1.0
+    # the further validation set: in the card as the command gave it, and chosen on
+    assert t["validation_sets"] == [str(extra)]
+    assert set(card["figures"]["validation"]["chosen"]) == {"validation", "extra"}
     assert [x["name"] for x in t["teachers"]] == [card_hash(trained)]
     own = json.loads((trained / CARD).read_text())
     assert t["teachers"][0]["model_sha256"] == own["files"]["model.onnx"]["sha256"]
