@@ -119,9 +119,8 @@ QUESTION_OPTIONS = (
     "--contrast",
     type=click.FloatRange(0, 1),
     default=None,
-    help="Share of answerable one-turn questions also taught, with no answer on their "
-    "sentence, a contrast question: one detail the sentence states changed (a number, a "
-    "unit of time, a name) [0].",
+    help="Share of answerable one-turn questions also taught a contrast question (a number, "
+    "a unit of time or a name of their sentence changed) with no answer on it [0].",
 )
 @click.option(
     "--max-steps",
@@ -199,9 +198,8 @@ QUESTION_OPTIONS = (
     "validation_sets",
     multiple=True,
     type=click.Path(file_okay=False, exists=True),
-    help="A further validation set to choose the settings on (repeatable): a folder with "
-    "validation.jsonl and its documents in validation/, or a labelled corpus's questions/ "
-    "and documents/ (none of them trained on).",
+    help="A further validation set to choose on (repeatable): a folder with validation.jsonl "
+    "and validation/, or a labelled corpus's questions/ and documents/ (not trained on).",
 )
 @click.option(
     "--rechoose",
@@ -265,8 +263,7 @@ def train_cmd(
         ]
 
     if questions:
-        others = given_flags(tuple(n for n in flags if n not in QUESTION_OPTIONS))
-        if others:
+        if others := given_flags(tuple(n for n in flags if n not in QUESTION_OPTIONS)):
             raise click.UsageError(
                 f"--questions trains the question encoder: {', '.join(others)} apply to the reader"
             )
@@ -274,8 +271,7 @@ def train_cmd(
             config, corpus, out, seed, epochs, lr, max_steps, limit_questions, threads
         )
     if rechoose:
-        trains = given_flags(TRAINING_ONLY)
-        if trains:
+        if trains := given_flags(TRAINING_ONLY):
             raise click.UsageError(
                 f"--rechoose keeps the reader's weights: {', '.join(trains)} would need training"
             )
@@ -287,7 +283,7 @@ def train_cmd(
     from .training.batching import why_hard_does_nothing
     from .training.choosing import rechoose_reader
     from .training.run import train_reader
-    from .training.settings import TrainSettings
+    from .training.settings import TrainSettings, model_layers
 
     if frozen:
         if freeze_embeddings is False:
@@ -295,7 +291,7 @@ def train_cmd(
                 "it keeps the embeddings as pretrained: it cannot go with --train-embeddings",
                 param_hint="'--frozen'",
             )
-        kept = min(layers or TrainSettings().layers, _model_layers(resolve_model(config.model)))
+        kept = min(layers or TrainSettings().layers, model_layers(resolve_model(config.model)))
         if frozen >= kept:
             raise click.BadParameter(
                 f"at least the top layer must be trained: give fewer than the {kept} layers kept",
@@ -376,23 +372,17 @@ def _train_questions(
     from .training.questions import QuestionSettings, check_model, train_questions
 
     check_model(config.model)  # before loading it
-
+    given: dict[str, Any] = {"seed": seed, "epochs": epochs, "lr": lr, "threads": threads}
     settings = QuestionSettings(
-        corpus=Path(corpus), max_steps=max_steps, limit_questions=limit_questions
+        corpus=Path(corpus),
+        max_steps=max_steps,
+        limit_questions=limit_questions,
+        **{k: v for k, v in given.items() if v is not None},
     )
-    if seed is not None:
-        settings = replace(settings, seed=seed)
-    if epochs is not None:
-        settings = replace(settings, epochs=epochs)
-    if lr is not None:
-        settings = replace(settings, lr=lr)
-    if threads is not None:
-        settings = replace(settings, threads=threads)
     # --out, or the folder QA_QUESTIONS names (as QA_READER is the reader's), or the package's
     settings = replace(settings, out=Path(out) if out else question_folder(config) or settings.out)
-    command = (
-        "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else "qa train --questions"
-    )
+    default = "qa train --questions"
+    command = "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else default
     # documents are embedded by the embedding model itself, whatever QA_QUESTIONS says
     embedder = load_embedder(replace(config, questions="off"))
     card = train_questions(
@@ -407,12 +397,3 @@ def _train_questions(
         f"question encoder written to {settings.out}: validation "
         f"{json.dumps(card['figures']['validation']['exported'])}"
     )
-
-
-def _model_layers(path: str) -> int:
-    """How many transformer layers the model at ``path`` has (its config.json), or a number
-    that limits nothing when that cannot be read."""
-    try:
-        return int(json.loads((Path(path) / "config.json").read_text())["num_hidden_layers"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 1_000

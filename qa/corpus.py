@@ -194,7 +194,6 @@ def document_files(root: Path) -> list[Path]:
 
 
 def question_files(root: Path) -> list[Path]:
-    """The corpus's question files: the ``.jsonl`` files under ``questions/``."""
     return jsonl_files(Path(root) / "questions")
 
 

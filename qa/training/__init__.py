@@ -7,6 +7,8 @@
 - ``card``: the model card;
 - ``report``: scoring question sets through the service, for the card;
 - ``settings``: what a run can vary;
+- ``sets``: the validation sets asked through the service (``--validation-set`` too);
+- ``contrast``: contrast questions, taught as unanswered (``--contrast``);
 - ``choosing``: the choice on the validation sets, into the card (``--rechoose`` too);
 - ``run``: the whole run.
 """

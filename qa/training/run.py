@@ -37,13 +37,11 @@ from ..versions import package_versions
 from .card import write_card
 from .choosing import (
     card_settings,
-    check_apart,
     choose_on_validation,
     draft_reader,
     score_into_card,
     validation_data,
     validation_figures,
-    validation_sets,
 )
 from .contrast import contrast_rows
 from .data import (
@@ -60,6 +58,7 @@ from .fit import choose_threshold, metrics, objective, outcomes, read_all
 from .folders import replace_folder, work_folder
 from .provenance import check_sources, training_documents
 from .ranking import ask_followups_again, ask_ranked
+from .sets import check_apart, validation_sets
 from .settings import TrainSettings
 
 

@@ -3,6 +3,7 @@ was also distilled from a teacher: ``teachers``, see docs/reader.md)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class TrainSettings:
     frozen: int = 0
     previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
     retrieve: int = 10  # sentences retrieved for each validation question
-    # folders of further validation sets to choose on (``choosing.further_set``), beside
+    # folders of further validation sets to choose on (``sets.further_set``), beside
     # the development set and the corpus's independent set
     validation_sets: tuple[Path, ...] = ()
     # how many sentences to read, chosen on validation among counts the latency target allows:
@@ -74,3 +75,12 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def model_layers(path: str) -> int:
+    """How many transformer layers the model at ``path`` has (its config.json), or a number
+    that limits nothing when that cannot be read."""
+    try:
+        return int(json.loads((Path(path) / "config.json").read_text())["num_hidden_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1_000
