@@ -42,6 +42,7 @@ GROUPS = (
     ("adults", "children"),
     ("men", "women"),
 )
+KINDS = frozenset(w for group in GROUPS for w in group)
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d[\d,.]*\d|\d")
 # a name: a capitalised word; the document's names are those it writes after a small letter
 _NAME = re.compile(r"[A-Z][a-z]+(?:[A-Z][a-z]+)*")
@@ -84,7 +85,7 @@ def _other_number(token: str, rng: random.Random) -> str:
 
 def _other_of_group(token: str, rng: random.Random) -> str | None:
     low = token.lower()
-    plural = low.endswith("s") and low[:-1] in {w for g in GROUPS for w in g}
+    plural = low.endswith("s") and low[:-1] in KINDS
     stem = low[:-1] if plural else low
     for group in GROUPS:
         if stem in group:
@@ -109,12 +110,11 @@ def contrast(question: str, sentence: str, document: str, rng: random.Random) ->
     said = {_stem(w) for w in _WORD.findall(sentence)}
     bounded = _RANGE.search(sentence) is not None
     options: list[tuple[int, int, str]] = []  # start, end, replacement
-    kinds = {w for group in GROUPS for w in group}
     names = sorted(
         {
             n
             for n in _NAME_IN_TEXT.findall(document)
-            if n.lower() not in kinds and n not in _NOT_NAMES
+            if n.lower() not in KINDS and n not in _NOT_NAMES
         }
     )
     for m in _WORD.finditer(question):

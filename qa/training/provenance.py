@@ -82,14 +82,11 @@ def set_hashes(sets: Sequence[tuple[str, Path, Path]]) -> dict[str, dict[str, st
         for doc, digest in sorted(corpus_fingerprint(seeds).items()):
             documents.update(f"{doc}\0{digest}\n".encode())
         if Path(questions).is_dir():
-            asked = hashlib.sha256()
-            for path in jsonl_files(Path(questions)):
-                asked.update(path.relative_to(questions).as_posix().encode() + b"\0")
-                asked.update(path.read_bytes())
+            asked = files_sha256(jsonl_files(Path(questions)), Path(questions))
         else:
-            asked = hashlib.sha256(Path(questions).read_bytes())
+            asked = hashlib.sha256(Path(questions).read_bytes()).hexdigest()
         out[name] = {
-            "questions": asked.hexdigest(),
+            "questions": asked,
             "documents": documents.hexdigest(),
         }
     return out
@@ -111,8 +108,13 @@ def corpus_hashes(root: Path) -> dict[str, str]:
     for part, paths in parts.items():
         if part == INDEPENDENT_FOLDER and not paths:
             continue
-        h = hashlib.sha256()
-        for path in paths:
-            h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-        out[part] = h.hexdigest()
+        out[part] = files_sha256(paths, Path(root))
     return out
+
+
+def files_sha256(paths: Sequence[Path], root: Path) -> str:
+    """sha256 of ``paths`` in order: each one's path under ``root`` and its bytes."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
