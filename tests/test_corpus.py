@@ -40,10 +40,10 @@ def test_the_split_is_by_document_and_keeps_a_fifth_for_validation():
 
 def test_no_test_question_or_document_is_in_the_corpus():
     """Neither in the training and validation documents nor in the sets beside them
-    (train/independent/, train/markdown/, train/tables/, train/technical/)."""
+    (train/independent/, train/markdown/, train/tables/, train/technical/, train/agents/)."""
     corpus = load_corpus(TRAIN)
     asked = {t.strip().lower() for e in corpus.examples for t in e.turns}
-    own = (TRAIN / "independent", TRAIN / "markdown", TRAIN / "tables", TRAIN / "technical")
+    own = [TRAIN / n for n in ("independent", "markdown", "tables", "technical", "agents")]
     for path in (p for folder in own for p in folder.rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             asked.update(t.strip().lower() for t in json.loads(line)["turns"])
@@ -179,6 +179,36 @@ def test_the_technical_documents_are_a_labelled_corpus_apart():
         mine = [e for e in technical.examples if e.doc == doc]
         answered = [e.followup for e in mine if e.answerable]
         assert (answered.count(False), answered.count(True), len(mine)) == (22, 3, 34), doc
+
+
+def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only():
+    """train/agents/: for each training document, 4 answerable one-turn questions asking who
+    or what did something and 2 unanswerable ones, every label checked as the corpus's
+    are; none of a validation document, none repeating a corpus question or id."""
+    from qa.corpus import check_row
+    from qa.documents import is_markdown
+    from qa.split import split_sentences
+
+    corpus = load_corpus(TRAIN)
+    ids = {e.id for e in corpus.examples}
+    asked = {e.turns[-1].strip().lower() for e in corpus.examples}
+    by_doc: dict[str, list[bool]] = {}
+    at_start = 0
+    for path in sorted((TRAIN / "agents").rglob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            row = json.loads(line)
+            doc = row["doc"]
+            assert doc in corpus.documents and doc not in corpus.validation, row["id"]
+            text = corpus.documents[doc]
+            e = check_row(row, text, split_sentences(text, is_markdown(doc)))
+            assert e.id not in ids and e.turns[-1].strip().lower() not in asked, e.id
+            assert not e.followup, e.id
+            ids.add(e.id)
+            by_doc.setdefault(doc, []).append(e.answerable)
+            at_start += e.answerable and e.answer_start - e.sentence_start <= 4
+    assert set(by_doc) == set(corpus.documents) - corpus.validation
+    assert all(sorted(a) == [False] * 2 + [True] * 4 for a in by_doc.values())
+    assert at_start >= 2 * len(by_doc)  # the brief: 2 of the 4 answers open their sentence
 
 
 def test_a_question_line_holding_a_line_separator_reads_as_one_line(tmp_path):
