@@ -193,6 +193,7 @@ def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only():
     ids = {e.id for e in corpus.examples}
     asked = {e.turns[-1].strip().lower() for e in corpus.examples}
     by_doc: dict[str, list[bool]] = {}
+    sentences: dict[str, list[tuple[int, int]]] = {}
     at_start = 0
     for path in sorted((TRAIN / "agents").rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -200,7 +201,9 @@ def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only():
             doc = row["doc"]
             assert doc in corpus.documents and doc not in corpus.validation, row["id"]
             text = corpus.documents[doc]
-            e = check_row(row, text, split_sentences(text, is_markdown(doc)))
+            if doc not in sentences:
+                sentences[doc] = split_sentences(text, is_markdown(doc))
+            e = check_row(row, text, sentences[doc])
             assert e.id not in ids and e.turns[-1].strip().lower() not in asked, e.id
             assert not e.followup, e.id
             ids.add(e.id)
