@@ -40,10 +40,12 @@ def test_the_split_is_by_document_and_keeps_a_fifth_for_validation():
 
 def test_no_test_question_or_document_is_in_the_corpus():
     """Neither in the training and validation documents nor in the sets beside them
-    (train/independent/, train/markdown/, train/tables/, train/technical/, train/agents/)."""
+    (train/independent/, train/markdown/, train/tables/, train/technical/, train/agents/,
+    train/round8/)."""
     corpus = load_corpus(TRAIN)
     asked = {t.strip().lower() for e in corpus.examples for t in e.turns}
-    own = [TRAIN / n for n in ("independent", "markdown", "tables", "technical", "agents")]
+    beside = ("independent", "markdown", "tables", "technical", "agents", "round8")
+    own = [TRAIN / n for n in beside]
     for path in (p for folder in own for p in folder.rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             asked.update(t.strip().lower() for t in json.loads(line)["turns"])
@@ -177,6 +179,26 @@ def test_the_technical_documents_are_a_labelled_corpus_apart():
     assert not set(technical.documents.values()) & set(corpus.documents.values())
     for doc in technical.documents:  # 22 answerable, 3 answerable follow-ups, 9 not
         mine = [e for e in technical.examples if e.doc == doc]
+        answered = [e.followup for e in mine if e.answerable]
+        assert (answered.count(False), answered.count(True), len(mine)) == (22, 3, 34), doc
+
+
+def test_the_eighth_round_is_a_labelled_corpus_apart_of_the_corpus_kinds():
+    """train/round8/: 48 more documents written to the corpus's brief, 4 of each of its 12
+    kinds, loaded as a corpus of their own (every label checked), 22 answerable, 3
+    answerable follow-ups and 9 unanswerable questions each; no document, name or id
+    shared with train/."""
+    round8 = load_corpus(TRAIN / "round8")
+    corpus = load_corpus(TRAIN)
+    kinds = list(round8.kinds.values())
+    assert set(kinds) == set(corpus.kinds.values())
+    assert all(kinds.count(k) == 4 for k in set(kinds))
+    assert not {Path(d).stem for d in round8.documents} & {Path(d).stem for d in corpus.documents}
+    assert not set(round8.documents.values()) & set(corpus.documents.values())
+    assert not {e.id for e in round8.examples} & {e.id for e in corpus.examples}
+    for doc, text in round8.documents.items():
+        assert 350 <= len(text.split()) <= 700, doc
+        mine = [e for e in round8.examples if e.doc == doc]
         answered = [e.followup for e in mine if e.answerable]
         assert (answered.count(False), answered.count(True), len(mine)) == (22, 3, 34), doc
 
