@@ -20,9 +20,12 @@ HNSW_M = 32  # graph degree
 HNSW_EF_CONSTRUCTION = 200  # 64 gave recall@10 0.90-0.94 at 100k; 200 gives 0.99
 HNSW_STORAGE = "sq8"
 # candidates explored per search, set when the index is loaded (a query-time setting, so
-# an index built with another value searches with this one). At 100k sentences: 256 gave
-# recall@10 0.989 in 0.77 ms, 192 0.985 in 0.50 ms, 128 0.972 in 0.36 ms
-HNSW_EF_SEARCH = 192
+# an index built with another value searches with this one). On the bench's first corpus
+# (100,054 sentences, 2026-11-28): 256 gave recall@10 0.989 in 0.77 ms, 192 0.985 in 0.50
+# ms, 128 0.972 in 0.36 ms. On its corpus of 2026-12-02 (100,772 sentences: the installed
+# packages' docstrings differ), 192 gave 0.975, under the 0.98 aimed at, and 384 0.987
+# (400 questions; 1.3 -> 2.3 ms a search on a slow Zen 1 CPU)
+HNSW_EF_SEARCH = 384
 
 
 def vector_index(vectors: np.ndarray, dimension: int, hnsw_min: int) -> tuple[Any, dict[str, Any]]:
