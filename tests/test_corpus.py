@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.corpus import CorpusError, label_row, load_corpus, overlap
+from qa.corpus import Corpus, CorpusError, label_row, load_corpus, overlap
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
 INDEPENDENT = Path(__file__).resolve().parent / "data" / "independent"
@@ -164,6 +164,15 @@ def test_the_table_documents_are_a_labelled_corpus_apart():
         assert len(rows) >= 12, doc
 
 
+def assert_the_brief_counts(corpus: Corpus) -> None:
+    """Each document of ``corpus`` has the brief's 34 questions: 22 answerable of one
+    turn, 3 answerable follow-ups and 9 unanswerable."""
+    for doc in corpus.documents:
+        mine = [e for e in corpus.examples if e.doc == doc]
+        answered = [e.followup for e in mine if e.answerable]
+        assert (answered.count(False), answered.count(True), len(mine)) == (22, 3, 34), doc
+
+
 def test_the_technical_documents_are_a_labelled_corpus_apart():
     """train/technical/: Markdown documents of 8 kinds the corpus lacks (READMEs, release
     notes, runbooks, ...), loaded as a corpus of their own (every label checked), with as
@@ -177,10 +186,7 @@ def test_the_technical_documents_are_a_labelled_corpus_apart():
     names = {Path(d).stem for d in corpus.documents}
     assert not {Path(d).stem for d in technical.documents} & names
     assert not set(technical.documents.values()) & set(corpus.documents.values())
-    for doc in technical.documents:  # 22 answerable, 3 answerable follow-ups, 9 not
-        mine = [e for e in technical.examples if e.doc == doc]
-        answered = [e.followup for e in mine if e.answerable]
-        assert (answered.count(False), answered.count(True), len(mine)) == (22, 3, 34), doc
+    assert_the_brief_counts(technical)
 
 
 def test_the_eighth_round_is_a_labelled_corpus_apart_of_the_corpus_kinds():
@@ -196,11 +202,8 @@ def test_the_eighth_round_is_a_labelled_corpus_apart_of_the_corpus_kinds():
     assert not {Path(d).stem for d in round8.documents} & {Path(d).stem for d in corpus.documents}
     assert not set(round8.documents.values()) & set(corpus.documents.values())
     assert not {e.id for e in round8.examples} & {e.id for e in corpus.examples}
-    for doc, text in round8.documents.items():
-        assert 350 <= len(text.split()) <= 700, doc
-        mine = [e for e in round8.examples if e.doc == doc]
-        answered = [e.followup for e in mine if e.answerable]
-        assert (answered.count(False), answered.count(True), len(mine)) == (22, 3, 34), doc
+    assert all(350 <= len(text.split()) <= 700 for text in round8.documents.values())
+    assert_the_brief_counts(round8)
 
 
 def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only():
