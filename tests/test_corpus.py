@@ -13,10 +13,17 @@ TRAIN = Path(__file__).resolve().parents[1] / "train"
 INDEPENDENT = Path(__file__).resolve().parent / "data" / "independent"
 
 
-def test_every_label_of_the_corpus_holds():
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    """train/ loaded once for the tests that read it: load_corpus checks every label as
+    it loads (a span not at its offsets or outside its sentence, an id twice) and raises
+    on the first that breaks one."""
+    return load_corpus(TRAIN)
+
+
+def test_every_label_of_the_corpus_holds(corpus):
     """Spans at their offsets and inside their sentences, sentences where the splitter
     puts them, unique ids: load_corpus raises on the first item that breaks one."""
-    corpus = load_corpus(TRAIN)
     assert len(corpus.documents) >= 150 and len(corpus.examples) >= 5000
     assert len(set(corpus.kinds.values())) >= 10
     for e in corpus.examples:
@@ -29,8 +36,7 @@ def test_every_label_of_the_corpus_holds():
     assert unanswerable >= 0.25 and followups >= 0.05
 
 
-def test_the_split_is_by_document_and_keeps_a_fifth_for_validation():
-    corpus = load_corpus(TRAIN)
+def test_the_split_is_by_document_and_keeps_a_fifth_for_validation(corpus):
     train_docs = {e.doc for e in corpus.split("train")}
     validation_docs = {e.doc for e in corpus.split("validation")}
     assert not train_docs & validation_docs
@@ -38,11 +44,10 @@ def test_the_split_is_by_document_and_keeps_a_fifth_for_validation():
     assert set(corpus.kinds[d] for d in validation_docs) == set(corpus.kinds.values())
 
 
-def test_no_test_question_or_document_is_in_the_corpus():
+def test_no_test_question_or_document_is_in_the_corpus(corpus):
     """Neither in the training and validation documents nor in the sets beside them
     (train/independent/, train/markdown/, train/tables/, train/technical/, train/agents/,
     train/round8/)."""
-    corpus = load_corpus(TRAIN)
     asked = {t.strip().lower() for e in corpus.examples for t in e.turns}
     beside = ("independent", "markdown", "tables", "technical", "agents", "round8")
     own = [TRAIN / n for n in beside]
@@ -145,7 +150,7 @@ def test_a_markdown_document_is_part_of_a_corpus(tmp_path):
     assert text[labelled["sentence_start"] :][s:e] == "£3.20" and number == 3
 
 
-def test_the_table_documents_are_a_labelled_corpus_apart():
+def test_the_table_documents_are_a_labelled_corpus_apart(corpus):
     """train/tables/: Markdown documents with tables, loaded as a corpus of their own (every
     label checked), many of their questions answered by a table row; not in train/."""
     from qa.split import split_sentences
@@ -153,7 +158,7 @@ def test_the_table_documents_are_a_labelled_corpus_apart():
     tables = load_corpus(TRAIN / "tables")
     assert len(tables.documents) >= 20 and len(tables.examples) == 34 * len(tables.documents)
     assert all(d.endswith(".md") for d in tables.documents)
-    assert not set(tables.documents) & set(load_corpus(TRAIN).documents)
+    assert not set(tables.documents) & set(corpus.documents)
     for doc, text in tables.documents.items():
         spans = split_sentences(text, markdown=True)
         rows = [
@@ -173,12 +178,11 @@ def assert_the_brief_counts(corpus: Corpus) -> None:
         assert (answered.count(False), answered.count(True), len(mine)) == (22, 3, 34), doc
 
 
-def test_the_technical_documents_are_a_labelled_corpus_apart():
+def test_the_technical_documents_are_a_labelled_corpus_apart(corpus):
     """train/technical/: Markdown documents of 8 kinds the corpus lacks (READMEs, release
     notes, runbooks, ...), loaded as a corpus of their own (every label checked), with as
     many unanswerable questions and follow-ups as the corpus asks for; not in train/."""
     technical = load_corpus(TRAIN / "technical")
-    corpus = load_corpus(TRAIN)
     assert len(technical.documents) >= 32
     assert all(d.endswith(".md") for d in technical.documents)
     assert len(set(technical.kinds.values())) == 8
@@ -189,13 +193,12 @@ def test_the_technical_documents_are_a_labelled_corpus_apart():
     assert_the_brief_counts(technical)
 
 
-def test_the_eighth_round_is_a_labelled_corpus_apart_of_the_corpus_kinds():
+def test_the_eighth_round_is_a_labelled_corpus_apart_of_the_corpus_kinds(corpus):
     """train/round8/: 48 more documents written to the corpus's brief, 4 of each of its 12
     kinds, loaded as a corpus of their own (every label checked), 22 answerable, 3
     answerable follow-ups and 9 unanswerable questions each; no document, name or id
     shared with train/."""
     round8 = load_corpus(TRAIN / "round8")
-    corpus = load_corpus(TRAIN)
     kinds = list(round8.kinds.values())
     assert set(kinds) == set(corpus.kinds.values())
     assert all(kinds.count(k) == 4 for k in set(kinds))
@@ -206,7 +209,7 @@ def test_the_eighth_round_is_a_labelled_corpus_apart_of_the_corpus_kinds():
     assert_the_brief_counts(round8)
 
 
-def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only():
+def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only(corpus):
     """train/agents/: for each training document, 4 answerable one-turn questions asking who
     or what did something and 2 unanswerable ones, every label checked as the corpus's
     are; none of a validation document, none repeating a corpus question or id."""
@@ -214,7 +217,6 @@ def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only():
     from qa.documents import is_markdown
     from qa.split import split_sentences
 
-    corpus = load_corpus(TRAIN)
     ids = {e.id for e in corpus.examples}
     asked = {e.turns[-1].strip().lower() for e in corpus.examples}
     by_doc: dict[str, list[bool]] = {}
