@@ -15,6 +15,7 @@ from .config import Config
 # what only training uses: refused with --rechoose, which keeps the weights
 TRAINING_ONLY = (
     "seed",
+    "order_seed",
     "epochs",
     "layers",
     "frozen",
@@ -69,6 +70,13 @@ QUESTION_OPTIONS = (
 )
 @click.option(
     "--seed", type=int, default=None, help="Random seed [14; the question encoder's: 13]."
+)
+@click.option(
+    "--order-seed",
+    type=int,
+    default=None,
+    help="Seed of the rows' order, the negatives and dropout, apart from the new layer's "
+    "initialisation (--seed's) [--seed]: for readers to average with --average.",
 )
 @click.option("--epochs", type=click.IntRange(1, 50), default=None, help="Training epochs [3].")
 @click.option("--layers", type=click.IntRange(1, 12), default=None, help="Transformer layers kept.")
@@ -220,6 +228,7 @@ def train_cmd(
     corpus: str,
     out: str | None,
     seed: int | None,
+    order_seed: int | None,
     epochs: int | None,
     layers: int | None,
     frozen: int | None,
@@ -300,6 +309,7 @@ def train_cmd(
 
     given: dict[str, Any] = {
         "seed": seed,
+        "order_seed": order_seed,
         "epochs": epochs,
         "layers": layers,
         "frozen": frozen,

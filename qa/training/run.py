@@ -108,8 +108,8 @@ def train_reader(
     from .model import Encoded, add_teacher_logits, fit, load_model, read_validation
 
     started = time.perf_counter()
-    rng = random.Random(settings.seed)
-    pool_rng = random.Random(settings.seed)  # apart: without pools, the runs are as before
+    rng = random.Random(settings.order)
+    pool_rng = random.Random(settings.order)  # apart: without pools, the runs are as before
     np.random.seed(settings.seed)
     torch.manual_seed(settings.seed)  # before the model: its new layer starts at random
     corpus = load_corpus(settings.corpus)
@@ -182,7 +182,7 @@ def train_reader(
             corpus.documents,
             indexes,
             settings.contrast,
-            random.Random(f"contrast {settings.seed}"),  # apart: the other draws are as before
+            random.Random(f"contrast {settings.order}"),  # apart: the other draws are as before
             first_group=len(train_asked),
             named_rows=named,
         )
@@ -219,7 +219,7 @@ def train_reader(
         epochs=settings.epochs,
         batch_size=settings.batch_size,
         lr=settings.lr,
-        seed=settings.seed,
+        seed=settings.order,
         max_steps=settings.max_steps,
         log=log,
         after_epoch=after_epoch,

@@ -17,6 +17,10 @@ class TrainSettings:
     corpus: Path = Path("train")
     out: Path = DEFAULT_READER
     seed: int = 14  # the shipped reader's (seed 13 scored -0.302 cross-fitted, 14 -0.244)
+    # the seed of the rows' order, the negatives drawn and dropout (None: ``seed``'s), apart
+    # from the new layer's initialisation (``seed``'s): readers to be averaged (``soup.py``)
+    # share their initialisation and differ in this
+    order_seed: int | None = None
     epochs: int = 3
     batch_size: int = 32
     lr: float = 2e-4
@@ -66,6 +70,11 @@ class TrainSettings:
     # under 1: the epochs after the first train only on this share of the questions, those
     # whose listwise loss was highest when last trained (1: every epoch reads every row)
     hard: float = 1.0
+
+    @property
+    def order(self) -> int:
+        """The seed of everything but the new layer's initialisation."""
+        return self.seed if self.order_seed is None else self.order_seed
 
 
 def cpu_has_bf16() -> bool:

@@ -1,0 +1,162 @@
+"""Averaging the weights of readers trained alike (a uniform "model soup").
+
+Readers fine-tuned from the same pretrained weights by the same recipe, differing only in
+the seed (or in the CPU's precision), lie in one basin of the loss: the mean of their
+weights is a model of its own, often better than each, and it reads as fast as one of
+them (Wortsman et al., "Model soups", 2022). Here the readers are averaged as they are
+stored, dynamic int8 ONNX files of one graph: each quantised matrix is read back to
+floats (its scale and zero point), the floats are averaged, and the mean is quantised
+again as ``quantize`` stores it (per output column, symmetric, shifted to uint8 for a
+``MatMulInteger``; one scale and zero point for an embedding table). Float tensors
+(biases, layer norms) are averaged as they are. A tensor the same in every reader (the
+frozen word embeddings) is kept byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..files import write_atomic
+from ..read import ReaderError
+
+QUANTIZED = "_quantized"
+
+
+def _arrays(model: Any) -> dict[str, np.ndarray]:
+    from onnx import numpy_helper
+
+    return {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+
+
+def _signature(model: Any) -> list[tuple[str, tuple[str, ...]]]:
+    """The graph's nodes, by kind and inputs: readers to average must share it."""
+    return [(n.op_type, tuple(n.input)) for n in model.graph.node]
+
+
+def dequantize(q: np.ndarray, scale: np.ndarray, zero: np.ndarray) -> np.ndarray:
+    """The floats that a stored uint8 tensor stands for (scale and zero point per tensor,
+    or per output column: the last axis of a matrix)."""
+    return (q.astype(np.float32) - zero.astype(np.float32)) * scale.astype(np.float32)
+
+
+def quantize_columns(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Symmetric int8 per output column (range -127..127), stored as uint8 with zero point
+    128: as ``quantize`` then ``unsigned_weights`` store a matrix's weights."""
+    absmax = np.abs(w).max(axis=0).astype(np.float32)
+    scale = np.where(absmax > 0, absmax / np.float32(127.0), np.float32(1.0)).astype(np.float32)
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int16) + 128
+    return q.astype(np.uint8), scale, np.full(scale.shape, 128, dtype=np.uint8)
+
+
+def quantize_tensor(w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Asymmetric uint8 with one scale and zero point (range 0..255, zero exact): as
+    ``quantize`` stores an embedding table."""
+    low = min(float(w.min()), 0.0)
+    high = max(float(w.max()), 0.0)
+    scale = np.float32((high - low) / 255.0 if high > low else 1.0)
+    zero = np.uint8(np.clip(np.rint(-low / scale), 0, 255))
+    q = np.clip(np.rint(w / scale) + zero.astype(np.float32), 0, 255).astype(np.uint8)
+    return q, np.array(scale, dtype=np.float32), np.array(zero, dtype=np.uint8)
+
+
+def average_models(sources: Sequence[Path], target: Path) -> int:
+    """Write to ``target`` the ONNX model whose weights are the mean of those of the
+    models at ``sources`` (one graph, as ``qa train`` exports and stores it). Returns how
+    many tensors were averaged (the others are the same in every model). ReaderError when
+    the models do not share one graph."""
+    import onnx
+    from onnx import numpy_helper
+
+    if len(sources) < 2:
+        raise ReaderError("averaging needs at least two readers")
+    models = [onnx.load(str(p)) for p in sources]
+    first = models[0]
+    tensors = [_arrays(m) for m in models]
+    for path, model, arrays in zip(sources[1:], models[1:], tensors[1:], strict=True):
+        same = _signature(model) == _signature(first) and all(
+            name in arrays and arrays[name].shape == a.shape and arrays[name].dtype == a.dtype
+            for name, a in tensors[0].items()
+        )
+        if not same or len(arrays) != len(tensors[0]):
+            raise ReaderError(
+                f"{path} is not the graph of {sources[0]}: only readers of one recipe "
+                "(the same layers, exported by the same qa) can be averaged"
+            )
+    averaged: dict[str, np.ndarray] = {}
+    for name, a in tensors[0].items():
+        if all(np.array_equal(t[name], a) for t in tensors[1:]):
+            continue  # the same in every model: kept as stored
+        if name.endswith(QUANTIZED):
+            base = name[: -len(QUANTIZED)]
+            floats = [
+                dequantize(t[name], t[base + "_scale"], t[base + "_zero_point"]) for t in tensors
+            ]
+            mean = np.mean(floats, axis=0)
+            per_column = a.ndim == 2 and tensors[0][base + "_scale"].ndim == 1
+            q, scale, zero = quantize_columns(mean) if per_column else quantize_tensor(mean)
+            averaged.update({name: q, base + "_scale": scale, base + "_zero_point": zero})
+        elif a.dtype.kind == "f" and not name.endswith(("_scale",)):
+            averaged[name] = np.mean([t[name] for t in tensors], axis=0).astype(a.dtype)
+        elif not name.endswith(("_scale", "_zero_point")):
+            raise ReaderError(f"{sources[0]}: cannot average its tensor {name} ({a.dtype})")
+    for init in first.graph.initializer:
+        if init.name in averaged:
+            init.CopyFrom(numpy_helper.from_array(averaged[init.name], init.name))
+    onnx.checker.check_model(first)
+    write_atomic(target, first.SerializeToString())
+    return sum(1 for n in averaged if not n.endswith(("_scale", "_zero_point")))
+
+
+def write_soup(folders: Sequence[Path], out: Path) -> dict[str, Any]:
+    """A reader in ``out`` whose weights are the mean of the readers in ``folders``: its
+    model, the first reader's tokenizer, and a card that keeps the first's training record
+    and names every reader averaged (by card hash, model sha256, seed and command). Its
+    settings (reading, threshold, confidence) are the first's until chosen again
+    (``qa train --rechoose``). The readers must have been trained on the same documents
+    and validation split, so that no validation document was trained on."""
+    import json
+    import shutil
+
+    from ..cards import CARD, card_hash, sha256_of
+    from ..read import FILES
+    from .card import write_card
+
+    folders = [Path(f) for f in folders]
+    cards = []
+    for folder in folders:
+        try:
+            cards.append(json.loads((folder / CARD).read_text()))
+        except (OSError, ValueError):
+            raise ReaderError(f"{folder / CARD} is missing or not a model card") from None
+    split = [(c["data"]["sha256"]["documents"], c["data"]["validation_documents"]) for c in cards]
+    for folder, s in zip(folders[1:], split[1:], strict=True):
+        if s != split[0]:
+            raise ReaderError(
+                f"{folder} was trained on other documents or another split than {folders[0]}: "
+                "averaged, a validation document might have been trained on"
+            )
+    tokenizers = {sha256_of(f / "tokenizer.json") for f in folders}
+    if len(tokenizers) != 1:
+        raise ReaderError("the readers do not share one tokenizer: they cannot be averaged")
+    out.mkdir(parents=True, exist_ok=True)
+    average_models([f / "model.onnx" for f in folders], out / "model.onnx")
+    for name in FILES:
+        if name != "model.onnx":
+            shutil.copy(folders[0] / name, out / name)
+    card = {k: v for k, v in cards[0].items() if k not in ("files", "rechosen")}
+    card["training"] = dict(cards[0]["training"])
+    card["training"]["averaged"] = [
+        {
+            "folder": str(folder),
+            "name": card_hash(folder),
+            "model_sha256": sha256_of(folder / "model.onnx"),
+            "seed": c["training"].get("seed"),
+            "command": c["training"].get("command"),
+        }
+        for folder, c in zip(folders, cards, strict=True)
+    ]
+    return write_card(out, card)
