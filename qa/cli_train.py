@@ -12,44 +12,16 @@ import click
 from .cli_options import corpus_options, library_errors
 from .config import Config
 
-# what only training uses: refused with --rechoose, which keeps the weights
-TRAINING_ONLY = (
-    "seed",
-    "order_seed",
-    "epochs",
-    "layers",
-    "frozen",
-    "lr",
-    "previous",
-    "negatives",
-    "pool",
-    "erased",
-    "contrast",
-    "max_steps",
-    "limit_questions",
-    "threads",
-    "freeze_embeddings",
-    "float_model",
-    "teachers",
-    "distill",
-    "temperature",
-    "listwise",
-    "hard",
+# what only training uses: refused with --rechoose and --average, which train nothing
+TRAINING_ONLY = tuple(
+    "seed order_seed epochs layers frozen lr previous negatives pool erased contrast "
+    "max_steps limit_questions threads freeze_embeddings float_model teachers distill "
+    "temperature listwise hard".split()
 )
 
-
 # what --questions takes (the rest belongs to the reader)
-QUESTION_OPTIONS = (
-    "questions",
-    "corpus",
-    "out",
-    "seed",
-    "epochs",
-    "lr",
-    "max_steps",
-    "limit_questions",
-    "threads",
-    "model",
+QUESTION_OPTIONS = tuple(
+    "questions corpus out seed epochs lr max_steps limit_questions threads model".split()
 )
 
 
@@ -216,6 +188,14 @@ QUESTION_OPTIONS = (
     "again on today's validation sets (after validation data was added).",
 )
 @click.option(
+    "--average",
+    "averaged",
+    multiple=True,
+    type=click.Path(file_okay=False, exists=True),
+    help="Do not train: average the weights of these readers (repeat, at least 2; trained "
+    "alike on the same documents, same --seed) into --out and choose its settings.",
+)
+@click.option(
     "--questions",
     is_flag=True,
     help="Train the question encoder (retrieval's question side) instead of the reader "
@@ -253,6 +233,7 @@ def train_cmd(
     ranker: bool,
     validation_sets: tuple[str, ...],
     rechoose: bool,
+    averaged: tuple[str, ...],
     questions: bool,
 ) -> None:
     """Train the reader on the labelled corpus, choose its settings on the validation
@@ -279,11 +260,14 @@ def train_cmd(
         return _train_questions(
             config, corpus, out, seed, epochs, lr, max_steps, limit_questions, threads
         )
-    if rechoose:
+    if rechoose or averaged:
+        what = "--rechoose keeps the reader's" if rechoose else "--average averages readers'"
         if trains := given_flags(TRAINING_ONLY):
-            raise click.UsageError(
-                f"--rechoose keeps the reader's weights: {', '.join(trains)} would need training"
-            )
+            raise click.UsageError(f"{what} weights: {', '.join(trains)} would need training")
+        if rechoose and averaged:
+            raise click.UsageError("--average chooses the settings itself: drop --rechoose")
+        if len(averaged) == 1:
+            raise click.BadParameter("give at least two readers", param_hint="'--average'")
     if pool == 1:
         raise click.BadParameter(
             "a pool of 1 is a document alone: give 0 or 2 or more", param_hint="'--pool'"
@@ -340,12 +324,19 @@ def train_cmd(
     )
     if settings.hard < 1 and (why := why_hard_does_nothing(settings)):
         raise click.BadParameter(why, param_hint="'--hard'")
-    default = "qa train --rechoose" if rechoose else "qa train"
+    default = (
+        "qa train --rechoose" if rechoose else "qa train --average" if averaged else "qa train"
+    )
     command = "qa " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["train"] else default
     embedder = load_embedder(config)
     log = lambda m: click.echo(m, err=True)  # noqa: E731
     if rechoose:
         card = rechoose_reader(settings, embedder, log, command, config, sets)
+    elif averaged:
+        from .training.soup import average_readers
+
+        folders = [Path(f) for f in averaged]
+        card = average_readers(folders, settings, embedder, log, command, config, sets)
     else:
         card = train_reader(
             settings,

@@ -135,7 +135,23 @@ def render(card: dict[str, Any]) -> str:
         "",
         "## Training",
         "",
-        f"- Date: {t['date']}; {t['seconds']} s on the CPU; seed {t['seed']}",
+        f"- Date: {t['date']}; {t['seconds']} s on the CPU; seed {t['seed']}"
+        + (f", order seed {t['order_seed']}" if t.get("order_seed") is not None else ""),
+        *(
+            [
+                f"- Its weights are the mean of {len(t['averaged'])} readers' "
+                "(`qa train --average`; the figures above are the mean's, the other lines "
+                "here the first reader's training): "
+                + "; ".join(
+                    f"reader {x['name']} (seed {x['seed']}"
+                    + (f", order seed {x['order_seed']}" if x.get("order_seed") is not None else "")
+                    + f"; `{x['command']}`)"
+                    for x in t["averaged"]
+                )
+            ]
+            if t.get("averaged")
+            else []
+        ),
         f"- {t['epochs']} epochs planned, epoch {t['kept_epoch']} kept; batch {t['batch_size']}, "
         f"learning rate {t['lr']}, {t['negatives']} retrieved negatives a question; "
         f"{t['rows']} rows, {t['steps']} steps",

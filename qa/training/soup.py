@@ -14,14 +14,19 @@ frozen word embeddings) is kept byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..files import write_atomic
 from ..read import ReaderError
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..embed import Embedder
+    from .settings import TrainSettings
 
 QUANTIZED = "_quantized"
 
@@ -121,7 +126,7 @@ def write_soup(folders: Sequence[Path], out: Path) -> dict[str, Any]:
     import json
     import shutil
 
-    from ..cards import CARD, card_hash, sha256_of
+    from ..cards import CARD, card_hash, sha256_of, verify_files
     from ..read import FILES
     from .card import write_card
 
@@ -129,9 +134,14 @@ def write_soup(folders: Sequence[Path], out: Path) -> dict[str, Any]:
     cards = []
     for folder in folders:
         try:
-            cards.append(json.loads((folder / CARD).read_text()))
-        except (OSError, ValueError):
-            raise ReaderError(f"{folder / CARD} is missing or not a model card") from None
+            card = json.loads((folder / CARD).read_text())
+            card["data"]["sha256"]["documents"], card["training"]["seed"]  # noqa: B018
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ReaderError(
+                f"{folder / CARD} is missing or not the card of a reader trained by `qa train`"
+            ) from None
+        verify_files(folder, card, FILES, ReaderError)  # a damaged file, named
+        cards.append(card)
     split = [(c["data"]["sha256"]["documents"], c["data"]["validation_documents"]) for c in cards]
     for folder, s in zip(folders[1:], split[1:], strict=True):
         if s != split[0]:
@@ -139,24 +149,52 @@ def write_soup(folders: Sequence[Path], out: Path) -> dict[str, Any]:
                 f"{folder} was trained on other documents or another split than {folders[0]}: "
                 "averaged, a validation document might have been trained on"
             )
-    tokenizers = {sha256_of(f / "tokenizer.json") for f in folders}
-    if len(tokenizers) != 1:
+    if len({c["files"]["tokenizer.json"]["sha256"] for c in cards}) != 1:
         raise ReaderError("the readers do not share one tokenizer: they cannot be averaged")
-    out.mkdir(parents=True, exist_ok=True)
-    average_models([f / "model.onnx" for f in folders], out / "model.onnx")
-    for name in FILES:
-        if name != "model.onnx":
-            shutil.copy(folders[0] / name, out / name)
-    card = {k: v for k, v in cards[0].items() if k not in ("files", "rechosen")}
-    card["training"] = dict(cards[0]["training"])
-    card["training"]["averaged"] = [
+    # named before anything is written: ``out`` may be one of them
+    averaged = [
         {
             "folder": str(folder),
             "name": card_hash(folder),
             "model_sha256": sha256_of(folder / "model.onnx"),
             "seed": c["training"].get("seed"),
+            "order_seed": c["training"].get("order_seed"),
             "command": c["training"].get("command"),
         }
         for folder, c in zip(folders, cards, strict=True)
     ]
+    out.mkdir(parents=True, exist_ok=True)
+    average_models([f / "model.onnx" for f in folders], out / "model.onnx")
+    for name in FILES:
+        if name != "model.onnx" and Path(folders[0] / name).resolve() != (out / name).resolve():
+            shutil.copy(folders[0] / name, out / name)
+    card = {k: v for k, v in cards[0].items() if k not in ("files", "rechosen")}
+    card["training"] = {**cards[0]["training"], "averaged": averaged}
     return write_card(out, card)
+
+
+def average_readers(
+    folders: Sequence[Path],
+    settings: TrainSettings,
+    embedder: Embedder,
+    log: Callable[[str], None],
+    command: str,
+    config: Config,
+    score: bool,
+) -> dict[str, Any]:
+    """``qa train --average``: the readers in ``folders`` averaged (``write_soup``) and
+    their settings chosen on validation (``rechoose_reader``), built beside
+    ``settings.out`` and moved into place only once whole."""
+    from dataclasses import replace
+
+    from .choosing import rechoose_reader
+    from .folders import replace_folder, work_folder
+
+    out = Path(settings.out)
+    with work_folder(out, "averaging") as work:
+        write_soup(folders, work)
+        log(f"averaged the weights of {len(folders)} readers: {', '.join(map(str, folders))}")
+        card = rechoose_reader(replace(settings, out=work), embedder, log, command, config, score)
+        replace_folder(work, out)
+    log(f"wrote the averaged reader to {out}")
+    return card
