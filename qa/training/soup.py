@@ -91,29 +91,37 @@ def average_models(sources: Sequence[Path], target: Path) -> int:
                 f"{path} is not the graph of {sources[0]}: only readers of one recipe "
                 "(the same layers, exported by the same qa) can be averaged"
             )
+    # each quantised tensor with its scale and zero point, every other tensor alone
+    groups = {
+        name: (name, name[: -len(QUANTIZED)] + "_scale", name[: -len(QUANTIZED)] + "_zero_point")
+        for name in tensors[0]
+        if name.endswith(QUANTIZED)
+    }
+    companions = {n for g in groups.values() for n in g[1:]}
     averaged: dict[str, np.ndarray] = {}
     for name, a in tensors[0].items():
-        if all(np.array_equal(t[name], a) for t in tensors[1:]):
-            continue  # the same in every model: kept as stored
-        if name.endswith(QUANTIZED):
-            base = name[: -len(QUANTIZED)]
-            floats = [
-                dequantize(t[name], t[base + "_scale"], t[base + "_zero_point"]) for t in tensors
-            ]
+        group = groups.get(name, (name,))
+        if name in companions or all(
+            np.array_equal(t[n], tensors[0][n]) for t in tensors[1:] for n in group
+        ):
+            continue  # read with its quantised tensor, or the same in every model: as stored
+        if name in groups:
+            _, scale_name, zero_name = group
+            floats = [dequantize(t[name], t[scale_name], t[zero_name]) for t in tensors]
             mean = np.mean(floats, axis=0)
-            per_column = a.ndim == 2 and tensors[0][base + "_scale"].ndim == 1
+            per_column = a.ndim == 2 and tensors[0][scale_name].ndim == 1
             q, scale, zero = quantize_columns(mean) if per_column else quantize_tensor(mean)
-            averaged.update({name: q, base + "_scale": scale, base + "_zero_point": zero})
-        elif a.dtype.kind == "f" and not name.endswith(("_scale",)):
+            averaged.update({name: q, scale_name: scale, zero_name: zero})
+        elif a.dtype.kind == "f":
             averaged[name] = np.mean([t[name] for t in tensors], axis=0).astype(a.dtype)
-        elif not name.endswith(("_scale", "_zero_point")):
+        else:
             raise ReaderError(f"{sources[0]}: cannot average its tensor {name} ({a.dtype})")
     for init in first.graph.initializer:
         if init.name in averaged:
             init.CopyFrom(numpy_helper.from_array(averaged[init.name], init.name))
     onnx.checker.check_model(first)
     write_atomic(target, first.SerializeToString())
-    return sum(1 for n in averaged if not n.endswith(("_scale", "_zero_point")))
+    return sum(1 for n in averaged if n not in companions)
 
 
 def write_soup(folders: Sequence[Path], out: Path) -> dict[str, Any]:
