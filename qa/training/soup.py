@@ -100,13 +100,13 @@ def average_models(sources: Sequence[Path], target: Path) -> int:
     companions = {n for g in groups.values() for n in g[1:]}
     averaged: dict[str, np.ndarray] = {}
     for name, a in tensors[0].items():
-        group = groups.get(name, (name,))
+        group: tuple[str, ...] = groups.get(name, (name,))
         if name in companions or all(
             np.array_equal(t[n], tensors[0][n]) for t in tensors[1:] for n in group
         ):
             continue  # read with its quantised tensor, or the same in every model: as stored
         if name in groups:
-            _, scale_name, zero_name = group
+            _, scale_name, zero_name = groups[name]
             floats = [dequantize(t[name], t[scale_name], t[zero_name]) for t in tensors]
             mean = np.mean(floats, axis=0)
             per_column = a.ndim == 2 and tensors[0][scale_name].ndim == 1
