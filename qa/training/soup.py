@@ -131,25 +131,20 @@ def write_soup(folders: Sequence[Path], out: Path) -> dict[str, Any]:
     settings (reading, threshold, confidence) are the first's until chosen again
     (``qa train --rechoose``). The readers must have been trained on the same documents
     and validation split, so that no validation document was trained on."""
-    import json
     import shutil
 
-    from ..cards import CARD, card_hash, sha256_of, verify_files
-    from ..read import FILES
+    from ..read import FILES, read_card, verify
     from .card import write_card
 
     folders = [Path(f) for f in folders]
-    cards = []
+    cards, names = [], []
     for folder in folders:
-        try:
-            card = json.loads((folder / CARD).read_text())
-            card["data"]["sha256"]["documents"], card["training"]["seed"]  # noqa: B018
-        except (OSError, ValueError, KeyError, TypeError):
-            raise ReaderError(
-                f"{folder / CARD} is missing or not the card of a reader trained by `qa train`"
-            ) from None
-        verify_files(folder, card, FILES, ReaderError)  # a damaged file, named
+        card, name = read_card(folder, settings=False)  # as --rechoose reads one
+        verify(folder, card)  # a damaged file, named
+        if "training" not in card or "data" not in card:
+            raise ReaderError(f"{folder} records no training: average readers of `qa train`")
         cards.append(card)
+        names.append(name)
     split = [(c["data"]["sha256"]["documents"], c["data"]["validation_documents"]) for c in cards]
     for folder, s in zip(folders[1:], split[1:], strict=True):
         if s != split[0]:
@@ -159,17 +154,16 @@ def write_soup(folders: Sequence[Path], out: Path) -> dict[str, Any]:
             )
     if len({c["files"]["tokenizer.json"]["sha256"] for c in cards}) != 1:
         raise ReaderError("the readers do not share one tokenizer: they cannot be averaged")
-    # named before anything is written: ``out`` may be one of them
-    averaged = [
+    averaged = [  # from the cards, whose checksums the files were just verified against
         {
             "folder": str(folder),
-            "name": card_hash(folder),
-            "model_sha256": sha256_of(folder / "model.onnx"),
+            "name": name,
+            "model_sha256": c["files"]["model.onnx"]["sha256"],
             "seed": c["training"].get("seed"),
             "order_seed": c["training"].get("order_seed"),
             "command": c["training"].get("command"),
         }
-        for folder, c in zip(folders, cards, strict=True)
+        for folder, name, c in zip(folders, names, cards, strict=True)
     ]
     out.mkdir(parents=True, exist_ok=True)
     average_models([f / "model.onnx" for f in folders], out / "model.onnx")
