@@ -14,9 +14,14 @@ from .config import Config
 
 # what only training uses: refused with --rechoose and --average, which train nothing
 TRAINING_ONLY = tuple(
-    "seed order_seed epochs layers frozen lr previous negatives pool erased contrast "
-    "max_steps limit_questions threads freeze_embeddings float_model teachers distill "
-    "temperature listwise hard".split()
+    "seed order_seed epochs layers frozen lr previous previous_head negatives pool erased "
+    "contrast max_steps limit_questions threads freeze_embeddings float_model teachers "
+    "distill temperature listwise hard".split()
+)
+# the options that are TrainSettings' fields of the same name, when given
+SETTINGS = tuple(
+    "seed order_seed epochs layers frozen hard lr previous previous_head negatives pool "
+    "erased contrast threads freeze_embeddings distill temperature listwise".split()
 )
 
 # what --questions takes (the rest belongs to the reader)
@@ -71,7 +76,13 @@ QUESTION_OPTIONS = tuple(
     "--previous",
     type=click.IntRange(0, 64),
     default=None,
-    help="Tokens of the previous sentence read with each sentence.",
+    help="Tokens of the end of the previous sentence read with each sentence [12].",
+)
+@click.option(
+    "--previous-head",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Tokens of the start of the previous sentence read before its end [0].",
 )
 @click.option(
     "--negatives",
@@ -215,6 +226,7 @@ def train_cmd(
     hard: float | None,
     lr: float | None,
     previous: int | None,
+    previous_head: int | None,
     negatives: int | None,
     pool: int | None,
     erased: float | None,
@@ -291,25 +303,7 @@ def train_cmd(
                 param_hint="'--frozen'",
             )
 
-    given: dict[str, Any] = {
-        "seed": seed,
-        "order_seed": order_seed,
-        "epochs": epochs,
-        "layers": layers,
-        "frozen": frozen,
-        "hard": hard,
-        "lr": lr,
-        "previous": previous,
-        "negatives": negatives,
-        "pool": pool,
-        "erased": erased,
-        "contrast": contrast,
-        "threads": threads,
-        "freeze_embeddings": freeze_embeddings,
-        "distill": distill,
-        "temperature": temperature,
-        "listwise": listwise,
-    }
+    given = {k: v for k, v in context.params.items() if k in SETTINGS and v is not None}
     settings = TrainSettings(
         corpus=Path(corpus),
         out=Path(out) if out else config.reader,
@@ -320,7 +314,7 @@ def train_cmd(
         ranker=ranker,
         teachers=tuple(Path(t) for t in teachers),
         validation_sets=tuple(Path(v) for v in validation_sets),
-        **{k: v for k, v in given.items() if v is not None},
+        **given,
     )
     if settings.hard < 1 and (why := why_hard_does_nothing(settings)):
         raise click.BadParameter(why, param_hint="'--hard'")
@@ -378,7 +372,7 @@ def _train_questions(
         corpus=Path(corpus),
         max_steps=max_steps,
         limit_questions=limit_questions,
-        **{k: v for k, v in given.items() if v is not None},
+        **given,
     )
     # --out, or the folder QA_QUESTIONS names (as QA_READER is the reader's), or the package's
     settings = replace(settings, out=Path(out) if out else question_folder(config) or settings.out)

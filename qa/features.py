@@ -7,9 +7,10 @@ One row of a batch is one candidate sentence::
     `---------------- segment 0 -----------------------'  `----------- segment 1 -----------'
 
 (the follow-up part only for a follow-up; the previous sentence only when there is one, and
-only its end). The model gives a start and an end logit for every token; the no-answer
-score of a row is the start plus the end logit of [CLS], as in SQuAD 2.0 readers. A span's
-margin, its start plus end logit minus the no-answer score, compares across sentences.
+only its end, or its start and its end: ``Limits``). The model gives a start and an end
+logit for every token; the no-answer score of a row is the start plus the end logit of
+[CLS], as in SQuAD 2.0 readers. A span's margin, its start plus end logit minus the
+no-answer score, compares across sentences.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Limits:
     last_question: int = 16
     last_answer: int = 12
     previous: int = 12  # the end of the previous sentence, nearest to the sentence
+    # the start of the previous sentence (its subject, what "it" or "the group" often names)
+    # read before its end; a previous sentence no longer than the two is read whole
+    previous_head: int = 0
     sentence: int = 96
     span: int = 30  # the longest span, in tokens
 
@@ -161,7 +165,13 @@ class Featurizer:
         return tuple(enc.ids[:n]), offsets, starts, ends
 
     def _previous_tokens(self, previous: str) -> tuple[int, ...]:
-        return tuple(self._ids(previous, self.limits.previous, tail=True))
+        head, tail = self.limits.previous_head, self.limits.previous
+        if not head:
+            return tuple(self._ids(previous, tail, tail=True))
+        ids = self.tokenizer.encode(previous, add_special_tokens=False).ids if previous else []
+        if len(ids) <= head + tail:
+            return tuple(ids)
+        return tuple(ids[:head] + (ids[-tail:] if tail else []))
 
     def encode(
         self,

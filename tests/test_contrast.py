@@ -15,7 +15,8 @@ from qa.corpus import Example
 from qa.features import Candidate
 from qa.training.contrast import contrast, contrast_rows
 from qa.training.data import Asked, Row
-from qa.training.model import LABEL_LOGIT, Encoded, add_teacher_logits
+from qa.training.model import Encoded
+from qa.training.teachers import LABEL_LOGIT, add_teacher_logits
 
 SENTENCE = "Write keys have a separate allowance of 12 uploads per minute for Ledgerline users."
 DOCUMENT = f"The service is run by the team of Orla Penhallow in Harrowgate. {SENTENCE}"

@@ -9,7 +9,8 @@ import torch
 
 from qa.features import NEG, Candidate
 from qa.training.data import Row
-from qa.training.model import Encoded, add_teacher_logits, distillation_loss
+from qa.training.model import Encoded, distillation_loss
+from qa.training.teachers import add_teacher_logits
 
 
 def _logits(seed: int, rows: int = 4, width: int = 12) -> tuple[torch.Tensor, torch.Tensor]:

@@ -127,36 +127,6 @@ class Encoded:
         return ids, mask, types, allowed, labels, taught
 
 
-Run = Callable[[Batch], tuple[np.ndarray, np.ndarray]]
-
-# a row's own label as a teacher's logit, against 0 elsewhere: at the distillation's
-# temperature (2) all but e^-10 of the distribution is on it
-LABEL_LOGIT = 20.0
-
-
-def add_teacher_logits(data: Encoded, teachers: Sequence[Run], size: int = 8) -> None:
-    """The teachers' mean start and end logits for every row, kept on ``data`` (in small
-    batches: a dynamic int8 teacher scales its activations by the whole batch); for a row
-    that learns its label only (``Encoded.own``), logits that put all but nothing on it, so
-    that distilling teaches what the label does."""
-    taught: list[np.ndarray] = [np.zeros((2, 0), dtype=np.float32)] * len(data)
-    for i in data.own:
-        taught[i] = np.zeros((2, len(data.ids[i])), dtype=np.float32)
-        taught[i][0, data.labels[i][0]] = taught[i][1, data.labels[i][1]] = LABEL_LOGIT
-    for c in range(0, len(data), size):
-        idx = [i for i in range(c, min(c + size, len(data))) if i not in data.own]
-        if not idx:
-            continue
-        batch = data.inputs(idx)
-        runs = [run(batch) for run in teachers]
-        start = np.mean([r[0] for r in runs], axis=0)
-        end = np.mean([r[1] for r in runs], axis=0)
-        for r, i in enumerate(idx):
-            n = len(data.ids[i])
-            taught[i] = np.stack([start[r, :n], end[r, :n]]).astype(np.float32)
-    data.teacher = taught
-
-
 def distillation_loss(
     start: torch.Tensor,
     end: torch.Tensor,

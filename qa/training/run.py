@@ -62,6 +62,11 @@ from .sets import check_apart, validation_sets
 from .settings import TrainSettings
 
 
+def student_limits(settings: TrainSettings) -> Limits:
+    """The token budgets the reader trained by ``settings`` reads with."""
+    return Limits(previous=settings.previous, previous_head=settings.previous_head)
+
+
 def load_teachers(settings: TrainSettings, model_path: Path) -> list[OnnxReader]:
     """The teacher readers, checked: each must read as the student will (same tokenizer and
     limits), or ReaderError names it."""
@@ -71,10 +76,13 @@ def load_teachers(settings: TrainSettings, model_path: Path) -> list[OnnxReader]
         same_words = sha256_of(Path(folder) / "tokenizer.json") == sha256_of(
             model_path / "tokenizer.json"
         )
-        if not same_words or teacher.featurizer.limits != Limits(previous=settings.previous):
+        # a teacher may read another part of the previous sentence: it reads the rows
+        # as it was trained to, and its logits over each sentence are the student's
+        reads = replace(teacher.featurizer.limits, previous=0, previous_head=0)
+        if not same_words or reads != replace(Limits(), previous=0, previous_head=0):
             raise ReaderError(
                 f"the teacher in {folder} reads with another tokenizer or other token limits "
-                "than this training run: train it with the same base model and --previous"
+                "than this training run: train it with the same base model"
             )
         teachers.append(teacher)
     return teachers
@@ -105,7 +113,8 @@ def train_reader(
 
     from ..onnxgraph import drop_nan_guards
     from .export import export_onnx, quantize
-    from .model import Encoded, add_teacher_logits, fit, load_model, read_validation
+    from .model import Encoded, fit, load_model, read_validation
+    from .teachers import add_teacher_logits
 
     started = time.perf_counter()
     rng = random.Random(settings.order)
@@ -156,7 +165,7 @@ def train_reader(
     tokenizer = Tokenizer.from_file(str(Path(model_path) / "tokenizer.json"))
     tokenizer.no_truncation()
     tokenizer.no_padding()
-    featurizer = Featurizer(tokenizer, Limits(previous=settings.previous))
+    featurizer = Featurizer(tokenizer, student_limits(settings))
     others = None
     if settings.pool >= 2:
         groups = pools(sorted({a.example.doc for a in train_asked}), settings.pool, pool_rng)
@@ -191,7 +200,11 @@ def train_reader(
     data = Encoded(rows, featurizer)
     log(f"training rows: {len(data)} ({sum(r.span is not None for r in rows)} with an answer)")
     if teachers:
-        add_teacher_logits(data, [t.run for t in teachers])
+        reads = [
+            None if t.featurizer.limits == featurizer.limits else Encoded(rows, t.featurizer)
+            for t in teachers
+        ]
+        add_teacher_logits(data, [t.run for t in teachers], reads=reads)
         log(f"teachers read every row: {', '.join(t.name for t in teachers)}")
 
     best: dict[str, Any] = {"score": float("-inf"), "epoch": 0}

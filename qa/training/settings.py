@@ -38,6 +38,7 @@ class TrainSettings:
     # computed once and each step runs only the layers above (0: all trained, as shipped)
     frozen: int = 0
     previous: int = Limits().previous  # tokens of the previous sentence read with a sentence
+    previous_head: int = Limits().previous_head  # ... from its start, before those of its end
     retrieve: int = 10  # sentences retrieved for each validation question
     # folders of further validation sets to choose on (``sets.further_set``), beside
     # the development set and the corpus's independent set
