@@ -81,3 +81,50 @@ def test_the_teachers_logits_are_their_mean_for_every_row(featurizer):
     *_, allowed, labels, taught = data.tensors([0, 1])
     assert taught.shape == (2, 2, allowed.shape[1])
     np.testing.assert_allclose(taught[1, 0, : len(data.ids[1])].numpy(), 2.0 * data.ids[1])
+
+
+def test_a_teacher_reading_another_part_of_the_previous_sentence_gives_its_sentence_logits(
+    featurizer,
+):
+    """A teacher trained on the previous sentence's end teaches a student that reads its
+    start: each reads the rows as it was trained to, and the teacher's logits of [CLS] and
+    of each sentence token land on the student's same tokens."""
+    from dataclasses import replace
+
+    from qa.features import Featurizer
+
+    before = "The old bridge over the river, closed since the spring floods, was a landmark."
+    sentence = "It reopened on Monday after three months of repairs."
+    rows = [
+        Row("When did the bridge reopen?", "", "", Candidate(sentence, before), (15, 21)),
+        Row("Who built the bridge?", "", "", Candidate(sentence, before), None),
+        Row("How long were the repairs?", "", "", Candidate(sentence), None),
+    ]
+    limits = replace(featurizer.limits, previous=0, previous_head=5)
+    student = Encoded(rows, Featurizer(featurizer.tokenizer, limits))
+    teacher_rows = Encoded(rows, featurizer)  # the teacher reads the last 12 tokens
+    assert student.valid[0][0] != teacher_rows.valid[0][0]  # the sentence starts elsewhere
+
+    def run(batch):  # each token's logits: its id (start) and minus its id (end)
+        ids = batch.ids.astype(np.float32)
+        return ids + 1000 * batch.types, -ids
+
+    add_teacher_logits(student, [run], size=2, reads=[teacher_rows])
+    assert student.teacher is not None
+    for i, taught in enumerate(student.teacher):
+        first, stop = student.valid[i]
+        ids = student.ids[i]
+        assert taught.shape == (2, len(ids))
+        # [CLS] and the sentence's tokens: the teacher's logits of the same tokens
+        np.testing.assert_allclose(taught[0, first:stop], ids[first:stop] + 1000)
+        np.testing.assert_allclose(taught[1, first:stop], -ids[first:stop])
+        assert taught[0, 0] == ids[0] and taught[1, 0] == -ids[0]
+        # the rest (question, previous sentence, separators) can never hold a span
+        rest = np.ones(len(ids), dtype=bool)
+        rest[0] = False
+        rest[first:stop] = False
+        assert (taught[:, rest] == NEG).all()
+
+    # rows that are not the student's are refused, not misread
+    with pytest.raises(ValueError, match="not the student's"):
+        add_teacher_logits(student, [run], reads=[Encoded(rows[:2], featurizer)])

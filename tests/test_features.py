@@ -55,6 +55,43 @@ def test_a_row_is_question_then_previous_sentence_then_sentence(featurizer):
         assert tok.decode(batch.ids[row][a : a + n].tolist()).startswith("the council approved")
 
 
+PREVIOUS = (
+    "Clan del Golfo, the largest of the armed groups in the north, opened fresh talks with "
+    "the government on Friday in a town far from the capital."
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "tail", "read"),
+    [
+        (0, 12, "the government on friday in a town far from the capital."),
+        (5, 0, "clan del golfo,"),
+        (3, 4, "clan del golf from the capital."),  # "golf" "##o": tokens, not words
+        (40, 12, PREVIOUS.lower()),  # no longer than the two: read whole
+    ],
+)
+def test_the_previous_sentence_is_read_by_its_end_or_its_start_and_end(
+    featurizer, head, tail, read
+):
+    from qa.features import Featurizer
+
+    reads = Featurizer(featurizer.tokenizer, Limits(previous=tail, previous_head=head))
+    batch = reads.encode("How many members?", [Candidate(SENTENCE, PREVIOUS)])
+    row = batch.ids[0].tolist()
+    seps = [i for i, t in enumerate(row) if t == featurizer.sep]
+    assert featurizer.tokenizer.decode(row[seps[0] + 1 : seps[1]]) == read
+    # the sentence itself is read alike, whatever part of the one before is
+    a, n = batch.first[0], len(batch.offsets[0])
+    assert featurizer.tokenizer.decode(row[a : a + n]) == SENTENCE.lower()
+
+
+def test_a_card_without_the_previous_head_reads_as_before():
+    kept = Limits(previous=0, previous_head=12)
+    assert Limits.from_dict(kept.to_dict()) == kept
+    old = {k: v for k, v in Limits().to_dict().items() if k != "previous_head"}
+    assert Limits.from_dict(old) == Limits() and Limits().previous_head == 0
+
+
 def test_a_span_maps_to_whole_words_and_back(featurizer):
     batch = featurizer.encode("How much?", [Candidate(SENTENCE)])
     start = SENTENCE.index("48")  # inside "£48": the whole word is taken
