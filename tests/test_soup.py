@@ -143,6 +143,15 @@ def test_averaging_refuses_readers_of_other_documents_damaged_files_and_bad_opti
     with pytest.raises(ReaderError, match="model.onnx is damaged"):
         write_soup([first, broken], tmp_path / "never")
     assert not (tmp_path / "never").exists()
+    # a reader that reads another part of the previous sentence learnt from other inputs
+    other = tmp_path / "reads-otherwise"
+    shutil.copytree(second, other)
+    card = json.loads((other / "card.json").read_text())
+    card["limits"]["previous_head"] = 4
+    (other / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ReaderError, match="reads with other token limits"):
+        write_soup([first, other], tmp_path / "never")
+    assert not (tmp_path / "never").exists()
     result = CliRunner().invoke(cli, [*base, "--average", str(first)])
     assert result.exit_code == 2 and "give at least two readers" in result.output
     twice = ["--average", str(first), "--average", str(second)]

@@ -133,6 +133,7 @@ def write_soup(folders: Sequence[Path], out: Path) -> dict[str, Any]:
     and validation split, so that no validation document was trained on."""
     import shutil
 
+    from ..features import Limits
     from ..read import FILES, read_card, verify
     from .card import write_card
 
@@ -154,6 +155,12 @@ def write_soup(folders: Sequence[Path], out: Path) -> dict[str, Any]:
             )
     if len({c["files"]["tokenizer.json"]["sha256"] for c in cards}) != 1:
         raise ReaderError("the readers do not share one tokenizer: they cannot be averaged")
+    for folder, c in zip(folders[1:], cards[1:], strict=True):
+        if Limits.from_dict(c["limits"]) != Limits.from_dict(cards[0]["limits"]):
+            raise ReaderError(
+                f"{folder} reads with other token limits than {folders[0]} (--previous, "
+                "--previous-head): readers trained on other inputs cannot be averaged"
+            )
     averaged = [  # from the cards, whose checksums the files were just verified against
         {
             "folder": str(folder),
