@@ -372,7 +372,7 @@ def _train_questions(
         corpus=Path(corpus),
         max_steps=max_steps,
         limit_questions=limit_questions,
-        **given,
+        **{k: v for k, v in given.items() if v is not None},
     )
     # --out, or the folder QA_QUESTIONS names (as QA_READER is the reader's), or the package's
     settings = replace(settings, out=Path(out) if out else question_folder(config) or settings.out)
