@@ -125,6 +125,38 @@ def test_a_teacher_reading_another_part_of_the_previous_sentence_gives_its_sente
         rest[first:stop] = False
         assert (taught[:, rest] == NEG).all()
 
-    # rows that are not the student's are refused, not misread
+    # rows that are not the student's are refused, not misread: other questions, or the
+    # same questions with their sentences cut shorter
     with pytest.raises(ValueError, match="not the student's"):
         add_teacher_logits(student, [run], reads=[Encoded(rows[:2], featurizer)])
+    cut = Featurizer(featurizer.tokenizer, replace(featurizer.limits, sentence=8))
+    with pytest.raises(ValueError, match="not the student's"):
+        add_teacher_logits(student, [run], reads=[Encoded(rows, cut)])
+
+
+def test_a_teacher_may_read_another_part_of_the_previous_sentence_but_nothing_else(tmp_path):
+    """``qa train --teacher``: the shipped reader (the last 12 tokens of the previous
+    sentence) teaches a student reading its first 12; one reading sentences cut shorter is
+    refused, named."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from qa.embed import resolve_model
+    from qa.read import ReaderError
+    from qa.training.run import load_teachers, student_limits
+    from qa.training.settings import TrainSettings
+
+    shipped = Path(__file__).resolve().parents[1] / "qa" / "models" / "reader"
+    model = Path(resolve_model("all-MiniLM-L6-v2"))
+    settings = TrainSettings(teachers=(shipped,), previous=0, previous_head=12)
+    (teacher,) = load_teachers(settings, model)
+    assert teacher.featurizer.limits != student_limits(settings)
+    assert student_limits(settings).previous_head == 12
+    other = tmp_path / "cut"
+    shutil.copytree(shipped, other)
+    card = json.loads((other / "card.json").read_text())
+    card["limits"]["sentence"] = 48
+    (other / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ReaderError, match=f"the teacher in {other} reads with .*other token"):
+        load_teachers(TrainSettings(teachers=(other,)), model)

@@ -143,20 +143,21 @@ def test_averaging_refuses_readers_of_other_documents_damaged_files_and_bad_opti
     with pytest.raises(ReaderError, match="model.onnx is damaged"):
         write_soup([first, broken], tmp_path / "never")
     assert not (tmp_path / "never").exists()
-    # a reader that reads another part of the previous sentence learnt from other inputs
-    other = tmp_path / "reads-otherwise"
-    shutil.copytree(second, other)
-    card = json.loads((other / "card.json").read_text())
-    card["limits"]["previous_head"] = 4
-    (other / "card.json").write_text(json.dumps(card))
+    # a reader that reads another part of the previous sentence learnt from other inputs:
+    # `--previous-head` reaches its card and the reader serving it
+    other = train_tiny(tiny_corpus, tmp_path / "head", "--previous", "4", "--previous-head", "4")
+    limits = json.loads((other / "card.json").read_text())["limits"]
+    assert (limits["previous"], limits["previous_head"]) == (4, 4)
+    assert OnnxReader(other).featurizer.limits.previous_head == 4
     with pytest.raises(ReaderError, match="reads with other token limits"):
         write_soup([first, other], tmp_path / "never")
     assert not (tmp_path / "never").exists()
     result = CliRunner().invoke(cli, [*base, "--average", str(first)])
     assert result.exit_code == 2 and "give at least two readers" in result.output
     twice = ["--average", str(first), "--average", str(second)]
-    result = CliRunner().invoke(cli, [*base, *twice, "--epochs", "2"])
-    assert result.exit_code == 2 and "--epochs would need training" in result.output
+    for option in ("--epochs", "--previous-head"):
+        result = CliRunner().invoke(cli, [*base, *twice, option, "2"])
+        assert result.exit_code == 2 and f"{option} would need training" in result.output
     result = CliRunner().invoke(cli, [*base, *twice, "--rechoose"])
     assert result.exit_code == 2 and "drop --rechoose" in result.output
 

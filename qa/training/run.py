@@ -69,7 +69,8 @@ def student_limits(settings: TrainSettings) -> Limits:
 
 def load_teachers(settings: TrainSettings, model_path: Path) -> list[OnnxReader]:
     """The teacher readers, checked: each must read as the student will (same tokenizer and
-    limits), or ReaderError names it."""
+    token limits, but for the part of the previous sentence read: ``--previous`` and
+    ``--previous-head``, whose rows it reads as it was trained to), or ReaderError names it."""
     teachers = []
     for folder in settings.teachers:
         teacher = OnnxReader(folder)  # checks its files against its card

@@ -32,9 +32,7 @@ def add_teacher_logits(
     given to the student's same tokens, and NEG to the rest (never a span's)."""
     reads = reads or [None] * len(teachers)
     for other in reads:
-        if other is not None and (
-            other.groups != data.groups or other.labels != _shifted(data, other)
-        ):
+        if other is not None and not _same_rows(data, other):
             raise ValueError("a teacher's rows are not the student's")
     taught: list[np.ndarray] = [np.zeros((2, 0), dtype=np.float32)] * len(data)
     for i in data.own:
@@ -72,12 +70,20 @@ def _as_read(
     return placed
 
 
-def _shifted(data: Encoded, own: Encoded) -> list[tuple[int, int]]:
-    """``data``'s labels on ``own``'s tokens (an answer's tokens moved with its sentence;
-    a no-answer's (0, 0) stays)."""
-    out = []
-    for (first, _), (theirs, _), label in zip(data.valid, own.valid, data.labels, strict=True):
-        out.append(
-            label if label == (0, 0) else (label[0] - first + theirs, label[1] - first + theirs)
-        )
-    return out
+def _same_rows(data: Encoded, other: Encoded) -> bool:
+    """Whether ``other`` holds ``data``'s rows read otherwise before the sentence: the same
+    questions, and in each row the same sentence tokens and answer."""
+    if other.groups != data.groups:
+        return False
+    for i, ((first, stop), (theirs, their_stop)) in enumerate(
+        zip(data.valid, other.valid, strict=True)
+    ):
+        label, their_label = data.labels[i], other.labels[i]
+        moved = label if label == (0, 0) else (label[0] - first + theirs, label[1] - first + theirs)
+        if (
+            stop - first != their_stop - theirs
+            or moved != their_label
+            or not np.array_equal(data.ids[i][first:stop], other.ids[i][theirs:their_stop])
+        ):
+            return False
+    return True
