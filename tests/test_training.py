@@ -595,11 +595,17 @@ def test_a_student_learns_from_teachers_that_read_as_it_does_and_names_them(
     alone = (trained / "README.md").read_text()  # trained without teachers
     assert "Distilled" not in alone and "with one command:" in alone
 
-    # a teacher that reads other tokens than the student would is refused before fitting
+    # a teacher that reads other tokens than the student would (here sentences cut at
+    # another length; another part of the previous sentence it may) is refused before fitting
+    cut = tmp_path / "cut"
+    shutil.copytree(trained, cut)
+    own["limits"]["sentence"] = 48
+    (cut / CARD).write_text(json.dumps(own))
     other = tmp_path / "other"
-    result = CliRunner().invoke(cli, [*args, "--out", str(other), "--previous", "5"])
+    refused = [*args[: args.index("--teacher")], "--teacher", str(cut), "--out", str(other)]
+    result = CliRunner().invoke(cli, refused)
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert f"the teacher in {trained} reads with another tokenizer" in result.output
+    assert f"the teacher in {cut} reads with another tokenizer" in result.output
     assert "epoch" not in result.output and not other.exists()
 
 
