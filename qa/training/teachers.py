@@ -1,14 +1,18 @@
 """The teachers' logits a student reader learns from (``qa train --teacher``): each
-teacher reads every training row once before fitting; numpy only."""
+teacher reads every training row once before fitting (numpy only: the rows come encoded,
+``model.Encoded``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..features import NEG, Batch
-from .model import Encoded
+
+if TYPE_CHECKING:
+    from .model import Encoded
 
 Run = Callable[[Batch], tuple[np.ndarray, np.ndarray]]
 
