@@ -80,7 +80,9 @@ def load_teachers(settings: TrainSettings, model_path: Path) -> list[OnnxReader]
         # a teacher may read another part of the previous sentence: it reads the rows
         # as it was trained to, and its logits over each sentence are the student's
         reads = replace(teacher.featurizer.limits, previous=0, previous_head=0)
-        if not same_words or reads != replace(Limits(), previous=0, previous_head=0):
+        if not same_words or reads != replace(
+            student_limits(settings), previous=0, previous_head=0
+        ):
             raise ReaderError(
                 f"the teacher in {folder} reads with another tokenizer or other token limits "
                 "than this training run: train it with the same base model"
@@ -201,10 +203,11 @@ def train_reader(
     data = Encoded(rows, featurizer)
     log(f"training rows: {len(data)} ({sum(r.span is not None for r in rows)} with an answer)")
     if teachers:
-        reads = [
-            None if t.featurizer.limits == featurizer.limits else Encoded(rows, t.featurizer)
-            for t in teachers
-        ]
+        # the rows as each teacher reads them, encoded once for each way of reading
+        ways = {t.featurizer.limits: t.featurizer for t in teachers}
+        ways.pop(featurizer.limits, None)
+        reading = {featurizer.limits: None} | {k: Encoded(rows, f) for k, f in ways.items()}
+        reads = [reading[t.featurizer.limits] for t in teachers]
         add_teacher_logits(data, [t.run for t in teachers], reads=reads)
         log(f"teachers read every row: {', '.join(t.name for t in teachers)}")
 
