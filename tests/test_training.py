@@ -595,6 +595,16 @@ def test_a_student_learns_from_teachers_that_read_as_it_does_and_names_them(
     alone = (trained / "README.md").read_text()  # trained without teachers
     assert "Distilled" not in alone and "with one command:" in alone
 
+    # a student reading the start of the previous sentence learns from a teacher that
+    # read its end: the teacher reads the rows its own way
+    head = tmp_path / "head"
+    result = CliRunner().invoke(
+        cli, [*args, "--out", str(head), "--previous", "0", "--previous-head", "6"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "teachers read every row" in result.output
+    assert json.loads((head / CARD).read_text())["limits"]["previous_head"] == 6
+
     # a teacher that reads other tokens than the student would (here sentences cut at
     # another length; another part of the previous sentence it may) is refused before fitting
     cut = tmp_path / "cut"
