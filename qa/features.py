@@ -267,14 +267,11 @@ def read_spans(
     batch: Batch,
     max_tokens: int,
     slack: float = 0.0,
-    width: int = 0,
 ) -> list[Reading]:
     """The best span of each row (whole words, at most ``max_tokens``) and its scores.
     With a ``slack``, the span widens to cover every span scoring within ``slack`` of the
-    best (while that stays within ``width`` tokens, or ``max_tokens`` when 0): where the
-    model hesitates between "£48" and "£48 million", the answer holds both. Its score is
-    the best's."""
-    widest = min(width, max_tokens) if width > 0 else max_tokens
+    best (while that stays within ``max_tokens``): where the model hesitates between
+    "£48" and "£48 million", the answer holds both. Its score is the best's."""
     out = []
     for r, off in enumerate(batch.offsets):
         null = float(start_logits[r, 0] + end_logits[r, 0])
@@ -293,7 +290,7 @@ def read_spans(
         top = float(scores[i0, j0])
         if slack > 0 and top > NEG:
             near_i, near_j = np.nonzero(scores >= top - slack)
-            if near_j.max() - near_i.min() < widest:
+            if near_j.max() - near_i.min() < max_tokens:
                 i0, j0 = int(near_i.min()), int(near_j.max())
         start, end = int(off[i0, 0]), int(off[j0, 1])
         source = batch.sources[r] if batch.sources else None

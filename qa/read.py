@@ -116,7 +116,6 @@ class Settings:
     ranker: Ranker | None = None  # None: the sentences are read in the fused order
     right: Decider | None = None  # an answer's confidence from RIGHT_INPUTS (None: the score)
     table_rows: str = TABLE_ROWS[0]  # how it reads a Markdown table row (Config.table_rows)
-    slack_width: int = 0  # the widest (tokens) the slack may widen an answer (0: the span limit)
 
     @classmethod
     def from_card(cls, card: dict[str, Any]) -> Settings:
@@ -133,9 +132,6 @@ class Settings:
         table_rows = table_reading("", card)
         if table_rows not in TABLE_ROWS:
             raise ValueError(f"it reads table rows in an unknown way: {table_rows!r}")
-        width = card.get("slack_width", 0)
-        if not isinstance(width, int) or isinstance(width, bool) or width < 0:
-            raise ValueError(f"its slack_width is not a count of tokens: {width!r}")
         numbers = [card["threshold"], *c["answer"], *c["abstain"], *(citation or ())]
         if not all(math.isfinite(float(x)) for x in numbers):
             raise ValueError("its threshold or a confidence curve is not a finite number")
@@ -153,7 +149,6 @@ class Settings:
             Ranker.from_dict(ranker) if ranker is not None else None,
             Decider.from_dict(right, RIGHT_INPUTS, "answer curve") if right is not None else None,
             table_rows,
-            width,
         )
 
     def confidence(self, score: float, answered: bool, features: Sequence[float] = ()) -> float:
@@ -201,11 +196,10 @@ class Reader(Protocol):
 R = TypeVar("R", bound=Reader)
 
 
-def with_slack(reader: R, slack: float, width: int = 0) -> R:
-    """A copy of ``reader`` (sharing its model) that widens answers by ``slack``, to at
-    most ``width`` tokens (0: the span limit)."""
+def with_slack(reader: R, slack: float) -> R:
+    """A copy of ``reader`` (sharing its model) that widens answers by ``slack``."""
     widened = copy.copy(reader)
-    widened.settings = replace(reader.settings, slack=slack, slack_width=width)
+    widened.settings = replace(reader.settings, slack=slack)
     return widened
 
 
@@ -257,14 +251,7 @@ class BatchReader:
         rows = self.featurizer.encode(question, candidates, last_question, last_answer).rows()
         out: list[Reading] = []
         for row, (start, end) in zip(rows, self.run_rows(rows), strict=True):
-            out += read_spans(
-                start,
-                end,
-                row,
-                self.featurizer.limits.span,
-                self.settings.slack,
-                self.settings.slack_width,
-            )
+            out += read_spans(start, end, row, self.featurizer.limits.span, self.settings.slack)
         return out
 
     def run_rows(self, rows: Sequence[Batch]) -> list[tuple[np.ndarray, np.ndarray]]:

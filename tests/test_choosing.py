@@ -110,17 +110,7 @@ def test_the_reader_asked_again_answers_as_the_card_written_will_make_the_servic
         "calibration": {"answer": [2, 1], "abstain": [1, 0]},
     }
     decider = Decider((0.5,) * n, (1.5,) * n, (0.25,) * n, -0.75)
-    choice = Choice(
-        2,
-        0.3,
-        CARD_NOW["calibration"],
-        {},
-        {},
-        2.0,
-        decider=decider,
-        further=further,
-        slack_width=6,
-    )
+    choice = Choice(2, 0.3, CARD_NOW["calibration"], {}, {}, 2.0, decider=decider, further=further)
 
     written = model_files(tmp_path / "written")  # as `qa train` writes the card (run.py)
     write_card(written, {"limits": limits.to_dict(), **choosing.card_settings(choice, ranker)})
@@ -128,7 +118,6 @@ def test_the_reader_asked_again_answers_as_the_card_written_will_make_the_servic
     chosen = choosing.as_chosen(draft, draft.card, choice).settings
     assert chosen == served
     assert (chosen.decider, chosen.ranker, chosen.slack) == (decider, ranker, 2.0)
-    assert chosen.slack_width == 6
     assert chosen.further is not None and chosen.right is not None
     assert draft.settings.threshold == 0.0 and draft.settings.decider is None  # untouched
 

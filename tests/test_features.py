@@ -191,45 +191,6 @@ def test_a_slack_widens_the_answer_over_near_best_spans(featurizer):
     assert (capped.start, capped.end) == (tight.start, tight.end)
 
 
-def test_a_width_bounds_how_far_the_slack_widens(featurizer):
-    """A union of near-best spans wider than ``width`` tokens leaves the best span alone;
-    one within it widens; 0 is the span limit (the reader before widths)."""
-    batch = featurizer.encode("How much?", [Candidate(SENTENCE)])
-    plan = span_tokens(batch, 0, SENTENCE.index("£48"), SENTENCE.index(" on Tuesday"))
-    assert plan
-    union = plan[1] - plan[0] + 1  # tokens of "£48 million plan"
-    s, e = near_best_logits(batch)
-    for width, expected in (
-        (union - 1, "£48"),
-        (union, "£48 million plan"),
-        (0, "£48 million plan"),
-    ):
-        (got,) = read_spans(s, e, batch, max_tokens=30, slack=1.5, width=width)
-        assert SENTENCE[got.start : got.end] == expected, width
-    # a width past the span limit does not lift it
-    (capped,) = read_spans(s, e, batch, max_tokens=union - 1, slack=1.5, width=union + 5)
-    assert SENTENCE[capped.start : capped.end] == "£48"
-
-
-def test_a_reader_widens_as_its_card_bounds_it(featurizer):
-    card = {
-        "candidates": 3,
-        "threshold": 0.0,
-        "slack": 1.5,
-        "calibration": {"answer": [1.0, 0.0], "abstain": [1.0, 0.0]},
-    }
-    assert Settings.from_card(card).slack_width == 0  # a card before widths: the span limit
-    narrow = Settings.from_card({**card, "slack_width": 2})
-    reader = LogitsReader(featurizer, near_best_logits, narrow, "test")
-    (got,) = reader.read("How much?", [Candidate(SENTENCE)])
-    assert SENTENCE[got.start : got.end] == "£48"
-    (wide,) = with_slack(reader, 1.5, 0).read("How much?", [Candidate(SENTENCE)])
-    assert SENTENCE[wide.start : wide.end] == "£48 million plan"
-    for bad in (-1, 2.5, "6", True):
-        with pytest.raises(ValueError, match="slack_width"):
-            Settings.from_card({**card, "slack_width": bad})
-
-
 def test_a_copy_with_slack_widens_while_the_reader_stays_as_it_was(featurizer):
     settings = Settings(3, 0.0, 1.0, 0.0, 1.0, 0.0)
     reader = LogitsReader(featurizer, near_best_logits, settings, "test")

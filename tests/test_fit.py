@@ -13,7 +13,7 @@ import pytest
 from qa.decide import FEATURES, RIGHT_INPUTS, Decider
 from qa.evaluate import reliability
 from qa.read import Settings
-from qa.training.choice import TOLERANCE, Widening, least_within_tolerance, widenings
+from qa.training.choice import TOLERANCE, least_within_tolerance
 from qa.training.decider import crossfit, crossfit_curves, decided_by, fit_decider
 from qa.training.fit import (
     LONGEST_MEDIAN,
@@ -152,18 +152,6 @@ def test_the_least_setting_within_tolerance_of_the_best_is_chosen():
     assert least_within_tolerance(scores) == 4
     assert least_within_tolerance({0.0: 1.0, 2.0: 1.0 + 2 * TOLERANCE}) == 2.0
     assert least_within_tolerance({5.0: 1.0}) == 5.0
-
-
-def test_each_slack_is_tried_with_each_width_and_the_narrowest_near_the_best_is_chosen():
-    ways = widenings((0.0, 1.0, 2.0), (6, 0))
-    assert ways == [Widening(0.0), Widening(1.0, 6), Widening(1.0), Widening(2.0, 6), Widening(2.0)]
-    assert [w.label for w in ways[:3]] == ["0.0", "1.0 within 6", "1.0"]
-    # ordered by slack, then by width, the span limit (0) widest
-    assert sorted(reversed(ways)) == ways
-    scores = {Widening(0.0): 1.0, Widening(1.0, 6): 1.2, Widening(1.0): 1.2 + TOLERANCE / 2}
-    assert least_within_tolerance(scores) == Widening(1.0, 6)
-    scores[Widening(1.0)] = 1.2 + 2 * TOLERANCE
-    assert least_within_tolerance(scores) == Widening(1.0)
 
 
 def test_a_slack_must_keep_the_median_right_answer_short():

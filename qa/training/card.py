@@ -117,12 +117,7 @@ def render(card: dict[str, Any]) -> str:
             else []
         ),
         f"- The answer covers every span of its sentence scoring within {card.get('slack', 0.0)} "
-        "of the best"
-        + (
-            f", when together they span at most {card['slack_width']} tokens"
-            if card.get("slack_width")
-            else ""
-        ),
+        "of the best",
         f"- Confidence: {card['calibration']['method']}: answer "
         + (
             f"the logistic regression `calibration.right` in card.json, over "

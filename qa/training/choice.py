@@ -31,32 +31,6 @@ TOLERANCE = 0.015  # of the objective (a sum of rate shortfalls): 1.5 points of 
 
 
 @dataclass(frozen=True)
-class Widening:
-    """A slack and the most tokens it may widen an answer to (0: the span limit), ordered
-    from the narrowest: by slack, then by width (0 last)."""
-
-    slack: float
-    width: int = 0
-
-    def __lt__(self, other: Widening) -> bool:
-        return self._key() < other._key()
-
-    def _key(self) -> tuple[float, float]:
-        return self.slack, self.width or math.inf
-
-    @property
-    def label(self) -> str:
-        """How the card's figures name it: the slack alone when the span limit bounds it."""
-        return f"{self.slack} within {self.width}" if self.width else str(self.slack)
-
-
-def widenings(slacks: Sequence[float], widths: Sequence[int]) -> list[Widening]:
-    """Each slack with each width (no slack needs none), in the order given."""
-    ways = [Widening(s, w) for s in slacks for w in (widths if s > 0 else (0,))]
-    return list(dict.fromkeys(ways))
-
-
-@dataclass(frozen=True)
 class Choice:
     candidates: int
     threshold: float
@@ -75,7 +49,6 @@ class Choice:
     # the validation documents' questions as the choice read them (``data.Asked``: the
     # follow-ups' earlier turns as the service answered them, when they were asked again)
     validation: tuple[Any, ...] = field(default=(), compare=False, repr=False)
-    slack_width: int = 0  # the widest (tokens) the slack may make an answer (0: span limit)
 
 
 def choose(
@@ -85,15 +58,12 @@ def choose(
     slacks: Sequence[float] = (0.0,),
     log: Callable[[str], None] = print,
     further_reading: bool = False,
-    widths: Sequence[int] = (0,),
 ) -> Choice:
-    """How many sentences to read, how far the answer widens over near-best spans (each
-    slack tried with each of ``widths``, the most tokens it may widen an answer to; 0: the
-    span limit), the threshold and the calibration, on the validation ``sets`` read by
-    ``reader`` (each set weighs the same). Each sentence read costs time on every question,
-    and each word of slack lengthens answers, so each is the least within TOLERANCE of the
-    best, a slack before a width (and a slack must keep the median right answer under
-    LONGEST_MEDIAN characters)."""
+    """How many sentences to read, how far the answer widens over near-best spans, the
+    threshold and the calibration, on the validation ``sets`` read by ``reader`` (each set
+    weighs the same). Each sentence read costs time on every question, and each word of
+    slack lengthens answers, so each is the least within TOLERANCE of the best (and a
+    slack must keep the median right answer under LONGEST_MEDIAN characters)."""
     names = list(sets)
     if isinstance(reader, BatchReader):  # each slack reads the same batches: run each once
         reader = RememberingReader(reader)
@@ -107,42 +77,42 @@ def choose(
         log(f"  reading {n}: threshold {threshold:.3f} {tried[str(n)]}")
     n = least_within_tolerance(scores)
     # the chosen count read exactly as the service reads it: n sentences, a run each
-    outs: dict[Widening, dict[str, list[Outcome]]] = {}
-    reads: dict[Widening, dict[str, list[list[Reading]]]] = {}
+    outs: dict[float, dict[str, list[Outcome]]] = {}
+    reads: dict[float, dict[str, list[list[Reading]]]] = {}
     widened: dict[str, dict[str, Metrics]] = {}
     by_slack = {}
-    for way in widenings(slacks, widths):
-        widen = with_slack(reader, way.slack, way.width)
-        reads[way] = {k: read_all(widen, sets[k], n) for k in names}
-        outs[way] = {k: outcomes(sets[k], reads[way][k], n) for k in names}
-        threshold, ms = choose_threshold_on(list(outs[way].values()))
-        widened[way.label] = dict(zip(names, ms, strict=True))
-        by_slack[way] = sum(objective(m) for m in ms) / len(ms)
-        log(f"  slack {way.label}: threshold {threshold:.3f} {widened[way.label]}")
+    for slack in slacks:
+        widen = with_slack(reader, slack)
+        reads[slack] = {k: read_all(widen, sets[k], n) for k in names}
+        outs[slack] = {k: outcomes(sets[k], reads[slack][k], n) for k in names}
+        threshold, ms = choose_threshold_on(list(outs[slack].values()))
+        widened[str(slack)] = dict(zip(names, ms, strict=True))
+        by_slack[slack] = sum(objective(m) for m in ms) / len(ms)
+        log(f"  slack {slack}: threshold {threshold:.3f} {widened[str(slack)]}")
     # the objective counts an answer right however long it is; answers are spans, not
     # sentences, so a slack whose median right answer reaches LONGEST_MEDIAN on any set is
     # out (no slack always stays in)
     short = {
         k: v
         for k, v in by_slack.items()
-        if k.slack == 0 or all(short_enough(m) for m in widened[k.label].values())
+        if k == 0 or all(short_enough(m) for m in widened[str(k)].values())
     }
-    way = least_within_tolerance(short or by_slack)
+    slack = least_within_tolerance(short or by_slack)
     # whether the question is answered: the decider, if out of sample it beats the margin
-    crossfitted = crossfit(outs[way])
+    crossfitted = crossfit(outs[slack])
     decider = None
     if "decider" in crossfitted and crossfitted["decider"]["mean"] > crossfitted["margin"]["mean"]:
-        decider = fit_decider(list(outs[way].values()))
+        decider = fit_decider(list(outs[slack].values()))
     log(
         f"  out of sample: the margin alone {crossfitted.get('margin')}, the decider "
         f"{crossfitted.get('decider')}: {'the decider' if decider else 'the margin'} decides"
     )
-    final = {k: decided_by(v, decider) for k, v in outs[way].items()}
+    final = {k: decided_by(v, decider) for k, v in outs[slack].items()}
     threshold, ms = choose_threshold_on(list(final.values()))
     chosen = dict(zip(names, ms, strict=True))
-    log(f"chose to read {n} sentences, slack {way.label}, threshold {threshold:.3f}: {chosen}")
+    log(f"chose to read {n} sentences, slack {slack}, threshold {threshold:.3f}: {chosen}")
     # an answer's confidence from its inputs, if out of sample it beats the score's curve
-    curves = crossfit_curves(outs[way], decider is not None)
+    curves = crossfit_curves(outs[slack], decider is not None)
     crossfitted["answer curve"] = curves
     losses = [curves[way]["log_loss"] for way in ("inputs", "score") if curves]
     by_inputs = len(losses) == 2 and None not in losses and losses[0] < losses[1]
@@ -157,7 +127,7 @@ def choose(
     further: dict[str, Any] | None = None
     if further_reading:
         fc = _further(
-            reader, sets, reads[way], outs[way], n, way, decider, by_inputs, crossfitted, log
+            reader, sets, reads[slack], outs[slack], n, slack, decider, by_inputs, crossfitted, log
         )
         if fc is not None:
             threshold, chosen, further = fc.band.threshold, fc.chosen, fc.further
@@ -175,13 +145,12 @@ def choose(
         calibration,
         chosen,
         tried,
-        way.slack,
+        slack,
         widened,
         score,
         decider,
         crossfitted,
         further,
-        slack_width=way.width,
     )
 
 
@@ -191,7 +160,7 @@ def _further(
     reads: dict[str, list[list[Reading]]],
     outs: dict[str, list[Outcome]],
     n: int,
-    way: Widening,
+    slack: float,
     decider: Decider | None,
     by_inputs: bool,
     crossfitted: dict[str, Any],
@@ -199,7 +168,7 @@ def _further(
 ) -> FurtherChoice | None:
     """The further reading fitted on validation, if out of sample it beats the first batch
     alone (recorded in ``crossfitted["further"]``); None if not."""
-    widen = with_slack(reader, way.slack, way.width)
+    widen = with_slack(reader, slack)
     doubled = {
         k: outcomes(
             sets[k],

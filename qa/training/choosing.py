@@ -160,7 +160,6 @@ def rechoose_reader(
                 "question_encoder": getattr(embedder, "questions_name", None),
                 "candidates": list(settings.candidates),
                 "slacks": list(settings.slacks),
-                "widths": list(settings.widths),
                 "data": validation_data(corpus, val_ex, settings.corpus, sets),
                 "versions": package_versions({n: n for n in ("qa", "onnxruntime", "tokenizers")}),
             },
@@ -274,13 +273,7 @@ def choose_on_validation(
         while True:
             asked.update(again)
             choice = choose(
-                remembering,
-                asked,
-                settings.candidates,
-                settings.slacks,
-                log,
-                settings.further,
-                settings.widths,
+                remembering, asked, settings.candidates, settings.slacks, log, settings.further
             )
             if not engines and reask is None:
                 break
@@ -334,7 +327,6 @@ def card_settings(choice: Choice, ranker: Ranker | None = None) -> dict[str, Any
         **({"ranker": ranker.to_dict()} if ranker else {}),
         "candidates": choice.candidates,
         "slack": choice.slack,
-        **({"slack_width": choice.slack_width} if choice.slack_width else {}),
         "threshold": choice.threshold,
         "calibration": choice.calibration,
         **({"decider": choice.decider.to_dict()} if choice.decider else {}),

@@ -283,9 +283,7 @@ def train_reader(
         )
         if float_reader is not None:  # on the questions as the choice read them
             n, chosen_on = choice.candidates, list(choice.validation)
-            float_read = read_all(
-                with_slack(float_reader, choice.slack, choice.slack_width), chosen_on, n
-            )
+            float_read = read_all(with_slack(float_reader, choice.slack), chosen_on, n)
             outs = decided_by(outcomes(chosen_on, float_read, n), choice.decider)
             figures["validation_float"] = metrics(outs, choice.threshold)
         figures["validation"] = validation_figures(choice, config)

@@ -48,9 +48,6 @@ class TrainSettings:
     # /api/ask p50 to about 1.2 to 1.35 of the 1.5 times the bare encode the issue allows
     candidates: tuple[int, ...] = (2, 3)
     slacks: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)  # ... and this
-    # ... each with each of these: the most tokens it may widen an answer to (0: the span
-    # limit); a union of near-best spans longer than that leaves the best span alone
-    widths: tuple[int, ...] = (6, 10, 16, 0)
     # whether to try reading the next batch when the first leaves the decider unsure
     # (``further.py``): off by default, since it lengthens the /api/ask p50 on the bench's
     # questions (2026-11-30: +2.5 to +4.3 ms served, with 32% of them reading twice)
