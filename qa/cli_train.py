@@ -16,14 +16,18 @@ from .config import Config
 TRAINING_ONLY = tuple(
     "seed order_seed epochs layers frozen lr previous previous_head negatives pool erased "
     "contrast max_steps limit_questions threads freeze_embeddings float_model teachers "
-    "distill temperature listwise hard".split()
+    "distill temperature listwise hard balance_overlap".split()
 )
 # the options that are TrainSettings' fields of the same name, when given
 SETTINGS = tuple(
     "seed order_seed epochs layers frozen hard lr previous previous_head negatives pool "
-    "erased contrast threads freeze_embeddings distill temperature listwise".split()
+    "erased contrast threads freeze_embeddings distill temperature listwise balance_overlap".split()
 )
 
+BALANCE_HELP = (
+    "Repeat training questions so that unanswerable ones are no likelier among those that "
+    "repeat their sentence's words (docs/reader.md)."
+)
 # what --questions takes (the rest belongs to the reader)
 QUESTION_OPTIONS = tuple(
     "questions corpus out seed epochs lr max_steps limit_questions threads model".split()
@@ -168,6 +172,7 @@ QUESTION_OPTIONS = tuple(
     default=None,
     help="With --teacher: how much the teachers' distributions are softened [2.0].",
 )
+@click.option("--balance-overlap", is_flag=True, default=None, help=BALANCE_HELP)
 @click.option("--float", "float_model", is_flag=True, help="Ship the float model, not int8.")
 @click.option(
     "--further",
@@ -240,6 +245,7 @@ def train_cmd(
     distill: float | None,
     temperature: float | None,
     listwise: float | None,
+    balance_overlap: bool | None,
     float_model: bool,
     further: bool,
     ranker: bool,

@@ -34,6 +34,7 @@ from ..embed import Embedder
 from ..features import Featurizer, Limits
 from ..read import OnnxReader, ReaderError, with_slack
 from ..versions import package_versions
+from .balance import balanced
 from .card import write_card
 from .choosing import (
     card_settings,
@@ -148,6 +149,11 @@ def train_reader(
     else:
         train_asked = ask_all(train_ex, indexes, embedder, ks[0], named)
         val_asked = ask_all(val_ex, indexes, embedder, ks[1], named)
+    if settings.balance_overlap:  # a draw of its own: without it, the runs are as before
+        train_asked, balancing = balanced(
+            train_asked, corpus.documents, random.Random(f"balance {settings.order}")
+        )
+        log(f"questions repeated by their overlap with their sentence: {json.dumps(balancing)}")
     if named:
         log("Markdown table rows read as named cells (QA_TABLE_ROWS=named), in training too")
     found = [

@@ -68,6 +68,10 @@ class TrainSettings:
     # the weight of the shared normalisation over each question's rows (model.listwise_loss)
     # added to the loss (0: none, as every reader before the listwise ones was trained)
     listwise: float = 1.0
+    # whether the training questions are repeated, band by band of how much they repeat
+    # their document's nearest sentence, toward the overall share of unanswerable ones
+    # (balance.py): off, as every reader before was trained
+    balance_overlap: bool = False
     # under 1: the epochs after the first train only on this share of the questions, those
     # whose listwise loss was highest when last trained (1: every epoch reads every row)
     hard: float = 1.0
