@@ -742,6 +742,39 @@ def test_the_defaults_are_the_shipped_readers_recipe():
     assert trained["teachers"], "the shipped reader was distilled: docs/reader.md names it"
 
 
+def test_qa_train_balance_overlap_repeats_questions_by_their_overlap_and_records_it(
+    tiny_corpus, tmp_path
+):
+    out = tmp_path / "balanced"
+    args = ["train", "--corpus", str(tiny_corpus), "--epochs", "1", "--max-steps", "1"]
+    result = CliRunner().invoke(cli, [*args, "--no-sets", "--balance-overlap", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    said = re.search(
+        r"questions repeated by their overlap with their sentence: (\{.*\})", result.output
+    )
+    assert said, result.output
+    report = json.loads(said.group(1))
+    corpus = load_corpus(tiny_corpus)
+    asked = corpus.split("train")
+    assert sum(b["answerable"] + b["unanswerable"] for b in report["bands"]) == len(asked)
+    assert report["unanswerable_share"] == round(
+        sum(not e.answerable for e in asked) / len(asked), 4
+    )
+    rows = re.search(r"training rows: (\d+)", result.output)
+    plain = CliRunner().invoke(cli, [*args, "--no-sets", "--out", str(tmp_path / "plain")])
+    rows_plain = re.search(r"training rows: (\d+)", plain.output)
+    assert rows and rows_plain
+    repeated = sum(b["repeated"] for b in report["bands"])
+    # the tiny corpus's training document has both kinds in its bands: some are repeated
+    assert repeated > 0 and int(rows.group(1)) > int(rows_plain.group(1))
+    assert json.loads((out / CARD).read_text())["training"]["balance_overlap"] is True
+    assert "balance_overlap" not in plain.output and "questions repeated" not in plain.output
+    result = CliRunner().invoke(
+        cli, ["train", "--rechoose", "--out", str(out), "--balance-overlap"]
+    )
+    assert result.exit_code == 2 and "--balance-overlap would need training" in result.output
+
+
 def test_qa_train_hard_trains_later_epochs_on_the_hardest_questions_and_records_it(
     tiny_corpus, tmp_path
 ):

@@ -1,0 +1,76 @@
+"""Training questions balanced by their overlap with their document's nearest sentence
+(qa/training/balance.py, `qa train --balance-overlap`)."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+from qa.corpus import Example
+from qa.training.balance import MOST, balanced, band, nearest_overlap
+
+DOC = (
+    "The harbour board approved a new ferry terminal on Tuesday. "
+    "Construction will cost 40 million euros and last two years. "
+    "The mayor praised the plan in a short statement."
+)
+
+
+@dataclass(frozen=True)
+class Asked:  # what balanced() reads of training.data.Asked: its example
+    example: Example
+
+
+def ask(i: int, question: str, answerable: bool) -> Asked:
+    return Asked(Example(f"q{i}", "harbour.txt", (question,), answerable, (), ()))
+
+
+# repeating a sentence: 1.0 of the content words; a paraphrase: none of them
+REPEATS = "When did the harbour board approve a new ferry terminal?"
+PARAPHRASE = "What do people think of it?"
+
+
+def corpus(repeat_yes: int, repeat_no: int, para_yes: int, para_no: int) -> list[Asked]:
+    kinds = [(REPEATS, True)] * repeat_yes + [(REPEATS, False)] * repeat_no
+    kinds += [(PARAPHRASE, True)] * para_yes + [(PARAPHRASE, False)] * para_no
+    return [ask(i, q, yes) for i, (q, yes) in enumerate(kinds)]
+
+
+def test_the_overlap_is_with_the_sentence_holding_most_of_the_questions_words():
+    assert nearest_overlap(REPEATS, DOC) == 1.0
+    assert nearest_overlap(PARAPHRASE, DOC) == 0.0
+    assert [band(x) for x in (0.0, 0.19, 0.2, 0.79, 0.8, 1.0)] == [0, 0, 1, 3, 4, 4]
+
+
+def test_the_kind_short_of_its_share_in_a_band_is_repeated_toward_it():
+    """The corpus's habit: questions repeating a sentence mostly unanswerable, paraphrases
+    mostly answerable. Balanced, each band holds about the overall share, no question
+    is dropped, and none is asked more than MOST times."""
+    asked = corpus(repeat_yes=4, repeat_no=8, para_yes=16, para_no=4)
+    share = 12 / 32
+    out, report = balanced(asked, {"harbour.txt": DOC}, random.Random(1))
+    assert set(asked) <= set(out) and len(out) > len(asked)
+    counts = Counter(out)
+    assert max(counts.values()) <= MOST
+    for text in (REPEATS, PARAPHRASE):
+        kinds = [a.example.answerable for a in out if a.example.question == text]
+        assert abs(kinds.count(False) / len(kinds) - share) < 0.05, text
+    # the answerable repeats asked 3 times (12 of 20), the unanswerable paraphrases 10 of 26
+    high, low = report["bands"][4], report["bands"][0]
+    assert (high["answerable"], high["unanswerable"], high["repeated"]) == (4, 8, 8)
+    assert (low["answerable"], low["unanswerable"], low["repeated"]) == (16, 4, 6)
+    assert report["unanswerable_share"] == round(share, 4)
+
+
+def test_a_band_with_one_kind_or_already_balanced_is_left_as_it_is_and_the_draw_is_seeded():
+    asked = corpus(repeat_yes=0, repeat_no=5, para_yes=6, para_no=4)
+    out, report = balanced(asked, {"harbour.txt": DOC}, random.Random(1))
+    assert report["bands"][4]["repeated"] == 0  # no answerable question to repeat there
+    assert [a.example.id for a in out] == [
+        a.example.id for a in balanced(asked, {"harbour.txt": DOC}, random.Random(1))[0]
+    ]
+    # at most MOST times: one answerable repeat among many unanswerable ones
+    few = corpus(repeat_yes=1, repeat_no=20, para_yes=20, para_no=1)
+    out, _ = balanced(few, {"harbour.txt": DOC}, random.Random(1))
+    assert Counter(out)[few[0]] == MOST
