@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from qa.corpus import Example
-from qa.training.balance import MOST, balanced, band, nearest_overlap
+from qa.training.balance import MOST, balanced, band, bands_by_kind, nearest_overlap
 
 DOC = (
     "The harbour board approved a new ferry terminal on Tuesday. "
@@ -74,3 +74,12 @@ def test_a_band_with_one_kind_or_already_balanced_is_left_as_it_is_and_the_draw_
     few = corpus(repeat_yes=1, repeat_no=20, para_yes=20, para_no=1)
     out, _ = balanced(few, {"harbour.txt": DOC}, random.Random(1))
     assert Counter(out)[few[0]] == MOST
+
+
+def test_the_table_of_bands_by_kind_counts_each_kind_apart():
+    examples = [a.example for a in corpus(repeat_yes=1, repeat_no=3, para_yes=3, para_no=1)]
+    table = bands_by_kind(examples, {"harbour.txt": DOC})
+    assert table == {
+        "answerable": [0.75, 0.0, 0.0, 0.0, 0.25],
+        "unanswerable": [0.25, 0.0, 0.0, 0.0, 0.75],
+    }

@@ -16,7 +16,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..corpus import overlap
+from ..corpus import Example, overlap
 from ..documents import is_markdown
 from ..split import split_sentences
 from .data import Asked
@@ -37,6 +37,12 @@ def band(share: float) -> int:
     return min(BANDS - 1, int(share * BANDS))
 
 
+def band_of(example: Example, documents: Mapping[str, str]) -> int:
+    """The band of a question's overlap with its document's nearest sentence."""
+    doc = example.doc
+    return band(nearest_overlap(example.question, documents[doc], is_markdown(doc)))
+
+
 def balanced(
     asked: Sequence[Asked], documents: Mapping[str, str], rng: random.Random
 ) -> tuple[list[Asked], dict[str, Any]]:
@@ -46,9 +52,7 @@ def balanced(
     and the card. A band without both kinds is left as it is."""
     bands: list[list[list[Asked]]] = [[[], []] for _ in range(BANDS)]  # [answerable, not]
     for a in asked:
-        doc = a.example.doc
-        share = nearest_overlap(a.example.question, documents[doc], is_markdown(doc))
-        bands[band(share)][0 if a.example.answerable else 1].append(a)
+        bands[band_of(a.example, documents)][0 if a.example.answerable else 1].append(a)
     unanswerable = sum(len(b[1]) for b in bands) / max(1, len(asked))
     out, report = list(asked), []
     for k, (yes, no) in enumerate(bands):
@@ -70,3 +74,34 @@ def balanced(
         out += [a for a in few for _ in range(whole)] + rng.sample(few, rest)
         row["repeated"] = extra
     return out, {"unanswerable_share": round(unanswerable, 4), "bands": report}
+
+
+def bands_by_kind(
+    examples: Sequence[Example], documents: Mapping[str, str]
+) -> dict[str, list[float]]:
+    """The share of the answerable and of the unanswerable ``examples`` (``corpus.Example``)
+    in each band of the overlap: the table of docs/reader.md."""
+    counts = {"answerable": [0] * BANDS, "unanswerable": [0] * BANDS}
+    for e in examples:
+        counts["answerable" if e.answerable else "unanswerable"][band_of(e, documents)] += 1
+    return {k: [round(c / (sum(v) or 1), 3) for c in v] for k, v in counts.items()}
+
+
+def main(argv: Sequence[str]) -> int:
+    """``python -m qa.training.balance [ROOT]``: the share of each kind of question in each
+    band of the overlap, by split, for the corpus in ROOT (train/)."""
+    import json
+    from pathlib import Path
+
+    from ..corpus import load_corpus
+
+    corpus = load_corpus(Path(argv[0] if argv else "train"))
+    for part in ("train", "validation"):
+        print(part, json.dumps(bands_by_kind(corpus.split(part), corpus.documents)))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
