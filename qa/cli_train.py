@@ -291,7 +291,7 @@ def train_cmd(
             "a pool of 1 is a document alone: give 0 or 2 or more", param_hint="'--pool'"
         )
     from .embed import load_embedder, resolve_model
-    from .training.batching import why_hard_does_nothing
+    from .training.batching import refusals
     from .training.choosing import rechoose_reader
     from .training.run import train_reader
     from .training.settings import TrainSettings, model_layers
@@ -322,8 +322,8 @@ def train_cmd(
         validation_sets=tuple(Path(v) for v in validation_sets),
         **given,
     )
-    if settings.hard < 1 and (why := why_hard_does_nothing(settings)):
-        raise click.BadParameter(why, param_hint="'--hard'")
+    for why, option in refusals(settings):
+        raise click.BadParameter(why, param_hint=f"'{option}'")
     default = (
         "qa train --rechoose" if rechoose else "qa train --average" if averaged else "qa train"
     )

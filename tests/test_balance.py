@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qa.corpus import Example
-from qa.training.balance import MOST, balanced, band, bands_by_kind, nearest_overlap
+from qa.training.balance import MOST, balanced, band, nearest_overlap
+from qa.training.overlaps import bands_by_kind, set_bands
 
 DOC = (
     "The harbour board approved a new ferry terminal on Tuesday. "
@@ -67,6 +69,10 @@ def test_a_band_with_one_kind_or_already_balanced_is_left_as_it_is_and_the_draw_
     asked = corpus(repeat_yes=0, repeat_no=5, para_yes=6, para_no=4)
     out, report = balanced(asked, {"harbour.txt": DOC}, random.Random(1))
     assert report["bands"][4]["repeated"] == 0  # no answerable question to repeat there
+    # both bands at the overall share (1 in 4 unanswerable): nothing to repeat
+    even = corpus(repeat_yes=3, repeat_no=1, para_yes=6, para_no=2)
+    same, untouched = balanced(even, {"harbour.txt": DOC}, random.Random(1))
+    assert same == even and all(b["repeated"] == 0 for b in untouched["bands"])
     assert [a.example.id for a in out] == [
         a.example.id for a in balanced(asked, {"harbour.txt": DOC}, random.Random(1))[0]
     ]
@@ -82,4 +88,30 @@ def test_the_table_of_bands_by_kind_counts_each_kind_apart():
     assert table == {
         "answerable": [0.75, 0.0, 0.0, 0.0, 0.25],
         "unanswerable": [0.25, 0.0, 0.0, 0.0, 0.75],
+    }
+
+
+def test_a_markdown_documents_sentences_are_split_as_markdown():
+    """A heading is a sentence of its own in Markdown: the question repeating the paragraph
+    under it finds that paragraph, not a sentence run together with the heading."""
+    text = "# Harbour news\nThe harbour board approved a new ferry terminal on Tuesday."
+    assert nearest_overlap("Who approved the ferry terminal?", text, markdown=True) == 1.0
+    asked = [ask(0, REPEATS, True), ask(1, REPEATS, False)]
+    moved = [Asked(replace(a.example, doc="harbour.md")) for a in asked]
+    _, report = balanced(moved, {"harbour.md": text}, random.Random(1))
+    assert report["bands"][4]["answerable"] == 1  # found whole in the paragraph
+
+
+def test_a_question_set_is_banded_against_the_nearest_sentence_of_its_folder(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "harbour.txt").write_text(DOC, encoding="utf-8")
+    rows = [
+        {"id": "a", "turns": [REPEATS], "answerable": True},
+        {"id": "b", "turns": ["What is it?", PARAPHRASE], "answerable": False},
+    ]
+    questions = tmp_path / "set.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    assert set_bands(questions, tmp_path / "docs") == {
+        "answerable": [0.0, 0.0, 0.0, 0.0, 1.0],
+        "unanswerable": [1.0, 0.0, 0.0, 0.0, 0.0],
     }

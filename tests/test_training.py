@@ -768,7 +768,15 @@ def test_qa_train_balance_overlap_repeats_questions_by_their_overlap_and_records
     # the tiny corpus's training document has both kinds in its bands: some are repeated
     assert repeated > 0 and int(rows.group(1)) > int(rows_plain.group(1))
     assert json.loads((out / CARD).read_text())["training"]["balance_overlap"] is True
-    assert "balance_overlap" not in plain.output and "questions repeated" not in plain.output
+    card = json.loads((out / CARD).read_text())
+    assert card["training"]["balanced"] == report  # what was repeated, in the card
+    assert f"{repeated} repeats (`--balance-overlap`)" in (out / "README.md").read_text()
+    plain_card = json.loads((tmp_path / "plain" / CARD).read_text())["training"]
+    assert plain_card["balance_overlap"] is False and "balanced" not in plain_card
+    assert "questions repeated" not in plain.output
+    for other in (["--erased", "0.2"], ["--contrast", "0.5"]):
+        refused = CliRunner().invoke(cli, [*args, "--balance-overlap", *other, "--out", str(out)])
+        assert refused.exit_code == 2 and "the habit it balances away" in refused.output
     result = CliRunner().invoke(
         cli, ["train", "--rechoose", "--out", str(out), "--balance-overlap"]
     )

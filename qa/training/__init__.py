@@ -9,6 +9,8 @@
 - ``settings``: what a run can vary;
 - ``sets``: the validation sets asked through the service (``--validation-set`` too);
 - ``contrast``: contrast questions, taught as unanswered (``--contrast``);
+- ``balance``: training questions repeated by their overlap (``--balance-overlap``), and
+  ``overlaps``, the table of that overlap by kind of question;
 - ``choosing``: the choice on the validation sets, into the card (``--rechoose`` too);
 - ``run``: the whole run.
 """

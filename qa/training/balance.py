@@ -74,34 +74,3 @@ def balanced(
         out += [a for a in few for _ in range(whole)] + rng.sample(few, rest)
         row["repeated"] = extra
     return out, {"unanswerable_share": round(unanswerable, 4), "bands": report}
-
-
-def bands_by_kind(
-    examples: Sequence[Example], documents: Mapping[str, str]
-) -> dict[str, list[float]]:
-    """The share of the answerable and of the unanswerable ``examples`` (``corpus.Example``)
-    in each band of the overlap: the table of docs/reader.md."""
-    counts = {"answerable": [0] * BANDS, "unanswerable": [0] * BANDS}
-    for e in examples:
-        counts["answerable" if e.answerable else "unanswerable"][band_of(e, documents)] += 1
-    return {k: [round(c / (sum(v) or 1), 3) for c in v] for k, v in counts.items()}
-
-
-def main(argv: Sequence[str]) -> int:
-    """``python -m qa.training.balance [ROOT]``: the share of each kind of question in each
-    band of the overlap, by split, for the corpus in ROOT (train/)."""
-    import json
-    from pathlib import Path
-
-    from ..corpus import load_corpus
-
-    corpus = load_corpus(Path(argv[0] if argv else "train"))
-    for part in ("train", "validation"):
-        print(part, json.dumps(bands_by_kind(corpus.split(part), corpus.documents)))
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    raise SystemExit(main(sys.argv[1:]))

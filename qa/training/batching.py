@@ -79,6 +79,22 @@ def hardest(losses: dict[int, float], groups: Sequence[int], share: float) -> se
     return set(ranked[: max(1, round(share * len(ranked)))]) | (set(groups) - set(losses))
 
 
+def refusals(settings: TrainSettings) -> list[tuple[str, str]]:
+    """What ``qa train`` refuses in these settings: (why, the option to blame)."""
+    out = []
+    if settings.hard < 1 and (why := why_hard_does_nothing(settings)):
+        out.append((why, "--hard"))
+    if settings.balance_overlap and (settings.erased or settings.contrast):
+        out.append(
+            (
+                "--erased and --contrast add unanswerable questions that repeat their "
+                "sentence, the habit it balances away: drop them",
+                "--balance-overlap",
+            )
+        )
+    return out
+
+
 def why_hard_does_nothing(settings: TrainSettings) -> str:
     """Why ``--hard`` would train exactly as without it with these settings ("" when it
     would not): it ranks the questions by their listwise loss, over each question's rows,

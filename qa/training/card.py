@@ -187,6 +187,16 @@ def render(card: dict[str, Any]) -> str:
         ),
         *(
             [
+                "- Training questions repeated, band by band of their words' overlap with their "
+                "document's nearest sentence, toward the overall share of unanswerable ones: "
+                f"{sum(b['repeated'] for b in t['balanced']['bands'])} repeats "
+                "(`--balance-overlap`)"
+            ]
+            if t.get("balanced")
+            else []
+        ),
+        *(
+            [
                 f"- The embeddings and the first {t['frozen']} of the {t['layers']} layers kept "
                 "as pretrained, their outputs computed once (`--frozen`)"
             ]

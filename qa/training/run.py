@@ -149,6 +149,7 @@ def train_reader(
     else:
         train_asked = ask_all(train_ex, indexes, embedder, ks[0], named)
         val_asked = ask_all(val_ex, indexes, embedder, ks[1], named)
+    balancing = None
     if settings.balance_overlap:  # a draw of its own: without it, the runs are as before
         train_asked, balancing = balanced(
             train_asked, corpus.documents, random.Random(f"balance {settings.order}")
@@ -319,6 +320,7 @@ def train_reader(
                     for t in teachers
                 ],
                 "command": command,
+                **({"balanced": balancing} if balancing else {}),  # --balance-overlap
                 "table_rows": config.table_rows,  # how the rows it learnt from read tables
                 "kept_epoch": best["epoch"],
                 **fitted,

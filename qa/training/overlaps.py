@@ -1,0 +1,72 @@
+"""The table of docs/reader.md's "Questions that repeat their sentence's words": the share
+of the answerable and of the unanswerable questions in each band of their overlap with
+the nearest sentence (``balance.band_of``), for the corpus's splits and for question sets
+asked of a folder of documents.
+
+    python -m qa.training.overlaps [ROOT] [--set QUESTIONS.jsonl DOCUMENTS]...
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from ..corpus import Example, load_corpus
+from ..documents import corpus_files, is_markdown
+from ..split import split_sentences
+from .balance import BANDS, band, band_of
+
+KINDS = ("answerable", "unanswerable")
+
+
+def shares(counts: dict[str, list[int]]) -> dict[str, list[float]]:
+    return {k: [round(c / (sum(v) or 1), 3) for c in v] for k, v in counts.items()}
+
+
+def bands_by_kind(
+    examples: Sequence[Example], documents: Mapping[str, str]
+) -> dict[str, list[float]]:
+    """For the corpus's ``examples``: each against its own document."""
+    counts = {k: [0] * BANDS for k in KINDS}
+    for e in examples:
+        counts[KINDS[not e.answerable]][band_of(e, documents)] += 1
+    return shares(counts)
+
+
+def set_bands(questions: Path, folder: Path) -> dict[str, list[float]]:
+    """For a question set (``shared/eval``'s format) asked of the documents in ``folder``:
+    each question's last turn against the nearest sentence of any of them."""
+    from ..corpus import overlap
+
+    sentences = []
+    for path in corpus_files(folder):
+        text = path.read_text(encoding="utf-8")
+        sentences += [text[a:b] for a, b in split_sentences(text, is_markdown(path.name))]
+    counts = {k: [0] * BANDS for k in KINDS}
+    for line in questions.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            share = max((overlap(row["turns"][-1], s) for s in sentences), default=0.0)
+            counts[KINDS[not row["answerable"]]][band(share)] += 1
+    return shares(counts)
+
+
+def main(argv: Iterable[str]) -> int:
+    args = list(argv)
+    sets = []
+    while "--set" in args:
+        i = args.index("--set")
+        sets.append((Path(args[i + 1]), Path(args[i + 2])))
+        del args[i : i + 3]
+    corpus = load_corpus(Path(args[0] if args else "train"))
+    for part in ("train", "validation"):
+        print(part, json.dumps(bands_by_kind(corpus.split(part), corpus.documents)))
+    for questions, folder in sets:
+        print(questions, json.dumps(set_bands(questions, folder)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
