@@ -8,7 +8,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from qa.corpus import Example
+from qa.corpus import Example, overlap
+from qa.split import split_sentences
 from qa.training.balance import MOST, balanced, band, nearest_overlap
 from qa.training.overlaps import bands_by_kind, set_bands
 
@@ -43,6 +44,11 @@ def test_the_overlap_is_with_the_sentence_holding_most_of_the_questions_words():
     assert nearest_overlap(REPEATS, DOC) == 1.0
     assert nearest_overlap(PARAPHRASE, DOC) == 0.0
     assert [band(x) for x in (0.0, 0.19, 0.2, 0.79, 0.8, 1.0)] == [0, 0, 1, 3, 4, 4]
+    # the corpus's own measure, sentence by sentence (each sentence stemmed once here)
+    sentences = [DOC[a:b] for a, b in split_sentences(DOC)]
+    for question in (REPEATS, PARAPHRASE, "How much will construction of the terminal cost?"):
+        expected = max(overlap(question, s) for s in sentences)
+        assert nearest_overlap(question, DOC) == expected
 
 
 def test_the_kind_short_of_its_share_in_a_band_is_repeated_toward_it():

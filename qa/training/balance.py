@@ -14,23 +14,30 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
-from ..corpus import Example, overlap
+from ..corpus import Example
 from ..documents import is_markdown
 from ..split import split_sentences
+from ..text import content_stems
 from .data import Asked
 
 BANDS = 5  # of the overlap, as the datasheet's (train/README.md): 0-0.2, ..., 0.8-1
 MOST = 3  # times a question may be asked in all
 
 
+@lru_cache(maxsize=1024)
+def _sentence_stems(text: str, markdown: bool) -> tuple[frozenset[str], ...]:
+    return tuple(frozenset(content_stems(text[a:b])) for a, b in split_sentences(text, markdown))
+
+
 def nearest_overlap(question: str, text: str, markdown: bool = False) -> float:
     """The share of ``question``'s content words held by the sentence of ``text`` holding
-    the most of them (``qa.corpus.overlap``)."""
-    return max(
-        (overlap(question, text[a:b]) for a, b in split_sentences(text, markdown)), default=0.0
-    )
+    the most of them: ``qa.corpus.overlap`` with each document's sentences stemmed once."""
+    asked = set(content_stems(question))
+    stems = _sentence_stems(text, markdown)
+    return max((len(asked & s) / len(asked) for s in stems), default=0.0) if asked else 0.0
 
 
 def band(share: float) -> int:

@@ -15,8 +15,7 @@ from pathlib import Path
 
 from ..corpus import Example, load_corpus
 from ..documents import corpus_files, is_markdown
-from ..split import split_sentences
-from .balance import BANDS, band, band_of
+from .balance import BANDS, band, band_of, nearest_overlap
 
 KINDS = ("answerable", "unanswerable")
 
@@ -38,17 +37,12 @@ def bands_by_kind(
 def set_bands(questions: Path, folder: Path) -> dict[str, list[float]]:
     """For a question set (``shared/eval``'s format) asked of the documents in ``folder``:
     each question's last turn against the nearest sentence of any of them."""
-    from ..corpus import overlap
-
-    sentences = []
-    for path in corpus_files(folder):
-        text = path.read_text(encoding="utf-8")
-        sentences += [text[a:b] for a, b in split_sentences(text, is_markdown(path.name))]
+    texts = [(p.read_text(encoding="utf-8"), is_markdown(p.name)) for p in corpus_files(folder)]
     counts = {k: [0] * BANDS for k in KINDS}
     for line in questions.read_text(encoding="utf-8").splitlines():
         if line.strip():
             row = json.loads(line)
-            share = max((overlap(row["turns"][-1], s) for s in sentences), default=0.0)
+            share = max((nearest_overlap(row["turns"][-1], *t) for t in texts), default=0.0)
             counts[KINDS[not row["answerable"]]][band(share)] += 1
     return shares(counts)
 
