@@ -291,7 +291,7 @@ def train_cmd(
             "a pool of 1 is a document alone: give 0 or 2 or more", param_hint="'--pool'"
         )
     from .embed import load_embedder, resolve_model
-    from .training.batching import refusals
+    from .training.batching import refusal
     from .training.choosing import rechoose_reader
     from .training.run import train_reader
     from .training.settings import TrainSettings, model_layers
@@ -322,8 +322,8 @@ def train_cmd(
         validation_sets=tuple(Path(v) for v in validation_sets),
         **given,
     )
-    for why, option in refusals(settings):
-        raise click.BadParameter(why, param_hint=f"'{option}'")
+    if refused := refusal(settings):
+        raise click.BadParameter(refused[0], param_hint=f"'{refused[1]}'")
     default = (
         "qa train --rechoose" if rechoose else "qa train --average" if averaged else "qa train"
     )

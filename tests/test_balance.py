@@ -112,7 +112,13 @@ def test_a_question_set_is_banded_against_the_nearest_sentence_of_its_folder(tmp
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "harbour.txt").write_text(DOC, encoding="utf-8")
     rows = [
-        {"id": "a", "turns": [REPEATS], "answerable": True},
+        {
+            "id": "a",
+            "turns": [REPEATS],
+            "answerable": True,
+            "support": ["ferry"],
+            "answer": ["Tuesday"],
+        },
         {"id": "b", "turns": ["What is it?", PARAPHRASE], "answerable": False},
     ]
     questions = tmp_path / "set.jsonl"

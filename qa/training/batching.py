@@ -79,20 +79,17 @@ def hardest(losses: dict[int, float], groups: Sequence[int], share: float) -> se
     return set(ranked[: max(1, round(share * len(ranked)))]) | (set(groups) - set(losses))
 
 
-def refusals(settings: TrainSettings) -> list[tuple[str, str]]:
-    """What ``qa train`` refuses in these settings: (why, the option to blame)."""
-    out = []
+def refusal(settings: TrainSettings) -> tuple[str, str] | None:
+    """Why ``qa train`` refuses these settings and the option to blame, or None."""
     if settings.hard < 1 and (why := why_hard_does_nothing(settings)):
-        out.append((why, "--hard"))
+        return why, "--hard"
     if settings.balance_overlap and (settings.erased or settings.contrast):
-        out.append(
-            (
-                "--erased and --contrast add unanswerable questions that repeat their "
-                "sentence, the habit it balances away: drop them",
-                "--balance-overlap",
-            )
+        why = (
+            "--erased and --contrast add unanswerable questions that repeat their sentence, "
+            "the habit it balances away: drop them"
         )
-    return out
+        return why, "--balance-overlap"
+    return None
 
 
 def why_hard_does_nothing(settings: TrainSettings) -> str:

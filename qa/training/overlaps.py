@@ -37,13 +37,13 @@ def bands_by_kind(
 def set_bands(questions: Path, folder: Path) -> dict[str, list[float]]:
     """For a question set (``shared/eval``'s format) asked of the documents in ``folder``:
     each question's last turn against the nearest sentence of any of them."""
+    from ..evaluate import load_items
+
     texts = [(p.read_text(encoding="utf-8"), is_markdown(p.name)) for p in corpus_files(folder)]
     counts = {k: [0] * BANDS for k in KINDS}
-    for line in questions.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            share = max((nearest_overlap(row["turns"][-1], *t) for t in texts), default=0.0)
-            counts[KINDS[not row["answerable"]]][band(share)] += 1
+    for item in load_items(questions):
+        share = max((nearest_overlap(item.turns[-1], *t) for t in texts), default=0.0)
+        counts[KINDS[not item.answerable]][band(share)] += 1
     return shares(counts)
 
 
