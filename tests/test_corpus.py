@@ -47,9 +47,9 @@ def test_the_split_is_by_document_and_keeps_a_fifth_for_validation(corpus):
 def test_no_test_question_or_document_is_in_the_corpus(corpus):
     """Neither in the training and validation documents nor in the sets beside them
     (train/independent/, train/markdown/, train/tables/, train/technical/, train/agents/,
-    train/round8/)."""
+    train/round8/, train/quoted/)."""
     asked = {t.strip().lower() for e in corpus.examples for t in e.turns}
-    beside = ("independent", "markdown", "tables", "technical", "agents", "round8")
+    beside = ("independent", "markdown", "tables", "technical", "agents", "round8", "quoted")
     own = [TRAIN / n for n in beside]
     for path in (p for folder in own for p in folder.rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -209,20 +209,19 @@ def test_the_eighth_round_is_a_labelled_corpus_apart_of_the_corpus_kinds(corpus)
     assert_the_brief_counts(round8)
 
 
-def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only(corpus):
-    """train/agents/: for each training document, 4 answerable one-turn questions asking who
-    or what did something and 2 unanswerable ones, every label checked as the corpus's
-    are; none of a validation document, none repeating a corpus question or id."""
+def questions_of_training_documents(corpus: Corpus, folder: str) -> dict[str, list]:
+    """train/<folder>/'s questions by document, every label checked as the corpus's are;
+    each of a training document (none of a validation one), one turn, its id and wording
+    new to the corpus and to the folder."""
     from qa.corpus import check_row
     from qa.documents import is_markdown
     from qa.split import split_sentences
 
     ids = {e.id for e in corpus.examples}
     asked = {e.turns[-1].strip().lower() for e in corpus.examples}
-    by_doc: dict[str, list[bool]] = {}
+    by_doc: dict[str, list] = {}
     sentences: dict[str, list[tuple[int, int]]] = {}
-    at_start = 0
-    for path in sorted((TRAIN / "agents").rglob("*.jsonl")):
+    for path in sorted((TRAIN / folder).rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             row = json.loads(line)
             doc = row["doc"]
@@ -234,11 +233,47 @@ def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only(cor
             assert e.id not in ids and e.turns[-1].strip().lower() not in asked, e.id
             assert not e.followup, e.id
             ids.add(e.id)
-            by_doc.setdefault(doc, []).append(e.answerable)
-            at_start += e.answerable and e.answer_start - e.sentence_start <= 4
+            asked.add(e.turns[-1].strip().lower())
+            by_doc.setdefault(doc, []).append(e)
+    return by_doc
+
+
+def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only(corpus):
+    """train/agents/: for each training document, 4 answerable one-turn questions asking who
+    or what did something and 2 unanswerable ones, every label checked as the corpus's
+    are; none of a validation document, none repeating a corpus question or id."""
+    by_doc = questions_of_training_documents(corpus, "agents")
     assert set(by_doc) == set(corpus.documents) - corpus.validation
-    assert all(sorted(a) == [False] * 2 + [True] * 4 for a in by_doc.values())
+    assert all(sorted(e.answerable for e in q) == [False] * 2 + [True] * 4 for q in by_doc.values())
+    at_start = sum(
+        e.answerable and e.answer_start - e.sentence_start <= 4
+        for q in by_doc.values()
+        for e in q
+    )
     assert at_start >= 2 * len(by_doc)  # the brief: 2 of the 4 answers open their sentence
+
+
+def test_the_quoted_questions_repeat_their_sentence_and_ask_of_training_documents_only(corpus):
+    """train/quoted/: for each training document, 4 answerable one-turn questions that repeat
+    most of their sentence's words and 2 unanswerable ones that repeat as much of a sentence
+    the document holds, every label checked as the corpus's are; each accepted answer inside
+    its span (the brief)."""
+    from qa.documents import is_markdown
+    from qa.split import split_sentences
+
+    by_doc = questions_of_training_documents(corpus, "quoted")
+    assert set(by_doc) == set(corpus.documents) - corpus.validation
+    for doc, questions in by_doc.items():
+        assert sorted(e.answerable for e in questions) == [False] * 2 + [True] * 4, doc
+        text = corpus.documents[doc]
+        sentences = [text[a:b] for a, b in split_sentences(text, is_markdown(doc))]
+        for e in questions:
+            if e.answerable:
+                assert all(a.lower() in e.span.lower() for a in e.answer), e.id
+                said = text[e.sentence_start : e.sentence_end]
+                assert overlap(e.question, said) >= 0.75, e.id
+            else:
+                assert max(overlap(e.question, s) for s in sentences) >= 0.75, e.id
 
 
 def test_a_question_line_holding_a_line_separator_reads_as_one_line(tmp_path):
