@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.corpus import Corpus, CorpusError, label_row, load_corpus, overlap
+from qa.corpus import Corpus, CorpusError, Example, label_row, load_corpus, overlap
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"
 INDEPENDENT = Path(__file__).resolve().parent / "data" / "independent"
@@ -209,7 +209,7 @@ def test_the_eighth_round_is_a_labelled_corpus_apart_of_the_corpus_kinds(corpus)
     assert_the_brief_counts(round8)
 
 
-def questions_of_training_documents(corpus: Corpus, folder: str) -> dict[str, list]:
+def questions_of_training_documents(corpus: Corpus, folder: str) -> dict[str, list[Example]]:
     """train/<folder>/'s questions by document, every label checked as the corpus's are;
     each of a training document (none of a validation one), one turn, its id and wording
     new to the corpus and to the folder."""
@@ -219,7 +219,7 @@ def questions_of_training_documents(corpus: Corpus, folder: str) -> dict[str, li
 
     ids = {e.id for e in corpus.examples}
     asked = {e.turns[-1].strip().lower() for e in corpus.examples}
-    by_doc: dict[str, list] = {}
+    by_doc: dict[str, list[Example]] = {}
     sentences: dict[str, list[tuple[int, int]]] = {}
     for path in sorted((TRAIN / folder).rglob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -246,9 +246,7 @@ def test_the_agent_questions_are_labelled_and_ask_of_training_documents_only(cor
     assert set(by_doc) == set(corpus.documents) - corpus.validation
     assert all(sorted(e.answerable for e in q) == [False] * 2 + [True] * 4 for q in by_doc.values())
     at_start = sum(
-        e.answerable and e.answer_start - e.sentence_start <= 4
-        for q in by_doc.values()
-        for e in q
+        e.answerable and e.answer_start - e.sentence_start <= 4 for q in by_doc.values() for e in q
     )
     assert at_start >= 2 * len(by_doc)  # the brief: 2 of the 4 answers open their sentence
 
