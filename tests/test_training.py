@@ -41,6 +41,8 @@ def trained(tiny_corpus, tmp_path_factory) -> Path:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "written to" in result.output
+    # the tiny corpus stands in a folder of its own, with no development set beside it
+    assert "no development set beside the corpus" in result.output
     # each epoch is judged reading as many sentences as the service may be chosen to read
     most = max(TrainSettings().candidates)
     assert f"validation after epoch 1 (reading {most}):" in result.output
@@ -537,6 +539,30 @@ def test_an_empty_validation_set_stops_training_before_it_fits(tiny_corpus, tmp_
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "validation.jsonl has no questions" in result.output
     assert "epoch" not in result.output and not (tmp_path / "r").exists()
+
+
+def test_the_development_set_is_found_beside_the_corpus_and_its_absence_said(tiny_corpus, tmp_path):
+    """../shared/eval/dev.jsonl and seeds/ beside the corpus's folder: chosen on; a corpus
+    copied elsewhere is chosen on without it, and qa train says so rather than choosing
+    silently on fewer sets."""
+    from qa.training.sets import validation_sets
+
+    corpus = tmp_path / "project" / "train"
+    shutil.copytree(tiny_corpus, corpus)
+    said: list[str] = []
+    assert [name for name, _, _ in validation_sets(corpus, log=said.append)] == []
+    (line,) = said
+    assert f"({(tmp_path / 'shared' / 'eval' / 'dev.jsonl').resolve()} with " in line
+    seeds = tmp_path / "project" / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("The ferry leaves at noon.\n", encoding="utf-8")
+    dev = tmp_path / "shared" / "eval" / "dev.jsonl"
+    dev.parent.mkdir(parents=True)
+    row = {"id": "d1", "turns": ["When does the ferry leave?"], "answerable": True}
+    dev.write_text(json.dumps(row | {"support": ["leaves at noon"], "answer": ["noon"]}) + "\n")
+    said.clear()
+    assert [name for name, _, _ in validation_sets(corpus, log=said.append)] == ["dev"]
+    assert said == []
 
 
 @pytest.mark.parametrize("lists", [False, True])

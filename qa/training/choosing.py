@@ -110,7 +110,7 @@ def rechoose_reader(
             "was trained, so its validation documents may have been trained on: retrain it "
             "with `qa train`"
         )
-    sets = validation_sets(settings.corpus, settings.validation_sets)
+    sets = validation_sets(settings.corpus, settings.validation_sets, log)
     check_apart(corpus, sets)
     check_sources(corpus, [], config, log)  # the question encoder the choice asks with
     val_ex = corpus.split("validation")

@@ -127,7 +127,7 @@ def train_reader(
     torch.manual_seed(settings.seed)  # before the model: its new layer starts at random
     corpus = load_corpus(settings.corpus)
     # a broken one stops the run before fitting, and so does one holding a training document
-    sets = validation_sets(settings.corpus, settings.validation_sets)
+    sets = validation_sets(settings.corpus, settings.validation_sets, log)
     check_apart(corpus, sets)
     teachers = load_teachers(settings, Path(model_path))  # ... and so does a broken teacher
     check_sources(corpus, teachers, config, log)  # ... and one trained on validation documents

@@ -5,13 +5,13 @@ the corpus's independent validation set, and the further sets ``qa train
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..corpus import Corpus, CorpusError, files_in
 from ..evaluate import load_items
 from .provenance import INDEPENDENT_FOLDER
-from .report import TEST_SETS, available_sets
+from .report import DEFAULT_SETS, TEST_SETS, available_sets
 
 ValidationSet = tuple[str, Path, Path]  # name, questions, documents
 
@@ -26,13 +26,23 @@ INDEPENDENT = (
 )
 
 
-def validation_sets(corpus: Path, further: Sequence[Path] = ()) -> list[ValidationSet]:
+def validation_sets(
+    corpus: Path, further: Sequence[Path] = (), log: Callable[[str], None] | None = None
+) -> list[ValidationSet]:
     """The validation sets asked through the service: the development set when it is
-    beside the project, the corpus's independent validation set when it has one, and the
-    ``further`` folders given (``further_set``). CorpusError when a set is half there, two
-    share a name, or a set has no questions or a line that is not one (before any training,
-    not after it)."""
-    sets = [s for s in available_sets(Path(corpus).resolve().parent) if s[0] == "dev"]
+    beside the project (``log`` says so when it is not: a corpus copied outside the project
+    is chosen on without it), the corpus's independent validation set when it has one, and
+    the ``further`` folders given (``further_set``). CorpusError when a set is half there,
+    two share a name, or a set has no questions or a line that is not one (before any
+    training, not after it)."""
+    project = Path(corpus).resolve().parent
+    sets = [s for s in available_sets(project) if s[0] == "dev"]
+    if not sets and log is not None:
+        _, questions, seeds = next(s for s in DEFAULT_SETS if s[0] == "dev")
+        log(
+            f"no development set beside the corpus ({(project / questions).resolve()} with "
+            f"{project / seeds}/): choosing without it"
+        )
     name, questions, documents = INDEPENDENT
     q, d = Path(corpus) / questions, Path(corpus) / documents
     if q.exists() or d.exists():
