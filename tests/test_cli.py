@@ -575,3 +575,28 @@ def test_an_interrupted_command_says_so_and_exits_130(seeds_copy, tmp_path):
         assert "Traceback" not in err and err.strip().endswith("interrupted"), err
         interrupted += 1
     assert interrupted, "every signal came before Python started or after the build: untested"
+
+
+def test_a_ctrl_c_once_the_command_is_done_leaves_its_exit_as_it_was(tmp_path):
+    # Python gives SIGINT back to its default while it unloads modules (torch's take a
+    # while): a Ctrl-C there killed a finished `qa index` (exit -2). Sent from an object
+    # that is deleted only then, it changes nothing now; sent from an exit handler, the same.
+    script = tmp_path / "late.py"
+    script.write_text(
+        "import atexit, os, signal, sys\n"
+        "from qa import cli, console\n"
+        "class CtrlC:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "late = CtrlC()\n"
+        "if sys.argv[1] == 'atexit':\n"
+        "    atexit.register(os.kill, os.getpid(), signal.SIGINT)\n"
+        "cli.main = lambda: print('done') or int(sys.argv[2])\n"
+        "sys.exit(console.main())\n"
+    )
+    for when in ("unloading", "atexit"):
+        for code in (0, 1):
+            done = subprocess.run(
+                [sys.executable, str(script), when, str(code)], capture_output=True, text=True
+            )
+            assert (done.returncode, done.stdout, done.stderr) == (code, "done\n", ""), when
