@@ -579,22 +579,28 @@ def test_an_interrupted_command_says_so_and_exits_130(seeds_copy, tmp_path):
 
 def test_a_ctrl_c_once_the_command_is_done_leaves_its_exit_as_it_was(tmp_path):
     # Python gives SIGINT back to its default while it unloads modules (torch's take a
-    # while): a Ctrl-C there killed a finished `qa index` (exit -2). Sent from an object
-    # that is deleted only then, it changes nothing now; sent from an exit handler, the same.
+    # while): a Ctrl-C there killed a finished `qa index` (exit -2). Sent then (from an
+    # object deleted only then), from an exit handler, or while Python waits for a thread
+    # the command left, it changes nothing now.
     script = tmp_path / "late.py"
     script.write_text(
-        "import atexit, os, signal, sys\n"
+        "import atexit, os, signal, sys, threading, time\n"
         "from qa import cli, console\n"
+        "def ctrl_c(): os.kill(os.getpid(), signal.SIGINT)\n"
         "class CtrlC:\n"
-        "    def __del__(self):\n"
-        "        os.kill(os.getpid(), signal.SIGINT)\n"
-        "late = CtrlC()\n"
+        "    def __del__(self): ctrl_c()\n"
+        "late = CtrlC() if sys.argv[1] == 'unloading' else None\n"
         "if sys.argv[1] == 'atexit':\n"
-        "    atexit.register(os.kill, os.getpid(), signal.SIGINT)\n"
-        "cli.main = lambda: print('done') or int(sys.argv[2])\n"
+        "    atexit.register(ctrl_c)\n"
+        "def command():\n"
+        "    if sys.argv[1] == 'thread':\n"
+        "        threading.Thread(target=lambda: (time.sleep(0.3), ctrl_c())).start()\n"
+        "    print('done')\n"
+        "    return int(sys.argv[2])\n"
+        "cli.main = command\n"
         "sys.exit(console.main())\n"
     )
-    for when in ("unloading", "atexit"):
+    for when in ("unloading", "atexit", "thread"):
         for code in (0, 1):
             done = subprocess.run(
                 [sys.executable, str(script), when, str(code)], capture_output=True, text=True
